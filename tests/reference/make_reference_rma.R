@@ -116,7 +116,7 @@ vec <- function(x) I(as.numeric(x))
 num <- function(x) if (is.null(x) || length(x) == 0) NA_real_ else as.numeric(x)[1]
 mat <- function(m) unname(as.matrix(m))
 
-fit_design <- function(d, method, test, weights = NULL, tau2 = NULL) {
+fit_design <- function(d, method, test, weights = NULL, tau2 = NULL, control = NULL) {
   D <- designs[[d]]
   yi <- as.numeric(D$yi); vi <- as.numeric(D$vi)
   args <- list(yi = yi, vi = vi, method = method, test = test)
@@ -127,6 +127,7 @@ fit_design <- function(d, method, test, weights = NULL, tau2 = NULL) {
   }
   if (!is.null(weights)) args$weights <- weights
   if (!is.null(tau2)) args$tau2 <- tau2
+  if (!is.null(control)) args$control <- control
   suppressWarnings(do.call(rma.uni, args))
 }
 
@@ -153,7 +154,10 @@ record_predict <- function(res) {
 }
 
 record_confint <- function(res, type = NULL) {
-  ci <- tryCatch(suppressWarnings(if (is.null(type)) confint(res) else confint(res, type = type)),
+  # Q-profile bounds are found by uniroot; its default tol (eps^0.25) is
+  # tightened so that the recorded bounds are exact to ~1e-10.
+  ci <- tryCatch(suppressWarnings(if (is.null(type)) confint(res, control = ci_control)
+                                  else confint(res, type = type, control = ci_control)),
                  error = function(e) NULL)
   if (is.null(ci)) return(NULL)
   r <- ci$random
@@ -181,6 +185,16 @@ record_robust <- function(res, cluster, kind) {
        QMp = num(rr$QMp), test = rr$test)
 }
 
+# Iterative estimators: metafor's defaults stop Fisher scoring (REML, ML, EB)
+# at |delta tau2| < 1e-5 and uniroot (PM, PMM) at tol = eps^0.25 = 1.2e-4,
+# which leaves tau2 errors of up to ~3e-5 (e.g. PM on dat.bcg). Every record of
+# these methods is therefore computed with tight controls (still metafor's
+# algorithm, run to convergence); the default-control fit is kept in
+# 'fit_default' for reference.
+iterative_methods <- c("REML", "ML", "EB", "PM", "PMM")
+precise_control <- list(threshold = 1e-13, maxiter = 10000, tol = 1e-13)
+ci_control <- list(tol = 1e-13)
+
 methods <- c("REML", "ML", "DL", "PM", "PMM", "HE", "HS", "HSk", "SJ", "EB", "GENQ", "EE")
 tests <- c("z", "t", "knha", "adhoc")
 main_designs <- c("bcg", "bcg_ablat", "bcg_ablat_year", "bcg_random", "pupil_iq", "pupil_iq_weeks_c",
@@ -197,7 +211,8 @@ cases <- list()
 add_case <- function(case) cases[[length(cases) + 1]] <<- case
 
 run_case <- function(d, method, test, weights = NULL, weights_label = NULL, tau2 = NULL) {
-  res <- fit_design(d, method, test, weights, tau2)
+  iterative <- method %in% iterative_methods && is.null(tau2)
+  res <- fit_design(d, method, test, weights, tau2, if (iterative) precise_control else NULL)
   id <- paste(d, method, test, sep = "|")
   if (!is.null(weights_label)) id <- paste0(id, "|w=", weights_label)
   if (!is.null(tau2)) id <- paste0(id, "|tau2=", tau2)
@@ -205,7 +220,9 @@ run_case <- function(d, method, test, weights = NULL, weights_label = NULL, tau2
                weights_label = if (is.null(weights_label)) NA else weights_label,
                weights = if (is.null(weights)) NA else vec(weights),
                tau2_fixed = if (is.null(tau2)) NA else tau2,
+               control = if (iterative) precise_control else setNames(list(), character(0)),
                fit = record_fit(res), predict = record_predict(res))
+  if (iterative) case$fit_default <- record_fit(fit_design(d, method, test, weights, tau2))
   if (method != "EE" && is.null(tau2)) {
     if (method == "GENQ") {
       # metafor's default for GENQ fits is the generalized Q-profile CI
@@ -274,10 +291,15 @@ out <- list(
                   metadat = as.character(packageVersion("metadat")),
                   clubSandwich = as.character(packageVersion("clubSandwich")),
                   jsonlite = as.character(packageVersion("jsonlite"))),
-  control = list(note = "control = list(): metafor 3.8.1 defaults", threshold = 1e-5,
-                 maxiter = 100, stepadj = 1, tau2.init = "HE estimate (ML/REML/EB)",
-                 tau2.max = 100, uniroot_tol = .Machine$double.eps^0.25, ll0check = TRUE,
-                 level = 95),
+  control = list(
+    note = paste("metafor 3.8.1 defaults (listed here) for non-iterative methods and for",
+                 "'fit_default'; iterative methods (REML, ML, EB, PM, PMM) use 'precise' for",
+                 "all other records (each case stores its control); confint() uses 'confint'"),
+    defaults = list(threshold = 1e-5, maxiter = 100, stepadj = 1,
+                    tau2.init = "HE estimate (ML/REML/EB)", tau2.max = 100,
+                    tol = .Machine$double.eps^0.25, ll0check = TRUE, level = 95),
+    precise = precise_control, confint = ci_control,
+    genq_confint = "type='GENQ' needs CompQuadForm (not installed): only type='QP' recorded"),
   designs = designs,
   cases = cases
 )
