@@ -1,0 +1,114 @@
+r"""Wald-type inference for fixed effects: z, t and Knapp–Hartung.
+
+For coefficients :math:`\hat\beta` with covariance :math:`\hat V`, the statistic of
+term :math:`j` is :math:`\hat\beta_j / \sqrt{\hat V_{jj}}`, referred to the standard
+normal (``dof = inf``) or to :math:`t_{\mathrm{dof}}`.  The omnibus test of a set of
+coefficients :math:`S` is :math:`Q_M = \hat\beta_S^\top \hat V_{SS}^{-1}\hat\beta_S`,
+referred to :math:`\chi^2_m`, or :math:`F = Q_M/m` referred to
+:math:`F_{m,\mathrm{dof}}`.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+
+class CoefficientTable(NamedTuple):
+    """Per-coefficient inference."""
+
+    estimate: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p_value: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+
+
+def critical_value(confidence_level, dof):
+    """Two-sided critical value of N(0, 1) (``dof`` infinite) or of t_dof."""
+    q = 0.5 + confidence_level / 2.0
+    dof = np.asarray(dof, dtype=float)
+    return np.where(
+        np.isfinite(dof), stats.t.ppf(q, np.where(dof > 0, dof, 1)), stats.norm.ppf(q)
+    )
+
+
+def two_sided_pvalue(statistic, dof):
+    """Two-sided p-value of a z (``dof`` infinite) or t statistic."""
+    dof = np.asarray(dof, dtype=float)
+    z = np.abs(statistic)
+    safe = np.where(np.isfinite(dof) & (dof > 0), dof, 1.0)
+    return np.where(np.isfinite(dof), 2.0 * stats.t.sf(z, safe), 2.0 * stats.norm.sf(z))
+
+
+def coefficient_table(beta, cov, dof, confidence_level):
+    """Estimates, standard errors, statistics, p-values and confidence intervals.
+
+    Parameters
+    ----------
+    beta : ndarray of shape (p,)
+    cov : ndarray of shape (p, p)
+    dof : float or ndarray of shape (p,)
+        ``inf`` for normal (z) inference.
+    confidence_level : float
+
+    Returns
+    -------
+    CoefficientTable
+    """
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = beta / se
+    crit = critical_value(confidence_level, dof)
+    return CoefficientTable(
+        beta,
+        se,
+        statistic,
+        two_sided_pvalue(statistic, dof),
+        beta - crit * se,
+        beta + crit * se,
+    )
+
+
+class WaldTest(NamedTuple):
+    """Omnibus Wald test: chi-square (``df2`` inf) or F."""
+
+    statistic: float
+    df1: int
+    df2: float
+    p_value: float
+
+
+def wald_test(beta, cov, index, dof):
+    """Test that ``beta[index]`` are all zero.
+
+    With ``dof`` infinite: :math:`Q_M \\sim \\chi^2_m`; otherwise
+    :math:`F = Q_M/m \\sim F_{m, \\mathrm{dof}}` (metafor's ``QM`` under ``test="t"``
+    or ``"knha"``).
+    """
+    index = np.asarray(index, dtype=int)
+    m = index.size
+    if m == 0:
+        return WaldTest(float("nan"), 0, float(dof), float("nan"))
+    b = beta[index]
+    sub = cov[np.ix_(index, index)]
+    qm = float(b @ np.linalg.solve(sub, b))
+    if np.isfinite(dof):
+        f = qm / m
+        return WaldTest(f, m, float(dof), float(stats.f.sf(f, m, dof)))
+    return WaldTest(qm, m, float("inf"), float(stats.chi2.sf(qm, m)))
+
+
+def information_criteria(loglik, n_params, k, p, reml):
+    """AIC, BIC and AICc with metafor's conventions.
+
+    Under REML the effective number of observations is ``k - p`` for BIC and AICc.
+    Returns ``(aic, bic, aicc)``.
+    """
+    n = k - p if reml else k
+    aic = -2.0 * loglik + 2.0 * n_params
+    bic = -2.0 * loglik + n_params * np.log(n) if n > 0 else float("nan")
+    n_eff = max(n, n_params + 2)
+    aicc = -2.0 * loglik + 2.0 * n_params * n_eff / (n_eff - n_params - 1)
+    return float(aic), float(bic), float(aicc)

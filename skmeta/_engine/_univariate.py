@@ -1,0 +1,481 @@
+r"""Univariate random-effects model with known sampling variances.
+
+The model is
+
+.. math::
+
+    y_i = x_i^\top \beta + u_i + e_i,\qquad u_i \sim N(0, \tau^2),\qquad
+    e_i \sim N(0, v_i),
+
+so that :math:`y \sim N(X\beta, \operatorname{diag}(v + \tau^2))`.  Every quantity
+here is computed from vectors of length ``k`` and ``p x p`` matrices: the
+``k x k`` projection matrix
+
+.. math:: P = W - W X (X^\top W X)^{-1} X^\top W,\qquad W = \operatorname{diag}(w)
+
+is never formed.  Its traces are obtained from the leverages
+:math:`h_i = w_i x_i^\top (X^\top W X)^{-1} x_i` and ``p x p`` products, e.g.
+
+.. math::
+
+    \operatorname{tr}(P D_1 P D_2) = \sum_i e_{1i} e_{2i} - 2 \sum_i h_i e_{1i} e_{2i}
+    + \operatorname{tr}(A^{-1} B_1 A^{-1} B_2)
+
+with :math:`e_j = w \circ d_j`, :math:`A = X^\top W X` and
+:math:`B_j = X^\top \operatorname{diag}(w \circ e_j) X`.
+
+The :math:`\tau^2` estimators follow the definitions documented by metafor
+(Viechtbauer 2010; Veroniki et al. 2016), implemented from the published formulas:
+DerSimonian & Laird (1986), Hedges (1983), Hunter & Schmidt (2004), Brannick et al.
+(2019), Sidik & Jonkman (2005), Paule & Mandel (1982), Viechtbauer (2021),
+Morris (1983), DerSimonian & Kacker (2007), maximum likelihood and restricted
+maximum likelihood (Raudenbush 2009).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import optimize, stats
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: Methods whose estimate is a maximum of a (restricted) likelihood.
+LIKELIHOOD_METHODS = frozenset({"reml", "ml"})
+#: Methods that need finite fixed-effect weights 1/v_i (so v_i > 0).
+NEEDS_POSITIVE_VAR = frozenset({"dl", "hs", "hsk", "fe"})
+ALL_METHODS = (
+    "reml",
+    "ml",
+    "dl",
+    "pm",
+    "pmm",
+    "he",
+    "hs",
+    "hsk",
+    "sj",
+    "eb",
+    "genq",
+    "fe",
+)
+
+
+class WeightedFit(NamedTuple):
+    """Weighted least-squares fit with diagonal weights."""
+
+    beta: np.ndarray  # (p,)
+    cov: np.ndarray  # (p, p), (X' W X)^{-1}
+    resid: np.ndarray  # (k,), y - X beta
+    weights: np.ndarray  # (k,)
+    leverage: np.ndarray  # (k,), diagonal of W^{1/2} X (X'WX)^{-1} X' W^{1/2}
+    rss: float  # sum w r^2 = y' P y
+    logdet: float  # log |X' W X|
+
+
+def weighted_fit(X, y, w):
+    """Fit ``y`` on ``X`` by weighted least squares with weights ``w``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (k, p)
+        Design matrix (may have ``p = 0`` columns).
+    y : ndarray of shape (k,)
+        Outcomes.
+    w : ndarray of shape (k,)
+        Positive, finite weights.
+
+    Returns
+    -------
+    WeightedFit
+        :math:`\\hat\\beta = (X^\\top W X)^{-1} X^\\top W y` with its unscaled
+        covariance, residuals, leverages, weighted residual sum of squares and
+        :math:`\\log|X^\\top W X|`.
+    """
+    p = X.shape[1]
+    if p == 0:
+        rss = float(w @ (y * y))
+        empty = np.zeros(0)
+        return WeightedFit(
+            empty, np.zeros((0, 0)), y.copy(), w, np.zeros_like(y), rss, 0.0
+        )
+    Xw = X * w[:, None]
+    A = X.T @ Xw
+    # Scale columns to unit diagonal before the Cholesky factorisation: this keeps
+    # moderators of very different magnitudes (e.g. years and proportions) exact.
+    scale = np.sqrt(np.diag(A))
+    if not np.all(scale > 0):
+        raise np.linalg.LinAlgError("singular weighted design")
+    As = A / np.outer(scale, scale)
+    L = np.linalg.cholesky(As)
+    Linv = np.linalg.inv(L)
+    cov = (Linv.T @ Linv) / np.outer(scale, scale)
+    beta = cov @ (Xw.T @ y)
+    resid = y - X @ beta
+    leverage = w * np.einsum("ij,ij->i", X @ cov, X)
+    rss = float(w @ (resid * resid))
+    logdet = float(2.0 * np.sum(np.log(np.diag(L))) + 2.0 * np.sum(np.log(scale)))
+    return WeightedFit(beta, cov, resid, w, leverage, rss, logdet)
+
+
+def trace_pdpd(X, fit, d1, d2):
+    r"""Return :math:`\operatorname{tr}(P D_1 P D_2)` for diagonal ``D_1``, ``D_2``.
+
+    ``P`` is the projection of ``fit`` (``weighted_fit(X, y, w)``); ``d1`` and ``d2``
+    are the diagonals (``None`` means the identity).
+    """
+    w, h = fit.weights, fit.leverage
+    e1 = w if d1 is None else w * d1
+    e2 = w if d2 is None else w * d2
+    total = float(e1 @ e2 - 2.0 * (h * e1) @ e2)
+    if X.shape[1]:
+        B1 = X.T @ (X * (w * e1)[:, None])
+        B2 = B1 if d2 is d1 else X.T @ (X * (w * e2)[:, None])
+        M1 = fit.cov @ B1
+        M2 = M1 if d2 is d1 else fit.cov @ B2
+        total += float(np.sum(M1 * M2.T))
+    return total
+
+
+def trace_pd(fit, d=None):
+    r"""Return :math:`\operatorname{tr}(P D)` for diagonal ``D`` (identity if None)."""
+    w = fit.weights
+    return float(np.sum(w * (1.0 - fit.leverage) * (1.0 if d is None else d)))
+
+
+def generalized_q(X, y, v, tau2):
+    r"""Return :math:`Q(\tau^2) = y^\top P_{\tau^2} y`, weights :math:`1/(v+\tau^2)`."""
+    return weighted_fit(X, y, 1.0 / (v + tau2)).rss
+
+
+# --------------------------------------------------------------------------------------
+# log-likelihoods
+# --------------------------------------------------------------------------------------
+
+
+def loglik_ml(v, tau2, fit):
+    """Gaussian log-likelihood at ``tau2`` with beta at its GLS estimate."""
+    k = v.shape[0]
+    return -0.5 * (k * LOG_2PI + float(np.sum(np.log(v + tau2))) + fit.rss)
+
+
+def loglik_reml(v, tau2, fit, logdet_xtx):
+    r"""Restricted log-likelihood with metafor's :math:`+\tfrac12\log|X^\top X|`."""
+    k, p = v.shape[0], fit.beta.shape[0]
+    return (
+        -0.5
+        * ((k - p) * LOG_2PI + float(np.sum(np.log(v + tau2))) + fit.logdet + fit.rss)
+        + 0.5 * logdet_xtx
+    )
+
+
+def logdet_crossprod(X):
+    """Return :math:`\\log|X^\\top X|` (0 for an empty design)."""
+    if X.shape[1] == 0:
+        return 0.0
+    sign, logdet = np.linalg.slogdet(X.T @ X)
+    return float(logdet) if sign > 0 else -np.inf
+
+
+# --------------------------------------------------------------------------------------
+# likelihood optimisation
+# --------------------------------------------------------------------------------------
+
+
+class Tau2Fit(NamedTuple):
+    """Result of a tau^2 estimation."""
+
+    tau2: float
+    n_iter: int
+    converged: bool
+
+
+def _likelihood_terms(X, y, v, tau2, reml):
+    """Criterion, score, observed and expected information at ``tau2``."""
+    fit = weighted_fit(X, y, 1.0 / (v + tau2))
+    w, r = fit.weights, fit.resid
+    u = w * r  # P y
+    ypy2 = float(u @ u)  # y' P P y
+    # y' P P P y = u' P u
+    if X.shape[1]:
+        xu = X.T @ (w * u)
+        upu = float(w @ (u * u) - xu @ fit.cov @ xu)
+    else:
+        upu = float(w @ (u * u))
+    if reml:
+        trp = trace_pd(fit)
+        trpp = trace_pdpd(X, fit, None, None)
+        score = 0.5 * (ypy2 - trp)
+        expected = 0.5 * trpp
+    else:
+        score = 0.5 * (ypy2 - float(np.sum(w)))
+        expected = 0.5 * float(w @ w)
+    observed = upu - expected  # minus the second derivative
+    return fit, score, observed, expected
+
+
+def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx):
+    r"""Maximise the (restricted) log-likelihood over :math:`\tau^2 \ge` ``lower``.
+
+    Newton's method on :math:`\tau^2` where the observed information is positive,
+    Fisher scoring elsewhere, with step halving so that every accepted step
+    increases the criterion.  Convergence: the step is below
+    ``tol * (1 + tau2)``, or ``tau2`` sits on the bound with a non-positive score.
+    As metafor does (``ll0check``), the bound is compared with the optimum found.
+
+    Returns
+    -------
+    Tau2Fit
+    """
+
+    def criterion(fit, tau2):
+        if reml:
+            return loglik_reml(v, tau2, fit, logdet_xtx)
+        return loglik_ml(v, tau2, fit)
+
+    tau2 = max(float(start), lower)
+    fit, score, observed, expected = _likelihood_terms(X, y, v, tau2, reml)
+    ll = criterion(fit, tau2)
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007
+        info = observed if observed > 1e-12 * expected else expected
+        step = score / info
+        if tau2 <= lower and step <= 0:
+            converged = True
+            break
+        new_ll = -np.inf
+        for _ in range(60):
+            new = max(tau2 + step, lower)
+            new_terms = _likelihood_terms(X, y, v, new, reml)
+            new_ll = criterion(new_terms[0], new)
+            if new_ll >= ll - 1e-13 * (1.0 + abs(ll)):
+                break
+            step *= 0.5
+        change = abs(new - tau2)
+        tau2, ll = new, new_ll
+        fit, score, observed, expected = new_terms
+        if change <= tol * (1.0 + tau2):
+            converged = True
+            break
+    if lower == 0.0 and tau2 > 0.0:
+        fit0 = weighted_fit(X, y, 1.0 / v) if np.all(v > 0) else None
+        if fit0 is not None and criterion(fit0, 0.0) > ll:
+            tau2 = 0.0
+    return Tau2Fit(tau2, n_iter, converged)
+
+
+# --------------------------------------------------------------------------------------
+# moment and other non-iterative estimators
+# --------------------------------------------------------------------------------------
+
+
+def _decreasing_root(func, lower, target):
+    """Root of a decreasing function ``func(t) = target`` on ``[lower, inf)``."""
+    if func(lower) <= target:
+        return lower
+    hi = max(1.0, 2.0 * lower)
+    while func(hi) > target:
+        hi *= 4.0
+        if hi > 1e300:
+            raise FloatingPointError("no root found for the tau^2 equation")
+    lo = lower
+    return optimize.brentq(
+        lambda t: func(t) - target, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps
+    )
+
+
+def tau2_hedges(X, y, v):
+    """Hedges (HE) estimator: unweighted residuals minus the average variance."""
+    k, p = X.shape
+    fit = weighted_fit(X, y, np.ones(k))
+    return max(0.0, (fit.rss - trace_pd(fit, v)) / (k - p))
+
+
+def tau2_genq(X, y, v, a):
+    r"""Generalised Q estimator with fixed weights ``a`` (DerSimonian & Kacker 2007).
+
+    :math:`\hat\tau^2 = \max\{0, (Q_a - \operatorname{tr}(P_A V)) /
+    \operatorname{tr}(P_A)\}`.  DL is ``a = 1/v``; HE is ``a = 1``.
+    """
+    fit = weighted_fit(X, y, a)
+    return max(0.0, (fit.rss - trace_pd(fit, v)) / trace_pd(fit))
+
+
+def tau2_sidik_jonkman(X, y, v, tau2_init=None):
+    """Sidik & Jonkman (2005) estimator; initial value var(y)(k-1)/k as metafor."""
+    k, p = X.shape
+    if tau2_init is None:
+        tau2_init = float(np.var(y))
+    if tau2_init <= 0:
+        return 0.0, 0.0
+    fit = weighted_fit(X, y, 1.0 / (v + tau2_init))
+    return tau2_init * fit.rss / (k - p), tau2_init
+
+
+def tau2_paule_mandel(X, y, v, target, lower):
+    """Solve :math:`y^\\top P_{\\tau^2} y =` ``target`` (PM: k - p; PMM: its median)."""
+    return _decreasing_root(lambda t: generalized_q(X, y, v, t), lower, target)
+
+
+def variance_floor(v, y):
+    """Smallest admissible tau^2: 0 if all v > 0, else a tiny positive value."""
+    if np.all(v > 0):
+        return 0.0
+    scale = float(np.var(y)) if y.shape[0] > 1 else 0.0
+    return max(scale, float(np.max(v)), 1.0) * 1e-12
+
+
+def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
+    """Estimate tau^2 by ``method`` (see :data:`ALL_METHODS`).
+
+    Returns
+    -------
+    Tau2Fit
+        The estimate (``n_iter`` 0 and ``converged`` True for closed forms).
+    """
+    k, p = X.shape
+    lower = variance_floor(v, y)
+    if method == "fe":
+        return Tau2Fit(0.0, 0, True)
+    if method in LIKELIHOOD_METHODS:
+        start = max(tau2_hedges(X, y, v), lower)
+        if start == 0.0:
+            start = 0.01 * float(np.var(y)) if np.var(y) > 0 else 0.0
+        return maximize_likelihood(
+            X,
+            y,
+            v,
+            reml=method == "reml",
+            start=start,
+            lower=lower,
+            max_iter=max_iter,
+            tol=tol,
+            logdet_xtx=logdet_crossprod(X),
+        )
+    if method == "he":
+        tau2 = tau2_hedges(X, y, v)
+    elif method == "dl":
+        tau2 = tau2_genq(X, y, v, 1.0 / v)
+    elif method == "genq":
+        tau2 = tau2_genq(X, y, v, weights)
+    elif method in ("hs", "hsk"):
+        q = weighted_fit(X, y, 1.0 / v).rss
+        factor = k / (k - p) if method == "hsk" else 1.0
+        tau2 = max(0.0, (factor * q - k) / float(np.sum(1.0 / v)))
+    elif method == "sj":
+        tau2 = tau2_sidik_jonkman(X, y, v)[0]
+    elif method in ("pm", "eb"):
+        tau2 = tau2_paule_mandel(X, y, v, k - p, lower)
+    elif method == "pmm":
+        tau2 = tau2_paule_mandel(X, y, v, stats.chi2.median(k - p), lower)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return Tau2Fit(max(tau2, lower), 0, True)
+
+
+def tau2_standard_error(X, y, v, method, tau2, *, weights=None):
+    """Standard error of the tau^2 estimate, by metafor's formula for ``method``.
+
+    See Viechtbauer (2005, 2007) and the table in the skmeta user guide.  Returns
+    ``nan`` for ``"fe"`` and a fixed tau^2.
+    """
+    k, p = X.shape
+    fit = weighted_fit(X, y, 1.0 / (v + tau2))
+    if method == "reml":
+        return float(np.sqrt(2.0 / trace_pdpd(X, fit, None, None)))
+    if method == "ml":
+        w = fit.weights
+        return float(np.sqrt(2.0 / (w @ w)))
+    if method in ("pm", "pmm", "eb"):
+        return float(np.sqrt(2.0 * k**2 / (k - p) / np.sum(fit.weights) ** 2))
+    t = max(tau2, 0.0)
+
+    def moment_se(fit_a, scale):
+        pvpv = trace_pdpd(X, fit_a, v, v)
+        pvp = trace_pdpd(X, fit_a, v, None)
+        pp = trace_pdpd(X, fit_a, None, None)
+        return float(np.sqrt((2 * pvpv + 4 * t * pvp + 2 * t * t * pp) / scale))
+
+    if method == "he":
+        fit0 = weighted_fit(X, y, np.ones(k))
+        pvpv = trace_pdpd(X, fit0, v, v)
+        pv = trace_pd(fit0, v)
+        return float(
+            np.sqrt((2 * pvpv + 4 * t * pv + 2 * t * t * (k - p)) / (k - p) ** 2)
+        )
+    if method in ("dl", "hs", "hsk"):
+        fit_fe = weighted_fit(X, y, 1.0 / v)
+        trp = trace_pd(fit_fe)
+        core = 2 * (k - p) + 4 * t * trp + 2 * t * t * trace_pdpd(X, fit_fe, None, None)
+        if method == "dl":
+            return float(np.sqrt(core / trp**2))
+        se = float(np.sqrt(core / np.sum(1.0 / v) ** 2))
+        return se * k / (k - p) if method == "hsk" else se
+    if method == "genq":
+        fit_a = weighted_fit(X, y, weights)
+        return moment_se(fit_a, trace_pd(fit_a) ** 2)
+    if method == "sj":
+        # P is the one of the estimator itself, i.e. at the initial value tau2_0.
+        tau2_init = tau2_sidik_jonkman(X, y, v)[1]
+        fit_init = weighted_fit(X, y, 1.0 / (v + tau2_init))
+        return float(tau2_init / (k - p)) * moment_se(fit_init, 1.0)
+    return float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# heterogeneity statistics
+# --------------------------------------------------------------------------------------
+
+
+class Heterogeneity(NamedTuple):
+    """Cochran's Q test of (residual) heterogeneity and I^2, H^2."""
+
+    q: float
+    q_pvalue: float
+    i2: float
+    h2: float
+    typical_var: float
+
+
+def heterogeneity(X, y, v, tau2, *, fixed_effect):
+    r"""Return :math:`Q_E`, its p-value, :math:`I^2` and :math:`H^2`.
+
+    :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}`; the typical sampling variance is
+    :math:`\tilde v = (k-p)/\operatorname{tr}(P_{FE})`; :math:`I^2 = 100\,\tau^2 /
+    (\tilde v + \tau^2)` and :math:`H^2 = \tau^2/\tilde v + 1` (Higgins & Thompson
+    2002, generalised as in metafor).  For a fixed-effect fit
+    :math:`I^2 = 100\max(0, (Q_E - (k-p))/Q_E)` and :math:`H^2 = Q_E/(k-p)`.
+    Undefined (``nan``) when some sampling variances are zero.
+    """
+    k, p = X.shape
+    if not np.all(v > 0):
+        nan = float("nan")
+        return Heterogeneity(nan, nan, nan, nan, nan)
+    fit = weighted_fit(X, y, 1.0 / v)
+    q = fit.rss
+    df = k - p
+    q_pvalue = float(stats.chi2.sf(q, df)) if df > 0 else 1.0
+    vt = df / trace_pd(fit) if df > 0 else 0.0
+    if fixed_effect:
+        i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
+        h2 = q / df if df > 0 else float("nan")
+    else:
+        i2 = 100.0 * tau2 / (vt + tau2) if (vt + tau2) > 0 else 0.0
+        h2 = tau2 / vt + 1.0 if vt > 0 else float("inf")
+    return Heterogeneity(q, q_pvalue, i2, h2, vt)
+
+
+def q_profile_interval(X, y, v, confidence_level):
+    r"""Q-profile confidence interval for :math:`\tau^2` (Viechtbauer 2007).
+
+    The bounds solve :math:`y^\top P_{\tau^2} y = \chi^2_{k-p;\,1-\alpha/2}` and
+    :math:`\chi^2_{k-p;\,\alpha/2}`; a bound is 0 when :math:`Q(0)` is already below
+    its quantile.
+    """
+    k, p = X.shape
+    df = k - p
+    alpha = 1.0 - confidence_level
+    lower = variance_floor(v, y)
+    q_func = lambda t: generalized_q(X, y, v, t)
+    lo = _decreasing_root(q_func, lower, stats.chi2.ppf(1 - alpha / 2, df))
+    hi = _decreasing_root(q_func, lower, stats.chi2.ppf(alpha / 2, df))
+    return lo, hi

@@ -1,0 +1,553 @@
+"""Random-effects meta-analysis and meta-regression."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from skmeta._base import _BaseMeta
+from skmeta._compat import Interval, StrOptions, _fit_context
+from skmeta._engine import _univariate as uni
+from skmeta._engine._inference import (
+    coefficient_table,
+    critical_value,
+    wald_test,
+)
+from skmeta._summary import MetaSummary, coefficient_frame
+from skmeta.utils._validation import check_groups
+
+_INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
+_METHOD_LABELS = {
+    "reml": "REML",
+    "ml": "ML",
+    "dl": "DerSimonian-Laird",
+    "pm": "Paule-Mandel",
+    "pmm": "median-unbiased Paule-Mandel",
+    "he": "Hedges",
+    "hs": "Hunter-Schmidt",
+    "hsk": "Hunter-Schmidt (k-corrected)",
+    "sj": "Sidik-Jonkman",
+    "eb": "empirical Bayes",
+    "genq": "generalized Q",
+    "fe": "fixed (common) effect",
+}
+
+
+class RandomEffectsMeta(_BaseMeta):
+    r"""Random-effects meta-analysis and meta-regression.
+
+    .. math::
+
+        y_i = \beta_0 + x_i^\top \beta + u_i + e_i,\qquad
+        u_i \sim N(0, \tau^2),\qquad e_i \sim N(0, v_i),
+
+    with known sampling variances :math:`v_i`.  Given :math:`\hat\tau^2`, the
+    fixed effects are the weighted least-squares estimates with weights
+    :math:`w_i = 1/(v_i + \hat\tau^2)`: :math:`\hat\beta = (X^\top W X)^{-1}X^\top W
+    y`, with covariance :math:`(X^\top W X)^{-1}` (scaled by
+    :math:`s^2 = \sum w_i \hat e_i^2/(k-p)` under Knapp–Hartung).  This is metafor's
+    ``rma(yi, vi, mods=X, method=..., test=...)``; all computations are O(k) in
+    memory.
+
+    Parameters
+    ----------
+    method : {"reml", "ml", "dl", "pm", "pmm", "he", "hs", "hsk", "sj", "eb", \
+"genq", "fe"}, default="reml"
+        Estimator of :math:`\tau^2` (metafor's ``method``): restricted maximum
+        likelihood, maximum likelihood, DerSimonian–Laird, Paule–Mandel,
+        median-unbiased Paule–Mandel, Hedges, Hunter–Schmidt, Hunter–Schmidt with
+        the k-correction, Sidik–Jonkman, empirical Bayes (equal to Paule–Mandel at
+        convergence), generalized Q with ``genq_weights``, and ``"fe"``: the
+        fixed/common/equal-effects model (:math:`\tau^2 = 0`).
+    tau2 : float, default=None
+        Fix :math:`\tau^2` at this value instead of estimating it (sensitivity
+        analysis; metafor's ``tau2=``).
+    inference : {"z", "t", "knapp-hartung", "knapp-hartung-adhoc"}, default="z"
+        Reference distribution of the tests: normal; :math:`t_{k-p}` (and
+        :math:`F` for the omnibus test); Knapp–Hartung's scaled covariance with
+        :math:`t_{k-p}`; and the ad hoc variant with :math:`\max(1, s^2)`
+        (metafor's ``test="z"``, ``"t"``, ``"knha"``, ``"adhoc"``).
+    fit_intercept : bool, default=True
+        Whether to include an intercept.
+    max_iter : int, default=100
+        Maximum number of Newton/Fisher-scoring iterations (ML, REML).
+    tol : float, default=1e-10
+        Relative convergence tolerance on :math:`\tau^2`.
+    genq_weights : {"inverse_var", "unit"}, callable or array-like of shape \
+(n_samples,), default=None
+        Fixed weights :math:`a_i` of the generalized Q estimator (``method="genq"``,
+        required there): ``"inverse_var"`` (:math:`1/v_i`, gives DL), ``"unit"``
+        (gives HE), a callable ``f(sample_var) -> weights``, or one weight per study
+        (then the estimator cannot be cross-validated on subsets).
+    cluster_robust : {"cr1", "cr0", "cr2"}, default="cr1"
+        Cluster-robust covariance used when ``groups`` is passed to ``fit``:
+        ``"cr1"`` (metafor's ``robust(adjust=TRUE)``, df = clusters − p),
+        ``"cr0"`` (``adjust=FALSE``), ``"cr2"`` (bias-reduced, with Satterthwaite
+        degrees of freedom; ``robust(clubSandwich=TRUE)``).
+
+    Attributes
+    ----------
+    intercept_ : float
+    coef_ : ndarray of shape (n_features,)
+    cov_params_ : ndarray of shape (n_params, n_params)
+        Covariance of ``[intercept_, *coef_]`` (of ``coef_`` without intercept).
+    tau2_ : float
+        Estimated (or fixed) :math:`\tau^2`.
+    tau2_se_ : float
+        Standard error of :math:`\hat\tau^2` (metafor's ``se.tau2``); ``nan`` when
+        :math:`\tau^2` is fixed.
+    q_, q_pvalue_ : float
+        Cochran's test of (residual) heterogeneity :math:`Q_E` (``nan`` when some
+        sampling variances are zero).
+    qm_, qm_pvalue_ : float
+        Omnibus test of the moderators: :math:`\chi^2` (``inference="z"``) or
+        :math:`F` (otherwise); ``nan`` without moderators.
+    i2_, h2_ : float
+        :math:`I^2` (percent) and :math:`H^2` (``nan`` when some sampling variances
+        are zero).
+    r2_ : float or None
+        Pseudo-:math:`R^2` (percent): the proportional reduction of :math:`\tau^2`
+        relative to the intercept-only model; ``None`` without moderators.
+    dof_ : int
+        Residual degrees of freedom :math:`k - p`.
+    robust_dof_ : ndarray of shape (n_params,) or None
+        Per-coefficient degrees of freedom under cluster-robust inference.
+    n_groups_ : int or None
+        Number of clusters under cluster-robust inference.
+    random_effects_, random_effects_se_ : ndarray of shape (n_samples,)
+        BLUPs of the training studies' :math:`u_i` and their standard errors
+        (metafor's ``ranef``).
+    loglik_ : float
+        Maximised criterion: the restricted log-likelihood (with metafor's
+        :math:`+\tfrac12\log|X^\top X|`) for REML, else the log-likelihood at
+        :math:`\hat\tau^2`.
+    aic_, bic_, aicc_ : float
+        Information criteria (metafor's conventions: under REML, BIC and AICc use
+        :math:`k-p` observations).
+    n_params_ : int
+        Number of estimated parameters (fixed effects + :math:`\tau^2`).
+    n_iter_ : int
+    converged_ : bool
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` is a DataFrame with string column names.
+
+    Notes
+    -----
+    ``sample_var=None`` means zero sampling variances: the model is then an
+    ordinary linear regression whose residual variance is :math:`\tau^2`.
+    Estimators that need weights :math:`1/v_i` (DL, HS, HSk, FE) then raise.
+
+    Under metadata routing ``sample_var`` is requested by default for ``fit`` and
+    ``score``; ``groups`` (cluster-robust inference) must be requested explicitly
+    with ``set_fit_request(groups=True)``, because ``GroupKFold`` also consumes
+    ``groups``.
+
+    References
+    ----------
+    Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package.
+    Journal of Statistical Software, 36(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import RandomEffectsMeta
+    >>> y = np.array([-0.581, 0.530, 0.771, 1.031, 0.553, 0.295, 0.078, 0.573])
+    >>> v = np.array([0.023, 0.052, 0.060, 0.115, 0.095, 0.203, 0.200, 0.211])
+    >>> model = RandomEffectsMeta().fit(None, y, sample_var=v)
+    >>> round(model.intercept_, 3), round(model.tau2_, 3)
+    (0.345, 0.258)
+    """
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions(set(uni.ALL_METHODS))],
+        "tau2": [Interval(Real, 0, None, closed="left"), None],
+        "inference": [StrOptions(set(_INFERENCE))],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "genq_weights": [
+            StrOptions({"inverse_var", "unit"}),
+            callable,
+            "array-like",
+            None,
+        ],
+        "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        method="reml",
+        tau2=None,
+        inference="z",
+        fit_intercept=True,
+        max_iter=100,
+        tol=1e-10,
+        genq_weights=None,
+        cluster_robust="cr1",
+    ):
+        self.method = method
+        self.tau2 = tau2
+        self.inference = inference
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.genq_weights = genq_weights
+        self.cluster_robust = cluster_robust
+
+    # ------------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, *, sample_var=None, groups=None):
+        """Fit the random-effects model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+            Moderators. ``None`` or zero columns: intercept-only meta-analysis.
+        y : array-like of shape (n_samples,)
+            Observed effect sizes.
+        sample_var : array-like of shape (n_samples,), default=None
+            Known sampling variances (finite, >= 0). ``None`` means zeros.
+        groups : array-like of shape (n_samples,), default=None
+            Cluster labels: when given, the covariance of the coefficients is the
+            cluster-robust sandwich of ``cluster_robust``.
+
+        Returns
+        -------
+        self : RandomEffectsMeta
+            The fitted estimator.
+        """
+        X, y, v, design = self._validate_training_data(X, y, sample_var)
+        k, p = design.shape
+        method = self.method
+        if method in uni.NEEDS_POSITIVE_VAR and self.tau2 is None and np.any(v <= 0):
+            raise ValueError(
+                f"method={method!r} weights studies by 1/sample_var, so sample_var "
+                "must be > 0; use method='reml', 'ml', 'he' or 'sj' for zero "
+                "variances."
+            )
+        weights = self._resolve_genq_weights(v, k)
+        if self.tau2 is not None:
+            tau2_fit = uni.Tau2Fit(float(self.tau2), 0, True)
+        else:
+            tau2_fit = uni.estimate_tau2(
+                design,
+                y,
+                v,
+                method,
+                weights=weights,
+                max_iter=self.max_iter,
+                tol=self.tol,
+            )
+        tau2 = tau2_fit.tau2
+        if np.any(v + tau2 <= 0):
+            raise ValueError(
+                "Zero total variance: sample_var has zeros and tau2 is 0, so the "
+                "model is degenerate. Pass positive sample_var or fix tau2 > 0."
+            )
+        self.tau2_ = float(tau2)
+        self.n_iter_, self.converged_ = tau2_fit.n_iter, tau2_fit.converged
+        if not self.converged_:
+            warnings.warn(
+                f"tau^2 estimation ({method}) did not converge in {self.max_iter} "
+                "iterations; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        fit = uni.weighted_fit(design, y, 1.0 / (v + tau2))
+        self.dof_ = k - p
+        cov = fit.cov
+        if self.inference in ("knapp-hartung", "knapp-hartung-adhoc"):
+            s2 = fit.rss / (k - p)
+            if self.inference == "knapp-hartung-adhoc":
+                s2 = max(1.0, s2)
+            cov = cov * s2
+        self.robust_dof_ = None
+        self.n_groups_ = None
+        if groups is not None:
+            cov = self._cluster_robust(design, fit, groups, k, p)
+        self._set_fixed_effects(fit.beta, cov)
+
+        estimated = self.tau2 is None and method != "fe"
+        self.tau2_se_ = (
+            uni.tau2_standard_error(design, y, v, method, tau2, weights=weights)
+            if estimated
+            else float("nan")
+        )
+        het = uni.heterogeneity(
+            design, y, v, tau2, fixed_effect=tau2 == 0 and not estimated
+        )
+        self.q_, self.q_pvalue_, self.i2_, self.h2_ = (
+            het.q,
+            het.q_pvalue,
+            het.i2,
+            het.h2,
+        )
+        self._typical_var = het.typical_var
+        omnibus = wald_test(
+            self._beta, self.cov_params_, self._moderator_index(p), self._test_dof()
+        )
+        self.qm_, self.qm_pvalue_ = omnibus.statistic, omnibus.p_value
+        self._qm_df = (omnibus.df1, omnibus.df2)
+
+        reml = method == "reml"
+        loglik = (
+            uni.loglik_reml(v, tau2, fit, uni.logdet_crossprod(design))
+            if reml
+            else uni.loglik_ml(v, tau2, fit)
+        )
+        self._set_fit_statistics(loglik, p + int(estimated), k, p, reml)
+        self.r2_ = (
+            self._pseudo_r2(design, y, v, weights)
+            if p > int(self.fit_intercept)
+            else None
+        )
+        lam = tau2 / (v + tau2)
+        self.random_effects_ = lam * fit.resid
+        quad = np.einsum("ij,jk,ik->i", design, self.cov_params_, design)
+        self.random_effects_se_ = np.sqrt(lam * v + lam**2 * quad)
+        # Sufficient data for tau2_confint at any confidence level (O(k) memory).
+        self._profile_data = (design, y, v)
+        return self
+
+    def _resolve_genq_weights(self, v, k):
+        if self.method != "genq" or self.tau2 is not None:
+            return None
+        a = self.genq_weights
+        if a is None:
+            raise ValueError(
+                "method='genq' requires genq_weights: 'inverse_var', 'unit', a "
+                "callable of sample_var, or one weight per study."
+            )
+        if isinstance(a, str):
+            if a == "inverse_var" and np.any(v <= 0):
+                raise ValueError("genq_weights='inverse_var' needs sample_var > 0.")
+            a = 1.0 / v if a == "inverse_var" else np.ones(k)
+        elif callable(a):
+            a = a(v)
+        a = np.asarray(a, dtype=float).ravel()
+        if a.shape != (k,):
+            raise ValueError(
+                f"genq_weights has {a.shape[0]} entries but n_samples={k}."
+            )
+        if not np.all(np.isfinite(a)) or np.any(a <= 0):
+            raise ValueError("genq_weights must be finite and > 0.")
+        return a
+
+    def _moderator_index(self, p):
+        return np.arange(1 if self.fit_intercept else 0, p)
+
+    def _test_dof(self):
+        if self.robust_dof_ is not None:
+            return float(self.n_groups_ - self._beta.shape[0])
+        return float("inf") if self.inference == "z" else float(self.dof_)
+
+    def _coef_dof(self):
+        if self.robust_dof_ is not None:
+            return self.robust_dof_
+        return self._test_dof()
+
+    def _cluster_robust(self, design, fit, groups, k, p):
+        from skmeta._engine import _sandwich
+
+        codes = check_groups(groups, k)
+        sw = np.sqrt(fit.weights)
+        result = _sandwich.cluster_robust_covariance(
+            design * sw[:, None],
+            fit.resid * sw,
+            codes,
+            int(codes.max()) + 1,
+            kind=self.cluster_robust,
+        )
+        self.n_groups_ = int(codes.max()) + 1
+        self.robust_dof_ = np.asarray(result.dof, dtype=float)
+        return result.cov
+
+    def _pseudo_r2(self, design, y, v, weights):
+        if not self.fit_intercept or self.method == "fe" or self.tau2 is not None:
+            return None
+        null = uni.estimate_tau2(
+            design[:, :1],
+            y,
+            v,
+            self.method,
+            weights=weights,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        ).tau2
+        if null <= 0:
+            return 0.0
+        return float(max(0.0, 100.0 * (null - self.tau2_) / null))
+
+    # -------------------------------------------------------------- predictions
+    def predict_interval(self, X=None, *, confidence_level=0.95):
+        """Predict the mean effect with confidence and prediction intervals.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), default=None
+            New moderators; ``None`` for an intercept-only model (one row).
+        confidence_level : float, default=0.95
+
+        Returns
+        -------
+        DataFrame
+            Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper``; the
+            prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 + \\hat\\tau^2}`
+            (metafor's ``predict``), with ``c`` from N(0, 1) or :math:`t_{k-p}`.
+        """
+        X = self._validate_new_X(X)
+        design = self._design(X)
+        mean = design @ self._beta
+        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
+        crit = float(critical_value(confidence_level, self._test_dof()))
+        pi_se = np.sqrt(se**2 + self.tau2_)
+        return pd.DataFrame(
+            {
+                "mean": mean,
+                "se": se,
+                "ci_lower": mean - crit * se,
+                "ci_upper": mean + crit * se,
+                "pi_lower": mean - crit * pi_se,
+                "pi_upper": mean + crit * pi_se,
+            }
+        )
+
+    def score(self, X, y, sample_weight=None, *, sample_var=None):
+        """Return the log-likelihood of ``y`` under the fitted model.
+
+        :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
+        v_i + \\hat\\tau^2)`: a total, not a mean.  With ``method="ml"`` and the
+        training data it equals ``loglik_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the per-study log-densities.
+        sample_var : array-like of shape (n_samples,), default=None
+            Sampling variances of these studies (``None`` means zeros, with a
+            warning if ``fit`` received ``sample_var``).
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        return self._gaussian_score(X, y, sample_weight, sample_var, self.tau2_)
+
+    # ---------------------------------------------------------------- inference
+    def tau2_confint(self, confidence_level=0.95):
+        """Q-profile confidence intervals for tau^2, tau, I^2 and H^2.
+
+        The bounds solve :math:`y^\\top P_{\\tau^2} y = \\chi^2_{k-p}` quantiles
+        (Viechtbauer 2007); I^2 and H^2 bounds are the transformed tau^2 bounds.
+
+        Parameters
+        ----------
+        confidence_level : float, default=0.95
+
+        Returns
+        -------
+        DataFrame
+            Index ``tau2, tau, i2, h2``; columns ``estimate, ci_lower, ci_upper``.
+        """
+        check_is_fitted(self)
+        design, y, v = self._profile_data
+        lo, hi = uni.q_profile_interval(design, y, v, confidence_level)
+        vt = self._typical_var
+        rows = {
+            "tau2": (self.tau2_, lo, hi),
+            "tau": (np.sqrt(self.tau2_), np.sqrt(lo), np.sqrt(hi)),
+            "i2": tuple(100.0 * t / (vt + t) for t in (self.tau2_, lo, hi)),
+            "h2": tuple(t / vt + 1.0 for t in (self.tau2_, lo, hi)),
+        }
+        return pd.DataFrame.from_dict(
+            rows, orient="index", columns=["estimate", "ci_lower", "ci_upper"]
+        )
+
+    def summary(self, confidence_level=0.95):
+        """Summarise the fit like metafor's printout.
+
+        Parameters
+        ----------
+        confidence_level : float, default=0.95
+
+        Returns
+        -------
+        MetaSummary
+            ``str()`` gives the table; ``to_frame()`` the coefficient DataFrame.
+        """
+        check_is_fitted(self)
+        table = coefficient_table(
+            self._beta, self.cov_params_, self._coef_dof(), confidence_level
+        )
+        k = self.dof_ + self._beta.shape[0]
+        kind = (
+            "Fixed-effect"
+            if self.method == "fe" and self.tau2 is None
+            else "Random-effects"
+        )
+        title = (
+            f"{kind} model (k = {k}; tau^2 estimator: {_METHOD_LABELS[self.method]})"
+        )
+        if self.tau2 is not None:
+            title = f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
+        info = [
+            ("tau^2", self.tau2_),
+            ("SE(tau^2)", self.tau2_se_),
+            ("tau", float(np.sqrt(self.tau2_))),
+            ("I^2 (%)", self.i2_),
+            ("H^2", self.h2_),
+        ]
+        if self.r2_ is not None:
+            info.append(("R^2 (%)", self.r2_))
+        info += [
+            (f"Q (df = {self.dof_})", self.q_),
+            ("p-value (Q)", self.q_pvalue_),
+        ]
+        if self._qm_df[0]:
+            label = "QM" if np.isinf(self._qm_df[1]) else "F"
+            df = (
+                f"df = {self._qm_df[0]}"
+                if np.isinf(self._qm_df[1])
+                else f"df = {self._qm_df[0]}, {self._qm_df[1]:g}"
+            )
+            info += [
+                (f"{label} ({df})", self.qm_),
+                (f"p-value ({label})", self.qm_pvalue_),
+            ]
+        info += [
+            (
+                "log-likelihood" + (" (REML)" if self.method == "reml" else ""),
+                self.loglik_,
+            ),
+            ("AIC", self.aic_),
+            ("BIC", self.bic_),
+            ("AICc", self.aicc_),
+        ]
+        notes = [
+            {
+                "z": "Tests and intervals use the standard normal distribution.",
+                "t": f"Tests and intervals use t with {self.dof_} df.",
+                "knapp-hartung": f"Knapp-Hartung adjustment; t with {self.dof_} df.",
+                "knapp-hartung-adhoc": "Ad hoc Knapp-Hartung adjustment "
+                f"(s^2 >= 1); t with {self.dof_} df.",
+            }[self.inference]
+        ]
+        if self.robust_dof_ is not None:
+            notes = [
+                f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
+                f"{self.n_groups_} clusters); t tests with the listed df."
+            ]
+        return MetaSummary(
+            title=title,
+            info=info,
+            table=coefficient_frame(self._term_names, table),
+            notes=notes,
+        )
