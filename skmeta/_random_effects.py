@@ -232,7 +232,7 @@ class RandomEffectsMeta(_BaseMeta):
             )
         weights = self._resolve_genq_weights(v, k)
         if self.tau2 is not None:
-            tau2_fit = uni.Tau2Fit(float(self.tau2), 0, True)
+            tau2_fit = uni.Tau2Fit(float(self.tau2), 1, True)
         else:
             tau2_fit = uni.estimate_tau2(
                 design,

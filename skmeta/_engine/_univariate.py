@@ -330,12 +330,12 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
     Returns
     -------
     Tau2Fit
-        The estimate (``n_iter`` 0 and ``converged`` True for closed forms).
+        The estimate (``n_iter`` 1 (one pass) and ``converged`` True for closed forms).
     """
     k, p = X.shape
     lower = variance_floor(v, y)
     if method == "fe":
-        return Tau2Fit(0.0, 0, True)
+        return Tau2Fit(0.0, 1, True)
     if method in LIKELIHOOD_METHODS:
         start = max(tau2_hedges(X, y, v), lower)
         if start == 0.0:
@@ -369,7 +369,7 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
         tau2 = tau2_paule_mandel(X, y, v, stats.chi2.median(k - p), lower)
     else:
         raise ValueError(f"unknown method {method!r}")
-    return Tau2Fit(max(tau2, lower), 0, True)
+    return Tau2Fit(max(tau2, lower), 1, True)
 
 
 def tau2_standard_error(X, y, v, method, tau2, *, weights=None):
