@@ -244,7 +244,8 @@ class RandomEffectsMeta(_BaseMeta):
                 tol=self.tol,
             )
         tau2 = tau2_fit.tau2
-        if np.any(v + tau2 <= 0):
+        at_floor = self.tau2 is None and 0 < tau2 <= uni.variance_floor(v, y)
+        if np.any(v + tau2 <= 0) or at_floor:
             raise ValueError(
                 "Zero total variance: sample_var has zeros and tau2 is 0, so the "
                 "model is degenerate. Pass positive sample_var or fix tau2 > 0."

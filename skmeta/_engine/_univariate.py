@@ -304,7 +304,7 @@ def tau2_sidik_jonkman(X, y, v, tau2_init=None):
     """Sidik & Jonkman (2005) estimator; initial value var(y)(k-1)/k as metafor."""
     k, p = X.shape
     if tau2_init is None:
-        tau2_init = float(np.var(y))
+        tau2_init = float(np.var(y)) if np.ptp(y) > 0 else 0.0
     if tau2_init <= 0:
         return 0.0, 0.0
     fit = weighted_fit(X, y, 1.0 / (v + tau2_init))

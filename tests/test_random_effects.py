@@ -1,0 +1,319 @@
+"""Behaviour of RandomEffectsMeta: scores, routing, pipelines, bad input."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import UnsetMetadataPassedError
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmeta import RandomEffectsMeta
+
+# Viechtbauer (2005), example 1.
+Y = np.array([-0.581, 0.530, 0.771, 1.031, 0.553, 0.295, 0.078, 0.573, -0.176, -0.232])
+V = np.array([0.023, 0.052, 0.060, 0.115, 0.095, 0.203, 0.200, 0.211, 0.051, 0.040])
+
+
+def simulated(k=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"dose": rng.normal(size=k), "year": rng.normal(size=k)})
+    X["noise"] = rng.normal(size=k)
+    v = rng.uniform(0.01, 0.2, size=k)
+    y = 0.2 + 0.5 * X["dose"] + rng.normal(scale=np.sqrt(v + 0.05))
+    study = np.repeat(np.arange(k // 3), 3)
+    return X, y.to_numpy(), v, study
+
+
+def gaussian_loglik(y, mean, var):
+    return float(np.sum(-0.5 * np.log(2 * np.pi * var) - 0.5 * (y - mean) ** 2 / var))
+
+
+def test_score_on_training_data_equals_loglik_under_ml():
+    X, y, v, _ = simulated()
+    model = RandomEffectsMeta(method="ml").fit(X, y, sample_var=v)
+    assert model.score(X, y, sample_var=v) == pytest.approx(model.loglik_, rel=1e-8)
+
+
+def test_heldout_score_is_gaussian_log_density():
+    X, y, v, _ = simulated()
+    model = RandomEffectsMeta().fit(X[:40], y[:40], sample_var=v[:40])
+    mean = model.intercept_ + X[40:].to_numpy() @ model.coef_
+    expected = gaussian_loglik(y[40:], mean, v[40:] + model.tau2_)
+    assert model.score(X[40:], y[40:], sample_var=v[40:]) == pytest.approx(expected)
+    weights = np.linspace(0.5, 2, 20)
+    by_hand = np.sum(
+        weights
+        * (-0.5 * np.log(2 * np.pi * (v[40:] + model.tau2_)))
+        - weights * 0.5 * (y[40:] - mean) ** 2 / (v[40:] + model.tau2_)
+    )
+    assert model.score(
+        X[40:], y[40:], sample_weight=weights, sample_var=v[40:]
+    ) == pytest.approx(by_hand)
+
+
+def test_score_warns_when_sample_var_was_not_routed():
+    X, y, v, _ = simulated()
+    model = RandomEffectsMeta().fit(X, y, sample_var=v)
+    with pytest.warns(UserWarning, match="no sample_var"):
+        model.score(X, y)
+
+
+def test_feature_names_and_summary_frame():
+    X, y, v, _ = simulated()
+    model = RandomEffectsMeta().fit(X, y, sample_var=v)
+    frame = model.summary().to_frame()
+    assert list(frame.columns) == [
+        "estimate",
+        "se",
+        "statistic",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+    ]
+    assert list(frame.index) == ["intercept", "dose", "year", "noise"]
+    assert frame.loc["dose", "estimate"] == pytest.approx(model.coef_[0])
+    text = str(model.summary())
+    assert "tau^2" in text and "dose" in text
+    assert "<table" in model.summary()._repr_html_()
+    unnamed = RandomEffectsMeta(fit_intercept=False).fit(X.to_numpy(), y, sample_var=v)
+    assert list(unnamed.summary().to_frame().index) == ["x0", "x1", "x2"]
+
+
+def test_predict_interval_columns_and_prediction_interval():
+    model = RandomEffectsMeta().fit(None, Y, sample_var=V)
+    frame = model.predict_interval()
+    assert list(frame.columns) == [
+        "mean",
+        "se",
+        "ci_lower",
+        "ci_upper",
+        "pi_lower",
+        "pi_upper",
+    ]
+    row = frame.iloc[0]
+    assert row["mean"] == pytest.approx(model.intercept_)
+    half = 1.959963984540054 * np.sqrt(row["se"] ** 2 + model.tau2_)
+    assert row["pi_upper"] - row["mean"] == pytest.approx(half)
+    assert model.predict(np.empty((3, 0))) == pytest.approx([model.intercept_] * 3)
+
+
+def test_pickle_and_clone_round_trip():
+    X, y, v, _ = simulated()
+    model = RandomEffectsMeta(method="dl", inference="knapp-hartung")
+    fitted = clone(model).fit(X, y, sample_var=v)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    assert restored.tau2_ == fitted.tau2_
+    assert clone(model).get_params() == model.get_params()
+
+
+def _pipeline(columns=("dose", "year")):
+    return Pipeline(
+        [
+            ("select", ColumnTransformer([("keep", StandardScaler(), list(columns))])),
+            ("meta", RandomEffectsMeta().set_fit_request(groups=False)),
+        ]
+    )
+
+
+class SpyMeta(RandomEffectsMeta):
+    """Records the length of the metadata each call received."""
+
+    seen = []
+
+    def fit(self, X, y, *, sample_var=None, groups=None):
+        SpyMeta.seen.append(("fit", len(y), len(sample_var)))
+        return super().fit(X, y, sample_var=sample_var, groups=groups)
+
+    def score(self, X, y, sample_weight=None, *, sample_var=None):
+        SpyMeta.seen.append(("score", len(y), len(sample_var)))
+        return super().score(X, y, sample_weight, sample_var=sample_var)
+
+
+@sklearn.config_context(enable_metadata_routing=True)
+def test_cross_validate_routes_sample_var_to_fit_and_heldout_score():
+    X, y, v, study = simulated()
+    SpyMeta.seen = []
+    pipe = Pipeline(
+        [
+            ("select", ColumnTransformer([("keep", StandardScaler(), ["dose"])])),
+            ("meta", SpyMeta().set_fit_request(groups=False)),
+        ]
+    )
+    result = cross_validate(
+        pipe, X, y, params={"sample_var": v, "groups": study}, cv=GroupKFold(4)
+    )
+    fits = [s for s in SpyMeta.seen if s[0] == "fit"]
+    scores = [s for s in SpyMeta.seen if s[0] == "score"]
+    assert len(fits) == 4 and len(scores) == 4
+    assert all(n == nv == 45 for _, n, nv in fits)
+    assert all(n == nv == 15 for _, n, nv in scores)
+    # Each held-out score is the Gaussian log-density with the fold's own variances.
+    for fold, (train, test) in enumerate(GroupKFold(4).split(X, y, study)):
+        model = RandomEffectsMeta().fit(
+            StandardScaler().fit(X.iloc[train][["dose"]]).transform(
+                X.iloc[train][["dose"]]
+            ),
+            y[train],
+            sample_var=v[train],
+        )
+        scaler = StandardScaler().fit(X.iloc[train][["dose"]])
+        expected = model.score(
+            scaler.transform(X.iloc[test][["dose"]]), y[test], sample_var=v[test]
+        )
+        assert result["test_score"][fold] == pytest.approx(expected)
+
+
+@sklearn.config_context(enable_metadata_routing=True)
+def test_grid_search_selects_moderators_with_group_kfold():
+    X, y, v, study = simulated(k=90, seed=3)
+    pipe = _pipeline()
+    grid = GridSearchCV(
+        pipe,
+        {
+            "select__keep": [StandardScaler()],
+            "select__transformers": [
+                [("keep", StandardScaler(), cols)]
+                for cols in (["dose"], ["year"], ["noise"], ["dose", "year"])
+            ],
+        },
+        cv=GroupKFold(5),
+    )
+    grid.fit(X, y, sample_var=v, groups=study)
+    chosen = grid.best_params_["select__transformers"][0][2]
+    assert "dose" in chosen
+    assert grid.best_estimator_[-1].n_features_in_ == len(chosen)
+
+
+@sklearn.config_context(enable_metadata_routing=True)
+def test_groups_must_be_requested_when_routing():
+    X, y, v, study = simulated()
+    with pytest.raises(UnsetMetadataPassedError):
+        cross_validate(
+            RandomEffectsMeta(),
+            X,
+            y,
+            params={"sample_var": v, "groups": study},
+            cv=GroupKFold(3),
+        )
+
+
+@sklearn.config_context(enable_metadata_routing=True)
+def test_groups_routed_to_fit_gives_cluster_robust_covariance():
+    X, y, v, study = simulated()
+    model = RandomEffectsMeta().set_fit_request(groups=True)
+    cross_validate(
+        model, X, y, params={"sample_var": v, "groups": study}, cv=GroupKFold(3)
+    )
+    fitted = clone(model).fit(X, y, sample_var=v, groups=study)
+    assert fitted.n_groups_ == 20
+    assert fitted.robust_dof_ is not None
+
+
+def test_routing_off_legacy_step_prefix_warns_on_score():
+    X, y, v, _ = simulated()
+    pipe = Pipeline(
+        [
+            ("select", ColumnTransformer([("keep", StandardScaler(), ["dose"])])),
+            ("meta", RandomEffectsMeta()),
+        ]
+    )
+    with pytest.warns(UserWarning, match="no sample_var"):
+        cross_validate(pipe, X, y, params={"meta__sample_var": v}, cv=KFold(3))
+
+
+# ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("sample_var", "match"),
+    [
+        (np.r_[V[:-1], np.nan], "NaN or infinity"),
+        (np.r_[V[:-1], np.inf], "NaN or infinity"),
+        (np.r_[V[:-1], -0.1], "must be >= 0"),
+        (V[:-1], "sample_var has 9 entries"),
+        (np.c_[V, V], "must be 1-D"),
+    ],
+)
+def test_bad_sample_var_is_rejected(sample_var, match):
+    with pytest.raises(ValueError, match=match):
+        RandomEffectsMeta().fit(None, Y, sample_var=sample_var)
+
+
+def test_nan_in_y_or_x_is_rejected():
+    with pytest.raises(ValueError, match="NaN"):
+        RandomEffectsMeta().fit(None, np.r_[Y[:-1], np.nan], sample_var=V)
+    X = np.arange(10.0)[:, None]
+    X[3] = np.inf
+    with pytest.raises(ValueError, match="infinity|inf"):
+        RandomEffectsMeta().fit(X, Y, sample_var=V)
+
+
+def test_too_few_studies_and_rank_deficiency():
+    X = np.arange(10.0)[:, None]
+    with pytest.raises(ValueError, match="n_samples=2"):
+        RandomEffectsMeta().fit(np.c_[X, X ** 2][:2], Y[:2], sample_var=V[:2])
+    with pytest.raises(ValueError, match="rank-deficient"):
+        RandomEffectsMeta().fit(np.c_[X, 2 * X], Y, sample_var=V)
+    with pytest.raises(ValueError, match="rank-deficient"):
+        RandomEffectsMeta().fit(np.ones((10, 1)), Y, sample_var=V)
+    with pytest.raises(ValueError, match="n_samples=1"):
+        RandomEffectsMeta().fit(None, Y[:1], sample_var=V[:1])
+
+
+def test_two_studies_intercept_only_is_a_valid_fit():
+    model = RandomEffectsMeta(method="dl").fit(None, Y[:2], sample_var=V[:2])
+    assert model.dof_ == 1
+    assert np.isfinite(model.intercept_) and model.tau2_ >= 0
+
+
+def test_constant_y_gives_zero_heterogeneity():
+    y = np.full(10, 0.3)
+    for method in ("reml", "ml", "dl", "pm", "sj", "he"):
+        model = RandomEffectsMeta(method=method).fit(None, y, sample_var=V)
+        assert model.tau2_ == 0.0
+        assert model.intercept_ == pytest.approx(0.3)
+
+
+def test_zero_variances_with_inverse_variance_methods_raise():
+    with pytest.raises(ValueError, match="sample_var must be > 0"):
+        RandomEffectsMeta(method="dl").fit(None, Y)
+    with pytest.raises(ValueError, match="degenerate"):
+        RandomEffectsMeta(method="reml").fit(None, np.full(10, 0.3))
+
+
+def test_genq_requires_weights_of_the_right_length():
+    with pytest.raises(ValueError, match="requires genq_weights"):
+        RandomEffectsMeta(method="genq").fit(None, Y, sample_var=V)
+    with pytest.raises(ValueError, match="genq_weights has 3 entries"):
+        RandomEffectsMeta(method="genq", genq_weights=[1, 2, 3]).fit(
+            None, Y, sample_var=V
+        )
+    dl = RandomEffectsMeta(method="dl").fit(None, Y, sample_var=V)
+    genq = RandomEffectsMeta(method="genq", genq_weights="inverse_var").fit(
+        None, Y, sample_var=V
+    )
+    assert genq.tau2_ == pytest.approx(dl.tau2_, rel=1e-12)
+
+
+def test_zero_variances_are_ordinary_regression():
+    X, y, _, _ = simulated()
+    model = RandomEffectsMeta(method="reml").fit(X, y)
+    design = np.c_[np.ones(len(y)), X]
+    beta, rss, *_ = np.linalg.lstsq(design, y, rcond=None)
+    np.testing.assert_allclose(model._beta, beta, rtol=1e-8)
+    assert model.tau2_ == pytest.approx(rss[0] / (len(y) - 4), rel=1e-8)
+
+
+def test_non_convergence_warns():
+    X, y, v, _ = simulated()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = RandomEffectsMeta(max_iter=1, tol=1e-15).fit(X, y, sample_var=v)
+    assert not model.converged_
+    assert any(w.category.__name__ == "ConvergenceWarning" for w in caught)
