@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skmeta._base import _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
+from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
 from skmeta._engine._inference import (
     coefficient_table,
@@ -269,8 +270,10 @@ class RandomEffectsMeta(_BaseMeta):
             cov = cov * s2
         self.robust_dof_ = None
         self.n_groups_ = None
+        robust = None
         if groups is not None:
-            cov = self._cluster_robust(design, fit, groups, k, p)
+            robust = self._cluster_robust(design, fit, groups, k)
+            cov = robust.cov
         self._set_fixed_effects(fit.beta, cov)
 
         estimated = self.tau2 is None and method != "fe"
@@ -289,11 +292,15 @@ class RandomEffectsMeta(_BaseMeta):
             het.h2,
         )
         self._typical_var = het.typical_var
-        omnibus = wald_test(
-            self._beta, self.cov_params_, self._moderator_index(p), self._test_dof()
-        )
-        self.qm_, self.qm_pvalue_ = omnibus.statistic, omnibus.p_value
-        self._qm_df = (omnibus.df1, omnibus.df2)
+        index = self._moderator_index(p)
+        if robust is not None and index.size:
+            test = _sandwich.cluster_wald_test(robust, fit.beta, index)
+            omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
+        else:
+            test = wald_test(self._beta, self.cov_params_, index, self._test_dof())
+            omnibus = (test.statistic, test.p_value, test.df1, test.df2)
+        self.qm_, self.qm_pvalue_ = omnibus[:2]
+        self._qm_df = omnibus[2:]
 
         reml = method == "reml"
         loglik = (
@@ -352,21 +359,25 @@ class RandomEffectsMeta(_BaseMeta):
             return self.robust_dof_
         return self._test_dof()
 
-    def _cluster_robust(self, design, fit, groups, k, p):
-        from skmeta._engine import _sandwich
-
+    def _cluster_robust(self, design, fit, groups, k):
         codes = check_groups(groups, k)
+        n_groups = int(codes.max()) + 1
+        if n_groups <= design.shape[1]:
+            raise ValueError(
+                f"groups has {n_groups} cluster(s); cluster-robust inference needs "
+                f"more clusters than the {design.shape[1]} fixed-effect parameters."
+            )
         sw = np.sqrt(fit.weights)
         result = _sandwich.cluster_robust_covariance(
             design * sw[:, None],
             fit.resid * sw,
             codes,
-            int(codes.max()) + 1,
+            n_groups,
             kind=self.cluster_robust,
         )
-        self.n_groups_ = int(codes.max()) + 1
+        self.n_groups_ = n_groups
         self.robust_dof_ = np.asarray(result.dof, dtype=float)
-        return result.cov
+        return result
 
     def _pseudo_r2(self, design, y, v, weights):
         if not self.fit_intercept or self.method == "fe" or self.tau2 is not None:
