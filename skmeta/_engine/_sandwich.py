@@ -68,6 +68,11 @@ KINDS = ("cr0", "cr1", "cr2")
 _EIG_RTOL = 1e-12
 
 
+#: A column whose share not explained by the preceding columns (1 - R^2) is at
+#: or below this makes the design rank-deficient.
+_RANK_RTOL = 1e-12
+
+
 class ClusterRobustResult(NamedTuple):
     """Cluster-robust covariance of the coefficients and what tests need later.
 
@@ -256,7 +261,11 @@ def _bread(X):
     try:
         chol = np.linalg.cholesky(xtx)
     except np.linalg.LinAlgError:
-        raise ValueError("X_tilde is rank-deficient.") from None
+        chol = None
+    # L_ii^2 / (X'X)_ii is the share of column i not explained by the columns
+    # before it (1 - R^2); exact collinearity leaves rounding noise ~1e-16
+    if chol is None or np.any(np.diag(chol) ** 2 <= _RANK_RTOL * np.diag(xtx)):
+        raise ValueError("X_tilde is rank-deficient (collinear columns).")
     inv_chol = np.linalg.inv(chol)
     return inv_chol.T @ inv_chol
 
