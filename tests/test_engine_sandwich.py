@@ -15,6 +15,7 @@ import pytest
 from skmeta._engine._sandwich import (
     cluster_codes,
     cluster_robust_covariance,
+    cluster_robust_diagonal,
     cluster_wald_test,
     contrast_dof,
     htz_wald_test,
@@ -78,6 +79,29 @@ def test_sandwich_matches_metafor_robust(name, kind):
     np.testing.assert_allclose(test.statistic, ref["QM"], rtol=RTOL)
     np.testing.assert_allclose([test.df_num, test.df_denom], ref["QMdf"], rtol=RTOL)
     np.testing.assert_allclose(test.p_value, ref["QMp"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("kind", ["cr0", "cr1", "cr2"])
+def test_cluster_robust_diagonal_matches_metafor(kind):
+    # unbalanced clusters with unequal weights: CR2 depends on the metric here
+    case = CASES["assink_study_deltype_year"]
+    X, y, v = _design(case)
+    w = 1.0 / (v + case["tau2"])
+    beta = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (w * y))
+    codes, J = cluster_codes(case["cluster"])
+    res = cluster_robust_diagonal(X, y - X @ beta, w, codes, J, kind)
+    p = beta.size
+    np.testing.assert_allclose(
+        res.cov, np.reshape(case[kind]["vcov"], (p, p)), rtol=RTOL
+    )
+    np.testing.assert_allclose(
+        res.dof, np.broadcast_to(case[kind]["dfs"], p), rtol=RTOL
+    )
+    if kind == "cr2":
+        # the whitened-symmetric variant (metric=None) is a different estimator
+        Xt, et, _ = whiten_diagonal(X, y - X @ beta, w)
+        sym = cluster_robust_covariance(Xt, et, codes, J, "cr2")
+        assert not np.allclose(sym.cov, res.cov, rtol=1e-3)
 
 
 def test_sandwich_published_bcg_numbers():

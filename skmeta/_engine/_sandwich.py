@@ -50,6 +50,7 @@ __all__ = [
     "ClusterWaldResult",
     "cluster_codes",
     "cluster_robust_covariance",
+    "cluster_robust_diagonal",
     "cluster_wald_test",
     "contrast_dof",
     "htz_wald_test",
@@ -507,6 +508,48 @@ def cluster_robust_covariance(
     res = ClusterRobustResult(cov, np.empty(p), kind, J, M, R, gram, cross)
     dof = contrast_dof(res, np.eye(p))
     return res._replace(dof=dof)
+
+
+def cluster_robust_diagonal(
+    X: ArrayLike,
+    resid: ArrayLike,
+    weights: ArrayLike,
+    codes: ArrayLike,
+    n_clusters: int,
+    kind: str = "cr1",
+) -> ClusterRobustResult:
+    """Compute the cluster-robust covariance for diagonal working weights.
+
+    Whitens with :func:`whiten_diagonal` and calls
+    :func:`cluster_robust_covariance` with ``metric = 1/w``, so that CR2 equals
+    clubSandwich's ``vcovCR(type = "CR2")`` with the working model as target, as
+    metafor's ``robust(res, cluster, clubSandwich = TRUE)`` uses for ``rma``
+    models (working weights :math:`w_i = 1/(v_i + \\hat\\tau^2)`).
+
+    Parameters
+    ----------
+    X : array-like of shape (k, p)
+        Design matrix (with the intercept column if there is one).
+    resid : array-like of shape (k,)
+        Residuals :math:`y - X\\hat\\beta` of the weighted least-squares fit.
+    weights : array-like of shape (k,)
+        Positive working weights of that fit.
+    codes : array-like of int of shape (k,)
+        Cluster code 0..J-1 of each row (:func:`cluster_codes`).
+    n_clusters : int
+        Number of clusters J; must exceed p.
+    kind : {"cr0", "cr1", "cr2"}, default="cr1"
+        The estimator.
+
+    Returns
+    -------
+    ClusterRobustResult
+        As :func:`cluster_robust_covariance`.
+    """
+    Xt, et, metric = whiten_diagonal(X, resid, weights)
+    return cluster_robust_covariance(
+        Xt, et, codes, n_clusters, kind, metric=metric if kind == "cr2" else None
+    )
 
 
 def _constraint_matrix(constraints, p):
