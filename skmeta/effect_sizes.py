@@ -46,7 +46,8 @@ Conventions (all those of metafor 3.8 ``escalc``, checked against it to
   ``correction=0``; pass a positive value to force one.
 - **Uninformative studies.** With ``drop00=True``, 2x2 tables with
   ``ai = ci = 0`` or ``bi = di = 0`` (and rate data with ``x1i = x2i = 0``) get
-  ``NaN`` for ``yi`` and ``vi``.
+  ``NaN`` for ``yi`` and ``vi``, and do not count as zero-cell studies for
+  ``add_to="if0all"``.
 - **Missing and undefined values.** ``NaN`` inputs mark missing data and give
   ``NaN`` outputs for that study. A value that is infinite or undefined (e.g. a
   log of zero count with ``add_to="none"``) is returned as ``NaN``, as metafor
@@ -60,6 +61,7 @@ Conventions (all those of metafor 3.8 ``escalc``, checked against it to
 The formulas are the standard published ones (references in each function).
 """
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -235,8 +237,8 @@ def _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
         has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
         drop = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
     drop = drop if drop00 else np.zeros_like(drop)
-    observed = ~np.isnan(a + b + c + d)
-    add = correction * _correction_mask(has_zero & observed, correction, add_to)
+    # dropped studies do not trigger "if0all" (as in metafor)
+    add = correction * _correction_mask(has_zero & ~drop, correction, add_to)
     return a + add, b + add, c + add, d + add, drop
 
 
@@ -1059,7 +1061,7 @@ def log_incidence_rate_ratio(
     with np.errstate(invalid="ignore"):
         has_zero = (x1 == 0) | (x2 == 0)
         drop = (x1 == 0) & (x2 == 0) if drop00 else np.zeros_like(has_zero)
-    add = correction * _correction_mask(has_zero, correction, add_to)
+    add = correction * _correction_mask(has_zero & ~drop, correction, add_to)
     x1, x2 = x1 + add, x2 + add
     with np.errstate(divide="ignore", invalid="ignore"):
         yi = np.log(x1 / x["t1i"]) - np.log(x2 / x["t2i"])
@@ -1124,7 +1126,9 @@ def escalc(measure: str, **kwargs: object) -> EffectSize:
     key = measure.upper() if isinstance(measure, str) else measure
     if key not in MEASURES:
         raise ValueError(f"measure must be one of {sorted(MEASURES)}; got {measure!r}")
+    func = MEASURES[key]
     try:
-        return MEASURES[key](**kwargs)
+        inspect.signature(func).bind(**kwargs)
     except TypeError as exc:  # unknown or missing keyword for this measure
         raise ValueError(f"invalid arguments for measure {key!r}: {exc}") from None
+    return func(**kwargs)

@@ -45,6 +45,12 @@ for (m in c("RR", "OR", "RD", "AS")) {
   add_case(paste0(m, "_bcg_if0all"), m, tab_bcg, list(to = "if0all"))
   add_case(paste0(m, "_bcg_all_add1"), m, tab_bcg, list(to = "all", add = 1))
 }
+# drop00 with if0all: a dropped double-zero study does not trigger the correction
+tab_00 <- list(ai = c(0, 5, 3), bi = c(10, 5, 7), ci = c(0, 4, 6), di = c(12, 6, 4))
+for (m in c("RR", "OR", "RD")) {
+  add_case(paste0(m, "_00_if0all"), m, tab_00, list(to = "if0all"))
+  add_case(paste0(m, "_00_if0all_drop00"), m, tab_00, list(to = "if0all", drop00 = TRUE))
+}
 # ai, ci with group sizes n1i, n2i instead of bi, di
 lao <- dat.laopaiboon2015
 for (m in c("RR", "OR", "RD")) {
@@ -106,6 +112,9 @@ add_case("IRR_all", "IRR", rates, list(to = "all"))
 add_case("IRR_if0all", "IRR", rates, list(to = "if0all"))
 add_case("IRR_none", "IRR", rates, list(to = "none"))
 add_case("IRR_drop00", "IRR", rates, list(drop00 = TRUE))
+rates_00 <- list(x1i = c(0, 5, 2), t1i = c(10, 10, 8), x2i = c(0, 3, 6), t2i = c(10, 10, 9))
+add_case("IRR_00_if0all", "IRR", rates_00, list(to = "if0all"))
+add_case("IRR_00_if0all_drop00", "IRR", rates_00, list(to = "if0all", drop00 = TRUE))
 
 out <- list(
   r_version = R.version.string,
