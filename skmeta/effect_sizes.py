@@ -12,24 +12,24 @@ so that ``yi, vi = log_risk_ratio(...)`` unpacks it, and
 columns ``yi`` and ``vi``. ``vi`` is what the estimators take as
 ``sample_var``. :func:`escalc` dispatches on metafor's measure codes.
 
-=========  ====================================  ==============================
-measure    function                              data
-=========  ====================================  ==============================
-``"RR"``   :func:`log_risk_ratio`                2x2 tables
-``"OR"``   :func:`log_odds_ratio`                2x2 tables
-``"RD"``   :func:`risk_difference`               2x2 tables
-``"AS"``   :func:`arcsine_risk_difference`       2x2 tables
-``"MD"``   :func:`mean_difference`               means, SDs, group sizes
-``"SMD"``  :func:`standardized_mean_difference`  means, SDs, group sizes
-``"COR"``  :func:`correlation`                   correlations, sample sizes
-``"ZCOR"`` :func:`fisher_z`                      correlations, sample sizes
-``"PR"``   :func:`proportion`                    events, sample sizes
-``"PLN"``  :func:`log_proportion`                events, sample sizes
-``"PLO"``  :func:`logit_proportion`              events, sample sizes
-``"PAS"``  :func:`arcsine_proportion`            events, sample sizes
-``"PFT"``  :func:`freeman_tukey_proportion`      events, sample sizes
-``"IRR"``  :func:`log_incidence_rate_ratio`      events, person-times
-=========  ====================================  ==============================
+==========  ====================================  ==============================
+measure     function                              data
+==========  ====================================  ==============================
+``"RR"``    :func:`log_risk_ratio`                2x2 tables
+``"OR"``    :func:`log_odds_ratio`                2x2 tables
+``"RD"``    :func:`risk_difference`               2x2 tables
+``"AS"``    :func:`arcsine_risk_difference`       2x2 tables
+``"MD"``    :func:`mean_difference`               means, SDs, group sizes
+``"SMD"``   :func:`standardized_mean_difference`  means, SDs, group sizes
+``"COR"``   :func:`correlation`                   correlations, sample sizes
+``"ZCOR"``  :func:`fisher_z`                      correlations, sample sizes
+``"PR"``    :func:`proportion`                    events, sample sizes
+``"PLN"``   :func:`log_proportion`                events, sample sizes
+``"PLO"``   :func:`logit_proportion`              events, sample sizes
+``"PAS"``   :func:`arcsine_proportion`            events, sample sizes
+``"PFT"``   :func:`freeman_tukey_proportion`      events, sample sizes
+``"IRR"``   :func:`log_incidence_rate_ratio`      events, person-times
+==========  ====================================  ==============================
 
 Conventions (all those of metafor 3.8 ``escalc``, checked against it to
 1e-10 in ``tests/test_effect_sizes.py``):
@@ -97,6 +97,13 @@ class EffectSize(NamedTuple):
     """Observed effect sizes ``yi`` and sampling variances ``vi``.
 
     A named tuple, so ``yi, vi = log_risk_ratio(...)`` works.
+
+    Parameters
+    ----------
+    yi : ndarray of shape (n_studies,)
+        Observed effect sizes.
+    vi : ndarray of shape (n_studies,)
+        Their sampling variances.
 
     Attributes
     ----------
