@@ -237,12 +237,12 @@ run_case <- function(d, method, test, weights = NULL, weights_label = NULL, tau2
   if (method == "GENQ") {
     # metafor fits beta with the GENQ weights themselves (WLS with a sandwich
     # vcov). Also record the usual RE-weighted fit at the GENQ tau2:
-    # rma(yi, vi, tau2 = <GENQ tau2>). Its logLik is the REML criterion at that
-    # tau2; the information criteria are recomputed with parms = p + 1 because
-    # tau2 was estimated.
-    re <- fit_design(d, "REML", test, NULL, res$tau2)
+    # rma(yi, vi, tau2 = <GENQ tau2>, method = "ML"). metafor reports the ML
+    # log-likelihood for every method but REML; the information criteria are
+    # recomputed (ML conventions) with parms = p + 1 because tau2 was estimated.
+    re <- fit_design(d, "ML", test, NULL, res$tau2)
     rec <- record_fit(re)
-    parms <- res$p + 1; kk <- res$k; n <- kk - res$p
+    parms <- res$p + 1; n <- res$k
     rec$parms <- parms
     rec$AIC <- -2 * rec$logLik + 2 * parms
     rec$BIC <- -2 * rec$logLik + parms * log(n)
