@@ -367,21 +367,23 @@ class RandomEffectsMeta(_BaseMeta):
                 f"groups has {n_groups} cluster(s); cluster-robust inference needs "
                 f"more clusters than the {design.shape[1]} fixed-effect parameters."
             )
-        sw = np.sqrt(fit.weights)
-        result = _sandwich.cluster_robust_covariance(
-            design * sw[:, None],
-            fit.resid * sw,
-            codes,
-            n_groups,
-            kind=self.cluster_robust,
+        result = _sandwich.cluster_robust_diagonal(
+            design, fit.resid, fit.weights, codes, n_groups, kind=self.cluster_robust
         )
         self.n_groups_ = n_groups
         self.robust_dof_ = np.asarray(result.dof, dtype=float)
         return result
 
     def _pseudo_r2(self, design, y, v, weights):
-        if not self.fit_intercept or self.method == "fe" or self.tau2 is not None:
+        if not self.fit_intercept:
             return None
+        if self.method == "fe" and self.tau2 is None:
+            # metafor reports, for a common-effect model, the proportional reduction
+            # of H^2 = Q_E / (k - p) relative to the intercept-only model.
+            null = uni.heterogeneity(design[:, :1], y, v, 0.0, fixed_effect=True).h2
+            return (
+                float(max(0.0, 100.0 * (null - self.h2_) / null)) if null > 0 else 0.0
+            )
         null = uni.estimate_tau2(
             design[:, :1],
             y,
