@@ -8,6 +8,14 @@ Hanada & Sugimoto, "Random-effect meta-analysis with robust between-study varian
     y_k \sim N(\theta, v_k + \tau^2), \qquad w_k(\tau^2) = 1 / (v_k + \tau^2),
     \qquad \hat\theta(\tau^2) = \sum_k w_k y_k / \sum_k w_k .
 
+The paper's intercept-only model is the case ``X = ones((K, 1))``. Every function
+takes a general design ``X`` of shape (K, p) (meta-regression
+:math:`y \sim N(X\beta, V + \tau^2 I)`, an extension beyond the paper): sums over
+studies become the weighted projection :math:`P_a = A - AX(X^TAX)^{-1}X^TA`,
+:math:`K - 1` becomes :math:`K - p`, and each coefficient gets its own mixture
+interval. Theorems 2 and 3 hold unchanged for this quadratic form (the proofs only use
+that :math:`Q_a = y^T P_a y` with :math:`P_a X = 0`).
+
 Between-study variance estimators and their exact sampling distributions:
 
 * General moment estimator (GMM) with fixed weights :math:`a_k > 0` (DL:
@@ -57,12 +65,13 @@ from skmeta._engine._wchisq import wchisq_cdf, wchisq_pdf, wchisq_ppf
 __all__ = [
     "PAPER_TAU2_GRID",
     "RobustFit",
+    "gls",
     "gmm_eigenvalues",
     "gmm_mixture",
+    "gmm_projection",
     "gmm_tau2",
     "gmm_tau2_m",
     "gmm_weights",
-    "hksj_scale",
     "mixture_hksj_cdf",
     "mixture_hksj_ppf",
     "mixture_z_cdf",
@@ -76,7 +85,6 @@ __all__ = [
     "sj_tau2",
     "sj_tau2_m",
     "tau2_sampling_interval",
-    "wls",
 ]
 
 # The authors' grid for tau^2_M (metaMest at the submitted version, in data units).
@@ -89,45 +97,49 @@ _N_LAGUERRE = 48
 _TAIL = 1e-15
 
 
-def wls(y, v, tau2):
-    r"""Weighted mean and its standard error at a given tau^2.
+class GLSFit(NamedTuple):
+    """Weighted least squares at one or several tau^2 values (leading axis n)."""
 
-    :math:`\hat\theta = \sum w_k y_k/\sum w_k`, :math:`se = (\sum w_k)^{-1/2}`,
-    :math:`w_k = 1/(v_k + \tau^2)`. ``tau2`` may be an array (broadcast over the last
-    axis of the result).
+    beta: np.ndarray  # (n, p)
+    cov: np.ndarray  # (n, p, p) = (X' W X)^{-1}
+    q: np.ndarray  # (n,) residual Q = sum w r^2
+
+
+def gls(X, y, v, tau2):
+    r"""Weighted least squares with :math:`w_k = 1/(v_k + \tau^2)`, vectorised in tau2.
+
+    :math:`\hat\beta(\tau^2) = (X^TWX)^{-1}X^TWy`, covariance :math:`(X^TWX)^{-1}`
+    and :math:`Q(\tau^2) = \sum_k w_k (y_k - x_k^T\hat\beta)^2`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (K, p)
+    y, v : ndarray of shape (K,)
+    tau2 : float or ndarray of shape (n,)
 
     Returns
     -------
-    theta, se : ndarray
+    GLSFit
+        Arrays with a leading axis of length n (1 for a scalar ``tau2``).
     """
-    tau2 = np.asarray(tau2, dtype=float)
-    w = 1.0 / (v + tau2[..., None])
-    w1 = w.sum(axis=-1)
-    return (w * y).sum(axis=-1) / w1, 1.0 / np.sqrt(w1)
+    tau2 = np.atleast_1d(np.asarray(tau2, dtype=float))
+    w = 1.0 / (v + tau2[:, None])  # (n, K)
+    if X.shape[1] == 1:  # closed form (intercept-only model), no batched inverse
+        x = X[:, 0]
+        s = w @ (x * x)
+        cov = (1.0 / s)[:, None, None]
+        beta = ((w @ (x * y)) / s)[:, None]
+    else:
+        xtwx = np.einsum("nk,ki,kj->nij", w, X, X)
+        cov = np.linalg.inv(xtwx)
+        beta = np.einsum("nij,nj->ni", cov, w @ (X * y[:, None]))
+    r = y - beta @ X.T
+    return GLSFit(beta, cov, (w * r * r).sum(axis=1))
 
 
-def q_stat(y, v, tau2):
-    r"""Generalized Cochran statistic :math:`Q(\tau^2) = \sum w_k (y_k - \hat\theta)^2`.
-
-    Vectorised over an array ``tau2``.
-    """
-    tau2 = np.asarray(tau2, dtype=float)
-    w = 1.0 / (v + tau2[..., None])
-    theta = (w * y).sum(axis=-1) / w.sum(axis=-1)
-    return (w * (y - theta[..., None]) ** 2).sum(axis=-1)
-
-
-def hksj_scale(y, v, tau2):
-    r"""Knapp-Hartung standard error :math:`s(\tau^2) = \sqrt{Q(\tau^2)/((K-1)W_1)}`.
-
-    Vectorised over an array ``tau2``; returns ``(theta, s)``.
-    """
-    tau2 = np.asarray(tau2, dtype=float)
-    w = 1.0 / (v + tau2[..., None])
-    w1 = w.sum(axis=-1)
-    theta = (w * y).sum(axis=-1) / w1
-    q = (w * (y - theta[..., None]) ** 2).sum(axis=-1)
-    return theta, np.sqrt(q / ((y.size - 1) * w1))
+def q_stat(X, y, v, tau2):
+    r"""Generalized Cochran statistic :math:`Q(\tau^2) = y^T P_{\tau^2} y` (n,)."""
+    return gls(X, y, v, tau2).q
 
 
 # --------------------------------------------------------------------------- GMM
@@ -143,40 +155,49 @@ def gmm_weights(v, estimator):
     raise ValueError(f"Unknown GMM estimator {estimator!r}.")
 
 
-def gmm_tau2(y, v, a):
-    r"""General moment estimator with fixed weights ``a``.
+def gmm_projection(X, a):
+    r""":math:`P_a = A - AX(X^TAX)^{-1}X^TA`, :math:`A = \mathrm{diag}(a)` (K x K).
+
+    For the intercept-only model, :math:`A - aa^T/A_1`.
+    """
+    ax = X * a[:, None]
+    p = -ax @ np.linalg.solve(X.T @ ax, ax.T)
+    p[np.diag_indices_from(p)] += a
+    return 0.5 * (p + p.T)
+
+
+def gmm_tau2(X, y, v, p_a):
+    r"""General moment estimator with fixed weights (projection ``p_a``).
 
     Returns
     -------
     tau2 : float
-        Truncated estimate :math:`\max\{0, (Q_a - c_a)/d_a\}`.
+        :math:`\max\{0, (Q_a - c_a)/d_a\}` (metafor's DL / HE / GENQ).
     q_a, c_a, d_a : float
-        The statistic and the constants of :math:`\hat\tau^2_u = (Q_a - c_a)/d_a`.
+        :math:`Q_a = y^TP_ay`, :math:`c_a = \mathrm{tr}(P_aV)`,
+        :math:`d_a = \mathrm{tr}(P_a)`. Intercept-only:
+        :math:`c_a = \sum a_kv_k - \sum a_k^2v_k/A_1`, :math:`d_a = A_1 - A_2/A_1`.
     """
-    a1 = a.sum()
-    theta_a = (a * y).sum() / a1
-    q_a = float((a * (y - theta_a) ** 2).sum())
-    c_a = float((a * v).sum() - (a * a * v).sum() / a1)
-    d_a = float(a1 - (a * a).sum() / a1)
+    q_a = float(y @ p_a @ y)
+    diag = np.diag(p_a)
+    c_a = float(diag @ v)
+    d_a = float(diag.sum())
     return max(0.0, (q_a - c_a) / d_a), q_a, c_a, d_a
 
 
-def gmm_eigenvalues(v, a, tau2):
-    r"""Weights :math:`\lambda_r(\tau^2)` of :math:`Q_a \sim \sum \lambda_r\chi^2_1`.
+def gmm_eigenvalues(p_a, v, tau2):
+    r"""Weights :math:`\lambda_r(\tau^2)` of :math:`Q_a \sim \sum\lambda_r\chi^2_1`.
 
-    Eigenvalues of the symmetric matrix
-    :math:`\mathrm{diag}(a_k d_k) - u u^T / A_1`, :math:`d_k = v_k + \tau^2`,
-    :math:`u_k = a_k\sqrt{d_k}` (diagonal plus rank one; K x K for K studies).
+    Eigenvalues of the symmetric :math:`D^{1/2}P_aD^{1/2}`,
+    :math:`D = \mathrm{diag}(v + \tau^2)` (same spectrum as the paper's :math:`VW`),
+    clipped at 0; rank :math:`K - p`.
     """
-    d = v + tau2
-    u = a * np.sqrt(d)
-    m = -np.outer(u, u) / a.sum()
-    m[np.diag_indices_from(m)] += a * d
-    lam = np.linalg.eigvalsh(m)
+    s = np.sqrt(v + tau2)
+    lam = np.linalg.eigvalsh(p_a * s[:, None] * s[None, :])
     return np.clip(lam, 0.0, None)
 
 
-def gmm_tau2_m(tau2_obs, v, a, c_a, d_a, *, rtol=1e-12):
+def gmm_tau2_m(tau2_obs, p_a, v, c_a, d_a, *, rtol=1e-12):
     r"""Median-unbiased M-estimate :math:`\tau^2_M` for the GMM estimator.
 
     Solves :math:`F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) = 1/2` by Brent's
@@ -195,7 +216,7 @@ def gmm_tau2_m(tau2_obs, v, a, c_a, d_a, *, rtol=1e-12):
     q_obs = c_a + d_a * tau2_obs
 
     def h(t):
-        return float(wchisq_cdf(q_obs, gmm_eigenvalues(v, a, t))) - 0.5
+        return float(wchisq_cdf(q_obs, gmm_eigenvalues(p_a, v, t))) - 0.5
 
     n = 1
     if h(0.0) <= 0:
@@ -210,7 +231,7 @@ def gmm_tau2_m(tau2_obs, v, a, c_a, d_a, *, rtol=1e-12):
     return float(root), n + info.function_calls
 
 
-def gmm_mixture(v, a, c_a, d_a, tau2_m):
+def gmm_mixture(p_a, v, c_a, d_a, tau2_m):
     r"""Quadrature rule for :math:`E[g(X)]`, :math:`X = \max\{0,(Q_a - c_a)/d_a\}`.
 
     :math:`E[g(X)] \approx p_0 g(0) + \sum_j \omega_j g(x_j)`, with the atom
@@ -228,7 +249,7 @@ def gmm_mixture(v, a, c_a, d_a, tau2_m):
     weights : ndarray of shape (n,)
         Probabilities (summing to 1 up to the quadrature error, < 1e-10 tested).
     """
-    lam = gmm_eigenvalues(v, a, tau2_m)
+    lam = gmm_eigenvalues(p_a, v, tau2_m)
     lam = lam[lam > 1e-12 * max(lam.max(initial=0.0), 1e-300)]
     if lam.size == 0:
         return np.zeros(1), np.ones(1)
@@ -251,43 +272,43 @@ def gmm_mixture(v, a, c_a, d_a, tau2_m):
 # ---------------------------------------------------------------------------- SJ
 
 
-def sj_tau2(y, v):
+def sj_tau2(X, y, v):
     r"""Feasible Sidik-Jonkman estimate, as ``metafor::rma(method="SJ")``.
 
     :math:`\hat\tau^2_0 = \sum(y_k - \bar y)^2/K`,
-    :math:`\hat\tau^2_{SJ} = \hat\tau^2_0 Q(\hat\tau^2_0)/(K - 1)`.
+    :math:`\hat\tau^2_{SJ} = \hat\tau^2_0 Q(\hat\tau^2_0)/(K - p)`.
     """
-    k = y.size
+    k, p = X.shape
     tau2_0 = float(((y - y.mean()) ** 2).sum() / k)
     if tau2_0 <= 0:
         return 0.0
-    return tau2_0 * float(q_stat(y, v, tau2_0)) / (k - 1)
+    return tau2_0 * float(q_stat(X, y, v, tau2_0)[0]) / (k - p)
 
 
-def sj_tau2_m(y, v, *, rtol=1e-12):
-    r"""M-estimate for SJ: the positive root of :math:`Q(\tau^2) = m_{K-1}`.
+def sj_tau2_m(X, y, v, *, rtol=1e-12):
+    r"""M-estimate for SJ: the positive root of :math:`Q(\tau^2) = m_{K-p}`.
 
-    :math:`m_{K-1}` is the median of :math:`\chi^2_{K-1}`. :math:`Q` is strictly
-    decreasing; when :math:`Q(0) \le m_{K-1}` (or all v are 0 and y constant) the
-    result is 0. With all v = 0 the root is :math:`\sum(y - \bar y)^2/m_{K-1}`.
+    :math:`m_{K-p}` is the median of :math:`\chi^2_{K-p}`. :math:`Q` is strictly
+    decreasing; when :math:`Q(0) \le m_{K-p}` the result is 0. With all v = 0,
+    :math:`Q(\tau^2) = RSS/\tau^2` and the root is :math:`RSS/m_{K-p}`.
 
     Returns
     -------
     tau2_m : float
     n_iter : int
     """
-    k = y.size
-    m = stats.chi2.median(k - 1)
-    ss = float(((y - y.mean()) ** 2).sum())
-    if ss <= 0:
+    k, p = X.shape
+    m = stats.chi2.median(k - p)
+    rss = float(q_stat(X, y, np.zeros_like(v), 1.0)[0])  # OLS residual SS
+    if rss <= 0:
         return 0.0, 0
     if not np.any(v > 0):
-        return ss / m, 0
-    if float(q_stat(y, v, 0.0)) <= m:
+        return rss / m, 0
+    if float(q_stat(X, y, v, 0.0)[0]) <= m:
         return 0.0, 1
-    hi = ss / m  # Q(t) <= ss / t, so Q(hi) <= m
+    hi = rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m
     root, info = optimize.brentq(
-        lambda t: float(q_stat(y, v, t)) - m,
+        lambda t: float(q_stat(X, y, v, t)[0]) - m,
         0.0,
         hi,
         xtol=1e-300,
@@ -297,42 +318,61 @@ def sj_tau2_m(y, v, *, rtol=1e-12):
     return float(root), info.function_calls
 
 
-def sj_mixture(k, tau2_m):
-    r"""Quadrature rule for :math:`X = \tau^2_M\chi^2_{K-1}/(K-1)`.
+def sj_mixture(dof, tau2_m):
+    r"""Quadrature rule for :math:`X = \tau^2_M\chi^2_{d}/d`, :math:`d = K - p`.
 
-    Generalized Gauss-Laguerre rule (48 nodes, :math:`\alpha = (K-1)/2 - 1`) on
-    :math:`X = 2\tau^2_M U/(K-1)`, :math:`U \sim \mathrm{Gamma}((K-1)/2)`; a point
-    mass at 0 when :math:`\tau^2_M = 0`.
+    Generalized Gauss-Laguerre rule (48 nodes, :math:`\alpha = d/2 - 1`) on
+    :math:`X = 2\tau^2_M U/d`, :math:`U \sim \mathrm{Gamma}(d/2)`; a point mass at 0
+    when :math:`\tau^2_M = 0`.
     """
     if tau2_m <= 0:
         return np.zeros(1), np.ones(1)
-    alpha = 0.5 * (k - 1) - 1.0
+    alpha = 0.5 * dof - 1.0
     u, w = special.roots_genlaguerre(_N_LAGUERRE, alpha)
     w = w / special.gamma(alpha + 1.0)
-    return 2.0 * tau2_m * u / (k - 1), w
+    return 2.0 * tau2_m * u / dof, w
 
 
 # ------------------------------------------------------------------- mixtures
 
 
-def mixture_z_cdf(q, x, w, v):
-    r""":math:`G(q) = \sum_j w_j \Phi(q\sqrt{W_1(x_j)})`, vectorised over ``q``."""
-    _, se = wls(np.zeros_like(v), v, x)
+class MixtureRule(NamedTuple):
+    """Nodes x_j and probabilities w_j of X, with the per-node fits."""
+
+    x: np.ndarray  # (n,)
+    w: np.ndarray  # (n,)
+    beta: np.ndarray  # (n, p) GLS estimates at x_j (HKSJ centre)
+    se: np.ndarray  # (n, p) sqrt of diag (X'W(x_j)X)^{-1}
+    s_hksj: np.ndarray  # (n, p) Knapp-Hartung standard errors at x_j
+
+
+def _mixture_rule(X, y, v, x, w):
+    keep = w > 0  # e.g. the empty atom at 0 when all v are 0 (infinite weights)
+    x, w = x[keep], w[keep]
+    fit = gls(X, y, v, x)
+    se = np.sqrt(np.einsum("nii->ni", fit.cov))
+    k, p = X.shape
+    s = se * np.sqrt(fit.q / (k - p))[:, None]
+    return MixtureRule(x, w, fit.beta, se, s)
+
+
+def mixture_z_cdf(q, rule, j=0):
+    r""":math:`G_j(q) = \sum_n w_n \Phi(q / se_j(x_n))`, vectorised over ``q``."""
     q = np.asarray(q, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = q[..., None] / se
-    return (special.ndtr(z) * w).sum(axis=-1)
+        z = q[..., None] / rule.se[:, j]
+    return (special.ndtr(z) * rule.w).sum(axis=-1)
 
 
-def mixture_z_ppf(p, x, w, v):
-    """Root of :math:`G(q) = p` for ``p`` in (1/2, 1) (Brent)."""
-    _, se = wls(np.zeros_like(v), v, x)
+def mixture_z_ppf(p, rule, j=0):
+    """Root of :math:`G_j(q) = p` for ``p`` in (1/2, 1) (Brent)."""
+    se = rule.se[:, j]
     zp = special.ndtri(p)
     lo, hi = zp * se.min(), zp * se.max()
     if hi - lo <= 1e-14 * hi:
         return float(hi)
     return optimize.brentq(
-        lambda q: float(mixture_z_cdf(q, x, w, v)) - p,
+        lambda q: float(mixture_z_cdf(q, rule, j)) - p,
         lo,
         hi,
         xtol=1e-300,
@@ -340,54 +380,52 @@ def mixture_z_ppf(p, x, w, v):
     )
 
 
-def mixture_hksj_cdf(t, x, w, y, v):
-    r""":math:`C(t) = \sum_j w_j F_{t_{K-1}}((t - \hat\theta(x_j))/s(x_j))`."""
-    theta, s = hksj_scale(y, v, x)
+def mixture_hksj_cdf(t, rule, dof, j=0):
+    r""":math:`C_j(t) = \sum_n w_n F_{t_{dof}}((t - \hat\beta_j(x_n))/s_j(x_n))`."""
     t = np.asarray(t, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (t[..., None] - theta) / s
+        z = (t[..., None] - rule.beta[:, j]) / rule.s_hksj[:, j]
     z = np.where(np.isnan(z), 0.0, z)
-    return (special.stdtr(y.size - 1, z) * w).sum(axis=-1)
+    return (special.stdtr(dof, z) * rule.w).sum(axis=-1)
 
 
-def mixture_hksj_ppf(p, x, w, y, v):
-    """Root of :math:`C(t) = p` (Brent), bracketed by the per-node quantiles."""
-    theta, s = hksj_scale(y, v, x)
-    tp = special.stdtrit(y.size - 1, p)
-    ends = theta + tp * s
+def mixture_hksj_ppf(p, rule, dof, j=0):
+    """Root of :math:`C_j(t) = p` (Brent), bracketed by the per-node quantiles."""
+    ends = rule.beta[:, j] + special.stdtrit(dof, p) * rule.s_hksj[:, j]
     lo, hi = ends.min(), ends.max()
-    if hi - lo <= 1e-14 * max(abs(hi), abs(lo), 1e-300):
+    scale = max(abs(hi), abs(lo), 1e-300)
+    if hi - lo <= 1e-14 * scale:
         return float(hi)
     return optimize.brentq(
-        lambda t: float(mixture_hksj_cdf(t, x, w, y, v)) - p,
+        lambda t: float(mixture_hksj_cdf(t, rule, dof, j)) - p,
         lo,
         hi,
-        xtol=1e-15 * max(abs(lo), abs(hi)),
+        xtol=1e-15 * scale,
         rtol=1e-13,
     )
 
 
-def paper_grid_tau2_m(y, v, estimator, a=None, c_a=None, d_a=None, tau2_obs=None):
+def paper_grid_tau2_m(X, y, v, estimator, p_a=None, c_a=None, d_a=None, tau2_obs=None):
     r"""The authors' grid convention for :math:`\tau^2_M` (``paper_compat``).
 
     The grid point of ``PAPER_TAU2_GRID`` (0.001, 0.1, ..., 30, data units)
     minimising :math:`|R(\tau^2) - \hat\tau^2(\tau^2)|`, :math:`R` the median of the
     estimator's distribution at :math:`\tau^2` (exact here; the authors use 10^4
     Monte Carlo draws snapped to the grid). For SJ,
-    :math:`\hat\tau^2(\tau^2) = \tau^2 Q(\tau^2)/(K-1)` and
-    :math:`R = \tau^2 m_{K-1}/(K-1)`; for GMM :math:`\hat\tau^2` is the observed
+    :math:`\hat\tau^2(\tau^2) = \tau^2 Q(\tau^2)/(K-p)` and
+    :math:`R = \tau^2 m_{K-p}/(K-p)`; for GMM :math:`\hat\tau^2` is the observed
     estimate and :math:`R(\tau^2) = \max\{0, (F^{-1}_{Q_a}(1/2 \mid \tau^2) -
     c_a)/d_a\}`. Ties go to the smallest grid point.
     """
     grid = PAPER_TAU2_GRID
-    k = y.size
+    k, p = X.shape
     if estimator == "sj":
-        m = stats.chi2.median(k - 1)
-        crit = np.abs(grid * (m - q_stat(y, v, grid)) / (k - 1))
+        m = stats.chi2.median(k - p)
+        crit = np.abs(grid * (m - q_stat(X, y, v, grid)) / (k - p))
         return float(grid[np.argmin(crit)])
 
     def r(t):
-        q50 = float(wchisq_ppf(0.5, gmm_eigenvalues(v, a, t)))
+        q50 = float(wchisq_ppf(0.5, gmm_eigenvalues(p_a, v, t)))
         return max(0.0, (q50 - c_a) / d_a)
 
     # R is non-decreasing: the minimiser of |R - tau2_obs| neighbours the crossing.
@@ -412,39 +450,46 @@ def paper_grid_tau2_m(y, v, estimator, a=None, c_a=None, d_a=None, tau2_obs=None
 class RobustFit(NamedTuple):
     """Everything inference needs, computed once per fit."""
 
+    X: np.ndarray
     y: np.ndarray
     v: np.ndarray
     estimator: str
-    a: np.ndarray | None
-    theta: float  # plug-in estimate at tau2
-    se: float  # plug-in standard error (z)
-    se_hksj: float  # Knapp-Hartung standard error at tau2
+    p_a: np.ndarray | None  # GMM projection (None for SJ)
+    beta: np.ndarray  # (p,) plug-in estimates at tau2
+    se: np.ndarray  # (p,) plug-in standard errors (z)
+    se_hksj: np.ndarray  # (p,) Knapp-Hartung standard errors at tau2
+    cov: np.ndarray  # (p, p) plug-in covariance (X'WX)^{-1}
+    q_e: float  # residual Q at tau2
     tau2: float  # plug-in tau^2
     tau2_m: float  # M-estimate feeding the z mixture
     tau2_m_hksj: float  # M-estimate feeding the HKSJ mixture
     q_a: float  # GMM statistic (nan for SJ)
     c_a: float
     d_a: float
-    x: np.ndarray  # mixture nodes for z
-    w: np.ndarray
-    x_hksj: np.ndarray  # mixture nodes for HKSJ
-    w_hksj: np.ndarray
+    rule: MixtureRule  # mixture for z
+    rule_hksj: MixtureRule  # mixture for HKSJ
     n_iter: int
 
+    @property
+    def dof(self):
+        return self.X.shape[0] - self.X.shape[1]
 
-def robust_fit(y, v, *, estimator="dl", weights=None, paper_compat=False):
-    r"""Fit the plug-in estimate, :math:`\tau^2_M` and the mixture rules.
+
+def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
+    """Fit the plug-in estimates, :math:`\\tau^2_M` and the mixture rules.
 
     Parameters
     ----------
+    X : ndarray of shape (K, p)
+        Design (``ones((K, 1))`` for the paper's model), full column rank, K > p.
     y, v : ndarray of shape (K,)
-        Effect sizes and sampling variances (all > 0, or all 0). K >= 2.
+        Effect sizes and sampling variances (all > 0, or all 0).
     estimator : {"dl", "he", "sj", "gmm"}
         ``"gmm"`` uses ``weights``.
     weights : ndarray of shape (K,), optional
         Fixed positive GMM weights (``estimator="gmm"``).
     paper_compat : bool
-        Use the authors' grid for :math:`\tau^2_M` (SJ, and the HKSJ variants),
+        Use the authors' grid for :math:`\\tau^2_M` (SJ, and the HKSJ variants),
         see :func:`paper_grid_tau2_m`; the z-variant of the GMM keeps the exact root
         as the authors' code does.
 
@@ -452,97 +497,108 @@ def robust_fit(y, v, *, estimator="dl", weights=None, paper_compat=False):
     -------
     RobustFit
     """
+    X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     v = np.asarray(v, dtype=float)
-    k = y.size
-    if k < 2:
-        raise ValueError(f"At least 2 studies are needed; got {k}.")
-    n_iter = 0
+    k, p = X.shape
+    if k <= p:
+        raise ValueError(f"More studies than coefficients are needed; got K={k}.")
     if estimator == "sj":
-        a = None
-        tau2 = sj_tau2(y, v)
+        p_a = None
+        tau2 = sj_tau2(X, y, v)
         q_a = c_a = d_a = np.nan
-        tau2_m, n_iter = sj_tau2_m(y, v)
+        tau2_m, n_iter = sj_tau2_m(X, y, v)
         tau2_m_h = tau2_m
         if paper_compat:
-            tau2_m = tau2_m_h = paper_grid_tau2_m(y, v, "sj")
+            tau2_m = tau2_m_h = paper_grid_tau2_m(X, y, v, "sj")
     else:
         a = (
             np.asarray(weights, dtype=float)
             if estimator == "gmm"
             else gmm_weights(v, estimator)
         )
-        tau2, q_a, c_a, d_a = gmm_tau2(y, v, a)
-        tau2_m, n_iter = gmm_tau2_m(tau2, v, a, c_a, d_a)
+        p_a = gmm_projection(X, a)
+        tau2, q_a, c_a, d_a = gmm_tau2(X, y, v, p_a)
+        tau2_m, n_iter = gmm_tau2_m(tau2, p_a, v, c_a, d_a)
         tau2_m_h = tau2_m
         if paper_compat:
-            tau2_m_h = paper_grid_tau2_m(y, v, "gmm", a, c_a, d_a, tau2)
-    theta, se = wls(y, v, tau2)
-    _, s = hksj_scale(y, v, tau2)
+            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", p_a, c_a, d_a, tau2)
+    plug = gls(X, y, v, tau2)
+    se = np.sqrt(np.diag(plug.cov[0]))
+    se_h = se * np.sqrt(plug.q[0] / (k - p))
 
     def rule(t):
         if estimator == "sj":
-            return sj_mixture(k, t)
-        return gmm_mixture(v, a, c_a, d_a, t)
+            x, w = sj_mixture(k - p, t)
+        else:
+            x, w = gmm_mixture(p_a, v, c_a, d_a, t)
+        return _mixture_rule(X, y, v, x, w)
 
-    x, w = rule(tau2_m)
-    x_h, w_h = (x, w) if tau2_m_h == tau2_m else rule(tau2_m_h)
+    r = rule(tau2_m)
+    r_h = r if tau2_m_h == tau2_m else rule(tau2_m_h)
     return RobustFit(
+        X,
         y,
         v,
         estimator,
-        a,
-        float(theta),
-        float(se),
-        float(s),
+        p_a,
+        plug.beta[0],
+        se,
+        se_h,
+        plug.cov[0],
+        float(plug.q[0]),
         float(tau2),
         float(tau2_m),
         float(tau2_m_h),
         q_a,
         c_a,
         d_a,
-        x,
-        w,
-        x_h,
-        w_h,
+        r,
+        r_h,
         n_iter,
     )
 
 
 def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
-    r"""Confidence interval for :math:`\theta`.
+    """Confidence intervals for all coefficients.
 
-    ``robust=False`` gives the conventional interval (plug-in z, or Knapp-Hartung with
-    :math:`t_{K-1}` as ``metafor::rma(test="knha")``).
+    ``robust=False`` gives the conventional intervals (plug-in z, or Knapp-Hartung
+    with :math:`t_{K-p}` as ``metafor::rma(test="knha")``).
 
     Returns
     -------
-    (lower, upper) : tuple of float
+    ndarray of shape (p, 2)
+        Lower and upper bounds.
     """
-    p = 0.5 + 0.5 * confidence_level
-    k = fit.y.size
-    if not robust:
-        if inference == "z":
-            h = special.ndtri(p) * fit.se
+    prob = 0.5 + 0.5 * confidence_level
+    n_coef = fit.beta.shape[0]
+    out = np.empty((n_coef, 2))
+    for j in range(n_coef):
+        if not robust:
+            if inference == "z":
+                h = special.ndtri(prob) * fit.se[j]
+            else:
+                h = special.stdtrit(fit.dof, prob) * fit.se_hksj[j]
+            out[j] = fit.beta[j] - h, fit.beta[j] + h
+        elif inference == "z":
+            h = mixture_z_ppf(prob, fit.rule, j)
+            out[j] = fit.beta[j] - h, fit.beta[j] + h
         else:
-            h = special.stdtrit(k - 1, p) * fit.se_hksj
-        return fit.theta - h, fit.theta + h
-    if inference == "z":
-        h = mixture_z_ppf(p, fit.x, fit.w, fit.v)
-        return fit.theta - h, fit.theta + h
-    lo = mixture_hksj_ppf(1 - p, fit.x_hksj, fit.w_hksj, fit.y, fit.v)
-    hi = mixture_hksj_ppf(p, fit.x_hksj, fit.w_hksj, fit.y, fit.v)
-    return lo, hi
+            out[j] = (
+                mixture_hksj_ppf(1 - prob, fit.rule_hksj, fit.dof, j),
+                mixture_hksj_ppf(prob, fit.rule_hksj, fit.dof, j),
+            )
+    return out
 
 
 def _sided(c, alternative):
-    r"""p-value from :math:`c = P(\text{statistic} \le \text{observed})`."""
+    """p-value from :math:`c = P(\\text{statistic} \\le \\text{observed})`."""
     if alternative == "two-sided":
-        return float(np.clip(2.0 * min(c, 1.0 - c), 0.0, 1.0))
+        return np.clip(2.0 * np.minimum(c, 1.0 - c), 0.0, 1.0)
     if alternative == "greater":
-        return float(1.0 - c)
+        return 1.0 - c
     if alternative == "less":
-        return float(c)
+        return c
     raise ValueError(
         f"alternative must be 'two-sided', 'greater' or 'less'; got {alternative!r}."
     )
@@ -551,38 +607,45 @@ def _sided(c, alternative):
 def robust_p_value(
     fit, theta0=0.0, alternative="two-sided", *, inference="z", robust=True
 ):
-    r"""p-value for :math:`H_0: \theta = \theta_0`.
+    r"""p-values of :math:`H_0: \beta_j = \theta_{0j}` for all coefficients.
 
-    z (plug-in or mixture): with :math:`d = \hat\theta - \theta_0`, ``"greater"``
+    z (plug-in or mixture): with :math:`d = \hat\beta_j - \theta_0`, ``"greater"``
     gives :math:`1 - G(d)`, ``"less"`` :math:`G(d)`, two-sided
     :math:`2\{1 - G(|d|)\}` (:math:`G = \Phi(\cdot/se)` when not robust). HKSJ
     mixture: CI inversion, ``"greater"`` :math:`C(\theta_0)`, ``"less"``
     :math:`1 - C(\theta_0)`, two-sided :math:`2\min\{C, 1 - C\}`.
+
+    Returns
+    -------
+    ndarray of shape (p,)
     """
-    d = fit.theta - theta0
-    k = fit.y.size
-    if inference == "z":
-        if robust:
-            c = float(mixture_z_cdf(d, fit.x, fit.w, fit.v))
+    n_coef = fit.beta.shape[0]
+    theta0 = np.broadcast_to(np.asarray(theta0, dtype=float), (n_coef,))
+    d = fit.beta - theta0
+    c = np.empty(n_coef)
+    for j in range(n_coef):
+        if inference == "z":
+            if robust:
+                c[j] = mixture_z_cdf(d[j], fit.rule, j)
+            else:
+                c[j] = special.ndtr(d[j] / fit.se[j])
+        elif robust:
+            c[j] = 1.0 - mixture_hksj_cdf(theta0[j], fit.rule_hksj, fit.dof, j)
         else:
-            c = float(special.ndtr(d / fit.se))
-        return _sided(c, alternative)
-    if robust:
-        c_theta0 = float(mixture_hksj_cdf(theta0, fit.x_hksj, fit.w_hksj, fit.y, fit.v))
-        return _sided(1.0 - c_theta0, alternative)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = d / fit.se_hksj
-    return _sided(float(special.stdtr(k - 1, t)), alternative)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = d[j] / fit.se_hksj[j]
+            c[j] = special.stdtr(fit.dof, 0.0 if np.isnan(t) else t)
+    return _sided(c, alternative)
 
 
-def tau2_sampling_interval(fit, confidence_level=0.95):
-    r"""Quantile interval of the sampling distribution of :math:`\hat\tau^2` at
-    :math:`\tau^2_M` (paper section 3.3): central ``confidence_level`` quantiles.
+def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
+    """Quantile interval of the sampling distribution of :math:`\\hat\\tau^2` at
+    :math:`\\tau^2_M` (paper section 3.3): central ``confidence_level`` quantiles.
     """
     ps = np.array([0.5 - 0.5 * confidence_level, 0.5 + 0.5 * confidence_level])
-    k = fit.y.size
+    t = fit.tau2_m if tau2_m is None else tau2_m
     if fit.estimator == "sj":
-        return tuple(fit.tau2_m * stats.chi2.ppf(ps, k - 1) / (k - 1))
-    lam = gmm_eigenvalues(fit.v, fit.a, fit.tau2_m)
+        return tuple(t * stats.chi2.ppf(ps, fit.dof) / fit.dof)
+    lam = gmm_eigenvalues(fit.p_a, fit.v, t)
     q = wchisq_ppf(ps, lam)
     return tuple(np.maximum(0.0, (q - fit.c_a) / fit.d_a))
