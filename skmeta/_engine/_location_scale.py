@@ -39,7 +39,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
 
 _LOG2PI = np.log(2.0 * np.pi)
 
@@ -206,9 +205,11 @@ def evaluate(
     if p:
         Xw = X * w[:, None]
         A = X.T @ Xw
+        # p x p algebra with numpy (scipy's triangular solves carry a large
+        # per-call overhead that dominates small-k fits)
         try:
-            L = linalg.cholesky(A, lower=True)
-        except linalg.LinAlgError:
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
             return LSEval(
                 -np.inf,
                 np.full(p, np.nan),
@@ -221,11 +222,12 @@ def evaluate(
                 None,
                 None,
             )
-        beta = linalg.cho_solve((L, True), Xw.T @ y)
-        Xt = linalg.solve_triangular(L, X.T, lower=True).T  # rows L^-1 x_i
+        Linv = np.linalg.inv(L)
+        cov_beta = Linv.T @ Linv
+        beta = cov_beta @ (Xw.T @ y)
+        Xt = X @ Linv.T  # rows L^-1 x_i
         htil = np.einsum("ij,ij->i", Xt, Xt)  # x_i' A^-1 x_i
         logdet_a = 2.0 * np.sum(np.log(np.diag(L)))
-        cov_beta = linalg.cho_solve((L, True), np.eye(p))
     else:
         beta = np.zeros(0)
         htil = np.zeros(k)
@@ -254,7 +256,7 @@ def evaluate(
     M = Z * (d * u)[:, None]
     mpm = M.T @ (M * w[:, None])
     if p:
-        xwm = linalg.solve_triangular(L, Xw.T @ M, lower=True)
+        xwm = Linv @ (Xw.T @ M)
         mpm -= xwm.T @ xwm
     if reml:
         # P o P = diag(w^2 - 2 w^3 htil) + [w_i^2 w_j^2 (x_i' A^-1 x_j)^2]
@@ -284,9 +286,9 @@ def _start_values(y, v, X, Zw, link):
     """
     k, p = X.shape
     if p:
-        coef, *_ = linalg.lstsq(X, y)
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
         r = y - X @ coef
-        q_, _ = linalg.qr(X, mode="economic")
+        q_, _ = np.linalg.qr(X)
         h = np.einsum("ij,ij->i", q_, q_)
     else:
         r = y
@@ -295,9 +297,9 @@ def _start_values(y, v, X, Zw, link):
     floor = max(0.01 * float(np.mean(v)), 1e-4 * float(np.mean(r * r)), 1e-10)
     tau2 = max(tau2, floor)
     target = np.full(k, np.log(tau2) if link == "log" else tau2)
-    a0, *_ = linalg.lstsq(Zw, target)
+    a0, *_ = np.linalg.lstsq(Zw, target, rcond=None)
     if link == "identity" and np.any(Zw @ a0 < 0):
-        a0, *_ = linalg.lstsq(np.abs(Zw), target)
+        a0, *_ = np.linalg.lstsq(np.abs(Zw), target, rcond=None)
     return a0
 
 
@@ -394,7 +396,7 @@ def fit_location_scale(
         return ev, val
 
     if alpha_init is not None:
-        theta = linalg.solve(T, np.asarray(alpha_init, float))
+        theta = np.linalg.solve(T, np.asarray(alpha_init, float))
     else:
         theta = _start_values(y, v, X, Zw, link)
     theta = np.clip(theta, lo, hi)
@@ -414,17 +416,16 @@ def fit_location_scale(
         if free.any():
             gf = g[free]
             try:
-                c = linalg.cho_factor(negh[np.ix_(free, free)])
-                step[free] = linalg.cho_solve(c, gf)
+                hf = negh[np.ix_(free, free)]
+                np.linalg.cholesky(hf)  # raises unless positive definite
+                step[free] = np.linalg.solve(hf, gf)
                 newton_ok = True
-            except linalg.LinAlgError:
+            except np.linalg.LinAlgError:
                 # not concave here: Fisher scoring (expected information)
                 info = ev.info + pen
                 finf = info[np.ix_(free, free)]
                 ridge = 1e-10 * max(np.trace(finf), 1e-300)
-                step[free] = linalg.solve(
-                    finf + ridge * np.eye(free.sum()), gf, assume_a="pos"
-                )
+                step[free] = np.linalg.solve(finf + ridge * np.eye(free.sum()), gf)
         decrement = float(g @ step)
         if newton_ok and decrement < tol and np.all(np.abs(g[free]) < 1e-3 + 1e3 * tol):
             converged = True
@@ -463,14 +464,14 @@ def fit_location_scale(
     negh = -ev.hess + pen
     alpha = T @ theta
     try:
-        cov_theta = linalg.inv(negh)
+        cov_theta = np.linalg.inv(negh)
         if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
-            raise linalg.LinAlgError
-    except linalg.LinAlgError:
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
         cov_theta = np.full((q, q), np.nan)
     cov_alpha = T @ cov_theta @ T.T
-    hess_alpha = -linalg.solve(T.T, linalg.solve(T.T, negh).T).T if q else negh
-    grad_alpha = linalg.solve(T.T, g) if q else g
+    hess_alpha = -np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh
+    grad_alpha = np.linalg.solve(T.T, g) if q else g
     diverging = _diverging(ev.tau2, v, negh, T, link)
     return LSFit(
         alpha=alpha,
@@ -532,8 +533,8 @@ def _diverging(tau2, v, negh, T, link):
     if not np.any(tau2 < 1e-7 * scale_ref):
         return mask
     try:
-        evals, evecs = linalg.eigh(negh)
-    except (linalg.LinAlgError, ValueError):
+        evals, evecs = np.linalg.eigh(negh)
+    except (np.linalg.LinAlgError, ValueError):
         return mask
     top = max(float(evals[-1]), 1e-300)
     small = evals < 1e-7 * top
@@ -557,7 +558,7 @@ def loglik_given_tau2(y, v, X, tau2, method="reml"):
     w = 1.0 / s
     if p:
         A = X.T @ (X * w[:, None])
-        beta = linalg.solve(A, X.T @ (w * y), assume_a="pos")
+        beta = np.linalg.solve(A, X.T @ (w * y))
         logdet_a = float(np.linalg.slogdet(A)[1])
     else:
         beta = np.zeros(0)

@@ -1,0 +1,521 @@
+"""Meta-analytic location-scale models: moderators of the mean and of tau^2."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from skmeta._base import _BaseMeta
+from skmeta._compat import Interval, StrOptions, _fit_context
+from skmeta._engine import _location_scale as ls
+from skmeta._engine._inference import coefficient_table, critical_value, wald_test
+from skmeta._summary import COLUMNS, MetaSummary
+from skmeta.utils._validation import check_design
+
+
+class InfiniteScaleWarning(UserWarning):
+    """Scale coefficients drift to +-infinity (tau^2 -> 0 in a subgroup)."""
+
+
+class LocationScaleMeta(_BaseMeta):
+    r"""Meta-analytic location-scale model.
+
+    .. math::
+
+        y_i = \beta_0 + x_i^\top \beta + u_i + e_i,\qquad
+        u_i \sim N(0, \tau_i^2),\qquad e_i \sim N(0, v_i),
+
+    with :math:`\log \tau_i^2 = \alpha_0 + z_i^\top \alpha` (``link="log"``) or
+    :math:`\tau_i^2 = \alpha_0 + z_i^\top \alpha` (``link="identity"``).  The scale
+    coefficients are estimated by ML or REML with :math:`\beta` profiled out
+    (Newton–Raphson with the analytic gradient and observed Hessian, Fisher
+    scoring where the surface is not concave); :math:`\hat\beta` is the weighted
+    least-squares estimate with weights :math:`1/(v_i + \hat\tau_i^2)`.  This is
+    metafor's ``rma(yi, vi, mods=X, scale=Z, method=..., link=...)``.
+
+    Parameters
+    ----------
+    method : {"reml", "ml"}, default="reml"
+        Restricted or ordinary maximum likelihood.
+    link : {"log", "identity"}, default="log"
+        Link of the scale model.  Under ``"identity"`` the estimates are
+        constrained to :math:`\tau_i^2 \ge 0` for the training studies (as
+        metafor).
+    fit_intercept : bool, default=True
+        Whether the location model has an intercept.
+    scale_fit_intercept : bool, default=True
+        Whether the scale model has an intercept :math:`\alpha_0`.
+    inference : {"z", "t"}, default="z"
+        Reference distribution of the Wald tests: normal, or :math:`t_{k-p}`
+        (location) and :math:`t_{k-q}` (scale), metafor's ``test="t"``.
+    max_iter : int, default=200
+        Maximum number of Newton iterations.
+    tol : float, default=1e-10
+        Convergence when the predicted gain of the criterion (the Newton
+        decrement) is below ``tol``.
+    scale_bounds : tuple (lower, upper), default=None
+        Box constraints on the scale coefficients ``[scale_intercept_,
+        *scale_coef_]`` (scalars or arrays of shape (n_scale_params,)), metafor's
+        ``control=list(alpha.min=, alpha.max=)``.  Use it to keep coefficients
+        finite when :math:`\tau^2 \to 0` in a subgroup.
+    scale_penalty : float, default=0.0
+        Ridge penalty :math:`-\tfrac{\lambda}{2}\sum_j \alpha_j^2` on the
+        non-intercept scale coefficients (on the original scale of ``Z``), a
+        Gaussian prior N(0, 1/λ) that stabilises infinite estimates; ``loglik_``
+        stays the unpenalized criterion.
+
+    Attributes
+    ----------
+    intercept_ : float
+    coef_ : ndarray of shape (n_features,)
+    cov_params_ : ndarray of shape (n_params, n_params)
+        Covariance of ``[intercept_, *coef_]``: :math:`(X^\top \hat W X)^{-1}`.
+    scale_intercept_ : float
+        :math:`\hat\alpha_0` (0 without a scale intercept).
+    scale_coef_ : ndarray of shape (n_scale_features,)
+    scale_cov_params_ : ndarray of shape (n_scale_params, n_scale_params)
+        Inverse of the negative observed Hessian of the profiled criterion, for
+        ``[scale_intercept_, *scale_coef_]``.
+    tau2_ : ndarray of shape (n_samples,)
+        Fitted :math:`\hat\tau_i^2` of the training studies.
+    hat_ : ndarray of shape (n_samples,)
+        Leverages :math:`h_i` (diagonal of :math:`X(X^\top WX)^{-1}X^\top W`).
+    study_tau2_ : ndarray of shape (n_samples,)
+        Study-specific estimates :math:`e_i^2/(1-h_i) - v_i`.
+    diverging_ : list of str
+        Names of scale coefficients detected as drifting to :math:`\pm\infty`.
+    qm_, qm_pvalue_ : float
+        Omnibus Wald test of the location moderators (``nan`` without any).
+    qs_, qs_pvalue_ : float
+        Omnibus Wald test of the scale moderators (``nan`` without any).
+    dof_ : int
+        :math:`k - p`.
+    loglik_ : float
+        Maximized (restricted) log-likelihood; REML includes metafor's
+        :math:`+\tfrac12\log|X^\top X|`.
+    aic_, bic_, aicc_ : float
+        metafor's conventions (REML: k − p observations in BIC and AICc).
+    n_params_ : int
+        p + number of scale coefficients.
+    n_iter_ : int
+    converged_ : bool
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` is a DataFrame with string column names.
+    n_scale_features_in_ : int
+    scale_feature_names_in_ : ndarray of str
+        Defined when ``Z`` is a DataFrame.
+
+    See Also
+    --------
+    RandomEffectsMeta : the homogeneous model (``Z=None`` gives the same fit).
+
+    Notes
+    -----
+    ``Z=None`` means an intercept-only scale model, whose
+    :math:`\exp(\hat\alpha_0)` equals ``RandomEffectsMeta``'s :math:`\hat\tau^2`
+    (log link).  Non-dummy columns of ``Z`` are standardized internally and the
+    estimates back-transformed (metafor's ``scaleZ``), because pipeline
+    transformers never touch metadata.  ``sample_var=None`` means zero sampling
+    variances.  Under metadata routing ``sample_var`` and ``Z`` are requested by
+    default for ``fit`` and ``score``.
+
+    When :math:`\tau^2 \to 0` in a subgroup the likelihood is maximized at
+    infinity: the fit stops where the criterion is flat, ``tau2_`` and the
+    log-likelihood are correct, the diverging coefficients are named in an
+    :class:`InfiniteScaleWarning` and in ``diverging_``; ``scale_bounds`` or
+    ``scale_penalty`` give finite estimates.
+
+    References
+    ----------
+    Viechtbauer, W., & López-López, J. A. (2022). Location-scale models for
+    meta-analysis. Research Synthesis Methods, 13(6), 697-715.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import LocationScaleMeta
+    >>> y = np.array([0.1, 0.3, 0.5, -0.2, 0.9, 0.4, 0.2, 1.1])
+    >>> v = np.array([0.02, 0.03, 0.05, 0.04, 0.06, 0.02, 0.03, 0.05])
+    >>> z = np.array([[0.0], [0.0], [0.0], [0.0], [1.0], [1.0], [1.0], [1.0]])
+    >>> model = LocationScaleMeta().fit(None, y, sample_var=v, Z=z)
+    >>> model.tau2_.round(3)[[0, -1]]
+    array([0.055, 0.216])
+    """
+
+    __metadata_request__fit = {"sample_var": True, "Z": True}
+    __metadata_request__score = {"sample_var": True, "Z": True}
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions({"reml", "ml"})],
+        "link": [StrOptions({"log", "identity"})],
+        "fit_intercept": ["boolean"],
+        "scale_fit_intercept": ["boolean"],
+        "inference": [StrOptions({"z", "t"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "scale_bounds": [tuple, list, None],
+        "scale_penalty": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        method="reml",
+        link="log",
+        fit_intercept=True,
+        scale_fit_intercept=True,
+        inference="z",
+        max_iter=200,
+        tol=1e-10,
+        scale_bounds=None,
+        scale_penalty=0.0,
+    ):
+        self.method = method
+        self.link = link
+        self.fit_intercept = fit_intercept
+        self.scale_fit_intercept = scale_fit_intercept
+        self.inference = inference
+        self.max_iter = max_iter
+        self.tol = tol
+        self.scale_bounds = scale_bounds
+        self.scale_penalty = scale_penalty
+
+    # ------------------------------------------------------------------------ fit
+    def _scale_design(self, Z, k, *, reset):
+        """Validate ``Z`` and return the scale design with its intercept column."""
+        if Z is None:
+            if not reset and self.n_scale_features_in_:
+                raise ValueError(
+                    f"Z is required: the scale model has {self.n_scale_features_in_} "
+                    "moderator(s)."
+                )
+            values = np.empty((k, 0))
+            names = None
+        else:
+            values, names = check_design(Z, k, name="Z")
+            if not reset and values.shape[1] != self.n_scale_features_in_:
+                raise ValueError(
+                    f"Z has {values.shape[1]} columns but the model was fitted with "
+                    f"n_scale_features_in_={self.n_scale_features_in_}."
+                )
+        if reset:
+            self.n_scale_features_in_ = values.shape[1]
+            if names is not None:
+                self.scale_feature_names_in_ = names
+            elif hasattr(self, "scale_feature_names_in_"):
+                del self.scale_feature_names_in_
+        if self.scale_fit_intercept:
+            return np.column_stack([np.ones(k), values])
+        return values
+
+    @property
+    def _scale_term_names(self):
+        names = getattr(self, "scale_feature_names_in_", None)
+        if names is None:
+            names = [f"z{j}" for j in range(self.n_scale_features_in_)]
+        names = [str(n) for n in names]
+        return ["intercept", *names] if self.scale_fit_intercept else names
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, *, sample_var=None, Z=None):
+        """Fit the location-scale model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+            Location moderators. ``None`` or zero columns: intercept only.
+        y : array-like of shape (n_samples,)
+            Observed effect sizes.
+        sample_var : array-like of shape (n_samples,), default=None
+            Known sampling variances (finite, >= 0). ``None`` means zeros.
+        Z : array-like of shape (n_samples, n_scale_features), default=None
+            Scale moderators. ``None``: intercept-only scale model.
+
+        Returns
+        -------
+        self : LocationScaleMeta
+            The fitted estimator.
+        """
+        X, y, v, design = self._validate_training_data(X, y, sample_var)
+        k, p = design.shape
+        Zd = self._scale_design(Z, k, reset=True)
+        q = Zd.shape[1]
+        if q == 0:
+            raise ValueError(
+                "The scale model has no parameters: pass Z or set "
+                "scale_fit_intercept=True."
+            )
+        if q > k:
+            raise ValueError(
+                f"Too few studies for the scale model: Z gives {q} scale parameters "
+                f"but n_samples={k}."
+            )
+        if self.scale_fit_intercept and q > 1:
+            const = np.ptp(Zd[:, 1:], axis=0) == 0
+            if np.any(const):
+                raise ValueError(
+                    f"Z has constant column(s) {np.flatnonzero(const).tolist()}, "
+                    "collinear with the scale intercept."
+                )
+        norms = np.linalg.norm(Zd, axis=0)
+        if np.any(norms == 0) or np.linalg.matrix_rank(Zd / norms) < q:
+            raise ValueError("Z is rank-deficient: some columns are collinear.")
+        bounds = self.scale_bounds
+        if bounds is not None:
+            if len(bounds) != 2:
+                raise ValueError("scale_bounds must be a (lower, upper) pair.")
+            bounds = (
+                np.broadcast_to(np.asarray(bounds[0], float), (q,)),
+                np.broadcast_to(np.asarray(bounds[1], float), (q,)),
+            )
+            if np.any(bounds[0] > bounds[1]):
+                raise ValueError("scale_bounds: lower must not exceed upper.")
+        fit = ls.fit_location_scale(
+            y,
+            v,
+            design,
+            Zd,
+            method=self.method,
+            link=self.link,
+            intercept_col=0 if self.scale_fit_intercept else None,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            penalty=float(self.scale_penalty),
+            bounds=bounds,
+        )
+        if not np.isfinite(fit.loglik) or not np.all(np.isfinite(fit.beta)):
+            raise ValueError(
+                "The location-scale likelihood is undefined at every tried value "
+                "(zero total variance); pass positive sample_var."
+            )
+        self._set_fixed_effects(fit.beta, fit.cov_beta)
+        alpha = fit.alpha
+        if self.scale_fit_intercept:
+            self.scale_intercept_ = float(alpha[0])
+            self.scale_coef_ = alpha[1:].copy()
+        else:
+            self.scale_intercept_ = 0.0
+            self.scale_coef_ = alpha.copy()
+        self.scale_cov_params_ = fit.cov_alpha
+        self.tau2_ = fit.tau2
+        self.hat_ = fit.hat
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.study_tau2_ = fit.resid**2 / (1.0 - fit.hat) - v
+        self.n_iter_ = int(fit.n_iter)
+        self.converged_ = bool(fit.converged)
+        self.dof_ = k - p
+        self._scale_dof = k - q
+        self.diverging_ = [
+            name
+            for name, flag in zip(self._scale_term_names, fit.diverging, strict=True)
+            if flag
+        ]
+        if not self.converged_:
+            warnings.warn(
+                f"The location-scale fit did not converge ({fit.message}) in "
+                f"{self.n_iter_} iterations; increase max_iter or bound the scale "
+                "coefficients with scale_bounds.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if self.diverging_ and bounds is None and not self.scale_penalty:
+            warnings.warn(
+                f"Scale coefficients {self.diverging_} drift to +-infinity: tau^2 is "
+                "(numerically) zero for some studies, e.g. in a subgroup.  The "
+                "fitted tau2_ and log-likelihood are correct, but these estimates "
+                "and their standard errors are arbitrary; use scale_bounds or "
+                "scale_penalty for finite estimates.",
+                InfiniteScaleWarning,
+                stacklevel=2,
+            )
+        self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
+        loc_index = np.arange(1 if self.fit_intercept else 0, p)
+        test = wald_test(self._beta, self.cov_params_, loc_index, self._loc_dof())
+        self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
+        sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
+        test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
+        self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
+        return self
+
+    def _loc_dof(self):
+        return float("inf") if self.inference == "z" else float(self.dof_)
+
+    def _sc_dof(self):
+        return float("inf") if self.inference == "z" else float(self._scale_dof)
+
+    @property
+    def _alpha(self):
+        if self.scale_fit_intercept:
+            return np.concatenate([[self.scale_intercept_], self.scale_coef_])
+        return self.scale_coef_
+
+    # -------------------------------------------------------------- predictions
+    def predict_tau2(self, Z=None):
+        """Predict the heterogeneity tau^2 of new studies from their scale moderators.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_scale_features), default=None
+            Scale moderators; ``None`` for an intercept-only scale model (one
+            row).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            :math:`\\exp(z^\\top\\hat\\alpha)` (log link) or
+            :math:`z^\\top\\hat\\alpha` (identity link).
+        """
+        check_is_fitted(self)
+        n = 1 if Z is None else np.asarray(Z).shape[0]
+        Zd = self._scale_design(Z, n, reset=False)
+        return ls.link_tau2(Zd @ self._alpha, self.link)
+
+    def predict_interval(self, X=None, *, Z=None, confidence_level=0.95):
+        """Predict the mean effect with confidence and prediction intervals.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), default=None
+            New location moderators; ``None`` for an intercept-only model.
+        Z : array-like of shape (n_samples, n_scale_features), default=None
+            Scale moderators of the new studies, which give their tau^2
+            (required when the scale model has moderators).
+        confidence_level : float, default=0.95
+            Level of both intervals.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper``; the
+            prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 +
+            \\hat\\tau^2(z)}` (metafor's ``predict(newmods=, newscale=)``).
+        """
+        n = None
+        if X is None and Z is not None:
+            n = np.asarray(Z).shape[0]
+        X = self._validate_new_X(X, n_rows=n)
+        design = self._design(X)
+        tau2 = self.predict_tau2(Z)
+        if tau2.shape[0] == 1 and design.shape[0] > 1:
+            tau2 = np.repeat(tau2, design.shape[0])
+        if tau2.shape[0] != design.shape[0]:
+            raise ValueError(
+                f"Z has {tau2.shape[0]} rows but X has n_samples={design.shape[0]}."
+            )
+        mean = design @ self._beta
+        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
+        crit = float(critical_value(confidence_level, self._loc_dof()))
+        pi_se = np.sqrt(se**2 + tau2)
+        return pd.DataFrame(
+            {
+                "mean": mean,
+                "se": se,
+                "ci_lower": mean - crit * se,
+                "ci_upper": mean + crit * se,
+                "pi_lower": mean - crit * pi_se,
+                "pi_upper": mean + crit * pi_se,
+            }
+        )
+
+    def score(self, X, y, sample_weight=None, *, sample_var=None, Z=None):
+        """Return the log-likelihood of ``y`` with study-specific tau_i^2.
+
+        :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
+        v_i + \\hat\\tau^2(z_i))`: a total, not a mean.  With ``method="ml"`` and
+        the training data it equals ``loglik_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the per-study log-densities.
+        sample_var : array-like of shape (n_samples,), default=None
+            Sampling variances of these studies (``None`` means zeros, with a
+            warning if ``fit`` received ``sample_var``).
+        Z : array-like of shape (n_samples, n_scale_features), default=None
+            Scale moderators of these studies (required when the scale model
+            has moderators).
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        n = np.asarray(y).reshape(-1).shape[0]
+        Zd = self._scale_design(Z, n, reset=False)
+        tau2 = ls.link_tau2(Zd @ self._alpha, self.link)
+        if X is None:
+            X = np.empty((n, 0))
+        return self._gaussian_score(X, y, sample_weight, sample_var, tau2)
+
+    # ---------------------------------------------------------------- inference
+    def summary(self, confidence_level=0.95):
+        """Summarise the fit like metafor's printout (location and scale tables).
+
+        Parameters
+        ----------
+        confidence_level : float, default=0.95
+
+        Returns
+        -------
+        MetaSummary
+            ``to_frame()`` has a two-level index (``"location"``/``"scale"``,
+            term) and the columns ``estimate, se, statistic, p_value, ci_lower,
+            ci_upper``.
+        """
+        check_is_fitted(self)
+        loc = coefficient_table(
+            self._beta, self.cov_params_, self._loc_dof(), confidence_level
+        )
+        sc = coefficient_table(
+            self._alpha, self.scale_cov_params_, self._sc_dof(), confidence_level
+        )
+        index = pd.MultiIndex.from_tuples(
+            [("location", t) for t in self._term_names]
+            + [("scale", t) for t in self._scale_term_names],
+            names=["part", "term"],
+        )
+        table = pd.DataFrame(
+            {
+                col: np.concatenate(
+                    [np.asarray(getattr(loc, col)), np.asarray(getattr(sc, col))]
+                ).astype(float)
+                for col in COLUMNS
+            },
+            index=index,
+        )
+        k = self.dof_ + self._beta.shape[0]
+        title = (
+            f"Location-scale model (k = {k}; tau^2 estimator: {self.method.upper()}; "
+            f"link: {self.link})"
+        )
+        info = []
+        if np.isfinite(self.qm_):
+            info += [("QM (location)", self.qm_), ("p-value (QM)", self.qm_pvalue_)]
+        if np.isfinite(self.qs_):
+            info += [("QS (scale)", self.qs_), ("p-value (QS)", self.qs_pvalue_)]
+        info += [
+            (
+                "log-likelihood" + (" (REML)" if self.method == "reml" else ""),
+                self.loglik_,
+            ),
+            ("AIC", self.aic_),
+            ("BIC", self.bic_),
+            ("AICc", self.aicc_),
+        ]
+        notes = [
+            "Tests and intervals use the standard normal distribution."
+            if self.inference == "z"
+            else f"t tests: {self.dof_} df (location), {self._scale_dof} df (scale)."
+        ]
+        if self.diverging_:
+            notes.append(
+                f"Scale coefficients {self.diverging_} diverge (tau^2 -> 0 in a "
+                "subgroup): their estimates and SEs are arbitrary."
+            )
+        return MetaSummary(title=title, info=info, table=table, notes=notes)
