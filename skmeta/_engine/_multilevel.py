@@ -53,15 +53,15 @@ from scipy import linalg, optimize, stats
 __all__ = [
     "CovSpec",
     "NestedDesign",
-    "make_cov_spec",
-    "encode_nested_groups",
-    "prepare_design",
-    "profile_loglik",
-    "fit_multilevel",
-    "random_effects_blups",
     "cochran_qm",
+    "encode_nested_groups",
+    "fit_multilevel",
     "i2_multilevel",
+    "make_cov_spec",
+    "prepare_design",
     "profile_ci",
+    "profile_loglik",
+    "random_effects_blups",
 ]
 
 _LOG2PI = np.log(2.0 * np.pi)
@@ -376,7 +376,7 @@ def prepare_design(y, v, X, codes, Zlev, pad_ratio=1.6):
 
 
 def _marginal_cov(b, sigmas):
-    V = np.zeros(b.y.shape + (b.y.shape[1],))
+    V = np.zeros((*b.y.shape, b.y.shape[1]))
     idx = np.arange(b.y.shape[1])
     V[:, idx, idx] = b.v
     for lev, S in enumerate(sigmas):
@@ -660,6 +660,7 @@ def intercept_loglik(design, sigma2, reml, *, gradient=True, blups=False):
         return ll, None, info
     grad = np.zeros(L)
     out_blups = []
+    m_par = P_par = None  # posterior mean operator / variance of the parent
     for lev in range(L):
         r0 = rows0[lev]
         if lev == 0:
@@ -964,13 +965,13 @@ def random_effects_blups(design, sigmas, beta, hinv):
         for lev in range(L)
     ]
     for b in design.buckets:
-        ld, Vi = _batched_inverse(_marginal_cov(b, sigmas))
+        _, Vi = _batched_inverse(_marginal_cov(b, sigmas))
         ViX = np.einsum("nij,njp->nip", Vi, b.X)
         a = np.einsum("nij,nj->ni", Vi, b.y - b.X @ beta)
         for lev in range(L):
             real = b.rows >= 0
             codes = np.where(real, design.codes[np.maximum(b.rows, 0), lev], 0)
-            Z = np.ones(b.y.shape + (1,)) if b.Z[lev] is None else b.Z[lev]
+            Z = np.ones((*b.y.shape, 1)) if b.Z[lev] is None else b.Z[lev]
             # group sums of z_i a_i
             Z = Z * real[:, :, None]
             zi_a = Z * a[:, :, None]
@@ -1136,7 +1137,7 @@ def profile_ci(
         return -best
 
     sd_hat = abs(theta_hat[idx])
-    g = lambda sd: llmax - prof(sd) - crit  # noqa: E731
+    g = lambda sd: llmax - prof(sd) - crit
     if g(0.0) <= 0:
         lo = 0.0
     else:
