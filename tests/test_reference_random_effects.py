@@ -330,7 +330,8 @@ def test_r2(idx):
 def test_r2_fixed_effect_model(idx):
     """metafor 3.8 also reports R^2 for EE models with moderators: there it is
     100 (H2_0 - H2) / H2_0 with H^2 = Q_E/(k - p) of the model and of the
-    intercept-only EE model (checked on all five designs of the JSON)."""
+    intercept-only EE model (verified on the 7 designs with an intercept-only
+    counterpart in the JSON)."""
     case = CASES[idx]
     assert fitted(idx).r2_ == pytest.approx(case["fit"]["R2"], rel=RTOL, abs=ATOL)
 
