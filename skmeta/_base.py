@@ -25,6 +25,20 @@ _UNROUTED_SCORE_WARNING = (
 )
 
 
+def _is_rank_deficient(design):
+    """Whether the columns of ``design`` are (numerically) linearly dependent.
+
+    Uses the eigenvalues of the column-normalised Gram matrix (``p x p``): the
+    squared singular values of the normalised design.
+    """
+    gram = design.T @ design
+    norms = np.sqrt(np.diag(gram))
+    if np.any(norms == 0):
+        return True
+    eig = np.linalg.eigvalsh(gram / np.outer(norms, norms))
+    return bool(eig[0] <= eig[-1] * design.shape[1] * 1e3 * np.finfo(float).eps)
+
+
 class _BaseMeta(RegressorMixin, BaseEstimator):
     """Common machinery of the meta-analysis estimators (not public)."""
 
@@ -59,7 +73,7 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
                 f"Too few studies: the model has {p} fixed-effect parameter(s) and "
                 f"needs more than that many studies, got n_samples={k}."
             )
-        if p and np.linalg.matrix_rank(design / np.linalg.norm(design, axis=0)) < p:
+        if p and _is_rank_deficient(design):
             raise ValueError(
                 "The design matrix [intercept, X] is rank-deficient: some moderators "
                 "are constant or collinear. Remove redundant columns of X."

@@ -245,13 +245,23 @@ class RandomEffectsMeta(_BaseMeta):
                 tol=self.tol,
             )
         tau2 = tau2_fit.tau2
-        at_floor = self.tau2 is None and 0 < tau2 <= uni.variance_floor(v, y)
-        if np.any(v + tau2 <= 0) or at_floor:
+        if np.any(v + tau2 <= 0):
             raise ValueError(
-                "Zero total variance: sample_var has zeros and tau2 is 0, so the "
-                "model is degenerate. Pass positive sample_var or fix tau2 > 0."
+                "Zero total variance: sample_var has zeros and tau2 is fixed at 0, "
+                "so the model is degenerate. Pass positive sample_var or tau2 > 0."
             )
         self.tau2_ = float(tau2)
+        if self.tau2 is None and 0 < tau2 <= uni.variance_floor(v, y):
+            # Zero sampling variances and an exact fit: the likelihood increases up to
+            # tau2 = 0 where the model degenerates. Report the limit: tau2 = 0 and
+            # the least-squares coefficients (weights at the floor are uniform).
+            warnings.warn(
+                "y is fitted exactly and sample_var has zeros: tau2_ is 0 and the "
+                "coefficient covariance is (numerically) zero.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.tau2_ = 0.0
         self.n_iter_, self.converged_ = tau2_fit.n_iter, tau2_fit.converged
         if not self.converged_:
             warnings.warn(

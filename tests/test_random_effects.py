@@ -49,8 +49,7 @@ def test_heldout_score_is_gaussian_log_density():
     assert model.score(X[40:], y[40:], sample_var=v[40:]) == pytest.approx(expected)
     weights = np.linspace(0.5, 2, 20)
     by_hand = np.sum(
-        weights
-        * (-0.5 * np.log(2 * np.pi * (v[40:] + model.tau2_)))
+        weights * (-0.5 * np.log(2 * np.pi * (v[40:] + model.tau2_)))
         - weights * 0.5 * (y[40:] - mean) ** 2 / (v[40:] + model.tau2_)
     )
     assert model.score(
@@ -158,9 +157,9 @@ def test_cross_validate_routes_sample_var_to_fit_and_heldout_score():
     # Each held-out score is the Gaussian log-density with the fold's own variances.
     for fold, (train, test) in enumerate(GroupKFold(4).split(X, y, study)):
         model = RandomEffectsMeta().fit(
-            StandardScaler().fit(X.iloc[train][["dose"]]).transform(
-                X.iloc[train][["dose"]]
-            ),
+            StandardScaler()
+            .fit(X.iloc[train][["dose"]])
+            .transform(X.iloc[train][["dose"]]),
             y[train],
             sample_var=v[train],
         )
@@ -250,14 +249,14 @@ def test_nan_in_y_or_x_is_rejected():
         RandomEffectsMeta().fit(None, np.r_[Y[:-1], np.nan], sample_var=V)
     X = np.arange(10.0)[:, None]
     X[3] = np.inf
-    with pytest.raises(ValueError, match="infinity|inf"):
+    with pytest.raises(ValueError, match=r"infinity|inf"):
         RandomEffectsMeta().fit(X, Y, sample_var=V)
 
 
 def test_too_few_studies_and_rank_deficiency():
     X = np.arange(10.0)[:, None]
     with pytest.raises(ValueError, match="n_samples=2"):
-        RandomEffectsMeta().fit(np.c_[X, X ** 2][:2], Y[:2], sample_var=V[:2])
+        RandomEffectsMeta().fit(np.c_[X, X**2][:2], Y[:2], sample_var=V[:2])
     with pytest.raises(ValueError, match="rank-deficient"):
         RandomEffectsMeta().fit(np.c_[X, 2 * X], Y, sample_var=V)
     with pytest.raises(ValueError, match="rank-deficient"):
@@ -284,7 +283,11 @@ def test_zero_variances_with_inverse_variance_methods_raise():
     with pytest.raises(ValueError, match="sample_var must be > 0"):
         RandomEffectsMeta(method="dl").fit(None, Y)
     with pytest.raises(ValueError, match="degenerate"):
-        RandomEffectsMeta(method="reml").fit(None, np.full(10, 0.3))
+        RandomEffectsMeta(tau2=0.0).fit(None, Y)
+    with pytest.warns(UserWarning, match="fitted exactly"):
+        exact = RandomEffectsMeta(method="reml").fit(None, np.full(10, 0.3))
+    assert exact.tau2_ == 0.0
+    assert exact.intercept_ == pytest.approx(0.3)
 
 
 def test_genq_requires_weights_of_the_right_length():

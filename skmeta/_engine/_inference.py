@@ -11,7 +11,7 @@ referred to :math:`\chi^2_m`, or :math:`F = Q_M/m` referred to
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 class CoefficientTable(NamedTuple):
@@ -28,18 +28,23 @@ class CoefficientTable(NamedTuple):
 def critical_value(confidence_level, dof):
     """Two-sided critical value of N(0, 1) (``dof`` infinite) or of t_dof."""
     q = 0.5 + confidence_level / 2.0
+    if np.ndim(dof) == 0:
+        return float(special.ndtri(q) if np.isinf(dof) else stats.t.ppf(q, dof))
     dof = np.asarray(dof, dtype=float)
-    return np.where(
-        np.isfinite(dof), stats.t.ppf(q, np.where(dof > 0, dof, 1)), stats.norm.ppf(q)
-    )
+    finite = np.isfinite(dof)
+    return np.where(finite, stats.t.ppf(q, np.where(finite, dof, 1)), special.ndtri(q))
 
 
 def two_sided_pvalue(statistic, dof):
     """Two-sided p-value of a z (``dof`` infinite) or t statistic."""
-    dof = np.asarray(dof, dtype=float)
-    z = np.abs(statistic)
-    safe = np.where(np.isfinite(dof) & (dof > 0), dof, 1.0)
-    return np.where(np.isfinite(dof), 2.0 * stats.t.sf(z, safe), 2.0 * stats.norm.sf(z))
+    z = -np.abs(statistic)
+    if np.ndim(dof) == 0 and np.isinf(dof):
+        return 2.0 * special.ndtr(z)
+    dof = np.broadcast_to(np.asarray(dof, dtype=float), np.shape(z))
+    finite = np.isfinite(dof)
+    return np.where(
+        finite, 2.0 * special.stdtr(np.where(finite, dof, 1), z), 2.0 * special.ndtr(z)
+    )
 
 
 def coefficient_table(beta, cov, dof, confidence_level):
@@ -96,8 +101,8 @@ def wald_test(beta, cov, index, dof):
     qm = float(b @ np.linalg.solve(sub, b))
     if np.isfinite(dof):
         f = qm / m
-        return WaldTest(f, m, float(dof), float(stats.f.sf(f, m, dof)))
-    return WaldTest(qm, m, float("inf"), float(stats.chi2.sf(qm, m)))
+        return WaldTest(f, m, float(dof), float(special.fdtrc(m, dof, f)))
+    return WaldTest(qm, m, float("inf"), float(special.chdtrc(m, qm)))
 
 
 def information_criteria(loglik, n_params, k, p, reml):

@@ -35,7 +35,9 @@ maximum likelihood (Raudenbush 2009).
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotri as _potri
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -188,28 +190,84 @@ class Tau2Fit(NamedTuple):
     converged: bool
 
 
-def _likelihood_terms(X, y, v, tau2, reml):
-    """Criterion, score, observed and expected information at ``tau2``."""
-    fit = weighted_fit(X, y, 1.0 / (v + tau2))
-    w, r = fit.weights, fit.resid
-    u = w * r  # P y
-    ypy2 = float(u @ u)  # y' P P y
-    # y' P P P y = u' P u
-    if X.shape[1]:
-        xu = X.T @ (w * u)
-        upu = float(w @ (u * u) - xu @ fit.cov @ xu)
+def centered_stack(X, y):
+    r"""Stack ``[X, y]`` feature-major, centred when ``X`` holds an intercept column.
+
+    Centring the other columns and ``y`` at their means is a unit-triangular
+    reparametrisation of the column space of ``X``: :math:`P`, the residuals and
+    :math:`\log|X^\top W X|` are unchanged, and the moment sums of
+    :func:`_likelihood_terms` lose no precision to large offsets.
+
+    Returns
+    -------
+    ndarray of shape (p + 1, k), C-contiguous
+    """
+    Z = np.empty((X.shape[1] + 1, X.shape[0]))
+    Z[:-1] = X.T
+    Z[-1] = y
+    if X.shape[1] and np.all(X[:, 0] == 1.0):
+        Z[1:] -= Z[1:].mean(axis=1, keepdims=True)
+    return Z
+
+
+def _likelihood_terms(Z, v, tau2, reml, logdet_xtx):
+    r"""Criterion, score and informations at ``tau2`` from weighted moments.
+
+    With :math:`z_i = (x_i, y_i)` and :math:`S_j = \sum_i w_i^j z_i z_i^\top`
+    (three ``(p+1) x (p+1)`` matrix products), and :math:`c = (-\hat\beta, 1)`:
+    :math:`y^\top P y = c^\top S_1 c`, :math:`y^\top P^2 y = c^\top S_2 c`,
+    :math:`y^\top P^3 y = c^\top S_3 c - g^\top A^{-1} g` with
+    :math:`g = (S_2)_{x\cdot} c`, :math:`\operatorname{tr}P = \sum w -
+    \operatorname{tr}(A^{-1}S_{2,xx})` and :math:`\operatorname{tr}P^2 = \sum w^2
+    - 2\operatorname{tr}(A^{-1}S_{3,xx}) + \operatorname{tr}((A^{-1}S_{2,xx})^2)`.
+
+    Returns
+    -------
+    criterion, score, observed, expected : float
+        The (restricted) log-likelihood, its derivative in :math:`\tau^2`, minus
+        its second derivative, and the Fisher information.
+    """
+    p = Z.shape[0] - 1
+    k = Z.shape[1]
+    w = 1.0 / (v + tau2)
+    Zw = Z * w
+    S1 = Zw @ Z.T
+    S2 = Zw @ Zw.T
+    S3 = (Zw * w) @ Zw.T
+    sum_w = w.sum()
+    sum_w2 = float(w @ w)
+    sum_log_var = -float(np.log(w).sum())
+    if p:
+        # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
+        # are centred, so the raw LAPACK factorisation of A = X'WX is accurate.
+        chol, info = _potrf(S1[:p, :p], lower=1)
+        if info:
+            raise np.linalg.LinAlgError("singular weighted design")
+        cov, info = _potri(chol, lower=1)
+        cov = np.tril(cov) + np.tril(cov, -1).T
+        logdet = 2.0 * float(np.log(chol.diagonal()).sum())
+        c = np.append(-(cov @ S1[:p, p]), 1.0)
+        g = S2[:p] @ c
+        M2 = cov @ S2[:p, :p]
+        rss = float(c @ S1 @ c)
+        ypy2 = float(c @ S2 @ c)
+        upu = float(c @ S3 @ c) - float(g @ cov @ g)
+        trp = sum_w - float(M2.trace())
+        trpp = sum_w2 - 2.0 * float((cov * S3[:p, :p]).sum()) + float((M2 * M2.T).sum())
     else:
-        upu = float(w @ (u * u))
+        logdet = 0.0
+        rss, ypy2, upu = float(S1[0, 0]), float(S2[0, 0]), float(S3[0, 0])
+        trp, trpp = sum_w, sum_w2
     if reml:
-        trp = trace_pd(fit)
-        trpp = trace_pdpd(X, fit, None, None)
+        criterion = -0.5 * ((k - p) * LOG_2PI + sum_log_var + logdet + rss)
+        criterion += 0.5 * logdet_xtx
         score = 0.5 * (ypy2 - trp)
         expected = 0.5 * trpp
     else:
-        score = 0.5 * (ypy2 - float(np.sum(w)))
-        expected = 0.5 * float(w @ w)
-    observed = upu - expected  # minus the second derivative
-    return fit, score, observed, expected
+        criterion = -0.5 * (k * LOG_2PI + sum_log_var + rss)
+        score = 0.5 * (ypy2 - sum_w)
+        expected = 0.5 * sum_w2
+    return criterion, score, upu - expected, expected
 
 
 def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx):
@@ -225,15 +283,9 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     -------
     Tau2Fit
     """
-
-    def criterion(fit, tau2):
-        if reml:
-            return loglik_reml(v, tau2, fit, logdet_xtx)
-        return loglik_ml(v, tau2, fit)
-
+    Z = centered_stack(X, y)
     tau2 = max(float(start), lower)
-    fit, score, observed, expected = _likelihood_terms(X, y, v, tau2, reml)
-    ll = criterion(fit, tau2)
+    ll, score, observed, expected = _likelihood_terms(Z, v, tau2, reml, logdet_xtx)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007
@@ -242,23 +294,20 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
         if tau2 <= lower and step <= 0:
             converged = True
             break
-        new_ll = -np.inf
         for _ in range(60):
             new = max(tau2 + step, lower)
-            new_terms = _likelihood_terms(X, y, v, new, reml)
-            new_ll = criterion(new_terms[0], new)
-            if new_ll >= ll - 1e-13 * (1.0 + abs(ll)):
+            terms = _likelihood_terms(Z, v, new, reml, logdet_xtx)
+            if terms[0] >= ll - 1e-13 * (1.0 + abs(ll)):
                 break
             step *= 0.5
         change = abs(new - tau2)
-        tau2, ll = new, new_ll
-        fit, score, observed, expected = new_terms
+        tau2 = new
+        ll, score, observed, expected = terms
         if change <= tol * (1.0 + tau2):
             converged = True
             break
-    if lower == 0.0 and tau2 > 0.0:
-        fit0 = weighted_fit(X, y, 1.0 / v) if np.all(v > 0) else None
-        if fit0 is not None and criterion(fit0, 0.0) > ll:
+    if lower == 0.0 and tau2 > 0.0 and np.all(v > 0):
+        if _likelihood_terms(Z, v, 0.0, reml, logdet_xtx)[0] > ll:
             tau2 = 0.0
     return Tau2Fit(tau2, n_iter, converged)
 
@@ -453,7 +502,7 @@ def heterogeneity(X, y, v, tau2, *, fixed_effect):
     fit = weighted_fit(X, y, 1.0 / v)
     q = fit.rss
     df = k - p
-    q_pvalue = float(stats.chi2.sf(q, df)) if df > 0 else 1.0
+    q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
     vt = df / trace_pd(fit) if df > 0 else 0.0
     if fixed_effect:
         i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
