@@ -350,7 +350,8 @@ class MixtureRule(NamedTuple):
 
 def _mixture_rule(X, y, v, x, w):
     keep = w > 0  # e.g. the empty atom at 0 when all v are 0 (infinite weights)
-    x, w = x[keep], w[keep]
+    # renormalise the quadrature error (< 1e-10) away: a proper mixture CDF
+    x, w = x[keep], w[keep] / w[keep].sum()
     fit = gls(X, y, v, x)
     se = np.sqrt(np.einsum("nii->ni", fit.cov))
     k, p = X.shape
@@ -371,15 +372,20 @@ def mixture_z_ppf(p, rule, j=0):
     se = rule.se[:, j]
     zp = special.ndtri(p)
     lo, hi = zp * se.min(), zp * se.max()
-    if hi - lo <= 1e-14 * hi:
+    return _bracketed_root(lambda q: float(mixture_z_cdf(q, rule, j)) - p, lo, hi)
+
+
+def _bracketed_root(f, lo, hi):
+    """Brent's root of an increasing ``f`` on [lo, hi] whose ends bracket it up to
+    rounding (all mixture nodes may share one quantile, e.g. equal variances)."""
+    if hi - lo <= 1e-14 * max(abs(lo), abs(hi), 1e-300):
         return float(hi)
-    return optimize.brentq(
-        lambda q: float(mixture_z_cdf(q, rule, j)) - p,
-        lo,
-        hi,
-        xtol=1e-300,
-        rtol=1e-13,
-    )
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo >= 0:
+        return float(lo)
+    if f_hi <= 0:
+        return float(hi)
+    return optimize.brentq(f, lo, hi, xtol=1e-15 * max(abs(lo), abs(hi)), rtol=1e-13)
 
 
 def mixture_hksj_cdf(t, rule, dof, j=0):
@@ -394,16 +400,8 @@ def mixture_hksj_cdf(t, rule, dof, j=0):
 def mixture_hksj_ppf(p, rule, dof, j=0):
     """Root of :math:`C_j(t) = p` (Brent), bracketed by the per-node quantiles."""
     ends = rule.beta[:, j] + special.stdtrit(dof, p) * rule.s_hksj[:, j]
-    lo, hi = ends.min(), ends.max()
-    scale = max(abs(hi), abs(lo), 1e-300)
-    if hi - lo <= 1e-14 * scale:
-        return float(hi)
-    return optimize.brentq(
-        lambda t: float(mixture_hksj_cdf(t, rule, dof, j)) - p,
-        lo,
-        hi,
-        xtol=1e-15 * scale,
-        rtol=1e-13,
+    return _bracketed_root(
+        lambda t: float(mixture_hksj_cdf(t, rule, dof, j)) - p, ends.min(), ends.max()
     )
 
 
