@@ -817,6 +817,12 @@ def fit_multilevel(
         d = Z.std(axis=0)
         d[0] = 1.0
         d[d <= 0] = 1.0
+        spec = make_cov_spec(structures[len(dlev)], Z.shape[1])
+        if spec.kind == "sdcorr":
+            used = spec.sd_index[spec.sd_index >= 0]
+            if used.size != np.unique(used).size:
+                # SDs constrained equal across columns: keep Z's own units
+                d = np.ones_like(d)
         dlev.append(d)
         Zs.append(Z / d)
     specs_s = []
