@@ -288,7 +288,9 @@ class RandomEffectsMeta(_BaseMeta):
 
         estimated = self.tau2 is None and method != "fe"
         self.tau2_se_ = (
-            uni.tau2_standard_error(design, y, v, method, tau2, weights=weights)
+            uni.tau2_standard_error(
+                design, y, v, method, tau2, weights=weights, fit=fit
+            )
             if estimated
             else float("nan")
         )

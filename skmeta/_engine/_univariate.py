@@ -13,8 +13,8 @@ here is computed from vectors of length ``k`` and ``p x p`` matrices: the
 
 .. math:: P = W - W X (X^\top W X)^{-1} X^\top W,\qquad W = \operatorname{diag}(w)
 
-is never formed.  Its traces are obtained from the leverages
-:math:`h_i = w_i x_i^\top (X^\top W X)^{-1} x_i` and ``p x p`` products, e.g.
+is never formed.  Its traces are obtained from ``p x p`` products, e.g. with the
+leverages :math:`h_i = w_i x_i^\top (X^\top W X)^{-1} x_i`
 
 .. math::
 
@@ -68,7 +68,6 @@ class WeightedFit(NamedTuple):
     cov: np.ndarray  # (p, p), (X' W X)^{-1}
     resid: np.ndarray  # (k,), y - X beta
     weights: np.ndarray  # (k,)
-    leverage: np.ndarray  # (k,), diagonal of W^{1/2} X (X'WX)^{-1} X' W^{1/2}
     rss: float  # sum w r^2 = y' P y
     logdet: float  # log |X' W X|
 
@@ -89,16 +88,14 @@ def weighted_fit(X, y, w):
     -------
     WeightedFit
         :math:`\\hat\\beta = (X^\\top W X)^{-1} X^\\top W y` with its unscaled
-        covariance, residuals, leverages, weighted residual sum of squares and
+        covariance, residuals, weighted residual sum of squares and
         :math:`\\log|X^\\top W X|`.
     """
     p = X.shape[1]
     if p == 0:
         rss = float(w @ (y * y))
         empty = np.zeros(0)
-        return WeightedFit(
-            empty, np.zeros((0, 0)), y.copy(), w, np.zeros_like(y), rss, 0.0
-        )
+        return WeightedFit(empty, np.zeros((0, 0)), y.copy(), w, rss, 0.0)
     Xw = X * w[:, None]
     A = X.T @ Xw
     # Scale columns to unit diagonal before the Cholesky factorisation: this keeps
@@ -112,35 +109,48 @@ def weighted_fit(X, y, w):
     cov = (Linv.T @ Linv) / np.outer(scale, scale)
     beta = cov @ (Xw.T @ y)
     resid = y - X @ beta
-    leverage = w * np.einsum("ij,ij->i", X @ cov, X)
     rss = float(w @ (resid * resid))
     logdet = float(2.0 * np.sum(np.log(np.diag(L))) + 2.0 * np.sum(np.log(scale)))
-    return WeightedFit(beta, cov, resid, w, leverage, rss, logdet)
+    return WeightedFit(beta, cov, resid, w, rss, logdet)
+
+
+def _weighted_gram(X, weights):
+    r"""Return :math:`X^\top \operatorname{diag}(weights) X`."""
+    return X.T @ (X * weights[:, None])
 
 
 def trace_pdpd(X, fit, d1, d2):
     r"""Return :math:`\operatorname{tr}(P D_1 P D_2)` for diagonal ``D_1``, ``D_2``.
 
     ``P`` is the projection of ``fit`` (``weighted_fit(X, y, w)``); ``d1`` and ``d2``
-    are the diagonals (``None`` means the identity).
+    are the diagonals (``None`` means the identity).  With :math:`e_j = w \circ d_j`,
+    :math:`\sum_i h_i e_{1i} e_{2i} = \operatorname{tr}(A^{-1} X^\top
+    \operatorname{diag}(w e_1 e_2) X)`.
     """
-    w, h = fit.weights, fit.leverage
+    w = fit.weights
     e1 = w if d1 is None else w * d1
     e2 = w if d2 is None else w * d2
-    total = float(e1 @ e2 - 2.0 * (h * e1) @ e2)
+    e12 = e1 * e2
+    total = float(e12.sum())
     if X.shape[1]:
-        B1 = X.T @ (X * (w * e1)[:, None])
-        B2 = B1 if d2 is d1 else X.T @ (X * (w * e2)[:, None])
-        M1 = fit.cov @ B1
-        M2 = M1 if d2 is d1 else fit.cov @ B2
-        total += float(np.sum(M1 * M2.T))
+        total -= 2.0 * float((fit.cov * _weighted_gram(X, w * e12)).sum())
+        M1 = fit.cov @ _weighted_gram(X, w * e1)
+        M2 = M1 if d2 is d1 else fit.cov @ _weighted_gram(X, w * e2)
+        total += float((M1 * M2.T).sum())
     return total
 
 
-def trace_pd(fit, d=None):
-    r"""Return :math:`\operatorname{tr}(P D)` for diagonal ``D`` (identity if None)."""
-    w = fit.weights
-    return float(np.sum(w * (1.0 - fit.leverage) * (1.0 if d is None else d)))
+def trace_pd(X, fit, d=None):
+    r"""Return :math:`\operatorname{tr}(P D)` for diagonal ``D`` (identity if None).
+
+    :math:`\sum_i w_i d_i - \operatorname{tr}(A^{-1} X^\top \operatorname{diag}(w^2
+    d) X)`.
+    """
+    wd = fit.weights if d is None else fit.weights * d
+    total = float(wd.sum())
+    if X.shape[1]:
+        total -= float((fit.cov * _weighted_gram(X, fit.weights * wd)).sum())
+    return total
 
 
 def generalized_q(X, y, v, tau2):
@@ -336,7 +346,7 @@ def tau2_hedges(X, y, v):
     """Hedges (HE) estimator: unweighted residuals minus the average variance."""
     k, p = X.shape
     fit = weighted_fit(X, y, np.ones(k))
-    return max(0.0, (fit.rss - trace_pd(fit, v)) / (k - p))
+    return max(0.0, (fit.rss - trace_pd(X, fit, v)) / (k - p))
 
 
 def tau2_genq(X, y, v, a):
@@ -346,7 +356,7 @@ def tau2_genq(X, y, v, a):
     \operatorname{tr}(P_A)\}`.  DL is ``a = 1/v``; HE is ``a = 1``.
     """
     fit = weighted_fit(X, y, a)
-    return max(0.0, (fit.rss - trace_pd(fit, v)) / trace_pd(fit))
+    return max(0.0, (fit.rss - trace_pd(X, fit, v)) / trace_pd(X, fit))
 
 
 def tau2_sidik_jonkman(X, y, v, tau2_init=None):
@@ -421,14 +431,16 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
     return Tau2Fit(max(tau2, lower), 1, True)
 
 
-def tau2_standard_error(X, y, v, method, tau2, *, weights=None):
+def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None):
     """Standard error of the tau^2 estimate, by metafor's formula for ``method``.
 
     See Viechtbauer (2005, 2007) and the table in the skmeta user guide.  Returns
-    ``nan`` for ``"fe"`` and a fixed tau^2.
+    ``nan`` for ``"fe"`` and a fixed tau^2.  ``fit`` is ``weighted_fit`` at ``tau2``
+    with weights ``1 / (v + tau2)`` when the caller has it already.
     """
     k, p = X.shape
-    fit = weighted_fit(X, y, 1.0 / (v + tau2))
+    if fit is None:
+        fit = weighted_fit(X, y, 1.0 / (v + tau2))
     if method == "reml":
         return float(np.sqrt(2.0 / trace_pdpd(X, fit, None, None)))
     if method == "ml":
@@ -447,13 +459,13 @@ def tau2_standard_error(X, y, v, method, tau2, *, weights=None):
     if method == "he":
         fit0 = weighted_fit(X, y, np.ones(k))
         pvpv = trace_pdpd(X, fit0, v, v)
-        pv = trace_pd(fit0, v)
+        pv = trace_pd(X, fit0, v)
         return float(
             np.sqrt((2 * pvpv + 4 * t * pv + 2 * t * t * (k - p)) / (k - p) ** 2)
         )
     if method in ("dl", "hs", "hsk"):
         fit_fe = weighted_fit(X, y, 1.0 / v)
-        trp = trace_pd(fit_fe)
+        trp = trace_pd(X, fit_fe)
         core = 2 * (k - p) + 4 * t * trp + 2 * t * t * trace_pdpd(X, fit_fe, None, None)
         if method == "dl":
             return float(np.sqrt(core / trp**2))
@@ -461,7 +473,7 @@ def tau2_standard_error(X, y, v, method, tau2, *, weights=None):
         return se * k / (k - p) if method == "hsk" else se
     if method == "genq":
         fit_a = weighted_fit(X, y, weights)
-        return moment_se(fit_a, trace_pd(fit_a) ** 2)
+        return moment_se(fit_a, trace_pd(X, fit_a) ** 2)
     if method == "sj":
         # P is the one of the estimator itself, i.e. at the initial value tau2_0.
         tau2_init = tau2_sidik_jonkman(X, y, v)[1]
@@ -503,7 +515,7 @@ def heterogeneity(X, y, v, tau2, *, fixed_effect):
     q = fit.rss
     df = k - p
     q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
-    vt = df / trace_pd(fit) if df > 0 else 0.0
+    vt = df / trace_pd(X, fit) if df > 0 else 0.0
     if fixed_effect:
         i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
         h2 = q / df if df > 0 else float("nan")
