@@ -220,7 +220,7 @@ def centered_stack(X, y):
     return Z
 
 
-def _likelihood_terms(Z, v, tau2, reml, logdet_xtx):
+def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     r"""Criterion, score and informations at ``tau2`` from weighted moments.
 
     With :math:`z_i = (x_i, y_i)` and :math:`S_j = \sum_i w_i^j z_i z_i^\top`
@@ -237,36 +237,43 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx):
         The (restricted) log-likelihood, its derivative in :math:`\tau^2`, minus
         its second derivative, and the Fisher information.
     """
-    p = Z.shape[0] - 1
-    k = Z.shape[1]
+    q, k = Z.shape
+    p = q - 1
     w = 1.0 / (v + tau2)
     Zw = Z * w
-    S1 = Zw @ Z.T
-    S2 = Zw @ Zw.T
-    S3 = (Zw * w) @ Zw.T
-    sum_w = w.sum()
-    sum_w2 = float(w @ w)
-    sum_log_var = -float(np.log(w).sum())
+    S = np.empty((3, q, q))
+    np.matmul(Zw, Z.T, out=S[0])
+    np.matmul(Zw, Zw.T, out=S[1])
+    np.matmul(Zw * w, Zw.T, out=S[2])
+    sum_log_var = -np.log(w).sum()
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
         # are centred, so the raw LAPACK factorisation of A = X'WX is accurate.
-        chol, info = _potrf(S1[:p, :p], lower=1)
+        chol, info = _potrf(S[0, :p, :p], lower=1)
         if info:
             raise np.linalg.LinAlgError("singular weighted design")
-        cov, info = _potri(chol, lower=1)
-        cov = np.tril(cov) + np.tril(cov, -1).T
-        logdet = 2.0 * float(np.log(chol.diagonal()).sum())
-        c = np.append(-(cov @ S1[:p, p]), 1.0)
-        g = S2[:p] @ c
-        M2 = cov @ S2[:p, :p]
-        rss = float(c @ S1 @ c)
-        ypy2 = float(c @ S2 @ c)
-        upu = float(c @ S3 @ c) - float(g @ cov @ g)
-        trp = sum_w - float(M2.trace())
-        trpp = sum_w2 - 2.0 * float((cov * S3[:p, :p]).sum()) + float((M2 * M2.T).sum())
+        cov = _potri(chol, lower=1)[0]  # lower triangle; the upper one is zero
+        cov += cov.T
+        cov.flat[:: p + 1] *= 0.5
+        c = np.empty(q)
+        c[:p] = -(cov @ S[0, :p, p])
+        c[p] = 1.0
+        Sc = S @ c
+        rss, ypy2, upu = Sc @ c
+        g = Sc[1, :p]
+        upu -= g @ cov @ g
+        M2 = cov @ S[1, :p, :p]
+        logdet = 2.0 * np.log(chol.diagonal()).sum()
+        if intercept:
+            sum_w, sum_w2 = S[0, 0, 0], S[1, 0, 0]
+        else:
+            sum_w, sum_w2 = w.sum(), w @ w
+        trp = sum_w - M2.trace()
+        trpp = sum_w2 - 2.0 * (cov * S[2, :p, :p]).sum() + (M2 * M2.T).sum()
     else:
         logdet = 0.0
-        rss, ypy2, upu = float(S1[0, 0]), float(S2[0, 0]), float(S3[0, 0])
+        rss, ypy2, upu = S[0, 0, 0], S[1, 0, 0], S[2, 0, 0]
+        sum_w, sum_w2 = w.sum(), w @ w
         trp, trpp = sum_w, sum_w2
     if reml:
         criterion = -0.5 * ((k - p) * LOG_2PI + sum_log_var + logdet + rss)
@@ -277,7 +284,7 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx):
         criterion = -0.5 * (k * LOG_2PI + sum_log_var + rss)
         score = 0.5 * (ypy2 - sum_w)
         expected = 0.5 * sum_w2
-    return criterion, score, upu - expected, expected
+    return float(criterion), float(score), float(upu - expected), float(expected)
 
 
 def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx):
@@ -294,8 +301,13 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     Tau2Fit
     """
     Z = centered_stack(X, y)
+    intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
+
+    def terms_at(t):
+        return _likelihood_terms(Z, v, t, reml, logdet_xtx, intercept)
+
     tau2 = max(float(start), lower)
-    ll, score, observed, expected = _likelihood_terms(Z, v, tau2, reml, logdet_xtx)
+    ll, score, observed, expected = terms_at(tau2)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007
@@ -304,9 +316,14 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
         if tau2 <= lower and step <= 0:
             converged = True
             break
+        if abs(step) <= tol * (1.0 + tau2) and observed > 0:
+            # A Newton step this small in a concave region: accept it unevaluated.
+            tau2 = max(tau2 + step, lower)
+            converged = True
+            break
         for _ in range(60):
             new = max(tau2 + step, lower)
-            terms = _likelihood_terms(Z, v, new, reml, logdet_xtx)
+            terms = terms_at(new)
             if terms[0] >= ll - 1e-13 * (1.0 + abs(ll)):
                 break
             step *= 0.5
@@ -317,7 +334,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
             converged = True
             break
     if lower == 0.0 and tau2 > 0.0 and np.all(v > 0):
-        if _likelihood_terms(Z, v, 0.0, reml, logdet_xtx)[0] > ll:
+        if terms_at(0.0)[0] > ll:
             tau2 = 0.0
     return Tau2Fit(tau2, n_iter, converged)
 
