@@ -613,3 +613,18 @@ def test_brent_root_in_reference_expectation_is_exercised():
 
     half = optimize.brentq(lambda q: big_g(q) - 0.975, 0.01, 5.0, xtol=1e-12)
     assert 0.5 * (hi - lo) == pytest.approx(half, abs=1e-8)
+
+
+@pytest.mark.parametrize("est", ["dl", "sj"])
+def test_equal_variances_hksj_mixture_is_exact_hksj(est):
+    # With equal v, theta(x) is the plain mean and the Knapp-Hartung scale does not
+    # depend on x, so every mixture node has the same t interval: HKSJ-M = HKSJ.
+    # (Regression test: all nodes share one quantile, the root bracket is a point.)
+    y = np.array([0.3, -0.2, 0.5, 0.9, 0.1, 0.4])
+    v = np.full(6, 0.2)
+    m = RobustMeta(tau2_estimator=est, inference="hksj").fit(None, y, sample_var=v)
+    half = stats.t.ppf(0.975, 5) * np.std(y, ddof=1) / np.sqrt(6)
+    ref = (y.mean() - half, y.mean() + half)
+    assert m.conf_int()[0] == pytest.approx(ref, rel=1e-12)
+    assert m.conf_int(robust=False)[0] == pytest.approx(ref, rel=1e-12)
+    assert m.p_value()[0] == pytest.approx(m.p_value(robust=False)[0], rel=1e-9)
