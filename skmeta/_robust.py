@@ -162,8 +162,8 @@ class RobustMeta(_BaseMeta):
     >>> v = (np.array([0.41, 0.35, 0.54]) / 3.92) ** 2
     >>> model = RobustMeta().fit(None, y, sample_var=v)
     >>> lower, upper = model.conf_int()[0]
-    >>> round(lower, 4), round(upper, 4)
-    (-0.3373, -0.0525)
+    >>> print(f"{lower:.4f} {upper:.4f}")
+    -0.3373 -0.0525
     """
 
     _parameter_constraints: dict = {
