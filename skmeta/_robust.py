@@ -131,6 +131,11 @@ class RobustMeta(_BaseMeta):
     :math:`\tau^2_M = 0` is used, as the authors do (so :math:`\tau^2_M` jumps at
     :math:`\hat\tau^2 = 0^+`). When no root exists, :math:`\tau^2_M = 0`.
 
+    The HKSJ mixture recomputes :math:`\hat\theta(x)` at every :math:`x`, so its
+    interval is not centred on ``intercept_`` (the plug-in estimate at
+    :math:`\hat\tau^2`) and, when :math:`\tau^2_M` and :math:`\hat\tau^2` are
+    far apart, need not even contain it.
+
     ``sample_var`` must be all positive, or all zero: ``sample_var=None`` (zeros)
     is the model without sampling error, :math:`y_k \sim N(\theta, \tau^2)`, in
     which DL's weights :math:`1/v_k` are taken in their equal-variance limit
