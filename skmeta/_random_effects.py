@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
@@ -223,6 +224,10 @@ class RandomEffectsMeta(_BaseMeta):
             The fitted estimator.
         """
         X, y, v, design = self._validate_training_data(X, y, sample_var)
+        return self._fit_design(design, y, v, groups)
+
+    def _fit_design(self, design, y, v, groups):
+        """Fit on a validated design matrix (with its intercept column)."""
         k, p = design.shape
         method = self.method
         if method in uni.NEEDS_POSITIVE_VAR and self.tau2 is None and np.any(v <= 0):
@@ -259,7 +264,7 @@ class RandomEffectsMeta(_BaseMeta):
                 "y is fitted exactly and sample_var has zeros: tau2_ is 0 and the "
                 "coefficient covariance is (numerically) zero.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             self.tau2_ = 0.0
         self.n_iter_, self.converged_ = tau2_fit.n_iter, tau2_fit.converged
@@ -496,6 +501,71 @@ class RandomEffectsMeta(_BaseMeta):
         return pd.DataFrame.from_dict(
             rows, orient="index", columns=["estimate", "ci_lower", "ci_upper"]
         )
+
+    def influence(self):
+        r"""Leave-one-out influence diagnostics (metafor's ``influence()``).
+
+        For each study the model is refitted without it (same method and
+        inference).  With :math:`b_{(-i)}`, :math:`\hat\tau^2_{(-i)}` and
+        :math:`V_{(-i)}` from that fit and :math:`V` from the full fit:
+
+        - ``rstudent``: :math:`(y_i - x_i^\top b_{(-i)}) / \sqrt{v_i +
+          \hat\tau^2_{(-i)} + x_i^\top V_{(-i)} x_i}`;
+        - ``dffits``: :math:`x_i^\top(b - b_{(-i)}) / \sqrt{h_i (v_i +
+          \hat\tau^2_{(-i)})}`;
+        - ``cook_d``: :math:`(b - b_{(-i)})^\top V^{-1} (b - b_{(-i)})`;
+        - ``cov_r``: :math:`\det V_{(-i)} / \det V`;
+        - ``tau2_del``, ``qe_del``: :math:`\hat\tau^2` and :math:`Q_E` without
+          study :math:`i`;
+        - ``hat``: :math:`h_i = w_i x_i^\top (X^\top W X)^{-1} x_i`;
+        - ``weight``: :math:`100\, w_i / \sum_j w_j`;
+        - ``dfbetas_<term>``: :math:`(b - b_{(-i)})` over the model-based standard
+          errors :math:`\sqrt{\operatorname{diag}(X^\top W_{(-i)} X)^{-1}}` of all
+          studies with weights at :math:`\hat\tau^2_{(-i)}` (as metafor).
+
+        Returns
+        -------
+        DataFrame
+            One row per training study.
+        """
+        check_is_fitted(self)
+        design, y, v = self._profile_data
+        k = design.shape[0]
+        w = 1.0 / (v + self.tau2_)
+        unscaled = uni.weighted_fit(design, y, w).cov
+        hat = w * np.einsum("ij,jk,ik->i", design, unscaled, design)
+        beta = self._beta
+        cov_inv = np.linalg.inv(self.cov_params_)
+        logdet = np.linalg.slogdet(self.cov_params_)[1]
+        columns = {
+            name: np.empty(k)
+            for name in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
+        }
+        dfbetas = np.empty((k, beta.shape[0]))
+        refit = clone(self)
+        for i in range(k):
+            keep = np.arange(k) != i
+            sub = refit._fit_design(design[keep], y[keep], v[keep], groups=None)
+            delta = beta - sub._beta
+            xi = design[i]
+            se_pred2 = float(xi @ sub.cov_params_ @ xi)
+            columns["rstudent"][i] = (y[i] - xi @ sub._beta) / np.sqrt(
+                v[i] + sub.tau2_ + se_pred2
+            )
+            columns["dffits"][i] = (xi @ delta) / np.sqrt(hat[i] * (v[i] + sub.tau2_))
+            columns["cook_d"][i] = delta @ cov_inv @ delta
+            columns["cov_r"][i] = np.exp(np.linalg.slogdet(sub.cov_params_)[1] - logdet)
+            columns["tau2_del"][i] = sub.tau2_
+            columns["qe_del"][i] = sub.q_
+            # metafor scales by the covariance of all k studies at tau2_(-i).
+            scale = uni.weighted_fit(design, y, 1.0 / (v + sub.tau2_)).cov
+            dfbetas[i] = delta / np.sqrt(np.diag(scale))
+        frame = pd.DataFrame(columns)
+        frame["hat"] = hat
+        frame["weight"] = 100.0 * w / w.sum()
+        for j, name in enumerate(self._term_names):
+            frame[f"dfbetas_{name}"] = dfbetas[:, j]
+        return frame
 
     def summary(self, confidence_level=0.95):
         """Summarise the fit like metafor's printout.
