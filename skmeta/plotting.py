@@ -250,7 +250,17 @@ def _nice_transformed_ticks(ax, transform):
     else:
         cand = MaxNLocator(6).tick_values(t_lo, t_hi)
     cand = cand[(cand >= t_lo) & (cand <= t_hi)]
-    ax.xaxis.set_major_locator(FixedLocator(np.interp(cand, ts, xs)))
+    from scipy.optimize import brentq
+
+    positions = []
+    for c in cand:  # exact inverse within the bracketing grid cell
+        j = int(np.clip(np.searchsorted(ts, c), 1, xs.size - 1))
+        a, b = sorted((xs[j - 1], xs[j]))
+        f = lambda x, c=c: float(transform(x)) - c
+        positions.append(
+            brentq(f, a, b, xtol=1e-12) if f(a) * f(b) < 0 else np.interp(c, ts, xs)
+        )
+    ax.xaxis.set_major_locator(FixedLocator(positions))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{transform(t):.3g}"))
 
 
@@ -508,6 +518,9 @@ default=None
             x_extent += [lo, hi]
             text = _row_text(fmt, est, lo, hi, 100.0, show_w)
             right_text.append((yy, text, True))
+            ticks.append(yy)
+            ticklabels.append(label)
+            bold.append(True)
             pi = (
                 _prediction_interval(estimator, confidence_level)
                 if show_prediction
@@ -527,9 +540,10 @@ default=None
                 right_text.append(
                     (pi_y, _row_text(fmt, None, pi[0], pi[1], None, show_w), False)
                 )
+            continue
         ticks.append(yy)
         ticklabels.append(label)
-        bold.append(kind == "summary")
+        bold.append(False)
 
     # squares with area proportional to the weight
     study_idx = np.asarray(study_idx, dtype=int)
