@@ -1,0 +1,1 @@
+"""Benchmarks of skmeta against its peers; run ``python -m benchmarks``."""
