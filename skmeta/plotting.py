@@ -264,6 +264,15 @@ def _nice_transformed_ticks(ax, transform):
     ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{transform(t):.3g}"))
 
 
+def _predict_interval_at(estimator, X, Z, confidence_level):
+    """``predict_interval(X)``, passing the scale design ``Z`` where needed."""
+    if getattr(estimator, "n_scale_features_in_", 0):
+        if Z is None:
+            raise ValueError("Z is required: the scale model has moderators.")
+        return estimator.predict_interval(X, Z=Z, confidence_level=confidence_level)
+    return estimator.predict_interval(X, confidence_level=confidence_level)
+
+
 def _diamond(ax, est, lo, hi, y, *, color, height=0.4, gid=None):
     from matplotlib.patches import Polygon
 
@@ -437,7 +446,7 @@ default=None
 
     fitted = None
     if has_mods:
-        fitted = estimator.predict_interval(X, confidence_level=confidence_level)
+        fitted = _predict_interval_at(estimator, X, Z, confidence_level)
     cluster_blups = None
     if groups is not None and hasattr(estimator, "random_effects_") and not has_mods:
         first = estimator.level_names_[0]
@@ -774,8 +783,8 @@ def bubble_plot(
         models).
     confidence_level : float, default=0.95
     show_prediction : bool, default=False
-        Also draw the prediction band (not for location-scale models with scale
-        moderators, whose band depends on ``Z``).
+        Also draw the prediction band (for location-scale models with scale
+        moderators: at the mean of ``Z``).
     n_points : int, default=100
         Points of the fitted line.
     xlabel : str, default=None
@@ -818,7 +827,15 @@ def bubble_plot(
     newX[:, j] = xs
     if isinstance(X, pd.DataFrame):
         newX = pd.DataFrame(newX, columns=X.columns)
-    pred = estimator.predict_interval(newX, confidence_level=confidence_level)
+    newZ = None
+    if getattr(estimator, "n_scale_features_in_", 0):
+        if Z is None:
+            raise ValueError("Z is required: the scale model has moderators.")
+        Zmean = pd.DataFrame(Z).mean(axis=0).to_numpy(dtype=float)
+        newZ = np.tile(Zmean, (n_points, 1))
+        if isinstance(Z, pd.DataFrame):
+            newZ = pd.DataFrame(newZ, columns=Z.columns)
+    pred = _predict_interval_at(estimator, newX, newZ, confidence_level)
     if show_prediction:
         ax.fill_between(
             xs,
