@@ -429,6 +429,8 @@ def case_memory(options):
         peaks[k] = peak_traced_bytes(lambda X=X, y=y, v=v: fit_skmeta(X, y, v, "reml"))
     row = Row(GROUP, "re-mem-k1e6", "peak memory of one REML fit", k_big)
     row.peak_bytes = peaks[k_big]
+    for name in PEERS:
+        row.peers[name] = PeerResult(status="-")
     ratio = peaks[k_big] / max(peaks[k_small], 1)
     row.target_text = "O(k) memory"
     if options["quick"]:
