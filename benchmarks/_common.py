@@ -320,6 +320,18 @@ def fmt_mb(nbytes):
     return f"{nbytes / 1e6:.3g} MB"
 
 
+def fmt_bytes(nbytes):
+    """Format a byte count with a decimal unit (B, kB, MB, GB, TB)."""
+    if nbytes is None:
+        return "-"
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1000:
+            return f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{value:.3g} TB"
+
+
 def fmt_met(met):
     """Format a met/not met flag."""
     return {True: "met", False: "NOT met", None: "-"}[met]

@@ -42,6 +42,7 @@ from benchmarks._common import (
     Row,
     Timing,
     best_time,
+    fmt_bytes,
     fmt_mb,
     fmt_time,
     peak_traced_bytes,
@@ -311,7 +312,7 @@ def _dense_skip(name, k):
     return PeerResult(
         status="not run (k x k)",
         note=(
-            f"not run: {what} ({fmt_mb(size)} each at k = {k:,}; above "
+            f"not run: {what} ({fmt_bytes(size)} each at k = {k:,}; above "
             f"k = {DENSE_MAX_K:,} such a fit exceeds the time or memory limits)"
         ),
     )
@@ -441,8 +442,8 @@ def case_memory(options):
     rss = _worker_child("skmeta-rss", *simulated_data(k_big), "reml", options)
     if rss.data is not None:
         rss_text = (
-            f"{fmt_mb(rss.data['rss_bytes'])} (growth of the high-water mark "
-            "ru_maxrss during the fit, in a fresh process that holds the data)"
+            f"{fmt_bytes(rss.data['rss_bytes'])} (growth of the peak resident set "
+            f"[{rss.data['how']}] during the fit, in a fresh process)"
         )
     elif rss.timed_out:
         rss_text = "not measured (timed out)"
@@ -453,7 +454,7 @@ def case_memory(options):
         f"{fmt_mb(peaks[k_big])} at k = {k_big:,} (ratio {ratio:.3g}; O(k) gives "
         f"~10, O(k^2) ~100; {peaks[k_big] / k_big:.0f} bytes per study); "
         f"resident set: {rss_text}; one dense k x k matrix would need "
-        f"{fmt_mb(DENSE_BYTES_PER_MATRIX * k_big**2)}"
+        f"{fmt_bytes(DENSE_BYTES_PER_MATRIX * k_big**2)}"
     )
     return row
 
@@ -578,17 +579,47 @@ def benchmark_rows(quick=False, only=None, use_r=True, timeout=None, threads=Non
 # --------------------------------------------------------------------------- #
 # subprocess worker
 # --------------------------------------------------------------------------- #
+def _proc_status_kb(field):
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(field)
+
+
+def rss_growth(fn):
+    """Growth of the peak resident set during ``fn()``, in bytes.
+
+    On Linux the peak (``VmHWM``) is first reset to the current resident set
+    through ``/proc/self/clear_refs``; elsewhere ``ru_maxrss`` is used, which
+    is inherited from the parent process across ``exec`` on Linux and can hide
+    the growth.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+        before = _proc_status_kb("VmRSS")
+        fn()
+        return {"rss_bytes": 1024 * (_proc_status_kb("VmHWM") - before), "how": "VmHWM"}
+    except OSError:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        fn()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # kilobytes on Linux, bytes on macOS
+        scale = 1 if sys.platform == "darwin" else 1024
+        return {"rss_bytes": scale * (after - before), "how": "ru_maxrss"}
+
+
+# --------------------------------------------------------------------------- #
+# worker entry point
+# --------------------------------------------------------------------------- #
 def _worker(args):
     data = np.load(args.data)
     X = data["X"] if "X" in data.files else None
     y, v = data["y"], data["v"]
     if args.worker == "skmeta-rss":
         fit_skmeta(X[:10], y[:10], v[:10], args.method)  # imports, caches
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        fit_skmeta(X, y, v, args.method)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        # ru_maxrss is in kilobytes on Linux
-        print(json.dumps({"rss_bytes": 1024 * (after - before)}))
+        print(json.dumps(rss_growth(lambda: fit_skmeta(X, y, v, args.method))))
         return 0
     fit = {"pimeta": fit_pimeta, "pymare": fit_pymare}[args.worker]
     tau2, beta = fit(X, y, v, args.method)
