@@ -402,7 +402,10 @@ def fit_location_scale(
     theta = np.clip(theta, lo, hi)
     ev, val = crit(theta, 2)
     if not np.isfinite(val):
-        theta = _start_values(y, v, X, Zw, link)
+        theta = np.clip(_start_values(y, v, X, Zw, link), lo, hi)
+        ev, val = crit(theta, 2)
+    if not np.isfinite(val) and link == "identity":
+        theta = _feasible_identity(Zw, lo, hi, theta)
         ev, val = crit(theta, 2)
     converged = False
     message = "maximum number of iterations reached"
@@ -489,6 +492,27 @@ def fit_location_scale(
         message=message,
         diverging=diverging,
     )
+
+
+def _feasible_identity(Zw, lo, hi, theta):
+    """Return theta within [lo, hi] with Z theta > 0 when one exists (an LP)."""
+    from scipy import optimize
+
+    q = Zw.shape[1]
+    target = max(float(np.max(np.abs(Zw @ theta))), 1e-8)
+    c = np.zeros(q + 1)
+    c[-1] = -1.0  # maximize the smallest tau_i^2
+    A = np.hstack([-Zw, np.ones((Zw.shape[0], 1))])
+    bounds = [
+        (None if not np.isfinite(a) else a, None if not np.isfinite(b) else b)
+        for a, b in zip(lo, hi, strict=True)
+    ] + [(None, target)]
+    res = optimize.linprog(
+        c, A_ub=A, b_ub=np.zeros(Zw.shape[0]), bounds=bounds, method="highs"
+    )
+    if res.status == 0 and res.x[-1] >= 0:
+        return res.x[:q]
+    return theta
 
 
 def _slsqp_identity(crit, theta0, Zw):
