@@ -45,6 +45,7 @@ pupil <- pupil[, c("study", "weeks", "yi", "vi")]
 # with a random slope of x at the region level (true SD 0.15, correlation 0.5
 # with the region intercept) and a binary moderator x2.
 set.seed(20240611)
+sim4 <- local({
 rows <- list()
 for (r in 1:8) {
   u_r <- MASS::mvrnorm(1, c(0, 0), matrix(c(0.09, 0.5 * 0.3 * 0.15, 0.5 * 0.3 * 0.15, 0.0225), 2))
@@ -64,12 +65,28 @@ for (r in 1:8) {
     }
   }
 }
-sim4 <- do.call(rbind, rows)
+do.call(rbind, rows)
+})  # local(): keeps the loop variables (yi, vi, x, ...) out of the global scope
 sim4$country_id <- sim4$region * 10 + sim4$country
 sim4$study_id <- sim4$country_id * 10 + sim4$study
 sim4$es_id <- seq_len(nrow(sim4))
 
-datasets <- list(konstantopoulos2011 = konst, raudenbush1985 = pupil, sim4 = sim4)
+# A small simulated data set (22 effects in 5 clusters, random slope of x) on
+# which the REML likelihood of the unstructured (GEN) random-slope model has two
+# local maxima (found by skmeta's multi-start search; the values are typed in).
+bimodal <- data.frame(
+  cluster = c(0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4),
+  x = c(-6, -4, -2, -2, -1, -1, -3, 0, 2, 1, 3, 5, -2, 5, -3, 0, 3, 4, 2, 2, 4, 0),
+  yi = c(0.34, 0.636, 0.3075, 1.1737, 1.1587, -0.0453, 0.4468, 0.6366, -0.5373,
+         0.2377, 0.1043, 0.2254, -0.1413, 0.3907, 0.1779, -0.1386, 0.272, -0.1184,
+         0.2588, 0.0424, -0.1101, 0.0369),
+  vi = c(0.1436, 0.1423, 0.1109, 0.1123, 0.1076, 0.0868, 0.0508, 0.0695, 0.1363,
+         0.1492, 0.1292, 0.1036, 0.0734, 0.1008, 0.1311, 0.1419, 0.1453, 0.0122,
+         0.0982, 0.043, 0.0136, 0.0171))
+bimodal$es <- seq_len(nrow(bimodal))
+
+datasets <- list(konstantopoulos2011 = konst, raudenbush1985 = pupil, sim4 = sim4,
+                 bimodal = bimodal)
 
 ## ---------------------------------------------------------------- fits
 extract <- function(res, spec) {
@@ -158,7 +175,43 @@ for (rho in c(0, 0.4, 0.5, 0.8)) {
       method = "REML"))
 }
 
-out <- list(
+# The bimodal data: metafor's default fit, and the likelihood-maximizing runs of
+# several optimizers (the best of which is the global maximum). REML only: the ML
+# likelihood of these data has a single maximum.
+for (m in c("REML")) {
+  r <- rma_mv(yi, vi, mods = ~ x, random = list(~ x | cluster, ~ 1 | es), struct = "GEN",
+              data = bimodal, method = m)
+  add(paste0("bimodal_GEN_", m), r, list(data = "bimodal", X = list("x"),
+      groups = c("cluster", "es"), slopes = list("x"), struct = "GEN", method = m))
+  lls <- c()
+  for (opt in c("nlminb", "optim", "bobyqa", "uobyqa", "Nelder-Mead", "BFGS")) {
+    rr <- tryCatch(rma.mv(yi, vi, mods = ~ x, random = list(~ x | cluster, ~ 1 | es),
+                          struct = "GEN", data = bimodal, method = m,
+                          control = list(optimizer = opt)), error = function(e) NULL)
+    if (!is.null(rr)) lls[opt] <- as.numeric(logLik(rr))
+  }
+  fits[[paste0("bimodal_GEN_", m)]]$logLik_by_optimizer <- as.list(lls)
+}
+
+# The bimodal data: metafor's default fit, and the likelihood-maximizing runs of
+# several optimizers (the best of which is the global maximum). REML only: the ML
+# likelihood of these data has a single maximum.
+local({
+  r <- rma.mv(yi, vi, mods = ~ x, random = list(~ x | cluster, ~ 1 | es), struct = "GEN",
+              data = bimodal, method = "REML", control = list(rel.tol = 1e-10))
+  add("bimodal_GEN_REML", r, list(data = "bimodal", X = list("x"),
+      groups = c("cluster", "es"), slopes = list("x"), struct = "GEN", method = "REML"))
+  lls <- c()
+  for (opt in c("nlminb", "optim", "Nelder-Mead", "BFGS")) {
+    rr <- tryCatch(rma.mv(yi, vi, mods = ~ x, random = list(~ x | cluster, ~ 1 | es),
+                          struct = "GEN", data = bimodal, method = "REML",
+                          control = list(optimizer = opt)), error = function(e) NULL)
+    if (!is.null(rr)) lls[opt] <- as.numeric(logLik(rr))
+  }
+  fits$bimodal_GEN_REML$logLik_by_optimizer <<- as.list(lls)
+})
+
+  out <- list(
   versions = list(R = R.version.string, metafor = as.character(packageVersion("metafor")),
                   metadat = as.character(packageVersion("metadat"))),
   data = datasets, fits = fits)
