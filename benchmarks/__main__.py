@@ -93,6 +93,15 @@ def _limit_threads(threads):
     return threadpool_limits(limits=threads)
 
 
+def _owners(name):
+    """Groups a ``--only`` name belongs to (empty: it names no group)."""
+    return [
+        g
+        for g, aliases in GROUPS.items()
+        if any(name == a or name.startswith(f"{a}-") for a in (g, *aliases))
+    ]
+
+
 def group_selected(group, only):
     """Whether a group runs under the ``--only`` names.
 
@@ -102,15 +111,20 @@ def group_selected(group, only):
     """
     if not only:
         return True
-    for name in only:
-        owners = [
-            g
-            for g, aliases in GROUPS.items()
-            if any(name == a or name.startswith(f"{a}-") for a in (g, *aliases))
-        ]
-        if group in owners or not owners:
-            return True
-    return False
+    return any(group in _owners(name) or not _owners(name) for name in only)
+
+
+def case_names(group, only):
+    """The ``--only`` names a selected group's ``benchmark_rows`` receives.
+
+    None (all of its cases) when the group itself is named; otherwise the names
+    that are the group's cases or belong to no group.
+    """
+    if not only:
+        return None
+    if any(name in (group, *GROUPS[group]) for name in only):
+        return None
+    return [n for n in only if group in _owners(n) or not _owners(n)] or None
 
 
 def run_script(path, *, quick, timeout, threads=None):
@@ -200,11 +214,18 @@ def _header(args):
     except OSError:
         load = ""
     blas = "default BLAS threads" if args.threads is None else f"threads={args.threads}"
+    timeout = args.timeout or (10 if args.quick else 20)
+    method = (
+        "time: warm-up, then best of <= 1 batch >= 5 ms, budget 0.5 s"
+        if args.quick
+        else "time: warm-up, then best of <= 5 batches >= 50 ms, budget 5 s"
+    )
     lines = [
         f"skmeta benchmarks (SPEC section 9){'  [--quick]' if args.quick else ''}",
         f"Python {platform.python_version()}, numpy {np.__version__}; "
         f"{os.cpu_count()} CPUs, {load}; {blas}",
         "; ".join(versions),
+        f"{method}; slow peers' subprocesses killed after {timeout:g} s",
     ]
     return "\n".join(lines)
 
@@ -251,7 +272,8 @@ def main(argv=None):
             module = None
         if module is not None and hasattr(module, "benchmark_rows"):
             try:
-                rows.extend(_rows_from(module, kwargs))
+                names = case_names(group, args.only)
+                rows.extend(_rows_from(module, {**kwargs, "only": names}))
             except Exception as exc:
                 notes.append(f"{group}: benchmark_rows failed ({exc!r})")
             continue

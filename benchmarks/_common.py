@@ -26,8 +26,6 @@ import time
 import tracemalloc
 from dataclasses import dataclass, field
 
-import numpy as np
-
 THREAD_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
     "OMP_NUM_THREADS",
@@ -422,6 +420,8 @@ def agreement(row, name):
         dtau = abs(float(peer.tau2) - float(row.tau2))
     dbeta = None
     if peer.beta is not None and row.beta is not None:
+        import numpy as np  # not at module level: --threads must precede numpy
+
         peer_beta = [float(b) for b in np.atleast_1d(peer.beta)]
         row_beta = [float(b) for b in np.atleast_1d(row.beta)]
         if len(peer_beta) != len(row_beta):

@@ -129,6 +129,10 @@ def test_group_selection(bench):
     assert sel("robust", ["robust"]) and not sel("random_effects", ["robust"])
     # a name of no group is passed to every module
     assert sel("multilevel", ["three-level"]) and sel("robust", ["three-level"])
+    names = harness.case_names
+    assert names("random_effects", None) is None
+    assert names("random_effects", ["re", "ls-k13"]) is None
+    assert names("random_effects", ["re-k13", "ls-k13", "x"]) == ["re-k13", "x"]
 
 
 def test_timing_helpers(bench):
