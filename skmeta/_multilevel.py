@@ -326,9 +326,9 @@ class MultilevelMeta(_BaseMeta):
                     f"groups: level {level_names[lev]!r} has a single group; its "
                     "variance cannot be separated from the intercept. Drop the level."
                 )
-        slopes = self._slope_columns(level_names, z_names)
-        if any(slopes) and Zarr is None:
+        if self.random_slopes and Zarr is None:
             raise ValueError("random_slopes were given but Z was not passed to fit.")
+        slopes = self._slope_columns(level_names, z_names)
         Zlev = []
         for lev in range(L):
             if slopes[lev]:
@@ -371,7 +371,8 @@ class MultilevelMeta(_BaseMeta):
                 "sample_var and zero variance at the innermost level)."
             )
         self.converged_ = res["converged"]
-        self.n_iter_ = res["n_iter"]
+        # at least the evaluation at the (best) start counts as one iteration
+        self.n_iter_ = max(int(res["n_iter"]), 1)
         if not self.converged_:
             warnings.warn(
                 "The (restricted) likelihood maximization did not converge; "

@@ -1,0 +1,422 @@
+"""MultilevelMeta: engine identities, scikit-learn contract, bad input."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from scipy import optimize
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GroupKFold, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmeta._engine import _multilevel as ml
+from skmeta._multilevel import MultilevelMeta
+from skmeta._random_effects import RandomEffectsMeta
+
+
+def _nested(seed=0, n_outer=12, L=3, slopes=False, singleton=True):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 8, n_outer)
+    k = int(sizes.sum())
+    outer = np.repeat(np.arange(n_outer), sizes)
+    mid = np.concatenate([rng.integers(0, 3, s) for s in sizes])
+    inner = np.arange(k) if singleton else rng.integers(0, 2, k)
+    x = rng.normal(size=k)
+    v = rng.uniform(0.01, 0.1, k)
+    y = (
+        0.2
+        + 0.1 * x
+        + rng.normal(0, 0.3, n_outer)[outer]
+        + (rng.normal(0, 0.1, n_outer)[outer] * x if slopes else 0.0)
+        + rng.normal(0, 0.2, k)
+        + rng.normal(0, np.sqrt(v))
+    )
+    G = np.column_stack([outer, mid, inner])[:, :L]
+    return y, v, x, G
+
+
+# ------------------------------------------------------------------ engine
+@pytest.mark.parametrize(
+    "L, singleton", [(1, True), (2, True), (2, False), (3, True), (3, False)]
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_intercept_recursion_equals_dense_path(L, singleton, reml):
+    """The O(k) nested Woodbury recursion equals per-cluster dense Cholesky."""
+    y, v, x, G = _nested(1, L=L, singleton=singleton)
+    X = np.column_stack([np.ones_like(y), x])
+    codes = ml.encode_nested_groups(G)
+    s2 = np.array([0.07, 0.03, 0.02])[:L]
+    rec = ml.prepare_intercepts(y, v, X, codes)
+    dense = ml.prepare_design(y, v, X, codes, [None] * L)
+    a = ml.intercept_loglik(rec, s2, reml, blups=True)
+    b = ml.profile_loglik(dense, [np.array([[s]]) for s in s2], reml)
+    assert a[0] == pytest.approx(b[0], rel=1e-12)
+    np.testing.assert_allclose(a[1], [g[0, 0] for g in b[1]], rtol=1e-9, atol=1e-9)
+    bl = ml.random_effects_blups(
+        dense, [np.array([[s]]) for s in s2], b[2]["beta"], b[2]["hinv"]
+    )
+    for (u1, se1), (u2, se2) in zip(a[2]["blups"], bl, strict=True):
+        np.testing.assert_allclose(u1, u2, atol=1e-12)
+        np.testing.assert_allclose(se1, se2, atol=1e-12)
+
+
+def test_dense_likelihood_equals_full_matrix_computation():
+    """Per-cluster batches vs. the textbook dense k x k formula (small k only)."""
+    y, v, x, G = _nested(2, n_outer=6, L=2, slopes=True)
+    k = y.size
+    X = np.column_stack([np.ones(k), x])
+    Z0 = np.column_stack([np.ones(k), x])
+    codes = ml.encode_nested_groups(G)
+    S0 = np.array([[0.05, 0.01], [0.01, 0.02]])
+    S1 = np.array([[0.03]])
+    V = np.diag(v)
+    same0 = codes[:, 0][:, None] == codes[:, 0][None, :]
+    same1 = codes[:, 1][:, None] == codes[:, 1][None, :]
+    V = V + same0 * (Z0 @ S0 @ Z0.T) + same1 * S1[0, 0]
+    Vi = np.linalg.inv(V)
+    H = X.T @ Vi @ X
+    beta = np.linalg.solve(H, X.T @ Vi @ y)
+    r = y - X @ beta
+    ll_ml = -0.5 * (k * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + r @ Vi @ r)
+    ll_reml = (
+        -0.5
+        * (
+            (k - 2) * np.log(2 * np.pi)
+            + np.linalg.slogdet(V)[1]
+            + np.linalg.slogdet(H)[1]
+            + r @ Vi @ r
+        )
+        + 0.5 * np.linalg.slogdet(X.T @ X)[1]
+    )
+    des = ml.prepare_design(y, v, X, codes, [Z0, None])
+    assert ml.profile_loglik(des, [S0, S1], False)[0] == pytest.approx(ll_ml, rel=1e-12)
+    assert ml.profile_loglik(des, [S0, S1], True)[0] == pytest.approx(
+        ll_reml, rel=1e-12
+    )
+    assert ml.gaussian_loglik(y, v, X, codes, [Z0, None], [S0, S1], beta) == (
+        pytest.approx(ll_ml, rel=1e-12)
+    )
+
+
+@pytest.mark.parametrize(
+    "structure, q",
+    [
+        ("unstructured", 2),
+        ("unstructured", 3),
+        ("independent", 3),
+        ("exchangeable", 3),
+        ("identity", 2),
+        (
+            np.array(
+                [[np.nan, "r", 0.3], ["r", "a", "r"], [0.3, "r", "a"]], dtype=object
+            ),
+            3,
+        ),
+    ],
+    ids=["un2", "un3", "ind3", "exch3", "id2", "custom3"],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_analytic_gradient_matches_finite_differences(structure, q, reml):
+    y, v, x, G = _nested(3, n_outer=8, L=2, slopes=True)
+    k = y.size
+    x2 = np.random.default_rng(3).normal(size=k)
+    Zq = np.column_stack([np.ones(k), x, x2])[:, :q]
+    X = np.column_stack([np.ones(k), x])
+    codes = ml.encode_nested_groups(G)
+    des = ml.prepare_design(y, v, X, codes, [Zq, None])
+    specs = [ml.make_cov_spec(structure, q), ml.make_cov_spec("independent", 1)]
+    n = sum(s.n_params for s in specs)
+    theta = np.random.default_rng(4).uniform(0.1, 0.4, n)
+    f, g = ml._objective(theta, des, specs, reml)
+    assert np.isfinite(f)
+    num = optimize.approx_fprime(
+        theta, lambda t: ml._objective(t, des, specs, reml)[0], 1e-7
+    )
+    np.testing.assert_allclose(g, num, rtol=1e-4, atol=1e-5)
+
+
+def test_custom_spec_parsing():
+    spec = ml.make_cov_spec(
+        np.array(
+            [
+                [1.2, 0.5, "b", "b"],
+                [0.5, "a", np.nan, "c"],
+                ["b", np.nan, "a", "c"],
+                ["b", "c", "c", np.nan],
+            ],
+            dtype=object,
+        ),
+        4,
+    )
+    # Stata's example: SD1 fixed, SD2 = SD3 (.a), SD4 free; corr12 fixed .5;
+    # corr13 = corr14 (.b); corr24 = corr34 (.c); corr23 free
+    assert spec.sd_index[0] == -1 and spec.sd_fixed[0] == 1.2
+    assert spec.sd_index[1] == spec.sd_index[2] >= 0
+    assert spec.corr_index[0, 1] == -1 and spec.corr_fixed[0, 1] == 0.5
+    assert spec.corr_index[0, 2] == spec.corr_index[0, 3] >= 0
+    assert spec.corr_index[1, 3] == spec.corr_index[2, 3] >= 0
+    assert spec.n_params == 2 + 3  # SDs a, free; correlations b, c, free
+    S, _ = ml.sigma_and_jac(spec, np.full(spec.n_params, 0.2))
+    assert S[0, 0] == pytest.approx(1.44)
+    assert S[1, 1] == S[2, 2]
+
+
+# -------------------------------------------------- model equivalences
+@pytest.mark.parametrize("method", ["reml", "ml"])
+@pytest.mark.parametrize("with_x", [False, True])
+def test_two_level_one_effect_per_group_equals_random_effects(method, with_x):
+    y, v, x, G = _nested(5, L=1)
+    G = np.arange(y.size)
+    X = x.reshape(-1, 1) if with_x else None
+    a = MultilevelMeta(method=method).fit(X, y, sample_var=v, groups=G)
+    b = RandomEffectsMeta(method=method, tol=1e-14, max_iter=1000).fit(
+        X, y, sample_var=v
+    )
+    assert a.sigma2_[0] == pytest.approx(b.tau2_, rel=1e-6, abs=1e-10)
+    assert a.intercept_ == pytest.approx(b.intercept_, rel=1e-7)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-6)
+    np.testing.assert_allclose(a.cov_params_, b.cov_params_, rtol=1e-5)
+    assert a.loglik_ == pytest.approx(b.loglik_, abs=1e-8)
+    assert a.aic_ == pytest.approx(b.aic_, abs=1e-7)
+    assert a.bic_ == pytest.approx(b.bic_, abs=1e-7)
+    assert a.q_m_ == pytest.approx(b.q_, rel=1e-10)
+    np.testing.assert_allclose(
+        a.random_effects_[a.level_names_[0]]["intercept"], b.random_effects_, atol=1e-6
+    )
+    assert a.i2_[a.level_names_[0]] == pytest.approx(b.i2_, rel=1e-5)
+
+
+def test_score_equals_loglik_under_ml_and_new_groups_are_new():
+    y, v, x, G = _nested(6, L=3)
+    m = MultilevelMeta(method="ml").fit(x[:, None], y, sample_var=v, groups=G)
+    assert m.score(x[:, None], y, sample_var=v, groups=G) == pytest.approx(
+        m.loglik_, rel=1e-8
+    )
+    # relabelling groups does not change the held-out log-likelihood
+    G2 = G.copy()
+    G2[:, 0] = G2[:, 0] + 1000
+    assert m.score(x[:, None], y, sample_var=v, groups=G2) == pytest.approx(
+        m.loglik_, rel=1e-12
+    )
+    with pytest.raises(ValueError, match="sample_weight"):
+        m.score(x[:, None], y, np.arange(y.size), sample_var=v, groups=G)
+
+
+def test_random_slopes_score_equals_loglik():
+    y, v, x, G = _nested(7, L=2, slopes=True)
+    m = MultilevelMeta(
+        method="ml", random_slopes={0: [0]}, covariance=["unstructured", "independent"]
+    )
+    m.fit(x[:, None], y, sample_var=v, groups=G, Z=x[:, None])
+    assert m.score(x[:, None], y, sample_var=v, groups=G, Z=x[:, None]) == (
+        pytest.approx(m.loglik_, rel=1e-8)
+    )
+    pi = m.predict_interval(np.array([[0.0], [1.0]]), Z=np.array([[0.0], [1.0]]))
+    S = m._sigmas[0]
+    width = (pi["pi_upper"] - pi["mean"]) / 1.959963984540054
+    expect0 = np.sqrt(pi["se"][0] ** 2 + S[0, 0] + m.sigma2_[1])
+    expect1 = np.sqrt(pi["se"][1] ** 2 + S.sum() + m.sigma2_[1])
+    assert width[0] == pytest.approx(expect0, rel=1e-10)
+    assert width[1] == pytest.approx(expect1, rel=1e-10)
+
+
+def test_row_order_and_label_invariance():
+    y, v, x, G = _nested(8, L=3)
+    a = MultilevelMeta().fit(x[:, None], y, sample_var=v, groups=G)
+    perm = np.random.default_rng(0).permutation(y.size)
+    Gs = G.astype(object)[perm]
+    Gs[:, 0] = np.array([f"d{g}" for g in Gs[:, 0]], dtype=object)
+    b = MultilevelMeta().fit(x[perm, None], y[perm], sample_var=v[perm], groups=Gs)
+    assert a.loglik_ == pytest.approx(b.loglik_, abs=1e-9)
+    np.testing.assert_allclose(a.sigma2_, b.sigma2_, rtol=1e-5, atol=1e-9)
+
+
+def test_labels_are_nested_in_their_parent():
+    """School 1 of district A and school 1 of district B are different schools."""
+    y, v, _, G = _nested(9, L=2)
+    m = MultilevelMeta().fit(None, y, sample_var=v, groups=G)
+    assert m.n_groups_[1] == len({(a, b) for a, b in G})
+    assert m.n_groups_[1] > len(set(G[:, 1]))
+
+
+# ---------------------------------------------------------------- sklearn
+def _ml_estimators():
+    return [MultilevelMeta(), MultilevelMeta(method="ml")]
+
+
+EXPECTED_FAILED = {
+    # zero columns in X is the intercept-only model (SPEC 2.2), not an error
+    "check_estimators_empty_data_messages": "zero columns = intercept-only model",
+}
+
+
+@parametrize_with_checks(
+    _ml_estimators(), expected_failed_checks=lambda e: EXPECTED_FAILED
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def test_clone_and_pickle():
+    y, v, x, G = _nested(10, L=2)
+    m = MultilevelMeta(random_slopes={0: [0]}).fit(
+        x[:, None], y, sample_var=v, groups=G, Z=x[:, None]
+    )
+    c = clone(m)
+    assert c.get_params() == m.get_params()
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2.loglik_ == m.loglik_
+    np.testing.assert_array_equal(m2.predict(x[:5, None]), m.predict(x[:5, None]))
+
+
+@pytest.fixture
+def routing():
+    sklearn.set_config(enable_metadata_routing=True)
+    yield
+    sklearn.set_config(enable_metadata_routing=False)
+
+
+def test_pipeline_groupkfold_routing(routing):
+    """Pipeline + ColumnTransformer with sample_var, 2-D groups and Z routed; the
+    outer level is split by GroupKFold and held-out districts are scored as new
+    groups with their own sample_var."""
+    y, v, x, G = _nested(11, n_outer=15, L=2, slopes=True)
+    k = y.size
+    df = pd.DataFrame({"x": x, "noise": np.random.default_rng(1).normal(size=k)})
+    pipe = Pipeline(
+        [
+            ("ct", ColumnTransformer([("sc", StandardScaler(), ["x"])])),
+            ("ml", MultilevelMeta(random_slopes={0: ["x"]})),
+        ]
+    )
+    Z = pd.DataFrame({"x": x})
+    splits = list(GroupKFold(n_splits=5).split(df, y, groups=G[:, 0]))
+    res = cross_validate(
+        pipe, df, y, cv=splits, params={"sample_var": v, "groups": G, "Z": Z}
+    )
+    assert np.all(np.isfinite(res["test_score"]))
+    # fold 0 by hand: the held-out score is the log-density of new districts
+    tr, te = splits[0]
+    m = clone(pipe).fit(
+        df.iloc[tr], y[tr], sample_var=v[tr], groups=G[tr], Z=Z.iloc[tr]
+    )
+    direct = m.score(df.iloc[te], y[te], sample_var=v[te], groups=G[te], Z=Z.iloc[te])
+    assert res["test_score"][0] == pytest.approx(direct, rel=1e-10)
+    # and equals the engine's Gaussian density at the fitted parameters
+    est = m.named_steps["ml"]
+    Xte = m.named_steps["ct"].transform(df.iloc[te])
+    codes = ml.encode_nested_groups(G[te])
+    Zl = [np.column_stack([np.ones(len(te)), x[te]]), None]
+    ref = ml.gaussian_loglik(
+        y[te],
+        v[te],
+        np.column_stack([np.ones(len(te)), Xte]),
+        codes,
+        Zl,
+        est._sigmas,
+        est._beta,
+    )
+    assert direct == pytest.approx(ref, rel=1e-12)
+
+
+def test_metadata_requests_default_true():
+    req = MultilevelMeta().get_metadata_routing()
+    for method in ("fit", "score"):
+        r = getattr(req, method).requests
+        assert r["sample_var"] is True and r["groups"] is True and r["Z"] is True
+
+
+# ------------------------------------------------------------- bad input
+def test_bad_input_errors():
+    y, v, x, G = _nested(12, L=2)
+    with pytest.raises(ValueError, match="single group"):
+        MultilevelMeta().fit(
+            None, y, sample_var=v, groups=np.column_stack([np.zeros(y.size), G[:, 1]])
+        )
+    Gn = G.astype(float)
+    Gn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="groups"):
+        MultilevelMeta().fit(None, y, sample_var=v, groups=Gn)
+    Gs = np.column_stack([G[:, 0], np.arange(y.size)])
+    with pytest.raises(ValueError, match="single observation"):
+        MultilevelMeta(random_slopes={1: [0]}).fit(
+            None, y, sample_var=v, groups=Gs, Z=x[:, None]
+        )
+    with pytest.raises(ValueError, match=r"covariance.*shape \(2, 2\)"):
+        MultilevelMeta(
+            random_slopes={0: [0]}, covariance=[np.eye(3), "independent"]
+        ).fit(None, y, sample_var=v, groups=G, Z=x[:, None])
+    with pytest.raises(ValueError, match="Z was not passed"):
+        MultilevelMeta(random_slopes={0: [0]}).fit(None, y, sample_var=v, groups=G)
+    with pytest.raises(ValueError, match="groups has"):
+        MultilevelMeta().fit(None, y, sample_var=v, groups=G[:-1])
+    with pytest.raises(ValueError, match="covariance must be"):
+        MultilevelMeta(covariance="banded").fit(None, y, sample_var=v, groups=G)
+    with pytest.raises(ValueError, match="symmetric"):
+        MultilevelMeta(
+            random_slopes={0: [0]},
+            covariance=[
+                np.array([[np.nan, 0.5], [0.2, np.nan]], dtype=object),
+                "independent",
+            ],
+        ).fit(None, y, sample_var=v, groups=G, Z=x[:, None])
+
+
+def test_nonconvergence_warns():
+    y, v, x, G = _nested(13, L=3, slopes=True)
+    with pytest.warns(ConvergenceWarning):
+        m = MultilevelMeta(
+            max_iter=1, n_starts=1, random_slopes={0: [0]}, covariance="unstructured"
+        ).fit(x[:, None], y, sample_var=v, groups=G, Z=x[:, None])
+    assert m.converged_ is False
+    assert np.all(np.isfinite(m.coef_))
+
+
+def test_summary_and_views():
+    y, v, x, G = _nested(14, L=2, slopes=True)
+    m = MultilevelMeta(random_slopes={0: [0]}, covariance=["unstructured", "identity"])
+    m.fit(
+        pd.DataFrame({"dose": x}),
+        y,
+        sample_var=v,
+        groups=pd.DataFrame({"district": G[:, 0], "school": G[:, 1]}),
+        Z=pd.DataFrame({"dose": x}),
+    )
+    s = m.summary()
+    assert list(s.to_frame().index) == ["intercept", "dose"]
+    assert list(s.to_frame().columns) == [
+        "estimate",
+        "se",
+        "statistic",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+    ]
+    text = str(s)
+    assert "district: corr(dose, intercept)" in text and "Q_M" in text
+    assert "<table" in s._repr_html_()
+    sd = m.re_parameters("sd")["estimate"]
+    var = m.re_parameters("var")["estimate"]
+    assert sd[("district", "sd(dose)")] ** 2 == pytest.approx(
+        var[("district", "var(dose)")]
+    )
+    S = m.re_covariances_["district"]
+    assert S.loc["dose", "intercept"] == pytest.approx(
+        var[("district", "cov(dose, intercept)")]
+    )
+    assert set(m.random_effects_) == {"district", "school"}
+    assert list(m.random_effects_["district"].columns) == [
+        "intercept",
+        "dose",
+        "se_intercept",
+        "se_dose",
+    ]
