@@ -25,6 +25,17 @@ _UNROUTED_SCORE_WARNING = (
 )
 
 
+def _empty_if_no_columns(X, y):
+    """Return an ``(n, 0)`` float array for ``X=None`` or a zero-column table."""
+    if X is None:
+        y_arr = np.asarray(y)
+        return np.empty((y_arr.shape[0] if y_arr.ndim else 1, 0))
+    if getattr(X, "shape", (0, 1))[1:] == (0,):
+        # e.g. a zero-column DataFrame from a ColumnTransformer that selected nothing
+        return np.empty((X.shape[0], 0))
+    return X
+
+
 def _is_rank_deficient(design):
     """Whether the columns of ``design`` are (numerically) linearly dependent.
 
@@ -51,9 +62,7 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
 
         ``X`` may be ``None`` or have zero columns (intercept-only model).
         """
-        if X is None:
-            y_arr = np.asarray(y)
-            X = np.empty((y_arr.shape[0] if y_arr.ndim else 1, 0))
+        X = _empty_if_no_columns(X, y)
         X, y = validate_data(
             self,
             X,
@@ -90,6 +99,8 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
                     f"X is required: the model has {self.n_features_in_} moderator(s)."
                 )
             X = np.empty((1 if n_rows is None else n_rows, 0))
+        elif getattr(X, "shape", (0, 1))[1:] == (0,):
+            X = np.empty((X.shape[0], 0))
         return validate_data(
             self, X, reset=False, dtype=np.float64, ensure_min_features=0
         )

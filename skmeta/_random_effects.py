@@ -56,11 +56,11 @@ class RandomEffectsMeta(_BaseMeta):
 
     Parameters
     ----------
-    method : {"reml", "ml", "dl", "pm", "pmm", "he", "hs", "hsk", "sj", "eb", \
-"genq", "fe"}, default="reml"
-        Estimator of :math:`\tau^2` (metafor's ``method``): restricted maximum
-        likelihood, maximum likelihood, DerSimonian–Laird, Paule–Mandel,
-        median-unbiased Paule–Mandel, Hedges, Hunter–Schmidt, Hunter–Schmidt with
+    method : str, default="reml"
+        Estimator of :math:`\tau^2`, one of "reml", "ml", "dl", "pm", "pmm",
+        "he", "hs", "hsk", "sj", "eb", "genq", "fe" (metafor's ``method``):
+        restricted maximum likelihood, maximum likelihood, DerSimonian–Laird,
+        Paule–Mandel, median-unbiased Paule–Mandel, Hedges, Hunter–Schmidt, Hunter–Schmidt with
         the k-correction, Sidik–Jonkman, empirical Bayes (equal to Paule–Mandel at
         convergence), generalized Q with ``genq_weights``, and ``"fe"``: the
         fixed/common/equal-effects model (:math:`\tau^2 = 0`).
@@ -78,8 +78,7 @@ class RandomEffectsMeta(_BaseMeta):
         Maximum number of Newton/Fisher-scoring iterations (ML, REML).
     tol : float, default=1e-10
         Relative convergence tolerance on :math:`\tau^2`.
-    genq_weights : {"inverse_var", "unit"}, callable or array-like of shape \
-(n_samples,), default=None
+    genq_weights : {"inverse_var", "unit"}, callable or array-like, default=None
         Fixed weights :math:`a_i` of the generalized Q estimator (``method="genq"``,
         required there): ``"inverse_var"`` (:math:`1/v_i`, gives DL), ``"unit"``
         (gives HE), a callable ``f(sample_var) -> weights``, or one weight per study
