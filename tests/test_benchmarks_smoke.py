@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,24 @@ def test_timing_helpers(bench):
     assert dtau == pytest.approx(1e-6) and dbeta == pytest.approx(0.5)
     assert common.agreement(row, "q")[1] == float("inf")
     assert common.agreement(row, "absent") == (None, None)
+
+
+def test_rows_from_other_modules(bench):
+    harness, common = bench
+    seen = {}
+
+    def benchmark_rows(quick=False, only=None):
+        seen.update(quick=quick, only=only)
+        return [
+            {"group": "ls", "case": "ls-k13", "description": "d", "k": 13, "x": 1},
+            common.Row("ls", "ls-k1e5", "d", 100_000, seconds=1.0),
+        ]
+
+    module = types.SimpleNamespace(benchmark_rows=benchmark_rows)
+    kwargs = {"quick": True, "only": ["ls-k13"], "use_r": False, "threads": 1}
+    rows = harness._rows_from(module, kwargs)
+    assert seen == {"quick": True, "only": ["ls-k13"]}  # unknown keywords dropped
+    assert [r.case for r in rows] == ["ls-k13", "ls-k1e5"]
+    assert rows[0].k == 13 and rows[0].seconds is None
+    table = common.render_rows(rows, ["metafor"])
+    assert "ls-k1e5" in table and "1 s" in table
