@@ -60,10 +60,11 @@ class RandomEffectsMeta(_BaseMeta):
         Estimator of :math:`\tau^2`, one of "reml", "ml", "dl", "pm", "pmm",
         "he", "hs", "hsk", "sj", "eb", "genq", "fe" (metafor's ``method``):
         restricted maximum likelihood, maximum likelihood, DerSimonian–Laird,
-        Paule–Mandel, median-unbiased Paule–Mandel, Hedges, Hunter–Schmidt, Hunter–Schmidt with
-        the k-correction, Sidik–Jonkman, empirical Bayes (equal to Paule–Mandel at
-        convergence), generalized Q with ``genq_weights``, and ``"fe"``: the
-        fixed/common/equal-effects model (:math:`\tau^2 = 0`).
+        Paule–Mandel, median-unbiased Paule–Mandel, Hedges, Hunter–Schmidt,
+        Hunter–Schmidt with the k-correction, Sidik–Jonkman, empirical Bayes
+        (equal to Paule–Mandel at convergence), generalized Q with
+        ``genq_weights``, and ``"fe"``: the fixed/common/equal-effects model
+        (:math:`\tau^2 = 0`).
     tau2 : float, default=None
         Fix :math:`\tau^2` at this value instead of estimating it (sensitivity
         analysis; metafor's ``tau2=``).
