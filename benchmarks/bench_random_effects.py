@@ -179,7 +179,10 @@ def _from_child(child, timeout, what):
     if child.timed_out:
         return PeerResult(
             status=f"> {timeout:g} s (timed out)",
-            note=f"{what}: killed after {timeout:g} s (one fit not finished)",
+            note=(
+                f"killed after {timeout:g} s: one fit did not finish (start-up "
+                "included; the time shown is a lower bound)"
+            ),
         )
     if child.data is None:
         return PeerResult(status="error", note=f"{what}: {child.error}")
