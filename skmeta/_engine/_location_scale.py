@@ -413,7 +413,11 @@ def fit_location_scale(
     for n_iter in range(1, max_iter + 1):  # noqa: B007
         g = ev.grad - pen @ theta
         negh = -ev.hess + pen
-        free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)))
+        free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
+        if not free.any():  # every coefficient held at a bound
+            converged = True
+            message = "converged (all coefficients at their bounds)"
+            break
         step = np.zeros(q)
         newton_ok = False
         if free.any():

@@ -173,20 +173,31 @@ def study_log_marginal(r, v, a0, omega, n_nodes=20, *, with_error=False, tol=1e-
     return lf
 
 
-def random_scale_loglik(y, v, X, beta, a0, omega, n_nodes=20, *, with_error=False):
-    """Return the ML log-likelihood of the random-scale model (and its error)."""
-    out = study_log_marginal(y - X @ beta, v, a0, omega, n_nodes, with_error=with_error)
+def random_scale_loglik(
+    y, v, X, beta, a0, omega, n_nodes=20, *, with_error=False, tol=1e-9
+):
+    """Return the ML log-likelihood of the random-scale model (and its error).
+
+    ``tol=None`` gives the plain ``n_nodes`` adaptive rule (``n_nodes=1`` is the
+    Laplace approximation), for comparisons only.
+    """
+    out = study_log_marginal(
+        y - X @ beta, v, a0, omega, n_nodes, with_error=with_error, tol=tol
+    )
     if with_error:
         return float(out[0].sum()), float(out[1].sum())
     return float(out.sum())
 
 
-def random_scale_reml(y, v, a0, omega, n_nodes=20, n_beta=20, *, with_error=False):
+def random_scale_reml(
+    y, v, a0, omega, n_nodes=20, n_beta=20, *, with_error=False, tol=1e-9
+):
     """Return the restricted log-likelihood (intercept-only location) and its error.
 
     beta is integrated out with a flat prior by an adaptive Gauss-Hermite rule
     over beta (centred at the mode of the integrated ML likelihood, scaled by
-    its curvature); metafor's constant +1/2 log(k) is included.  The error
+    its curvature); metafor's constant +1/2 log(k) is included (``tol=None``:
+    plain ``n_nodes`` rule per study, e.g. 1 = Laplace).  The error
     estimate adds the 20-vs-40-node difference of the beta rule and the
     largest study-rule error at the beta nodes.
     """
@@ -194,7 +205,9 @@ def random_scale_reml(y, v, a0, omega, n_nodes=20, n_beta=20, *, with_error=Fals
 
     def h(b):
         b = np.atleast_1d(b)
-        lf = study_log_marginal(y[None, :] - b[:, None], v[None, :], a0, omega, n_nodes)
+        lf = study_log_marginal(
+            y[None, :] - b[:, None], v[None, :], a0, omega, n_nodes, tol=tol
+        )
         return lf.sum(axis=1)
 
     # centre and scale of the beta rule: start from the GLS estimate at
