@@ -410,6 +410,7 @@ def fit_location_scale(
     converged = False
     message = "maximum number of iterations reached"
     n_iter = 0
+    stalls = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007
         g = ev.grad - pen @ theta
         negh = -ev.hess + pen
@@ -462,6 +463,12 @@ def fit_location_scale(
         theta, ev, val = cand, ev_c, val_c
         if not newton_ok and 0 <= gain < 1e-3 * tol and t < 1:
             message = "no further progress"
+            break
+        # identity link: steps cut short by tau_i^2 >= 0 with negligible gain mean
+        # the optimum is on that boundary; the constrained solver takes over
+        stalls = stalls + 1 if (link == "identity" and t < 1 and gain < 1e-8) else 0
+        if stalls >= 3:
+            message = "stalled at the boundary tau_i^2 = 0"
             break
     if not converged and link == "identity" and bounds is None:
         # the optimum may lie on the boundary tau_i^2 = 0 of some studies, where
