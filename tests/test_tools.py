@@ -306,3 +306,32 @@ def test_heteroscedasticity_random_ml_with_moderator():
             kind="random",
             method="reml",
         )
+
+
+def test_permutation_and_profile_run_on_dask():
+    distributed = pytest.importorskip("distributed")
+    k = 20
+    rng = np.random.default_rng(5)
+    z = rng.uniform(0, 2, size=k)
+    v = rng.uniform(0.02, 0.1, size=k)
+    y = rng.normal(scale=np.sqrt(v + np.exp(-2 + z)))
+    kw = {"sample_var": v, "Z": z[:, None], "part": "scale"}
+    kw.update(n_permutations=20, random_state=3)
+    local = permutation_test(LocationScaleMeta(), None, y, **kw)
+    with (
+        distributed.Client(processes=False, n_workers=1, threads_per_worker=2),
+        joblib.parallel_config(backend="dask"),
+    ):
+        remote = permutation_test(LocationScaleMeta(), None, y, n_jobs=2, **kw)
+        pl = profile_likelihood(
+            LocationScaleMeta(),
+            None,
+            y,
+            sample_var=v,
+            Z=z[:, None],
+            parameter=1,
+            n_points=4,
+            n_jobs=2,
+        )
+    np.testing.assert_array_equal(local.p_value, remote.p_value)
+    assert np.all(np.isfinite(pl.loglik))
