@@ -333,3 +333,28 @@ def test_random_scale_with_tiny_omega_reduces_to_random_effects():
     reml = LocationScaleMeta().fit(None, y, sample_var=v)
     llr = quad.random_scale_reml(y, v, reml.scale_intercept_, 1e-4)
     assert llr == pytest.approx(reml.loglik_, abs=1e-6)
+
+
+@pytest.mark.parametrize("link", ["log", "identity"])
+def test_invariance_to_shifting_and_scaling_y_with_extreme_variances(link):
+    rng = np.random.default_rng(0)
+    k = 30
+    z = rng.uniform(0, 2, k)
+    v = 10 ** rng.uniform(-10, 6, k)  # sampling variances over 16 decades
+    y = rng.normal(scale=np.sqrt(v + np.exp(-1 + z)))
+    a = LocationScaleMeta(link=link).fit(None, y, sample_var=v, Z=z[:, None])
+    c = 1000.0
+    b = LocationScaleMeta(link=link).fit(
+        None, c * y + 5, sample_var=c * c * v, Z=z[:, None]
+    )
+    assert a.converged_ and b.converged_
+    np.testing.assert_allclose(b.tau2_, c * c * a.tau2_, rtol=1e-6)
+    assert b.intercept_ == pytest.approx(c * a.intercept_ + 5, rel=1e-6)
+
+
+def test_tiny_k():
+    y = np.array([0.2, -0.3])
+    est = LocationScaleMeta().fit(None, y, sample_var=[0.1, 0.1])
+    assert est.converged_ and est.tau2_[0] > 0
+    with pytest.raises(ValueError, match="n_samples=1"):
+        LocationScaleMeta().fit(None, y[:1], sample_var=[0.1])
