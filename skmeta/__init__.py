@@ -21,6 +21,9 @@ _LAZY = {
     "lr_test": "skmeta._tools",
     "permutation_test": "skmeta._tools",
     "profile_likelihood": "skmeta._tools",
+    "heteroscedasticity_test": "skmeta._tools",
+    "plot_profile": "skmeta._tools",
+    "InfiniteScaleWarning": "skmeta._location_scale",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
 }
