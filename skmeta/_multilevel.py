@@ -8,13 +8,14 @@ import pandas as pd
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from skmeta._base import _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _multilevel as ml
 from skmeta._engine._inference import coefficient_table, critical_value, wald_test
 from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.utils._validation import check_groups, check_sample_var
+from skmeta.utils._validation import check_sample_var
 
 _STRUCTURES = ("independent", "identity", "exchangeable", "unstructured")
 
@@ -194,12 +195,23 @@ class MultilevelMeta(_BaseMeta):
             names = [str(c) for c in groups.columns]
         elif isinstance(groups, pd.Series):
             names = [str(groups.name) if groups.name is not None else "level0"]
-        check_groups(groups, k, allow_2d=True)  # length, missing labels
-        G = np.asarray(
-            groups.to_numpy() if hasattr(groups, "to_numpy") else groups, dtype=object
-        )
+        if isinstance(groups, pd.DataFrame | pd.Series):
+            G = groups.to_numpy()
+        else:
+            G = np.asarray(groups)
         if G.ndim == 1:
             G = G.reshape(-1, 1)
+        if G.ndim != 2:
+            raise ValueError(f"groups must be 1-D or 2-D, got {G.ndim} dimensions.")
+        if G.shape[0] != k:
+            raise ValueError(
+                f"groups has {G.shape[0]} rows but X and y have n_samples={k}."
+            )
+        missing = pd.isna(G) if G.dtype.kind not in "iub" else np.zeros(G.shape, bool)
+        if np.any(missing):
+            raise ValueError(
+                f"groups contains {int(np.sum(missing))} missing label(s) (NaN/None)."
+            )
         if names is None:
             names = [f"level{j}" for j in range(G.shape[1])]
         return G, names
