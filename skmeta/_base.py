@@ -36,6 +36,16 @@ def _empty_if_no_columns(X, y):
     return X
 
 
+def _is_clean_float_array(a, ndim):
+    """Whether ``a`` is a finite float64 ndarray of ``ndim`` dimensions."""
+    return (
+        type(a) is np.ndarray
+        and a.dtype == np.float64
+        and a.ndim == ndim
+        and bool(np.isfinite(a).all())
+    )
+
+
 def _is_rank_deficient(design):
     """Whether the columns of ``design`` are (numerically) linearly dependent.
 
@@ -63,15 +73,25 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         ``X`` may be ``None`` or have zero columns (intercept-only model).
         """
         X = _empty_if_no_columns(X, y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            y_numeric=True,
-            dtype=np.float64,
-            ensure_min_features=0,
-            ensure_min_samples=1,
-        )
+        if _is_clean_float_array(X, 2) and _is_clean_float_array(y, 1):
+            # Fast path (hot in cross-validation loops): what validate_data would
+            # check and set for finite float64 ndarrays of matching length.
+            if X.shape[0] != y.shape[0] or X.shape[0] == 0:
+                raise ValueError(
+                    f"X has {X.shape[0]} rows but y has {y.shape[0]} entries."
+                )
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                y_numeric=True,
+                dtype=np.float64,
+                ensure_min_features=0,
+                ensure_min_samples=1,
+            )
         v = check_sample_var(sample_var, X.shape[0])
         design = self._design(X)
         k, p = design.shape
@@ -101,6 +121,12 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
             X = np.empty((1 if n_rows is None else n_rows, 0))
         elif getattr(X, "shape", (0, 1))[1:] == (0,):
             X = np.empty((X.shape[0], 0))
+        if (
+            _is_clean_float_array(X, 2)
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+        ):
+            return X
         return validate_data(
             self, X, reset=False, dtype=np.float64, ensure_min_features=0
         )

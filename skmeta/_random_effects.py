@@ -113,6 +113,7 @@ class RandomEffectsMeta(_BaseMeta):
     r2_ : float or None
         Pseudo-:math:`R^2` (percent): the proportional reduction of :math:`\tau^2`
         relative to the intercept-only model; ``None`` without moderators.
+        Computed on first access (one extra fit) and cached.
     dof_ : int
         Residual degrees of freedom :math:`k - p`.
     robust_dof_ : ndarray of shape (n_params,) or None
@@ -326,11 +327,9 @@ class RandomEffectsMeta(_BaseMeta):
             else uni.loglik_ml(v, tau2, fit)
         )
         self._set_fit_statistics(loglik, p + int(estimated), k, p, reml)
-        self.r2_ = (
-            self._pseudo_r2(design, y, v, weights)
-            if p > int(self.fit_intercept)
-            else None
-        )
+        # r2_ needs a second fit (the intercept-only model): computed on first use.
+        self.__dict__.pop("_r2", None)
+        self._genq_weights = weights
         lam = tau2 / (v + tau2)
         self.random_effects_ = lam * fit.resid
         quad = np.einsum("ij,jk,ik->i", design, self.cov_params_, design)
@@ -390,6 +389,23 @@ class RandomEffectsMeta(_BaseMeta):
         self.n_groups_ = n_groups
         self.robust_dof_ = np.asarray(result.dof, dtype=float)
         return result
+
+    @property
+    def r2_(self):
+        """Pseudo-R^2 (percent) relative to the intercept-only model, or None.
+
+        Computed on first access (it refits the intercept-only model with the
+        same method) and cached.
+        """
+        check_is_fitted(self, "_profile_data")
+        if "_r2" not in self.__dict__:
+            design, y, v = self._profile_data
+            self._r2 = (
+                self._pseudo_r2(design, y, v, self._genq_weights)
+                if design.shape[1] > int(self.fit_intercept)
+                else None
+            )
+        return self._r2
 
     def _pseudo_r2(self, design, y, v, weights):
         if not self.fit_intercept:
