@@ -332,7 +332,7 @@ class RandomEffectsMeta(_BaseMeta):
         self._genq_weights = weights
         lam = tau2 / (v + tau2)
         self.random_effects_ = lam * fit.resid
-        quad = np.einsum("ij,jk,ik->i", design, self.cov_params_, design)
+        quad = np.einsum("ij,ij->i", design @ self.cov_params_, design)
         self.random_effects_se_ = np.sqrt(lam * v + lam**2 * quad)
         # Sufficient data for tau2_confint at any confidence level (O(k) memory).
         self._profile_data = (design, y, v)

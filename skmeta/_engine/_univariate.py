@@ -200,7 +200,7 @@ class Tau2Fit(NamedTuple):
     converged: bool
 
 
-def centered_stack(X, y):
+def centered_stack(X, y, copies=1):
     r"""Stack ``[X, y]`` feature-major, centred when ``X`` holds an intercept column.
 
     Centring the other columns and ``y`` at their means is a unit-triangular
@@ -210,21 +210,24 @@ def centered_stack(X, y):
 
     Returns
     -------
-    ndarray of shape (p + 1, k), C-contiguous
+    ndarray of shape (copies * (p + 1), k), C-contiguous
+        The stack in the first ``p + 1`` rows; further rows are work space.
     """
-    Z = np.empty((X.shape[1] + 1, X.shape[0]))
-    Z[:-1] = X.T
-    Z[-1] = y
+    q = X.shape[1] + 1
+    Z = np.empty((copies * q, X.shape[0]))
+    Z[: q - 1] = X.T
+    Z[q - 1] = y
     if X.shape[1] and np.all(X[:, 0] == 1.0):
-        Z[1:] -= Z[1:].mean(axis=1, keepdims=True)
+        Z[1:q] -= Z[1:q].mean(axis=1, keepdims=True)
     return Z
 
 
 def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     r"""Criterion, score and informations at ``tau2`` from weighted moments.
 
-    With :math:`z_i = (x_i, y_i)` and :math:`S_j = \sum_i w_i^j z_i z_i^\top`
-    (three ``(p+1) x (p+1)`` matrix products), and :math:`c = (-\hat\beta, 1)`:
+    ``Z`` is ``centered_stack(X, y, copies=3)``: rows ``p+1`` onwards are work
+    space.  With :math:`z_i = (x_i, y_i)`, :math:`S_j = \sum_i w_i^j z_i z_i^\top`
+    (one Gram product) and :math:`c = (-\hat\beta, 1)`:
     :math:`y^\top P y = c^\top S_1 c`, :math:`y^\top P^2 y = c^\top S_2 c`,
     :math:`y^\top P^3 y = c^\top S_3 c - g^\top A^{-1} g` with
     :math:`g = (S_2)_{x\cdot} c`, :math:`\operatorname{tr}P = \sum w -
@@ -237,14 +240,16 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
         The (restricted) log-likelihood, its derivative in :math:`\tau^2`, minus
         its second derivative, and the Fisher information.
     """
-    q, k = Z.shape
+    q = Z.shape[0] // 3
+    k = Z.shape[1]
     p = q - 1
     w = 1.0 / (v + tau2)
-    Zw = Z * w
-    S = np.empty((3, q, q))
-    np.matmul(Zw, Z.T, out=S[0])
-    np.matmul(Zw, Zw.T, out=S[1])
-    np.matmul(Zw * w, Zw.T, out=S[2])
+    # Z holds [x, y] in its first q rows; fill z*w and z*w^2 below it and take the
+    # three moment matrices from one Gram product (one pass over the data).
+    np.multiply(Z[:q], w, out=Z[q : 2 * q])
+    np.multiply(Z[q : 2 * q], w, out=Z[2 * q :])
+    G = Z @ Z.T
+    S = np.stack((G[q : 2 * q, :q], G[q : 2 * q, q : 2 * q], G[2 * q :, q : 2 * q]))
     sum_log_var = -np.log(w).sum()
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
@@ -300,7 +305,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     -------
     Tau2Fit
     """
-    Z = centered_stack(X, y)
+    Z = centered_stack(X, y, copies=3)
     intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
 
     def terms_at(t):
