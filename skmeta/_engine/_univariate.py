@@ -308,8 +308,12 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     Z = centered_stack(X, y, copies=3)
     intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
 
+    evaluated = {}
+
     def terms_at(t):
-        return _likelihood_terms(Z, v, t, reml, logdet_xtx, intercept)
+        if t not in evaluated:
+            evaluated[t] = _likelihood_terms(Z, v, t, reml, logdet_xtx, intercept)
+        return evaluated[t]
 
     tau2 = max(float(start), lower)
     ll, score, observed, expected = terms_at(tau2)
@@ -326,6 +330,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
             tau2 = max(tau2 + step, lower)
             converged = True
             break
+        step = max(step, lower - tau2)  # halve from the bound, not beyond it
         for _ in range(60):
             new = max(tau2 + step, lower)
             terms = terms_at(new)
@@ -418,7 +423,9 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
     if method == "fe":
         return Tau2Fit(0.0, 1, True)
     if method in LIKELIHOOD_METHODS:
-        start = max(tau2_hedges(X, y, v), lower)
+        # DL is usually closer to the (RE)ML optimum than metafor's HE start.
+        start = tau2_genq(X, y, v, 1.0 / v) if lower == 0.0 else tau2_hedges(X, y, v)
+        start = max(start, lower)
         if start == 0.0:
             start = 0.01 * float(np.var(y)) if np.var(y) > 0 else 0.0
         return maximize_likelihood(
