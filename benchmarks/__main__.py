@@ -12,9 +12,9 @@ Usage (from the repository root)::
 Each family of estimators has a module ``benchmarks/bench_<group>.py``.  A module
 exposing ``benchmark_rows(quick=False, only=None, use_r=True, timeout=None,
 threads=None)`` (any subset of these keywords) contributes rows to the common
-table; a module with only a ``main()`` is run as a script (``--quick`` passed
-when its source mentions it) and its output is printed verbatim after the table.
-Missing modules are reported, never fatal.
+table; a module with only a ``main()`` is run as a script (``--quick`` and
+``--no-r`` passed when its source mentions them) and its output is printed
+verbatim after the table.  Missing modules are reported, never fatal.
 """
 
 import argparse
@@ -127,7 +127,7 @@ def case_names(group, only):
     return [n for n in only if group in _owners(n) or not _owners(n)] or None
 
 
-def run_script(path, *, quick, timeout, threads=None):
+def run_script(path, *, quick, timeout, threads=None, use_r=True):
     """Run a benchmark script; return its output (stdout and stderr) as text.
 
     Parameters
@@ -138,6 +138,8 @@ def run_script(path, *, quick, timeout, threads=None):
     timeout : float
         Seconds; the script is killed after that.
     threads : int, default=None
+    use_r : bool, default=True
+        When False, pass ``--no-r`` if the script's source mentions that option.
 
     Returns
     -------
@@ -148,8 +150,11 @@ def run_script(path, *, quick, timeout, threads=None):
     from benchmarks._common import thread_env
 
     cmd = [sys.executable, str(path)]
-    if quick and "--quick" in path.read_text(encoding="utf-8"):
+    source = path.read_text(encoding="utf-8")
+    if quick and "--quick" in source:
         cmd.append("--quick")
+    if not use_r and "--no-r" in source:
+        cmd.append("--no-r")
     env = thread_env(threads)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(path.parent.parent), env.get("PYTHONPATH")) if p
@@ -281,7 +286,11 @@ def main(argv=None):
             continue
         print(f"[running {path.name} as a script]", flush=True)
         text = run_script(
-            path, quick=args.quick, timeout=script_timeout, threads=args.threads
+            path,
+            quick=args.quick,
+            timeout=script_timeout,
+            threads=args.threads,
+            use_r=not args.no_r,
         )
         verbatim.append((path.name, text))
 
