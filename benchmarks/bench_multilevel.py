@@ -17,7 +17,8 @@ pimeta's ``rma_mv`` (a dense NumPy transcription of metafor), run in a
 subprocess killed after the timeout. Agreement of the estimates is reported
 (``|delta tau2|`` is that of the outer-level variance).
 
-Run:  python -m benchmarks --only multilevel   or   python -m benchmarks.bench_multilevel
+Run:  python -m benchmarks --only multilevel
+(or python -m benchmarks.bench_multilevel)
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ if (warm < budget) {
   }
 }
 tau2 <- if (slope) r$tau2[1] else r$sigma2[1]
-cat(toJSON(list(ms_per_fit = 1000 * best, calls = calls, single = single,
-                tau2 = tau2, beta = as.vector(coef(r))), auto_unbox = TRUE, digits = NA), "\n")
+out <- list(ms_per_fit = 1000 * best, calls = calls, single = single,
+            tau2 = tau2, beta = as.vector(coef(r)))
+cat(toJSON(out, auto_unbox = TRUE, digits = NA), "\n")
 """
 
 

@@ -365,18 +365,21 @@ class MultilevelMeta(_BaseMeta):
                 ) from None
         reml = self.method == "reml"
         n_starts = self.n_starts or (8 if any(slopes) else 3)
-        res = ml.fit_multilevel(
-            y,
-            v,
-            design,
-            codes,
-            Zlev,
-            structures,
-            reml=reml,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_starts=n_starts,
-        )
+        # the linear algebra is on tiny matrices, where BLAS threads only add
+        # wake-up latency (several ms per optimizer step on a loaded machine)
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = ml.fit_multilevel(
+                y,
+                v,
+                design,
+                codes,
+                Zlev,
+                structures,
+                reml=reml,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                n_starts=n_starts,
+            )
         if not np.isfinite(res["loglik"]):
             raise ValueError(
                 "The marginal covariance is singular at the optimum (e.g. zero "
