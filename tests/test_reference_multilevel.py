@@ -436,3 +436,19 @@ def test_bimodal_likelihood_global_maximum():
         )
         singles.append(len(fit.optima_))
     assert singles == [1, 1, 2]
+
+
+def test_generic_lr_test_reproduces_stata_example4():
+    """skmeta.lr_test on two fits gives Stata's LR chi2 (17.77 and 48.52)."""
+    from skmeta import lr_test
+
+    df = _konst()
+    full = _fit_konst()
+    for cols, ref in [(["study"], 17.77), (["district"], 48.52)]:
+        reduced = MultilevelMeta().fit(
+            None, df["yi"], sample_var=df["vi"], groups=df[cols]
+        )
+        res = lr_test(full, reduced)
+        assert res.statistic == pytest.approx(ref, abs=0.005)
+        assert res.df == 1
+        assert res.p_value_boundary == pytest.approx(0.5 * res.p_value, rel=1e-12)
