@@ -355,6 +355,28 @@ def fit_location_scale(
         REML constant ``+0.5 log|X'X|``); ``cov_alpha`` is the inverse of the
         negative observed Hessian of the (penalized) profiled criterion.
     """
+    if link == "identity":
+        # The identity link is equivariant under y -> c y, v -> c^2 v (alpha ->
+        # c^2 alpha), but the optimizer's thresholds (constraint slack, gradient
+        # and stall tests) are absolute: fit the problem on the unit scale of
+        # the data and transform back, so that results do not depend on units.
+        c2 = _unit_variance(y, v, X)
+        if c2 != 1.0:
+            return _rescaled_identity_fit(
+                y,
+                v,
+                X,
+                Z,
+                c2,
+                method=method,
+                intercept_col=intercept_col,
+                max_iter=max_iter,
+                tol=tol,
+                penalty=penalty,
+                bounds=bounds,
+                alpha_init=alpha_init,
+                standardize=standardize,
+            )
     _k, p = X.shape
     q = Z.shape[1]
     logdet_xtx = 0.0
@@ -508,6 +530,60 @@ def fit_location_scale(
         hessian=hess_alpha,
         message=message,
         diverging=diverging,
+    )
+
+
+def _unit_variance(y, v, X):
+    """A variance in the units of the data: mean(v), else the residual variance.
+
+    Rounded to a power of two so that rescaling by it is exact in floating point.
+    """
+    ref = float(np.mean(v))
+    if not ref > 0:
+        if X.shape[1]:
+            coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+            r = y - X @ coef
+        else:
+            r = y
+        ref = float(np.mean(r * r))
+    if not (np.isfinite(ref) and ref > 0):
+        return 1.0
+    return float(2.0 ** np.round(np.log2(ref)))
+
+
+def _rescaled_identity_fit(
+    y, v, X, Z, c2, *, method, penalty, bounds, alpha_init, **kw
+):
+    """Identity-link fit of (y / c, v / c^2) transformed back to the data's units."""
+    c = np.sqrt(c2)
+    if bounds is not None:
+        bounds = (np.asarray(bounds[0], float) / c2, np.asarray(bounds[1], float) / c2)
+    if alpha_init is not None:
+        alpha_init = np.asarray(alpha_init, float) / c2
+    fit = fit_location_scale(
+        y / c,
+        v / c2,
+        X,
+        Z,
+        method=method,
+        link="identity",
+        penalty=penalty * c2 * c2,  # lambda/2 sum alpha^2 = lambda c^4/2 sum alpha_s^2
+        bounds=bounds,
+        alpha_init=alpha_init,
+        **kw,
+    )
+    k, p = X.shape
+    n = k - p if method == "reml" else k  # density of y/c = c * density of y
+    return fit._replace(
+        alpha=fit.alpha * c2,
+        cov_alpha=fit.cov_alpha * (c2 * c2),
+        beta=fit.beta * c,
+        cov_beta=fit.cov_beta * c2,
+        tau2=fit.tau2 * c2,
+        loglik=fit.loglik - n * np.log(c),
+        resid=fit.resid * c,
+        grad=fit.grad / c2,
+        hessian=fit.hessian / (c2 * c2),
     )
 
 
