@@ -930,18 +930,24 @@ def fit_multilevel(
         for spec, S, st in zip(specs, sigmas, _split(thbest, specs_s), strict=True)
     ]
     design = None
+    shift = (k - X.shape[1] * reml) * np.log(c)
     if isinstance(design_s, InterceptDesign):
-        design = prepare_intercepts(y, v, X, codes)
+        # evaluate on the standardized design (no second O(k) copy): with
+        # y/c, v/c^2 and Sigma/c^2, beta and the BLUPs scale by 1/c, the
+        # covariances by 1/c^2 and the log-likelihood shifts by -shift
         ll, _, info = intercept_loglik(
-            design, np.array([S[0, 0] for S in sigmas]), reml, blups=True
+            design_s, np.array([S[0, 0] for S in sigmas]) / c**2, reml, blups=True
         )
+        ll = ll - shift
+        info["beta"] = info["beta"] * c
+        info["hinv"] = info["hinv"] * c**2
+        info["blups"] = [(u * c, se * c) for u, se in info["blups"]]
     else:
         design = prepare_design(y, v, X, codes, Zlev)
         ll, _, info = profile_loglik(design, sigmas, reml, gradient=False)
         info["blups"] = random_effects_blups(design, sigmas, info["beta"], info["hinv"])
     # distinct local optima (the basin searches stop at a 1e-7 relative
     # tolerance, so close values are the same optimum); the best is polished
-    shift = (k - X.shape[1] * reml) * np.log(c)
     found = sorted([-f - shift for f, _, _ in results], reverse=True)
     optima = [float(-fbest - shift)]
     same = max(1e-4, 1e-8 * abs(fbest))
