@@ -420,3 +420,69 @@ def test_summary_and_views():
         "se_intercept",
         "se_dose",
     ]
+
+
+def test_zero_sampling_variance_is_a_linear_mixed_model():
+    """sample_var=None: an ordinary LMM (innermost level = residual error),
+    cross-checked against statsmodels' MixedLM."""
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(3)
+    k = 150
+    g = rng.integers(0, 15, k)
+    x = rng.normal(size=k)
+    y = 1 + 0.5 * x + rng.normal(0, 0.7, 15)[g] + rng.normal(0, 0.5, k)
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    groups = np.column_stack([g, np.arange(k)])
+    X = np.column_stack([np.ones(k), x])
+    for reml in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = smf.mixedlm("y ~ x", df, groups=df["g"]).fit(reml=reml)
+        m = MultilevelMeta(method="reml" if reml else "ml").fit(
+            df[["x"]], y, groups=groups
+        )
+        np.testing.assert_allclose(
+            [m.intercept_, *m.coef_], ref.params.values[:2], rtol=1e-5
+        )
+        # the flat likelihood makes statsmodels' stopping rule the limit
+        # (~1e-4 relative); our (restricted) log-likelihood is never lower
+        np.testing.assert_allclose(
+            m.sigma2_, [ref.cov_re.values[0, 0], ref.scale], rtol=5e-4
+        )
+        # statsmodels' REML criterion omits metafor's +1/2 log|X'X|
+        const = 0.5 * np.linalg.slogdet(X.T @ X)[1] if reml else 0.0
+        assert m.loglik_ - const == pytest.approx(ref.llf, abs=1e-5)
+        assert m.loglik_ - const >= ref.llf - 1e-9
+    # random slopes (ML): statsmodels stops early here; our optimum is at
+    # least as good
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = smf.mixedlm("y ~ x", df, groups=df["g"], re_formula="~x").fit(reml=False)
+    m = MultilevelMeta(
+        method="ml", random_slopes={0: [0]}, covariance=["unstructured", "independent"]
+    )
+    m.fit(df[["x"]], y, groups=groups, Z=df[["x"]])
+    assert m.loglik_ >= ref.llf - 1e-8
+    np.testing.assert_allclose(m._sigmas[0], ref.cov_re.values, rtol=5e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 1e4])
+def test_scale_equivariance(scale):
+    """y -> c y, v -> c^2 v: beta scales by c, variances by c^2 (extreme c)."""
+    y, v, x, G = _nested(15, L=3, slopes=True)
+    kw = {
+        "random_slopes": {0: [0]},
+        "covariance": ["unstructured", "independent", "independent"],
+    }
+    a = MultilevelMeta(**kw).fit(x[:, None], y, sample_var=v, groups=G, Z=x[:, None])
+    b = MultilevelMeta(**kw).fit(
+        x[:, None], scale * y, sample_var=scale**2 * v, groups=G, Z=x[:, None]
+    )
+    np.testing.assert_allclose(b.coef_, scale * a.coef_, rtol=1e-5)
+    assert b.intercept_ == pytest.approx(scale * a.intercept_, rel=1e-5)
+    np.testing.assert_allclose(
+        b._sigmas[0], scale**2 * a._sigmas[0], rtol=1e-4, atol=1e-8 * scale**2
+    )
+    np.testing.assert_allclose(
+        b.sigma2_, scale**2 * a.sigma2_, rtol=1e-4, atol=1e-8 * scale**2
+    )
