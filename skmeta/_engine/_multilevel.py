@@ -800,24 +800,47 @@ def fit_multilevel(
     """Fit the multilevel model by (RE)ML at the global optimum over several starts.
 
     The problem is first standardized (y and v by a scale c, each slope column
-    of Z by its standard deviation) so that the optimizer works on O(1)
-    parameters; the estimates are transformed back and the final quantities
-    evaluated on the original scale. L-BFGS-B with the analytic gradient runs
-    from ``n_starts`` starting points (total heterogeneity split over the
-    levels in different proportions, slope correlations 0, +-0.5, +-0.9); the
-    best solution is polished once more and returned, with all local optima
-    found (``optima``) so that callers can see when the likelihood is
+    of Z by its standard deviation, except at levels whose custom structure
+    ties SDs of different columns) so that the optimizer works on O(1)
+    parameters; the estimates are transformed back exactly. L-BFGS-B with the
+    analytic gradient runs from ``n_starts`` starting points (the total
+    heterogeneity split equally over the levels, then concentrated on each
+    level in turn, then random splits; slope correlations 0, +-0.5, +-0.9).
+    The first start runs to the working tolerance, the others only locate
+    their basin (looser tolerance); the best optimum is polished when it comes
+    from a basin search. All distinct local optima reached are returned
+    (``optima``, best first), so that callers can see when the likelihood is
     multimodal.
 
     Parameters
     ----------
+    y, v : ndarray of shape (k,)
+        Effect sizes and sampling variances.
+    X : ndarray of shape (k, p)
+        Fixed-effects design (with its intercept column, if any).
+    codes : ndarray of shape (k, L)
+        Nested group codes from :func:`encode_nested_groups`.
+    Zlev : list of L arrays (k, q_l) or None
+        Random-effects design per level (first column = ones); None = random
+        intercept only.
     structures : list of L structure specs (see :func:`make_cov_spec`).
+    reml : bool
+    max_iter : int
+        Iterations per L-BFGS-B run.
+    tol : float
+        Relative tolerance of the final (polishing) run.
+    n_starts : int
+    random_state : int
+        Seed of the random splits used beyond the deterministic starts.
 
     Returns
     -------
-    dict with ``sigmas`` (list of q_l x q_l), ``theta``, ``beta``, ``cov_beta``,
-    ``loglik``, ``converged``, ``n_iter``, ``optima`` (sorted log-likelihoods of
-    the local optima), ``specs``, ``design``.
+    dict
+        ``sigmas`` (list of q_l x q_l), ``theta``, ``beta``, ``cov_beta``,
+        ``loglik``, ``converged``, ``n_iter``, ``optima``, ``specs``,
+        ``design`` (the original-scale dense design for random-slope models,
+        None for random-intercept models) and ``blups`` (see
+        :func:`random_effects_blups`).
     """
     k = y.shape[0]
     # standardization
