@@ -20,6 +20,17 @@ from skmeta.utils._validation import check_sample_var
 _STRUCTURES = ("independent", "identity", "exchangeable", "unstructured")
 
 
+def _factorize_columns(G):
+    """Integer codes of the labels of every column of G (any hashable labels)."""
+    out = np.empty(G.shape, dtype=np.int64)
+    for j in range(G.shape[1]):
+        col = G[:, j]
+        if col.dtype == object:
+            col = pd.Series(col, dtype=object)
+        out[:, j] = pd.factorize(col, sort=False)[0]
+    return out
+
+
 class MultilevelMeta(_BaseMeta):
     r"""Multilevel meta-regression with nested random intercepts and slopes.
 
@@ -330,7 +341,7 @@ class MultilevelMeta(_BaseMeta):
         G, level_names = self._check_groups(groups, k, fitting=True)
         Zarr, z_names = self._check_Z(Z, k)
         L = G.shape[1]
-        codes = ml.encode_nested_groups(G)
+        codes = ml.encode_nested_groups(_factorize_columns(G))
         n_groups = codes.max(axis=0) + 1
         for lev in range(L):
             if n_groups[lev] < 2:
@@ -718,7 +729,7 @@ class MultilevelMeta(_BaseMeta):
                 f"groups has {G.shape[1]} level(s) but the model has "
                 f"{len(self.level_names_)}."
             )
-        codes = ml.encode_nested_groups(G)
+        codes = ml.encode_nested_groups(_factorize_columns(G))
         Zarr, _ = self._check_Z(Z, k)
         Zlev = []
         for cols in self._slopes:

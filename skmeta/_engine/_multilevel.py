@@ -264,21 +264,29 @@ def theta_from_sigma(spec, sigma):
 def encode_nested_groups(groups):
     """Integer codes (k, L) of nested groups; a label is nested in its parent.
 
-    ``codes[:, l]`` numbers the distinct paths (label_0, ..., label_l), so that
-    school 1 of district 11 and school 1 of district 12 are different groups.
-    """
-    import pandas as pd  # numpy-only engines still use pandas' hashing here
+    Parameters
+    ----------
+    groups : ndarray of shape (k, L)
+        Numeric labels per level (outermost first), e.g. integer codes of the
+        user's labels.
 
+    Returns
+    -------
+    ndarray of int64, shape (k, L)
+        ``codes[:, l]`` numbers the distinct paths (label_0, ..., label_l) in
+        lexicographic order, so that school 1 of district 11 and school 1 of
+        district 12 are different groups, and the groups of every level are
+        contiguous within their parents once sorted.
+    """
+    groups = np.asarray(groups)
     k, L = groups.shape
     codes = np.empty((k, L), dtype=np.int64)
     parent = np.zeros(k, dtype=np.int64)
     for lev in range(L):
-        col = groups[:, lev]
-        if col.dtype == object:
-            col = pd.Series(col, dtype=object)
-        lab, _ = pd.factorize(col, sort=False)
-        key = parent * (lab.max() + 1) + lab
-        codes[:, lev], _ = pd.factorize(key, sort=True)
+        _, lab = np.unique(groups[:, lev], return_inverse=True)
+        lab = lab.reshape(-1).astype(np.int64)
+        key = parent * (int(lab.max()) + 1) + lab
+        _, codes[:, lev] = np.unique(key, return_inverse=True)
         parent = codes[:, lev]
     return codes
 
