@@ -376,6 +376,16 @@ class MultilevelMeta(_BaseMeta):
                 ) from None
         reml = self.method == "reml"
         n_starts = self.n_starts or (8 if any(slopes) else 3)
+        inner_sizes = np.bincount(codes[:, -1])
+        if np.any(v == 0) and inner_sizes.max() > 1:
+            zero_groups = np.unique(codes[v == 0, -1])
+            if np.any(inner_sizes[zero_groups] > 1):
+                raise ValueError(
+                    "sample_var has zeros in innermost groups with several "
+                    "observations, so their marginal covariance is singular. Add "
+                    "an observation-level column to groups (e.g. np.arange(k)), "
+                    "whose variance is then the residual variance."
+                )
         # the linear algebra is on tiny matrices, where BLAS threads only add
         # wake-up latency (several ms per optimizer step on a loaded machine)
         with threadpool_limits(limits=1, user_api="blas"):

@@ -486,3 +486,13 @@ def test_scale_equivariance(scale):
     np.testing.assert_allclose(
         b.sigma2_, scale**2 * a.sigma2_, rtol=1e-4, atol=1e-8 * scale**2
     )
+
+
+def test_zero_sampling_variance_needs_an_observation_level():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 5)
+    y = rng.normal(size=30)
+    with pytest.raises(ValueError, match="observation-level column"):
+        MultilevelMeta().fit(None, y, groups=g)
+    m = MultilevelMeta().fit(None, y, groups=np.column_stack([g, np.arange(30)]))
+    assert np.all(np.isfinite(m.sigma2_)) and m.sigma2_[1] > 0
