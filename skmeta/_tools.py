@@ -196,6 +196,12 @@ def _fit_stats(est, X, y, fit_kw, part):
             return None
 
 
+def _fit_parameters(estimator):
+    import inspect
+
+    return inspect.signature(estimator.fit).parameters
+
+
 # --------------------------------------------------------- permutation test
 @dataclass(frozen=True)
 class PermutationTestResult:
@@ -320,6 +326,16 @@ def permutation_test(
     """
     if part not in ("location", "scale"):
         raise ValueError(f"part must be 'location' or 'scale', got {part!r}.")
+    if part == "scale" and Z is None:
+        raise ValueError("part='scale' needs Z.")
+    if Z is not None and "Z" not in _fit_parameters(estimator):
+        raise ValueError(
+            f"Z was given but {type(estimator).__name__}.fit does not take Z."
+        )
+    if not (isinstance(n_permutations, int | np.integer) and n_permutations >= 1):
+        raise ValueError(
+            f"n_permutations must be a positive integer; got {n_permutations!r}."
+        )
     y = np.asarray(y, dtype=float).ravel()
     k = y.shape[0]
     Xa = None if X is None else (X if isinstance(X, pd.DataFrame) else np.asarray(X))
@@ -328,6 +344,9 @@ def permutation_test(
     if Z is not None:
         fit_kw["Z"] = Za
     base = clone(estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base.fit(Xa, y, **fit_kw)  # bad input raises its own clear ValueError
     obs = _fit_stats(base, Xa, y, fit_kw, part)
     if obs is None:
         raise ValueError("The model could not be fitted to the observed data.")
@@ -443,7 +462,9 @@ class ProfileLikelihoodResult:
         Profile criterion at ``grid`` (other parameters re-maximized).
     ci_lower, ci_upper : float
         Profile-likelihood confidence interval: where the profile drops by
-        :math:`\\chi^2_{1, \\text{level}}/2` (``nan`` when not reached).
+        :math:`\\chi^2_{1, \\text{level}}/2`; ``-inf``/``inf`` when the profile
+        stays above that cut-off (flat, e.g. a diverging scale coefficient),
+        ``nan`` with a warning when the bound could not be found.
     confidence_level : float
     """
 
@@ -580,6 +601,12 @@ def profile_likelihood(
     ProfileLikelihoodResult
         With a ``plot()`` method.
     """
+    if not 0 < confidence_level < 1:
+        raise ValueError(
+            f"confidence_level must be in (0, 1); got {confidence_level!r}."
+        )
+    if grid is None and not (isinstance(n_points, int | np.integer) and n_points >= 1):
+        raise ValueError(f"n_points must be a positive integer; got {n_points!r}.")
     fit_kw = {"sample_var": sample_var}
     if Z is not None:
         fit_kw["Z"] = Z
@@ -596,7 +623,11 @@ def profile_likelihood(
         if label == "tau2":
             lo = max(lo, 0.0)
         grid = np.linspace(lo, est_value + 4 * se, n_points)
-    grid = np.asarray(grid, dtype=float)
+    grid = np.atleast_1d(np.asarray(grid, dtype=float))
+    if grid.ndim != 1 or not np.all(np.isfinite(grid)):
+        raise ValueError("grid must be a 1-D array of finite values.")
+    if label == "tau2" and np.any(grid < 0):
+        raise ValueError("grid: tau2 values must be >= 0.")
     lls = Parallel(n_jobs=n_jobs)(
         delayed(_profile_point)(estimator, setter(g), X, y, fit_kw) for g in grid
     )
@@ -608,18 +639,38 @@ def profile_likelihood(
     def bound(direction):
         step = se
         inner = est_value
+        previous = None
         for _ in range(30):
             outer = inner + direction * step
             if label == "tau2" and outer < 0:
                 outer = 0.0
             val = f(outer)
-            if np.isfinite(val) and val < 0:
+            if not np.isfinite(val):
+                break  # the model cannot be fitted there
+            if val < 0:
                 a, b = sorted((inner, outer))
-                return float(optimize.brentq(f, a, b, xtol=1e-10, rtol=1e-10))
+                try:
+                    return float(optimize.brentq(f, a, b, xtol=1e-10, rtol=1e-10))
+                except ValueError:  # a failed fit (NaN) inside the bracket
+                    break
             if label == "tau2" and outer == 0.0:
                 return 0.0
+            if previous is not None and abs(val - previous) <= 1e-9 * (1 + abs(val)):
+                # the profile is flat above the cut-off (e.g. a scale coefficient
+                # diverging where tau^2 -> 0 in a subgroup): the interval is
+                # unbounded on this side
+                return direction * np.inf
+            previous = val
             inner = outer
             step *= 2.0
+        side = "lower" if direction < 0 else "upper"
+        warnings.warn(
+            f"profile_likelihood: the {side} confidence bound of {label} was not "
+            "found (the model could not be fitted far from the estimate); it is "
+            "reported as NaN.",
+            UserWarning,
+            stacklevel=3,
+        )
         return np.nan
 
     return ProfileLikelihoodResult(
