@@ -394,6 +394,7 @@ class LocationScaleMeta(_BaseMeta):
             prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 +
             \\hat\\tau^2(z)}` (metafor's ``predict(newmods=, newscale=)``).
         """
+        _check_confidence_level(confidence_level)
         n = None
         if X is None and Z is not None:
             n = np.asarray(Z).shape[0]
@@ -469,6 +470,7 @@ class LocationScaleMeta(_BaseMeta):
             ci_upper``.
         """
         check_is_fitted(self)
+        _check_confidence_level(confidence_level)
         loc = coefficient_table(
             self._beta, self.cov_params_, self._loc_dof(), confidence_level
         )
@@ -519,3 +521,10 @@ class LocationScaleMeta(_BaseMeta):
                 "subgroup): their estimates and SEs are arbitrary."
             )
         return MetaSummary(title=title, info=info, table=table, notes=notes)
+
+
+def _check_confidence_level(confidence_level):
+    if not (isinstance(confidence_level, Real) and 0 < confidence_level < 1):
+        raise ValueError(
+            f"confidence_level must be in (0, 1); got {confidence_level!r}."
+        )
