@@ -115,7 +115,9 @@ def _write_csv(path, x, y, v, groups):
 
 def run_metafor(x, y, v, groups, options, *, sparse, slope):
     rscript = shutil.which("Rscript")
-    if not options["use_r"] or rscript is None:
+    if not options["use_r"]:
+        return PeerResult(status="off (--no-r)")
+    if rscript is None:
         return PeerResult(status="n/a")
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "data.csv"
