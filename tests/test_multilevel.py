@@ -496,3 +496,51 @@ def test_zero_sampling_variance_needs_an_observation_level():
         MultilevelMeta().fit(None, y, groups=g)
     m = MultilevelMeta().fit(None, y, groups=np.column_stack([g, np.arange(30)]))
     assert np.all(np.isfinite(m.sigma2_)) and m.sigma2_[1] > 0
+
+
+# ------------------------------------------------------------ properties
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n_outer=st.integers(2, 6),
+    L=st.integers(1, 3),
+    log_scale=st.floats(-6, 6),
+    reml=st.booleans(),
+)
+def test_property_recursion_equals_dense_and_order_invariant(
+    seed, n_outer, L, log_scale, reml
+):
+    """Random nested designs at extreme scales: the O(k) recursion equals the
+    per-cluster dense computation (value and gradient), and permuting the rows
+    changes nothing."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 5, n_outer)
+    k = int(sizes.sum())
+    outer = np.repeat(np.arange(n_outer), sizes)
+    G = np.column_stack([outer, rng.integers(0, 2, k), np.arange(k)])[:, 3 - L :]
+    if L == 3:
+        G[:, 0] = outer
+    scale = 10.0**log_scale
+    v = scale * rng.uniform(0.1, 2.0, k)
+    y = np.sqrt(scale) * rng.normal(size=k)
+    X = np.column_stack([np.ones(k), rng.normal(size=k)])
+    codes = ml.encode_nested_groups(G)
+    s2 = scale * rng.uniform(0.0, 2.0, L)
+    rec = ml.prepare_intercepts(y, v, X, codes)
+    dense = ml.prepare_design(y, v, X, codes, [None] * L)
+    a = ml.intercept_loglik(rec, s2, reml)
+    b = ml.profile_loglik(dense, [np.array([[s]]) for s in s2], reml)
+    assert a[0] == pytest.approx(b[0], rel=1e-9, abs=1e-9)
+    np.testing.assert_allclose(
+        a[1], [g[0, 0] for g in b[1]], rtol=1e-7, atol=1e-9 / scale
+    )
+    perm = rng.permutation(k)
+    codes_p = ml.encode_nested_groups(G[perm])
+    c = ml.intercept_loglik(
+        ml.prepare_intercepts(y[perm], v[perm], X[perm], codes_p), s2, reml
+    )
+    assert c[0] == pytest.approx(a[0], rel=1e-10, abs=1e-9)
