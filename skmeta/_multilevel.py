@@ -53,7 +53,8 @@ class MultilevelMeta(_BaseMeta):
     :math:`(X^\top \hat V^{-1} X)^{-1}`.  The likelihood is evaluated cluster by
     cluster (outermost groups are independent): an O(k) nested Woodbury
     recursion for random-intercept models, batched per-cluster Cholesky
-    factorizations with random slopes; never a dense k×k matrix.  The optimizer
+    factorizations with random slopes (cost O(sum of cubed cluster sizes));
+    never a dense k×k matrix.  The optimizer
     (L-BFGS with analytic gradients on a parametrization that keeps every
     :math:`\Sigma_l` positive semi-definite) runs from ``n_starts`` starting
     points and keeps the best optimum, because the likelihood of random-slope
@@ -78,14 +79,20 @@ class MultilevelMeta(_BaseMeta):
         ``"unstructured"``, or a custom (q_l, q_l) object array in the order
         ``[intercept, *slopes]``: NaN/None = free, a number = fixed (standard
         deviations on the diagonal, correlations off it), equal strings = equal
-        parameters (Stata's ``covariance(custom)``).
+        parameters (Stata's ``covariance(custom)``; note that Stata orders the
+        rows ``[slopes..., _cons]`` while skmeta puts the intercept first).
+        Parametrizations: a plain Cholesky factor for ``"unstructured"`` (so
+        that boundary solutions such as a correlation of exactly 1, Stata's
+        example 6, are reached), standard deviations and ``tanh``-correlations
+        otherwise; a custom matrix that is not positive semi-definite has
+        likelihood -inf.
     fit_intercept : bool, default=True
         Whether the fixed part has an intercept.
     max_iter : int, default=500
         Maximum number of optimizer iterations per start.
     tol : float, default=1e-10
-        Convergence tolerance of the optimizer (relative change of the
-        log-likelihood).
+        Relative tolerance (change of the log-likelihood) of the final run
+        that polishes the best optimum.
     n_starts : int, default=None
         Number of starting points; ``None``: 3 for random-intercept models, 8
         with random slopes.
