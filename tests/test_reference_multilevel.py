@@ -452,3 +452,90 @@ def test_generic_lr_test_reproduces_stata_example4():
         assert res.statistic == pytest.approx(ref, abs=0.005)
         assert res.df == 1
         assert res.p_value_boundary == pytest.approx(0.5 * res.p_value, rel=1e-12)
+
+
+def test_konstantopoulos_published_numbers():
+    """notes/reference-conventions.md §3 (metafor's test of Konstantopoulos 2011)."""
+    df = _konst()
+    kw = {"sample_var": df["vi"], "groups": df[["district", "school"]]}
+    ml_fit = MultilevelMeta(method="ml").fit(None, df["yi"], **kw)
+    assert round(ml_fit.intercept_, 4) == 0.1845
+    assert round(np.sqrt(ml_fit.cov_params_[0, 0]), 4) == 0.0805
+    assert np.round(ml_fit.sigma2_, 4).tolist() == [0.0577, 0.0329]
+    pi = ml_fit.predict_interval()
+    assert (round(pi["pi_lower"][0], 4), round(pi["pi_upper"][0], 4)) == (
+        -0.4262,
+        0.7951,
+    )
+    ml_year = MultilevelMeta(method="ml").fit(
+        df[["year"]] - df["year"].mean(), df["yi"], **kw
+    )
+    assert np.round([ml_year.intercept_, *ml_year.coef_], 4).tolist() == [
+        0.1780,
+        0.0051,
+    ]
+    assert np.round(np.sqrt(np.diag(ml_year.cov_params_)), 4).tolist() == [
+        0.0805,
+        0.0085,
+    ]
+    assert np.round(ml_year.sigma2_, 4).tolist() == [0.0565, 0.0329]
+    reml = MultilevelMeta().fit(None, df["yi"], **kw)
+    assert round(reml.intercept_, 4) == 0.1847
+    assert round(np.sqrt(reml.cov_params_[0, 0]), 4) == 0.0846
+    assert np.round(reml.sigma2_, 4).tolist() == [0.0651, 0.0327]
+    assert round(reml.sigma2_.sum(), 4) == 0.0978  # total heterogeneity
+    assert round(reml.sigma2_[0] / reml.sigma2_.sum(), 4) == 0.6653  # ICC
+    assert round(reml.loglik_, 4) == -7.9587
+    ci1, ci2 = reml.sigma2_confint(0), reml.sigma2_confint(1)
+    assert np.round(ci1.loc["sigma2"].to_numpy(), 4).tolist() == [
+        0.0651,
+        0.0222,
+        0.2072,
+    ]
+    assert np.round(ci1.loc["sigma"].to_numpy(), 4).tolist() == [0.2551, 0.1491, 0.4552]
+    assert np.round(ci2.loc["sigma2"].to_numpy(), 4).tolist() == [
+        0.0327,
+        0.0163,
+        0.0628,
+    ]
+    # metafor's lower bound 0.12757 carries its root finder's tolerance; the
+    # exact bound is 0.127535 (see test_profile_ci_bound_is_exact), which
+    # rounds to 0.1275: compare within one unit of the 4th decimal there
+    np.testing.assert_allclose(
+        ci2.loc["sigma"].to_numpy(), [0.1809, 0.1276, 0.2507], atol=1e-4
+    )
+    district = reml.random_effects_["district"]
+    np.testing.assert_allclose(
+        district["intercept"],
+        [
+            -0.18998596,
+            -0.08467077,
+            0.1407273,
+            0.24064814,
+            -0.1072942,
+            -0.23650899,
+            0.5342778,
+            -0.2004695,
+            0.05711692,
+            -0.14168396,
+            -0.01215679,
+        ],
+        atol=5e-7,
+    )
+    np.testing.assert_allclose(
+        district["se_intercept"],
+        [
+            0.16653966,
+            0.12407891,
+            0.13724053,
+            0.11885896,
+            0.11895233,
+            0.10112845,
+            0.1297891,
+            0.101322,
+            0.11104458,
+            0.12485549,
+            0.15042221,
+        ],
+        rtol=1e-5,
+    )
