@@ -399,24 +399,11 @@ _RESCALE_NAMES = [
 ]
 
 
-_TAU2_FLOOR_BUG = (
-    "RandomEffectsMeta at y * 1e-6: _engine/_univariate.py floors tau^2 at "
-    "variance_floor = max(scale, max(v), 1) * 1e-12 and stops when a step is "
-    "below tol * (1 + tau2): both absolute, so tau^2 ~ 1e-14 is not resolved "
-    "(see test_random_effects_tau2_at_micro_scale_xfail)"
-)
-
-
 def _rescale_params():
     out = []
     for name in _RESCALE_NAMES:
         for factor in (1e-6, 1e6):
-            marks = ()
-            if factor == 1e-6 and name in ("re_reml", "re_ml", "re_pm_kh"):
-                # hypothesis may draw tau^2 = 0, where the bug does not show:
-                # the strict reproducer is the deterministic test below
-                marks = pytest.mark.xfail(strict=False, reason=_TAU2_FLOOR_BUG)
-            out.append(pytest.param(name, factor, marks=marks, id=f"{name}-{factor}"))
+            out.append(pytest.param(name, factor, id=f"{name}-{factor}"))
     return out
 
 
@@ -460,14 +447,13 @@ _MICRO_Y = np.array([1.21984747, 0.9469705, 0.75061325, 0.69206503, 0.4925969])
 _MICRO_V = np.array([0.08144887, 0.00644704, 0.00132715, 0.00112094, 0.27530286])
 
 
-@pytest.mark.xfail(strict=True, reason=_TAU2_FLOOR_BUG)
 @pytest.mark.parametrize("method", ["reml", "ml", "pm"])
-def test_random_effects_tau2_at_micro_scale_xfail(method):
-    """Minimal reproducer: tau^2 of (1e-6 y, 1e-12 v) must be 1e-12 tau^2 of (y, v).
+def test_random_effects_tau2_at_micro_scale(method):
+    """tau^2 of (1e-6 y, 1e-12 v) is 1e-12 tau^2 of (y, v).
 
-    At scale 1 REML gives tau^2 = 0.013494 (ML 0.0063994, PM 0.015259); at
-    1e-6 the fit returns 0.010441e-12 after 1 iteration (ML 0.006188e-12, PM
-    0.015107e-12).
+    Regression test: with absolute tolerances the fit stopped after one
+    iteration at 1e-6 (REML 0.010441e-12 instead of 0.013494e-12); floors,
+    tolerances and root brackets are now relative to the data's scale.
     """
     a = RandomEffectsMeta(method=method).fit(None, _MICRO_Y, sample_var=_MICRO_V)
     b = RandomEffectsMeta(method=method).fit(
@@ -476,13 +462,9 @@ def test_random_effects_tau2_at_micro_scale_xfail(method):
     assert b.tau2_ * 1e12 == pytest.approx(a.tau2_, rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_engine/_univariate.weighted_fit solves the normal equations "
-    "(X'WX) b = X'Wy: with a moderator 30 + 0.01 x (cond(X'WX) ~ 1e10) the "
-    "predictions lose 6 digits; a QR / lstsq of sqrt(W) X would keep them",
-)
-def test_shifted_moderator_keeps_predictions_exact_xfail():
+def test_shifted_moderator_keeps_predictions_exact():
+    """Regression test: a moderator 30 + 0.01 x (cond(X'WX) ~ 1e10) lost six
+    digits in the normal equations; weighted_fit now centres the moderators."""
     X = np.array(
         [[-1.64139729, -0.00520326], [-0.62346374, 0.14863152],
          [-1.60818778, 0.24177188], [0.23538092, 1.57562603]]

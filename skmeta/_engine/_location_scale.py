@@ -40,6 +40,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from skmeta._engine import _univariate as uni
+
 _LOG2PI = np.log(2.0 * np.pi)
 
 #: log tau^2 is clipped to this range before exponentiation, so that a Newton
@@ -281,19 +283,22 @@ def evaluate(
 def _start_values(y, v, X, Zw, link):
     """Return a robust starting alpha (in the coordinates of ``Zw``).
 
-    The homogeneous Hedges (method-of-moments) tau^2 of the location model,
-    floored away from zero, is spread over the scale design by least squares.
+    The homogeneous DerSimonian-Laird tau^2 of the location model (Hedges' when
+    some sampling variances are zero), floored away from zero, is spread over
+    the scale design by least squares.  DL is the start of the univariate
+    (RE)ML fits too: the likelihood can be bimodal in tau^2, and the same start
+    keeps ``Z=None`` identical to ``RandomEffectsMeta``.
     """
     k, p = X.shape
     if p:
         coef, *_ = np.linalg.lstsq(X, y, rcond=None)
         r = y - X @ coef
-        q_, _ = np.linalg.qr(X)
-        h = np.einsum("ij,ij->i", q_, q_)
     else:
         r = y
-        h = np.zeros(k)
-    tau2 = (r @ r - np.sum(v * (1.0 - h))) / max(k - p, 1)
+    if np.all(v > 0):
+        tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
+    else:
+        tau2 = uni.tau2_hedges(X, y, v)
     floor = max(0.01 * float(np.mean(v)), 1e-4 * float(np.mean(r * r)), 1e-10)
     tau2 = max(tau2, floor)
     target = np.full(k, np.log(tau2) if link == "log" else tau2)

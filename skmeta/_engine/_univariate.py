@@ -96,19 +96,33 @@ def weighted_fit(X, y, w):
         rss = float(w @ (y * y))
         empty = np.zeros(0)
         return WeightedFit(empty, np.zeros((0, 0)), y.copy(), w, rss, 0.0)
-    Xw = X * w[:, None]
-    A = X.T @ Xw
-    # Scale columns to unit diagonal before the Cholesky factorisation: this keeps
-    # moderators of very different magnitudes (e.g. years and proportions) exact.
+    # With an intercept column, centre the other columns at their weighted means
+    # (a unit-triangular reparametrisation T: beta = T beta_c, |T| = 1). Offsets
+    # such as calendar years then cost no precision in X'WX.
+    intercept = bool(np.all(X[:, 0] == 1.0))
+    if intercept and p > 1:
+        means = (w @ X[:, 1:]) / w.sum()
+        Xc = X.copy()
+        Xc[:, 1:] -= means
+    else:
+        Xc = X
+    Xw = Xc * w[:, None]
+    A = Xc.T @ Xw
+    # Cholesky is invariant to diagonal scaling; scaling to a unit diagonal keeps
+    # moderators of very different magnitudes exact in the inverse.
     scale = np.sqrt(np.diag(A))
     if not np.all(scale > 0):
         raise np.linalg.LinAlgError("singular weighted design")
-    As = A / np.outer(scale, scale)
-    L = np.linalg.cholesky(As)
+    L = np.linalg.cholesky(A / np.outer(scale, scale))
     Linv = np.linalg.inv(L)
     cov = (Linv.T @ Linv) / np.outer(scale, scale)
     beta = cov @ (Xw.T @ y)
-    resid = y - X @ beta
+    resid = y - Xc @ beta
+    if Xc is not X:
+        T = np.eye(p)
+        T[0, 1:] = -means
+        beta = T @ beta
+        cov = T @ cov @ T.T
     rss = float(w @ (resid * resid))
     logdet = float(2.0 * np.sum(np.log(np.diag(L))) + 2.0 * np.sum(np.log(scale)))
     return WeightedFit(beta, cov, resid, w, rss, logdet)
@@ -298,7 +312,8 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     Newton's method on :math:`\tau^2` where the observed information is positive,
     Fisher scoring elsewhere, with step halving so that every accepted step
     increases the criterion.  Convergence: the step is below
-    ``tol * (1 + tau2)``, or ``tau2`` sits on the bound with a non-positive score.
+    ``tol * (tau2 + s)`` with ``s`` the data's variance scale, or ``tau2`` sits
+    on the bound with a non-positive score.
     As metafor does (``ll0check``), the bound is compared with the optimum found.
 
     Returns
@@ -306,6 +321,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     Tau2Fit
     """
     Z = centered_stack(X, y, copies=3)
+    scale = variance_scale(v, y)
     intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
 
     evaluated = {}
@@ -325,7 +341,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
         if tau2 <= lower and step <= 0:
             converged = True
             break
-        if abs(step) <= tol * (1.0 + tau2) and observed > 0:
+        if abs(step) <= tol * (tau2 + scale) and observed > 0:
             # A Newton step this small in a concave region: accept it unevaluated.
             tau2 = max(tau2 + step, lower)
             converged = True
@@ -340,7 +356,7 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
         change = abs(new - tau2)
         tau2 = new
         ll, score, observed, expected = terms
-        if change <= tol * (1.0 + tau2):
+        if change <= tol * (tau2 + scale):
             converged = True
             break
     if lower == 0.0 and tau2 > 0.0 and np.all(v > 0):
@@ -354,18 +370,25 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
 # --------------------------------------------------------------------------------------
 
 
-def _decreasing_root(func, lower, target):
-    """Root of a decreasing function ``func(t) = target`` on ``[lower, inf)``."""
+def _decreasing_root(func, lower, target, scale):
+    """Root of a decreasing function ``func(t) = target`` on ``[lower, inf)``.
+
+    ``scale`` is the data's variance scale (:func:`variance_scale`): the first
+    bracket and the absolute tolerance are relative to it.
+    """
     if func(lower) <= target:
         return lower
-    hi = max(1.0, 2.0 * lower)
+    hi = max(scale, 2.0 * lower)
     while func(hi) > target:
         hi *= 4.0
         if hi > 1e300:
             raise FloatingPointError("no root found for the tau^2 equation")
-    lo = lower
     return optimize.brentq(
-        lambda t: func(t) - target, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps
+        lambda t: func(t) - target,
+        lower,
+        hi,
+        xtol=1e-15 * scale,
+        rtol=4 * np.finfo(float).eps,
     )
 
 
@@ -399,15 +422,26 @@ def tau2_sidik_jonkman(X, y, v, tau2_init=None):
 
 def tau2_paule_mandel(X, y, v, target, lower):
     """Solve :math:`y^\\top P_{\\tau^2} y =` ``target`` (PM: k - p; PMM: its median)."""
-    return _decreasing_root(lambda t: generalized_q(X, y, v, t), lower, target)
+    return _decreasing_root(
+        lambda t: generalized_q(X, y, v, t), lower, target, variance_scale(v, y)
+    )
+
+
+def variance_scale(v, y):
+    """Typical variance of the data: max(var(y), mean(v)), or 1 if both vanish.
+
+    Tolerances, floors and root brackets for tau^2 are relative to it, so that
+    results are equivariant when y is rescaled by c and v by c^2.
+    """
+    scale = max(float(np.var(y)) if y.shape[0] > 1 else 0.0, float(np.mean(v)))
+    return scale if scale > 0 else 1.0
 
 
 def variance_floor(v, y):
-    """Smallest admissible tau^2: 0 if all v > 0, else a tiny positive value."""
+    """Smallest admissible tau^2: 0 if all v > 0, else 1e-12 of the data's scale."""
     if np.all(v > 0):
         return 0.0
-    scale = float(np.var(y)) if y.shape[0] > 1 else 0.0
-    return max(scale, float(np.max(v)), 1.0) * 1e-12
+    return 1e-12 * variance_scale(v, y)
 
 
 def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
@@ -566,6 +600,7 @@ def q_profile_interval(X, y, v, confidence_level):
     alpha = 1.0 - confidence_level
     lower = variance_floor(v, y)
     q_func = lambda t: generalized_q(X, y, v, t)
-    lo = _decreasing_root(q_func, lower, stats.chi2.ppf(1 - alpha / 2, df))
-    hi = _decreasing_root(q_func, lower, stats.chi2.ppf(alpha / 2, df))
+    scale = variance_scale(v, y)
+    lo = _decreasing_root(q_func, lower, stats.chi2.ppf(1 - alpha / 2, df), scale)
+    hi = _decreasing_root(q_func, lower, stats.chi2.ppf(alpha / 2, df), scale)
     return lo, hi
