@@ -252,24 +252,7 @@ def test_location_scale_without_Z_is_random_effects(method, data):
         np.testing.assert_allclose(_loc(ls), _loc(re), rtol=1e-3, atol=1e-4)
 
 
-_ML_BOUNDARY_BUG = (
-    "MultilevelMeta(method='ml') can stop at sigma^2 > 0 with a lower "
-    "log-likelihood than at the boundary sigma^2 = 0 (where RandomEffectsMeta's "
-    "ML optimum is), and reports converged_ = True; see "
-    "test_multilevel_ml_finds_the_boundary_optimum_xfail"
-)
-
-
-@pytest.mark.parametrize(
-    "method",
-    [
-        "reml",
-        # the strict reproducer is the deterministic test below
-        pytest.param(
-            "ml", marks=pytest.mark.xfail(strict=False, reason=_ML_BOUNDARY_BUG)
-        ),
-    ],
-)
+@pytest.mark.parametrize("method", ["reml", "ml"])
 @SLOW
 @given(data=meta_data(k_max=15))
 def test_one_effect_per_group_multilevel_is_random_effects(method, data):
@@ -281,11 +264,10 @@ def test_one_effect_per_group_multilevel_is_random_effects(method, data):
     np.testing.assert_allclose(_loc(ml), _loc(re), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason=_ML_BOUNDARY_BUG)
-def test_multilevel_ml_finds_the_boundary_optimum_xfail():
-    """Minimal reproducer (found by hypothesis): RE ML gives tau^2 = 0 with
-    logLik -5.72245; MultilevelMeta(method='ml') with one effect per group
-    returns sigma^2 = 0.0507, logLik -5.87484, converged_ = True."""
+def test_multilevel_ml_finds_the_boundary_optimum():
+    """Regression test (found by hypothesis): the ML profile has a local maximum
+    at sigma^2 = 0.0507 (logLik -5.87484) and the global one on the boundary,
+    sigma^2 = 0 (-5.72245, RE ML's answer); boundary starts now find it."""
     X = np.array(
         [1.78816185, -0.84134683, -0.08508479, 1.36917486, -1.22077688,
          -0.54487114, -0.25412714, 1.98356087, -0.25645017]

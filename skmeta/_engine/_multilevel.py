@@ -753,7 +753,10 @@ def _objective(theta, design, specs, reml):
 
 
 def _starts(design, specs, y, v, X, n_starts, rng):
-    """Starting values: total heterogeneity split over the levels in several ways."""
+    """Starting values: total heterogeneity split over the levels in several ways.
+
+    ``n_starts`` interior splits, then the boundary starts.
+    """
     p = X.shape[1]
     if p:
         w = 1.0 / np.maximum(v, 1e-12 * max(np.mean(v), 1e-300) + 1e-300)
@@ -771,6 +774,15 @@ def _starts(design, specs, y, v, X, n_starts, rng):
     while len(shares) < n_starts:
         shares.append(rng.dirichlet(np.ones(L)))
     shares = shares[: max(n_starts, 1)]
+    # Boundary starts (a level's variance at zero, and all of them): the
+    # likelihood can have an interior local maximum while the global one is on
+    # the boundary (metafor's ll0check for the univariate model).
+    for lev in range(L):
+        if L > 1:
+            e = np.full(L, 1.0 / (L - 1))
+            e[lev] = 0.0
+            shares.append(e)
+    shares.append(np.zeros(L))
     corr_options = [0.0, 0.5, -0.5, 0.9, -0.9]
     starts = []
     for i, sh in enumerate(shares):
@@ -900,13 +912,14 @@ def fit_multilevel(
         design_s = prepare_design(y / c, v / c**2, X, codes, Zs)
     rng = np.random.default_rng(random_state)
     starts = _starts(design_s, specs_s, y / c, v / c**2, X, n_starts, rng)
+    n_interior = max(n_starts, 1)  # the rest are boundary starts
     n_par = sum(s.n_params for s in specs_s)
     results = []
     n_iter = 0
     for i, th0 in enumerate(starts):
         if n_par == 0:
             results.append(
-                (float(_objective(th0, design_s, specs_s, reml)[0]), th0, True)
+                (float(_objective(th0, design_s, specs_s, reml)[0]), th0, True, False)
             )
             continue
         # the first start is run to the working tolerance; the others only
@@ -929,11 +942,11 @@ def fit_multilevel(
         n_iter += int(res.nit)
         gnorm = np.max(np.abs(res.jac)) if res.jac.size else 0.0
         ok = (bool(res.success) or gnorm < 1e-5) and i == 0
-        results.append((float(res.fun), res.x, ok))
+        results.append((float(res.fun), res.x, ok, i >= n_interior))
     if not results:
         raise ValueError("could not find a starting point with a finite likelihood")
     results.sort(key=lambda t: t[0])
-    fbest, thbest, conv = results[0]
+    fbest, thbest, conv, _ = results[0]
     # polish the best optimum with a tighter L-BFGS-B run when it comes from a
     # basin search or did not meet the gradient tolerance
     if n_par and not conv:
@@ -979,7 +992,10 @@ def fit_multilevel(
         info["blups"] = random_effects_blups(design, sigmas, info["beta"], info["hinv"])
     # distinct local optima (the basin searches stop at a 1e-7 relative
     # tolerance, so close values are the same optimum); the best is polished
-    found = sorted([-f - shift for f, _, _ in results], reverse=True)
+    # (a boundary start counts only when it gives the maximum)
+    found = sorted(
+        [-f - shift for f, _, _, at_bound in results if not at_bound], reverse=True
+    )
     optima = [float(-fbest - shift)]
     same = max(1e-4, 1e-8 * abs(fbest))
     for val in found:
