@@ -73,10 +73,16 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         ``X`` may be ``None`` or have zero columns (intercept-only model).
         """
         X = _empty_if_no_columns(X, y)
-        if _is_clean_float_array(X, 2) and _is_clean_float_array(y, 1):
+        if np.asarray(y).dtype.kind in "USa":
+            raise ValueError("y must hold numeric effect sizes, got strings.")
+        if (
+            _is_clean_float_array(X, 2)
+            and _is_clean_float_array(y, 1)
+            and X.shape[0] > 0
+        ):
             # Fast path (hot in cross-validation loops): what validate_data would
             # check and set for finite float64 ndarrays of matching length.
-            if X.shape[0] != y.shape[0] or X.shape[0] == 0:
+            if X.shape[0] != y.shape[0]:
                 raise ValueError(
                     f"X has {X.shape[0]} rows but y has {y.shape[0]} entries."
                 )
@@ -190,11 +196,7 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
     def _gaussian_score(self, X, y, sample_weight, sample_var, extra_var):
         """Sum of log N(y_i; mean_i, v_i + extra_var_i), weighted by sample_weight."""
         X = self._validate_new_X(X)
-        y = np.asarray(y, dtype=np.float64).ravel()
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"y has {y.shape[0]} entries but X has n_samples={X.shape[0]}."
-            )
+        y = self._check_score_y(y, X.shape[0])
         if sample_var is None and getattr(self, "_fitted_with_sample_var", False):
             warnings.warn(_UNROUTED_SCORE_WARNING, UserWarning, stacklevel=3)
         v = check_sample_var(sample_var, X.shape[0])
@@ -202,13 +204,34 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         total = v + extra_var
         with np.errstate(divide="ignore", invalid="ignore"):
             logpdf = -0.5 * (LOG_2PI + np.log(total) + resid * resid / total)
-        logpdf = np.where(total > 0, logpdf, np.where(resid == 0, np.inf, -np.inf))
+        if np.any(total <= 0):
+            # Degenerate rows (no variance): the density is a point mass, +inf
+            # where the residual is zero to rounding and 0 (-inf) elsewhere.
+            exact = np.abs(resid) <= 1e4 * np.finfo(float).eps * np.abs(y).max()
+            logpdf = np.where(total > 0, logpdf, np.where(exact, np.inf, -np.inf))
+            if np.any(logpdf == -np.inf):
+                return -np.inf
         if sample_weight is None:
             return float(np.sum(logpdf))
         sample_weight = np.asarray(sample_weight, dtype=float)
         if sample_weight.shape != logpdf.shape:
             raise ValueError("sample_weight must have one entry per study.")
         return float(sample_weight @ logpdf)
+
+    @staticmethod
+    def _check_score_y(y, n_samples):
+        """Validate the effect sizes passed to ``score``."""
+        try:
+            y = np.asarray(y, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"y must hold numeric effect sizes: {exc}") from None
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"y has {y.shape[0]} entries but X has n_samples={n_samples}."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity.")
+        return y
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

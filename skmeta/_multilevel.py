@@ -726,10 +726,8 @@ class MultilevelMeta(_BaseMeta):
         """
         check_is_fitted(self)
         X = self._validate_new_X(X)
-        y = np.asarray(y, dtype=np.float64).ravel()
         k = X.shape[0]
-        if y.shape[0] != k:
-            raise ValueError(f"y has {y.shape[0]} entries but X has n_samples={k}.")
+        y = self._check_score_y(y, k)
         if sample_weight is not None and not np.all(np.asarray(sample_weight) == 1):
             raise ValueError(
                 "sample_weight is not supported by MultilevelMeta.score: the "

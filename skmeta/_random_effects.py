@@ -262,8 +262,8 @@ class RandomEffectsMeta(_BaseMeta):
             # tau2 = 0 where the model degenerates. Report the limit: tau2 = 0 and
             # the least-squares coefficients (weights at the floor are uniform).
             warnings.warn(
-                "y is fitted exactly and sample_var has zeros: tau2_ is 0 and the "
-                "coefficient covariance is (numerically) zero.",
+                "The likelihood increases without bound as tau2 -> 0: the studies "
+                "with zero sample_var are fitted exactly. tau2_ is reported as 0.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -281,6 +281,17 @@ class RandomEffectsMeta(_BaseMeta):
         cov = fit.cov
         if self.inference in ("knapp-hartung", "knapp-hartung-adhoc"):
             s2 = fit.rss / (k - p)
+            noise = 1e4 * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
+            if fit.rss <= noise * fit.weights.max():
+                # The model fits y exactly: s^2 is rounding noise, not evidence.
+                warnings.warn(
+                    "The weighted residuals are zero to rounding (y is fitted "
+                    "exactly): the Knapp-Hartung variance factor is 0 and the "
+                    "tests are undefined.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                s2 = 0.0
             if self.inference == "knapp-hartung-adhoc":
                 s2 = max(1.0, s2)
             cov = cov * s2

@@ -113,21 +113,7 @@ def test_nan_in_new_X_for_predict(name):
             est.predict_interval(bad)
 
 
-_SCORE_NAN = (
-    "score() does not validate y: a NaN in y gives a silent NaN log-likelihood. "
-    "RandomEffectsMeta/LocationScaleMeta/RobustMeta go through "
-    "_base._gaussian_score, MultilevelMeta.score through ml.gaussian_loglik; "
-    "both convert y with np.asarray(float) without check_array / finiteness"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_SCORE_NAN))
-        for n in ALL
-    ],
-)
+@pytest.mark.parametrize("name", ALL)
 def test_nan_y_in_score_is_an_error(name):
     est = _fit_quiet(_make(name), XDF, Y, sample_var=V)
     y = Y.copy()
@@ -221,7 +207,7 @@ def test_score_after_degenerate_exact_fit_is_not_nan(x):
     strict=True,
     reason="RandomEffectsMeta(method='ml') with one zero sample_var: the ML "
     "likelihood is unbounded as tau2 -> 0 (the zero-variance study is fitted "
-    "exactly); fit warns 'y is fitted exactly' (misleading: only one study is), "
+    "exactly); fit warns and reports tau2_ = 0, "
     "reports loglik_ at the floor tau2 but tau2_ = 0, so score(train) = -inf "
     "while loglik_ is finite",
 )
@@ -259,12 +245,6 @@ def test_as_many_coefficients_as_studies_is_an_error(name, p):
         _make(name).fit(X, Y[:3], sample_var=V[:3])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_base._validate_training_data's fast path (cfcb3b8) answers empty "
-    "input with 'X has 0 rows but y has 0 entries.', which reads as a length "
-    "mismatch; the error should say that there are no studies",
-)
 @pytest.mark.parametrize("name", ALL)
 def test_empty_arrays_are_an_error(name):
     with pytest.raises(ValueError, match="0 sample"):
@@ -346,14 +326,6 @@ def test_constant_y(name):
     del caught
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RandomEffectsMeta(inference='knapp-hartung') with constant y: s^2 "
-    "is rounding noise (~1e-32), so the moderator's estimate 2.7e-16 over its "
-    "SE 9.9e-17 gives z = 2.7, p = 0.007 and QM = 7.3: a 'significant' "
-    "moderator from noise, without a warning (_random_effects.py: s^2 = 0 "
-    "should be detected relative to y's scale)",
-)
 def test_knapp_hartung_with_constant_y_is_not_significant():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -463,24 +435,7 @@ def test_text_moderators_are_an_error(name, col):
         _make(name).fit(pd.DataFrame({"m": col}), Y, sample_var=V)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_base._validate_training_data: validate_data(y_numeric=True) "
-                "only converts object y, so a str y ('<U1') reaches the engine and "
-                "raises numpy's UFuncTypeError/TypeError instead of a ValueError "
-                "naming y",
-            ),
-        )
-        if n != "rob"
-        else n
-        for n in ALL
-    ],
-)
+@pytest.mark.parametrize("name", ALL)
 def test_text_effect_sizes_are_a_value_error(name):
     with pytest.raises(ValueError):
         _make(name).fit(None, np.array(list("abcdefghij")), sample_var=V)
@@ -496,22 +451,7 @@ def test_series_with_nullable_y_and_v(name):
 
 
 # ------------------------------------------------------- confidence levels
-_LEVEL_BUG = (
-    "confidence_level outside (0, 1) is not validated: _engine/_inference."
-    "critical_value returns NaN, so predict_interval/summary silently give NaN "
-    "intervals (RandomEffectsMeta, MultilevelMeta)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_LEVEL_BUG))
-        if n in ("re", "ml")
-        else n
-        for n in ALL
-    ],
-)
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1, np.nan])
 def test_bad_confidence_level_is_an_error(name, level):
     est = _fit_quiet(_make(name), XDF, Y, sample_var=V)

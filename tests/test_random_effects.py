@@ -320,3 +320,25 @@ def test_non_convergence_warns():
         model = RandomEffectsMeta(max_iter=1, tol=1e-15).fit(X, y, sample_var=v)
     assert not model.converged_
     assert any(w.category.__name__ == "ConvergenceWarning" for w in caught)
+
+
+def test_ml_bimodal_profile_finds_the_interior_maximum():
+    """The ML profile of these data has a local maximum on the boundary
+    (tau2 = 0, logLik -0.2696) and the global one inside (tau2 = 0.0228,
+    logLik 0.1990; found by hypothesis against MultilevelMeta's multi-start).
+    A Newton step from the DL start straight to the bound used to end at 0."""
+    X = np.array(
+        [[0.05390108, 1.07298982], [-0.32850624, 2.37256979],
+         [-2.53476968, -0.29804022], [-0.81060248, -0.23422826],
+         [0.07358842, -1.60699332], [1.13186112, -1.23508543],
+         [0.57364279, 0.97925082]]
+    )  # fmt: skip
+    y = np.array([-0.61001653, -0.84165688, 3.84611163, 2.37335743, 2.32328617,
+                  0.74828866, -1.10839066])  # fmt: skip
+    v = np.array([0.00464895, 0.0359534, 0.00173365, 0.05399072, 0.00181285,
+                  0.02322033, 0.10070705])  # fmt: skip
+    model = RandomEffectsMeta(method="ml").fit(X, y, sample_var=v)
+    assert model.tau2_ == pytest.approx(0.0227956, rel=1e-5)
+    assert model.loglik_ == pytest.approx(0.199015, abs=1e-6)
+    boundary = RandomEffectsMeta(method="ml", tau2=0.0).fit(X, y, sample_var=v)
+    assert model.loglik_ > boundary.loglik_ + 0.4

@@ -26,7 +26,18 @@ class CoefficientTable(NamedTuple):
 
 
 def critical_value(confidence_level, dof):
-    """Two-sided critical value of N(0, 1) (``dof`` infinite) or of t_dof."""
+    """Two-sided critical value of N(0, 1) (``dof`` infinite) or of t_dof.
+
+    Raises
+    ------
+    ValueError
+        If ``confidence_level`` is not strictly between 0 and 1.
+    """
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(
+            "confidence_level must be strictly between 0 and 1, "
+            f"got {confidence_level}."
+        )
     q = 0.5 + confidence_level / 2.0
     if np.ndim(dof) == 0:
         return float(special.ndtri(q) if np.isinf(dof) else stats.t.ppf(q, dof))
@@ -98,7 +109,11 @@ def wald_test(beta, cov, index, dof):
         return WaldTest(float("nan"), 0, float(dof), float("nan"))
     b = beta[index]
     sub = cov[np.ix_(index, index)]
-    qm = float(b @ np.linalg.solve(sub, b))
+    try:
+        qm = float(b @ np.linalg.solve(sub, b))
+    except np.linalg.LinAlgError:  # a zero covariance (exact fit): undefined
+        nan = float("nan")
+        return WaldTest(nan, m, float(dof), nan)
     if np.isfinite(dof):
         f = qm / m
         return WaldTest(f, m, float(dof), float(special.fdtrc(m, dof, f)))

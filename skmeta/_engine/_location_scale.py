@@ -280,14 +280,13 @@ def evaluate(
     return LSEval(ll, beta, cov_beta, tau2, w, r, hat, grad, hess, info)
 
 
-def _start_values(y, v, X, Zw, link):
+def _start_values(y, v, X, Zw, link, tau2_method="dl"):
     """Return a robust starting alpha (in the coordinates of ``Zw``).
 
-    The homogeneous DerSimonian-Laird tau^2 of the location model (Hedges' when
-    some sampling variances are zero), floored away from zero, is spread over
-    the scale design by least squares.  DL is the start of the univariate
-    (RE)ML fits too: the likelihood can be bimodal in tau^2, and the same start
-    keeps ``Z=None`` identical to ``RandomEffectsMeta``.
+    The homogeneous tau^2 of the location model by ``tau2_method`` ("dl":
+    DerSimonian-Laird, Hedges' when some sampling variances are zero; "he":
+    Hedges), floored away from zero, is spread over the scale design by least
+    squares.
     """
     k, p = X.shape
     if p:
@@ -295,7 +294,7 @@ def _start_values(y, v, X, Zw, link):
         r = y - X @ coef
     else:
         r = y
-    if np.all(v > 0):
+    if tau2_method == "dl" and np.all(v > 0):
         tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
     else:
         tau2 = uni.tau2_hedges(X, y, v)
@@ -426,6 +425,7 @@ def fit_location_scale(
         theta = np.linalg.solve(T, np.asarray(alpha_init, float))
     else:
         theta = _start_values(y, v, X, Zw, link)
+    start = theta
     theta = np.clip(theta, lo, hi)
     ev, val = crit(theta, 2)
     if not np.isfinite(val):
@@ -520,7 +520,7 @@ def fit_location_scale(
     hess_alpha = -np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh
     grad_alpha = np.linalg.solve(T.T, g) if q else g
     diverging = _diverging(ev.tau2, v, negh, T, link)
-    return LSFit(
+    result = LSFit(
         alpha=alpha,
         cov_alpha=cov_alpha,
         beta=ev.beta,
@@ -536,6 +536,27 @@ def fit_location_scale(
         message=message,
         diverging=diverging,
     )
+    if alpha_init is None and not penalty and bounds is None:
+        # The likelihood can have several maxima: also start from Hedges' tau^2
+        # (metafor's start) when it differs from the DL start, keep the better.
+        alt = _start_values(y, v, X, Zw, link, "he")
+        if not np.allclose(alt, start, rtol=1e-2, atol=1e-2):
+            other = fit_location_scale(
+                y,
+                v,
+                X,
+                Z,
+                method=method,
+                link=link,
+                intercept_col=intercept_col,
+                max_iter=max_iter,
+                tol=tol,
+                alpha_init=T @ alt,
+                standardize=standardize,
+            )
+            if other.loglik > result.loglik:
+                result = other
+    return result
 
 
 def _unit_variance(y, v, X):

@@ -346,7 +346,11 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
             tau2 = max(tau2 + step, lower)
             converged = True
             break
-        step = max(step, lower - tau2)  # halve from the bound, not beyond it
+        # Never cut tau2 by more than 90% in one step: a jump straight to the
+        # bound can pass over an interior maximum (the ML profile can be bimodal,
+        # with a local maximum at 0). Near the bound, halve from the bound.
+        smallest = 0.1 * tau2 if 0.1 * tau2 > tol * scale else lower
+        step = max(step, max(smallest, lower) - tau2)
         for _ in range(60):
             new = max(tau2 + step, lower)
             terms = terms_at(new)
