@@ -345,6 +345,43 @@ class RobustMeta(_BaseMeta):
             self._fit, theta0, alternative, inference=self.inference, robust=robust
         )
 
+    def predict_interval(self, X=None, *, confidence_level=0.95):
+        """Predict the mean effect with robust confidence and prediction intervals.
+
+        The intervals mix over the sampling distribution of the tau^2 estimate at
+        ``tau2_m_`` (see :func:`skmeta._engine._robust.robust_prediction`); the
+        prediction interval is for a new study's true effect, as metafor's
+        ``predict``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), default=None
+            New moderators; ``None`` for the intercept-only model (one row).
+        confidence_level : float, default=0.95
+
+        Returns
+        -------
+        DataFrame
+            Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper`` (``se``
+            is the conventional plug-in standard error).
+        """
+        check_is_fitted(self)
+        _check_level(confidence_level)
+        design = self._design(self._validate_new_X(X))
+        mean, se, ci, pi = rob.robust_prediction(
+            self._fit, design, confidence_level, inference=self.inference
+        )
+        return pd.DataFrame(
+            {
+                "mean": mean,
+                "se": se,
+                "ci_lower": ci[:, 0],
+                "ci_upper": ci[:, 1],
+                "pi_lower": pi[:, 0],
+                "pi_upper": pi[:, 1],
+            }
+        )
+
     def tau2_sampling_interval(self, confidence_level=0.95):
         """Central quantile interval of the sampling distribution of
         :math:`\\hat\\tau^2` at :math:`\\tau^2_M` (the paper's section 3.3).

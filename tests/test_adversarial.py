@@ -462,11 +462,6 @@ def test_bad_confidence_level_is_an_error(name, level):
             est.predict_interval(XDF, confidence_level=level)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RobustMeta has no predict_interval (SPEC §2.4 lists it for every "
-    "estimator); conf_int() gives the robust interval of the coefficients only",
-)
 def test_robust_has_predict_interval():
     est = RobustMeta().fit(None, Y, sample_var=V)
     frame = est.predict_interval()

@@ -628,3 +628,54 @@ def test_equal_variances_hksj_mixture_is_exact_hksj(est):
     assert m.conf_int()[0] == pytest.approx(ref, rel=1e-12)
     assert m.conf_int(robust=False)[0] == pytest.approx(ref, rel=1e-12)
     assert m.p_value()[0] == pytest.approx(m.p_value(robust=False)[0], rel=1e-9)
+
+
+# ------------------------------------------------------------ predict_interval
+@pytest.mark.parametrize("inference", ["z", "hksj"])
+@pytest.mark.parametrize("estimator", ["dl", "sj"])
+def test_predict_interval_ci_is_the_robust_interval(inference, estimator):
+    from skmeta.datasets import load_bcg
+    from skmeta.effect_sizes import log_risk_ratio
+
+    data = load_bcg()
+    es = log_risk_ratio(data["tpos"], data["tneg"], data["cpos"], data["cneg"])
+    model = RobustMeta(tau2_estimator=estimator, inference=inference)
+    model.fit(None, es.yi, sample_var=es.vi)
+    frame = model.predict_interval(confidence_level=0.9)
+    assert list(frame.columns) == [
+        "mean", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper"
+    ]  # fmt: skip
+    np.testing.assert_allclose(
+        frame[["ci_lower", "ci_upper"]].to_numpy()[0],
+        model.conf_int(0.9)[0],
+        rtol=1e-10,
+    )
+    assert frame["pi_lower"][0] < frame["ci_lower"][0]
+    assert frame["pi_upper"][0] > frame["ci_upper"][0]
+    # with moderators, the row of a unit moderator gives intercept + slope
+    X = data[["ablat"]].to_numpy(float) - 33.0
+    reg = RobustMeta(tau2_estimator=estimator, inference=inference)
+    reg.fit(X, es.yi, sample_var=es.vi)
+    at_zero = reg.predict_interval(np.zeros((1, 1)))
+    np.testing.assert_allclose(
+        at_zero[["ci_lower", "ci_upper"]].to_numpy()[0], reg.conf_int()[0], rtol=1e-10
+    )
+
+
+def test_predict_interval_z_prediction_interval_by_hand():
+    """The z prediction interval solves sum_n w_n Phi(q / sqrt(se_n^2 + x_n)) =
+    1 - alpha/2 over the mixture nodes of the tau^2 estimate at tau2_m_."""
+    from scipy import optimize, special
+
+    y = np.array([-0.13, -0.24, -0.20, 0.05, -0.45])
+    v = np.array([0.011, 0.008, 0.019, 0.02, 0.05])
+    model = RobustMeta().fit(None, y, sample_var=v)
+    rule = model._fit.rule
+    se2 = 1.0 / (1.0 / (v[None, :] + rule.x[:, None])).sum(axis=1)
+    spread = np.sqrt(se2 + rule.x)
+    half = optimize.brentq(
+        lambda q: (special.ndtr(q / spread) * rule.w).sum() - 0.975, 0, 10, xtol=1e-14
+    )
+    frame = model.predict_interval()
+    assert frame["pi_upper"][0] - frame["mean"][0] == pytest.approx(half, rel=1e-9)
+    assert frame["mean"][0] - frame["pi_lower"][0] == pytest.approx(half, rel=1e-9)

@@ -600,6 +600,72 @@ def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
     return out
 
 
+def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
+    r"""Robust confidence and prediction intervals for new rows ``X_new``.
+
+    The mean :math:`\hat\mu = x^\top\hat\beta` is the plug-in estimate.  Its
+    interval mixes over the sampling distribution of :math:`\hat\tau^2` at
+    :math:`\tau^2_M` (nodes :math:`x_n`, probabilities :math:`w_n`), as the
+    coefficients' intervals do:
+
+    - z: half-width :math:`G^{-1}(1-\alpha/2)` with
+      :math:`G(q) = \sum_n w_n \Phi(q / s_n)`, :math:`s_n^2 = x^\top V(x_n) x`;
+      the prediction interval for a new study's true effect uses
+      :math:`s_n^2 + x_n` (metafor's ``pi`` with :math:`\tau^2 = x_n`);
+    - HKSJ: :math:`C(t) = \sum_n w_n F_{t_{K-p}}((t - x^\top\hat\beta(x_n)) /
+      s_n)` with Knapp-Hartung :math:`s_n`, and :math:`\sqrt{s_n^2 + x_n}` for the
+      prediction interval.
+
+    Returns
+    -------
+    mean, se, ci, pi : ndarray
+        ``mean`` and the conventional ``se`` of shape (m,); ``ci`` and ``pi`` of
+        shape (m, 2).
+    """
+    hksj = inference == "hksj"
+    rule = fit.rule_hksj if hksj else fit.rule
+    nodes = gls(fit.X, fit.y, fit.v, rule.x)
+    prob = 0.5 + 0.5 * confidence_level
+    mean = X_new @ fit.beta
+    se = np.sqrt(np.einsum("mi,ij,mj->m", X_new, fit.cov, X_new))
+    ci = np.empty((X_new.shape[0], 2))
+    pi = np.empty_like(ci)
+    dof = fit.dof
+    for row, x in enumerate(X_new):
+        var_n = np.einsum("i,nij,j->n", x, nodes.cov, x)
+        if hksj:
+            var_n = var_n * nodes.q / dof
+            centre = nodes.beta @ x
+            for out, spread in ((ci, np.sqrt(var_n)), (pi, np.sqrt(var_n + rule.x))):
+
+                def cdf(t, spread=spread, centre=centre):
+                    z = (t - centre) / spread
+                    return float((special.stdtr(dof, z) * rule.w).sum())
+
+                ends_lo = centre + special.stdtrit(dof, 1 - prob) * spread
+                ends_hi = centre + special.stdtrit(dof, prob) * spread
+                out[row] = (
+                    _bracketed_root(
+                        lambda t, f=cdf: f(t) - (1 - prob), ends_lo.min(), ends_lo.max()
+                    ),
+                    _bracketed_root(
+                        lambda t, f=cdf: f(t) - prob, ends_hi.min(), ends_hi.max()
+                    ),
+                )
+        else:
+            for out, spread in ((ci, np.sqrt(var_n)), (pi, np.sqrt(var_n + rule.x))):
+                zp = special.ndtri(prob)
+                half = _bracketed_root(
+                    lambda q, s_=spread: (
+                        float((special.ndtr(q / s_) * rule.w).sum()) - prob
+                    ),
+                    zp * spread.min(),
+                    zp * spread.max(),
+                )
+                out[row] = mean[row] - half, mean[row] + half
+    return mean, se, ci, pi
+
+
 def _sided(c, alternative):
     """p-value from :math:`c = P(\\text{statistic} \\le \\text{observed})`."""
     if alternative == "two-sided":
