@@ -238,6 +238,8 @@ class RandomEffectsMeta(_BaseMeta):
                 "variances."
             )
         weights = self._resolve_genq_weights(v, k)
+        # The fixed-effect fit serves the DL start and the Q statistic.
+        fe_fit = uni.weighted_fit(design, y, 1.0 / v) if np.all(v > 0) else None
         if self.tau2 is not None:
             tau2_fit = uni.Tau2Fit(float(self.tau2), 1, True)
         else:
@@ -249,6 +251,7 @@ class RandomEffectsMeta(_BaseMeta):
                 weights=weights,
                 max_iter=self.max_iter,
                 tol=self.tol,
+                fe_fit=fe_fit,
             )
         tau2 = tau2_fit.tau2
         if np.any(v + tau2 <= 0):
@@ -312,7 +315,7 @@ class RandomEffectsMeta(_BaseMeta):
             else float("nan")
         )
         het = uni.heterogeneity(
-            design, y, v, tau2, fixed_effect=tau2 == 0 and not estimated
+            design, y, v, tau2, fixed_effect=tau2 == 0 and not estimated, fe_fit=fe_fit
         )
         self.q_, self.q_pvalue_, self.i2_, self.h2_ = (
             het.q,

@@ -99,32 +99,29 @@ def weighted_fit(X, y, w):
     # With an intercept column, centre the other columns at their weighted means
     # (a unit-triangular reparametrisation T: beta = T beta_c, |T| = 1). Offsets
     # such as calendar years then cost no precision in X'WX.
-    intercept = bool(np.all(X[:, 0] == 1.0))
-    if intercept and p > 1:
+    centred = p > 1 and X[0, 0] == 1.0 and bool((X[:, 0] == 1.0).all())
+    if centred:
         means = (w @ X[:, 1:]) / w.sum()
-        Xc = X.copy()
-        Xc[:, 1:] -= means
+        Xc = X - np.concatenate(([0.0], means))
     else:
         Xc = X
     Xw = Xc * w[:, None]
-    A = Xc.T @ Xw
-    # Cholesky is invariant to diagonal scaling; scaling to a unit diagonal keeps
-    # moderators of very different magnitudes exact in the inverse.
-    scale = np.sqrt(np.diag(A))
-    if not np.all(scale > 0):
+    # Cholesky is invariant to diagonal scaling (van der Sluis): LAPACK directly.
+    chol, info = _potrf(Xc.T @ Xw, lower=1)
+    if info:
         raise np.linalg.LinAlgError("singular weighted design")
-    L = np.linalg.cholesky(A / np.outer(scale, scale))
-    Linv = np.linalg.inv(L)
-    cov = (Linv.T @ Linv) / np.outer(scale, scale)
+    cov = _potri(chol, lower=1)[0]  # lower triangle; the upper one is zero
+    cov += cov.T
+    cov.flat[:: p + 1] *= 0.5
     beta = cov @ (Xw.T @ y)
     resid = y - Xc @ beta
-    if Xc is not X:
+    if centred:
         T = np.eye(p)
         T[0, 1:] = -means
         beta = T @ beta
         cov = T @ cov @ T.T
     rss = float(w @ (resid * resid))
-    logdet = float(2.0 * np.sum(np.log(np.diag(L))) + 2.0 * np.sum(np.log(scale)))
+    logdet = 2.0 * float(np.log(chol.diagonal()).sum())
     return WeightedFit(beta, cov, resid, w, rss, logdet)
 
 
@@ -403,13 +400,15 @@ def tau2_hedges(X, y, v):
     return max(0.0, (fit.rss - trace_pd(X, fit, v)) / (k - p))
 
 
-def tau2_genq(X, y, v, a):
+def tau2_genq(X, y, v, a, fit=None):
     r"""Generalised Q estimator with fixed weights ``a`` (DerSimonian & Kacker 2007).
 
     :math:`\hat\tau^2 = \max\{0, (Q_a - \operatorname{tr}(P_A V)) /
-    \operatorname{tr}(P_A)\}`.  DL is ``a = 1/v``; HE is ``a = 1``.
+    \operatorname{tr}(P_A)\}`.  DL is ``a = 1/v``; HE is ``a = 1``.  ``fit`` is
+    ``weighted_fit(X, y, a)`` when the caller has it already.
     """
-    fit = weighted_fit(X, y, a)
+    if fit is None:
+        fit = weighted_fit(X, y, a)
     return max(0.0, (fit.rss - trace_pd(X, fit, v)) / trace_pd(X, fit))
 
 
@@ -448,8 +447,12 @@ def variance_floor(v, y):
     return 1e-12 * variance_scale(v, y)
 
 
-def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
+def estimate_tau2(
+    X, y, v, method, *, weights=None, max_iter=100, tol=1e-10, fe_fit=None
+):
     """Estimate tau^2 by ``method`` (see :data:`ALL_METHODS`).
+
+    ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` when the caller has it already.
 
     Returns
     -------
@@ -462,7 +465,11 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
         return Tau2Fit(0.0, 1, True)
     if method in LIKELIHOOD_METHODS:
         # DL is usually closer to the (RE)ML optimum than metafor's HE start.
-        start = tau2_genq(X, y, v, 1.0 / v) if lower == 0.0 else tau2_hedges(X, y, v)
+        start = (
+            tau2_genq(X, y, v, 1.0 / v, fit=fe_fit)
+            if lower == 0.0
+            else tau2_hedges(X, y, v)
+        )
         start = max(start, lower)
         if start == 0.0:
             start = 0.01 * float(np.var(y)) if np.var(y) > 0 else 0.0
@@ -480,7 +487,7 @@ def estimate_tau2(X, y, v, method, *, weights=None, max_iter=100, tol=1e-10):
     if method == "he":
         tau2 = tau2_hedges(X, y, v)
     elif method == "dl":
-        tau2 = tau2_genq(X, y, v, 1.0 / v)
+        tau2 = tau2_genq(X, y, v, 1.0 / v, fit=fe_fit)
     elif method == "genq":
         tau2 = tau2_genq(X, y, v, weights)
     elif method in ("hs", "hsk"):
@@ -564,7 +571,7 @@ class Heterogeneity(NamedTuple):
     typical_var: float
 
 
-def heterogeneity(X, y, v, tau2, *, fixed_effect):
+def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None):
     r"""Return :math:`Q_E`, its p-value, :math:`I^2` and :math:`H^2`.
 
     :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}`; the typical sampling variance is
@@ -572,13 +579,14 @@ def heterogeneity(X, y, v, tau2, *, fixed_effect):
     (\tilde v + \tau^2)` and :math:`H^2 = \tau^2/\tilde v + 1` (Higgins & Thompson
     2002, generalised as in metafor).  For a fixed-effect fit
     :math:`I^2 = 100\max(0, (Q_E - (k-p))/Q_E)` and :math:`H^2 = Q_E/(k-p)`.
-    Undefined (``nan``) when some sampling variances are zero.
+    Undefined (``nan``) when some sampling variances are zero.  ``fe_fit`` is
+    ``weighted_fit(X, y, 1 / v)`` when the caller has it already.
     """
     k, p = X.shape
     if not np.all(v > 0):
         nan = float("nan")
         return Heterogeneity(nan, nan, nan, nan, nan)
-    fit = weighted_fit(X, y, 1.0 / v)
+    fit = weighted_fit(X, y, 1.0 / v) if fe_fit is None else fe_fit
     q = fit.rss
     df = k - p
     q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
