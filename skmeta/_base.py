@@ -66,6 +66,16 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
     __metadata_request__fit = {"sample_var": True}
     __metadata_request__score = {"sample_var": True}
 
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn inspects the __init__ signature on every get_params (so on
+        # every fit's parameter validation); the names are fixed per class.
+        cached = cls.__dict__.get("_param_names")
+        if cached is None:
+            cached = super()._get_param_names()
+            cls._param_names = cached
+        return cached
+
     # ------------------------------------------------------------------ validation
     def _validate_training_data(self, X, y, sample_var):
         """Validate ``X``, ``y`` and ``sample_var``; return X, y, v and the design.

@@ -260,7 +260,8 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     np.multiply(Z[:q], w, out=Z[q : 2 * q])
     np.multiply(Z[q : 2 * q], w, out=Z[2 * q :])
     G = Z @ Z.T
-    S = np.stack((G[q : 2 * q, :q], G[q : 2 * q, q : 2 * q], G[2 * q :, q : 2 * q]))
+    # blocks (z w, z), (z w, z w), (z w^2, z w) of G: S_1, S_2, S_3
+    S = G.reshape(3, q, 3, q)[(1, 1, 2), :, (0, 1, 1), :]
     sum_log_var = -np.log(w).sum()
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
@@ -303,7 +304,9 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     return float(criterion), float(score), float(upu - expected), float(expected)
 
 
-def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx):
+def maximize_likelihood(
+    X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx, fe_fit=None
+):
     r"""Maximise the (restricted) log-likelihood over :math:`\tau^2 \ge` ``lower``.
 
     Newton's method on :math:`\tau^2` where the observed information is positive,
@@ -311,7 +314,8 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
     increases the criterion.  Convergence: the step is below
     ``tol * (tau2 + s)`` with ``s`` the data's variance scale, or ``tau2`` sits
     on the bound with a non-positive score.
-    As metafor does (``ll0check``), the bound is compared with the optimum found.
+    As metafor does (``ll0check``), the bound is compared with the optimum found
+    (from ``fe_fit``, the fit with weights ``1 / v``, when given).
 
     Returns
     -------
@@ -361,7 +365,13 @@ def maximize_likelihood(X, y, v, *, reml, start, lower, max_iter, tol, logdet_xt
             converged = True
             break
     if lower == 0.0 and tau2 > 0.0 and np.all(v > 0):
-        if terms_at(0.0)[0] > ll:
+        if 0.0 in evaluated or fe_fit is None:
+            at_zero = terms_at(0.0)[0]
+        elif reml:  # the fixed-effect fit is the model at tau2 = 0
+            at_zero = loglik_reml(v, 0.0, fe_fit, logdet_xtx)
+        else:
+            at_zero = loglik_ml(v, 0.0, fe_fit)
+        if at_zero > ll:
             tau2 = 0.0
     return Tau2Fit(tau2, n_iter, converged)
 
@@ -482,7 +492,8 @@ def estimate_tau2(
             lower=lower,
             max_iter=max_iter,
             tol=tol,
-            logdet_xtx=logdet_crossprod(X),
+            logdet_xtx=logdet_crossprod(X) if method == "reml" else 0.0,
+            fe_fit=fe_fit,
         )
     if method == "he":
         tau2 = tau2_hedges(X, y, v)
