@@ -239,7 +239,8 @@ class RandomEffectsMeta(_BaseMeta):
             )
         weights = self._resolve_genq_weights(v, k)
         # The fixed-effect fit serves the DL start and the Q statistic.
-        fe_fit = uni.weighted_fit(design, y, 1.0 / v) if np.all(v > 0) else None
+        fe_fit = uni.weighted_fit(design, y, 1.0 / v) if v.min() > 0 else None
+        logdet_xtx = uni.logdet_crossprod(design)
         if self.tau2 is not None:
             tau2_fit = uni.Tau2Fit(float(self.tau2), 1, True)
         else:
@@ -252,6 +253,7 @@ class RandomEffectsMeta(_BaseMeta):
                 max_iter=self.max_iter,
                 tol=self.tol,
                 fe_fit=fe_fit,
+                logdet_xtx=logdet_xtx,
             )
         tau2 = tau2_fit.tau2
         if np.any(v + tau2 <= 0):
@@ -260,7 +262,7 @@ class RandomEffectsMeta(_BaseMeta):
                 "so the model is degenerate. Pass positive sample_var or tau2 > 0."
             )
         self.tau2_ = float(tau2)
-        if self.tau2 is None and 0 < tau2 <= uni.variance_floor(v, y):
+        if self.tau2 is None and v.min() == 0 and tau2 <= uni.variance_floor(v, y):
             # Zero sampling variances and an exact fit: the likelihood increases up to
             # tau2 = 0 where the model degenerates. Report the limit: tau2 = 0 and
             # the least-squares coefficients (weights at the floor are uniform).
@@ -336,7 +338,7 @@ class RandomEffectsMeta(_BaseMeta):
 
         reml = method == "reml"
         loglik = (
-            uni.loglik_reml(v, tau2, fit, uni.logdet_crossprod(design))
+            uni.loglik_reml(v, tau2, fit, logdet_xtx)
             if reml
             else uni.loglik_ml(v, tau2, fit)
         )

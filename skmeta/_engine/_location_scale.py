@@ -285,8 +285,8 @@ def _start_values(y, v, X, Zw, link, tau2_method="dl"):
 
     The homogeneous tau^2 of the location model by ``tau2_method`` ("dl":
     DerSimonian-Laird, Hedges' when some sampling variances are zero; "he":
-    Hedges), floored away from zero, is spread over the scale design by least
-    squares.
+    Hedges; a number: that tau^2), floored away from zero unless given, is
+    spread over the scale design by least squares.
     """
     k, p = X.shape
     if p:
@@ -294,12 +294,15 @@ def _start_values(y, v, X, Zw, link, tau2_method="dl"):
         r = y - X @ coef
     else:
         r = y
-    if tau2_method == "dl" and np.all(v > 0):
+    if not isinstance(tau2_method, str):
+        tau2 = float(tau2_method)  # an explicit homogeneous start
+    elif tau2_method == "dl" and np.all(v > 0):
         tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
     else:
         tau2 = uni.tau2_hedges(X, y, v)
     floor = max(0.01 * float(np.mean(v)), 1e-4 * float(np.mean(r * r)), 1e-10)
-    tau2 = max(tau2, floor)
+    if isinstance(tau2_method, str):
+        tau2 = max(tau2, floor)
     target = np.full(k, np.log(tau2) if link == "log" else tau2)
     a0, *_ = np.linalg.lstsq(Zw, target, rcond=None)
     if link == "identity" and np.any(Zw @ a0 < 0):
@@ -556,6 +559,32 @@ def fit_location_scale(
             )
             if other.loglik > result.loglik:
                 result = other
+        if np.all(v > 0):
+            # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
+            # optimum, the supremum is on that boundary; start next to it.
+            fe = uni.weighted_fit(X, y, 1.0 / v)
+            at_zero = (
+                uni.loglik_reml(v, 0.0, fe, logdet_xtx)
+                if method == "reml"
+                else uni.loglik_ml(v, 0.0, fe)
+            )
+            if at_zero > result.loglik + 1e-9 * (1.0 + abs(at_zero)):
+                near = 1e-8 * uni.variance_scale(v, y)
+                other = fit_location_scale(
+                    y,
+                    v,
+                    X,
+                    Z,
+                    method=method,
+                    link=link,
+                    intercept_col=intercept_col,
+                    max_iter=max_iter,
+                    tol=tol,
+                    alpha_init=T @ _start_values(y, v, X, Zw, link, near),
+                    standardize=standardize,
+                )
+                if other.loglik > result.loglik:
+                    result = other
     return result
 
 

@@ -305,7 +305,7 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
 
 
 def maximize_likelihood(
-    X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx, fe_fit=None
+    X, y, v, *, reml, start, lower, max_iter, tol, logdet_xtx, fe_fit=None, scale=None
 ):
     r"""Maximise the (restricted) log-likelihood over :math:`\tau^2 \ge` ``lower``.
 
@@ -322,7 +322,8 @@ def maximize_likelihood(
     Tau2Fit
     """
     Z = centered_stack(X, y, copies=3)
-    scale = variance_scale(v, y)
+    if scale is None:
+        scale = variance_scale(v, y)
     intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
 
     evaluated = {}
@@ -446,23 +447,34 @@ def variance_scale(v, y):
     Tolerances, floors and root brackets for tau^2 are relative to it, so that
     results are equivariant when y is rescaled by c and v by c^2.
     """
-    scale = max(float(np.var(y)) if y.shape[0] > 1 else 0.0, float(np.mean(v)))
+    r = y - y.mean()
+    scale = max(float(r @ r) / y.shape[0], float(v.mean()))
     return scale if scale > 0 else 1.0
 
 
-def variance_floor(v, y):
+def variance_floor(v, y, scale=None):
     """Smallest admissible tau^2: 0 if all v > 0, else 1e-12 of the data's scale."""
-    if np.all(v > 0):
+    if v.min() > 0:
         return 0.0
-    return 1e-12 * variance_scale(v, y)
+    return 1e-12 * (variance_scale(v, y) if scale is None else scale)
 
 
 def estimate_tau2(
-    X, y, v, method, *, weights=None, max_iter=100, tol=1e-10, fe_fit=None
+    X,
+    y,
+    v,
+    method,
+    *,
+    weights=None,
+    max_iter=100,
+    tol=1e-10,
+    fe_fit=None,
+    logdet_xtx=None,
 ):
     """Estimate tau^2 by ``method`` (see :data:`ALL_METHODS`).
 
-    ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` when the caller has it already.
+    ``fe_fit`` (``weighted_fit(X, y, 1 / v)``) and ``logdet_xtx``
+    (``logdet_crossprod(X)``) may be passed when the caller has them already.
 
     Returns
     -------
@@ -470,19 +482,16 @@ def estimate_tau2(
         The estimate (``n_iter`` 1 (one pass) and ``converged`` True for closed forms).
     """
     k, p = X.shape
-    lower = variance_floor(v, y)
+    scale = variance_scale(v, y)
+    lower = variance_floor(v, y, scale)
     if method == "fe":
         return Tau2Fit(0.0, 1, True)
     if method in LIKELIHOOD_METHODS:
-        # DL is usually closer to the (RE)ML optimum than metafor's HE start.
-        start = (
-            tau2_genq(X, y, v, 1.0 / v, fit=fe_fit)
-            if lower == 0.0
-            else tau2_hedges(X, y, v)
-        )
-        start = max(start, lower)
-        if start == 0.0:
-            start = 0.01 * float(np.var(y)) if np.var(y) > 0 else 0.0
+        # DL is usually closer to the (RE)ML optimum than metafor's HE start; when
+        # both are 0, start on the bound (converged at once if the score is <= 0).
+        start = tau2_genq(X, y, v, 1.0 / v, fit=fe_fit) if lower == 0.0 else 0.0
+        if start <= lower:
+            start = max(tau2_hedges(X, y, v), lower)
         return maximize_likelihood(
             X,
             y,
@@ -492,8 +501,13 @@ def estimate_tau2(
             lower=lower,
             max_iter=max_iter,
             tol=tol,
-            logdet_xtx=logdet_crossprod(X) if method == "reml" else 0.0,
+            logdet_xtx=(
+                (logdet_crossprod(X) if logdet_xtx is None else logdet_xtx)
+                if method == "reml"
+                else 0.0
+            ),
             fe_fit=fe_fit,
+            scale=scale,
         )
     if method == "he":
         tau2 = tau2_hedges(X, y, v)
