@@ -543,7 +543,13 @@ def fit_location_scale(
         # The likelihood can have several maxima: also start from Hedges' tau^2
         # (metafor's start) when it differs from the DL start, keep the better.
         alt = _start_values(y, v, X, Zw, link, "he")
-        if not np.allclose(alt, start, rtol=1e-2, atol=1e-2):
+        # Starts within a factor of ~1.6 in tau^2 lie in the same basin.
+        close = (
+            np.allclose(alt, start, rtol=0.0, atol=0.5)
+            if link == "log"
+            else np.allclose(alt, start, rtol=0.5, atol=0.0)
+        )
+        if not close:
             other = fit_location_scale(
                 y,
                 v,
