@@ -311,9 +311,10 @@ def maximize_likelihood(
 
     Newton's method on :math:`\tau^2` where the observed information is positive,
     Fisher scoring elsewhere, with step halving so that every accepted step
-    increases the criterion.  Convergence: the step is below
-    ``tol * (tau2 + s)`` with ``s`` the data's variance scale, or ``tau2`` sits
-    on the bound with a non-positive score.
+    increases the criterion.  Convergence: a Newton step in a concave region
+    below ``sqrt(tol) * (tau2 + s)`` (taken; quadratic convergence leaves an
+    error of order ``tol``), any step below ``tol * (tau2 + s)``, with ``s`` the
+    data's variance scale, or ``tau2`` on the bound with a non-positive score.
     As metafor does (``ll0check``), the bound is compared with the optimum found
     (from ``fe_fit``, the fit with weights ``1 / v``, when given).
 
@@ -343,8 +344,9 @@ def maximize_likelihood(
         if tau2 <= lower and step <= 0:
             converged = True
             break
-        if abs(step) <= tol * (tau2 + scale) and observed > 0:
-            # A Newton step this small in a concave region: accept it unevaluated.
+        if abs(step) <= np.sqrt(tol) * (tau2 + scale) and observed > 0:
+            # Newton converges quadratically where the criterion is concave: after
+            # a step below sqrt(tol) the error is O(tol), so take it unevaluated.
             tau2 = max(tau2 + step, lower)
             converged = True
             break
