@@ -17,21 +17,12 @@ import sys
 import warnings
 from pathlib import Path
 
+from skmeta._engine._univariate import ALL_METHODS
+
 _MODELS = ("random-effects", "location-scale", "multilevel", "robust")
 _METHODS = {
-    "random-effects": (
-        "reml",
-        "ml",
-        "dl",
-        "pm",
-        "pmm",
-        "he",
-        "hs",
-        "hsk",
-        "sj",
-        "eb",
-        "fe",
-    ),
+    # GENQ needs per-study weights, which the command line does not take.
+    "random-effects": tuple(m for m in ALL_METHODS if m != "genq"),
     "location-scale": ("reml", "ml"),
     "multilevel": ("reml", "ml"),
     "robust": ("dl", "he", "sj"),
