@@ -342,6 +342,8 @@ class RandomEffectsMeta(_BaseMeta):
             if reml
             else uni.loglik_ml(v, tau2, fit)
         )
+        if self.tau2_ == 0.0 < tau2 and not reml:
+            loglik = np.inf  # the warned-about unbounded likelihood at the limit
         self._set_fit_statistics(loglik, p + int(estimated), k, p, reml)
         # r2_ needs a second fit (the intercept-only model): computed on first use.
         self.__dict__.pop("_r2", None)

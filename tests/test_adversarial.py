@@ -203,15 +203,10 @@ def test_score_after_degenerate_exact_fit_is_not_nan(x):
         assert not np.isnan(est.score(X, y, sample_var=np.zeros(K)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RandomEffectsMeta(method='ml') with one zero sample_var: the ML "
-    "likelihood is unbounded as tau2 -> 0 (the zero-variance study is fitted "
-    "exactly); fit warns and reports tau2_ = 0, "
-    "reports loglik_ at the floor tau2 but tau2_ = 0, so score(train) = -inf "
-    "while loglik_ is finite",
-)
 def test_ml_with_one_zero_variance_keeps_score_equal_to_loglik():
+    """The ML likelihood is unbounded as tau2 -> 0 when a study has zero sampling
+    variance: fit warns, reports tau2_ = 0 and loglik_ = +inf, and score on the
+    training data agrees."""
     v = np.r_[0.0, V[1:]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
