@@ -2,8 +2,8 @@
 
 Each case gets a correct answer, a clear ``ValueError`` naming the problem, or
 a documented warning: never a crash (another exception type), a hang or a
-silent NaN.  Known bugs in modules owned elsewhere are strict xfails whose
-reason names the module and the fix.
+silent NaN.  A known gap would be a strict xfail whose reason names the
+module and the fix (there are none at present).
 """
 
 import sys
