@@ -438,3 +438,16 @@ def fmt_delta(value):
     if value == 0:
         return "0"
     return f"{value:.1e}"
+
+
+def default_options(quick=False, use_r=True, timeout=None, threads=None):
+    """Timing options: full runs take a few minutes, quick runs seconds."""
+    return {
+        "quick": quick,
+        "use_r": use_r,
+        "timeout": (10.0 if quick else 20.0) if timeout is None else float(timeout),
+        "threads": threads,
+        "repeat": 1 if quick else 5,
+        "min_batch": 0.005 if quick else 0.05,
+        "budget": 0.5 if quick else 5.0,
+    }

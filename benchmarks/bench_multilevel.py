@@ -37,6 +37,7 @@ from benchmarks._common import (
     PeerResult,
     Row,
     best_time,
+    default_options,
     fmt_time,
     peak_traced_bytes,
     python_child,
@@ -317,19 +318,6 @@ CASES = {
     "ml-3lev-1e6": case_3lev_1e6,
     "ml-slope-2400": case_slope_2400,
 }
-
-
-def default_options(quick=False, use_r=True, timeout=None, threads=None):
-    """Timing options: full runs take a few minutes, quick runs seconds."""
-    return {
-        "quick": quick,
-        "use_r": use_r,
-        "timeout": (10.0 if quick else 20.0) if timeout is None else float(timeout),
-        "threads": threads,
-        "repeat": 1 if quick else 5,
-        "min_batch": 0.005 if quick else 0.05,
-        "budget": 0.5 if quick else 5.0,
-    }
 
 
 def selected(case, only):

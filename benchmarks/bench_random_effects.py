@@ -42,6 +42,7 @@ from benchmarks._common import (
     Row,
     Timing,
     best_time,
+    default_options,
     fmt_bytes,
     fmt_mb,
     fmt_time,
@@ -523,19 +524,6 @@ CASES = {
     "re-mem-k1e6": case_memory,
     "re-cv-k1000": case_cv,
 }
-
-
-def default_options(quick=False, use_r=True, timeout=None, threads=None):
-    """Timing options: full runs take a few minutes, quick runs seconds."""
-    return {
-        "quick": quick,
-        "use_r": use_r,
-        "timeout": (10.0 if quick else 20.0) if timeout is None else float(timeout),
-        "threads": threads,
-        "repeat": 1 if quick else 5,
-        "min_batch": 0.005 if quick else 0.05,
-        "budget": 0.5 if quick else 5.0,
-    }
 
 
 def selected(case, only):

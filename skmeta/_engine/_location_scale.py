@@ -147,6 +147,22 @@ def link_tau2(eta: np.ndarray, link: str) -> np.ndarray:
     return np.asarray(eta, dtype=float)
 
 
+def _invalid_eval(p, tau2, nan):
+    """The evaluation at an inadmissible point: criterion -inf, nothing else."""
+    return LSEval(
+        -np.inf,
+        np.full(p, np.nan),
+        np.full((p, p), np.nan),
+        tau2,
+        nan,
+        nan,
+        nan,
+        None,
+        None,
+        None,
+    )
+
+
 def evaluate(
     y: np.ndarray,
     v: np.ndarray,
@@ -190,18 +206,7 @@ def evaluate(
     s = v + tau2
     nan = np.full(k, np.nan)
     if not np.all(s > 0) or not np.all(np.isfinite(s)):
-        return LSEval(
-            -np.inf,
-            np.full(p, np.nan),
-            np.full((p, p), np.nan),
-            tau2,
-            nan,
-            nan,
-            nan,
-            None,
-            None,
-            None,
-        )
+        return _invalid_eval(p, tau2, nan)
     w = 1.0 / s
     reml = method == "reml"
     if p:
@@ -212,18 +217,7 @@ def evaluate(
         try:
             L = np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
-            return LSEval(
-                -np.inf,
-                np.full(p, np.nan),
-                np.full((p, p), np.nan),
-                tau2,
-                nan,
-                nan,
-                nan,
-                None,
-                None,
-                None,
-            )
+            return _invalid_eval(p, tau2, nan)
         Linv = np.linalg.inv(L)
         cov_beta = Linv.T @ Linv
         beta = cov_beta @ (Xw.T @ y)
