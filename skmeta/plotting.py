@@ -745,6 +745,18 @@ def funnel_plot(
     return ax
 
 
+def _column_index(feature, names, n_columns, matrix):
+    """Index of ``feature`` (a column name or position) in ``matrix`` ("X"/"Z")."""
+    if isinstance(feature, str):
+        if names is None or feature not in list(names):
+            raise ValueError(f"feature {feature!r} is not a column of {matrix}.")
+        return list(names).index(feature)
+    j = int(feature)
+    if not 0 <= j < n_columns:
+        raise ValueError(f"feature index {j} out of range for {matrix}.")
+    return j
+
+
 def bubble_plot(
     estimator,
     X,
@@ -811,14 +823,7 @@ def bubble_plot(
         raise ValueError(f"X has {Xarr.shape[0]} rows, expected {k}.")
     if Xarr.shape[1] == 0 or getattr(estimator, "n_features_in_", 0) == 0:
         raise ValueError("bubble_plot needs a model with at least one moderator.")
-    if isinstance(feature, str):
-        if names is None or feature not in list(names):
-            raise ValueError(f"feature {feature!r} is not a column of X.")
-        j = list(names).index(feature)
-    else:
-        j = int(feature)
-        if not 0 <= j < Xarr.shape[1]:
-            raise ValueError(f"feature index {j} out of range for X.")
+    j = _column_index(feature, names, Xarr.shape[1], "X")
     label = str(names[j]) if names is not None else f"x{j}"
     w = study_weights(estimator, v, groups=groups, Z=Z)
     ax = _new_axes(ax, (6.0, 4.5))
@@ -946,14 +951,7 @@ def scale_plot(
         )
     if Zarr.shape[1] == 0:
         raise ValueError("scale_plot needs a scale model with at least one moderator.")
-    if isinstance(feature, str):
-        if names is None or feature not in list(names):
-            raise ValueError(f"feature {feature!r} is not a column of Z.")
-        j = list(names).index(feature)
-    else:
-        j = int(feature)
-        if not 0 <= j < Zarr.shape[1]:
-            raise ValueError(f"feature index {j} out of range for Z.")
+    j = _column_index(feature, names, Zarr.shape[1], "Z")
     label = str(names[j]) if names is not None else f"z{j}"
     xmap = x_values if x_values is not None else (lambda t: t)
     zs = np.linspace(Zarr[:, j].min(), Zarr[:, j].max(), n_points)

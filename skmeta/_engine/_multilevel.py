@@ -418,6 +418,23 @@ def _batched_inverse(V):
     return logdet, Vi
 
 
+def _gls_solve(xtvx, xtvy, p):
+    """GLS coefficients from X'V^-1X and X'V^-1y.
+
+    Returns ``(beta, log|X'V^-1X|, (X'V^-1X)^-1)``, or None when X'V^-1X is not
+    positive definite.
+    """
+    if not p:
+        return np.zeros(0), 0.0, np.zeros((0, 0))
+    try:
+        cf = linalg.cho_factor(xtvx)
+    except linalg.LinAlgError:
+        return None
+    beta = linalg.cho_solve(cf, xtvy)
+    logdet_h = 2.0 * np.log(np.diag(cf[0])).sum()
+    return beta, logdet_h, linalg.cho_solve(cf, np.eye(p))
+
+
 def profile_loglik(design, sigmas, reml, *, gradient=True, extras=False):
     """Profiled (restricted) log-likelihood and its gradient in the Sigma_l.
 
@@ -444,18 +461,10 @@ def profile_loglik(design, sigmas, reml, *, gradient=True, extras=False):
         xtvy += Xf.T @ Viy.ravel()
         ytvy += float(np.sum(b.y * Viy))
         inv.append((Vi, Viy, ViX))
-    if p:
-        try:
-            cf = linalg.cho_factor(xtvx)
-        except linalg.LinAlgError:
-            return -np.inf, None, None
-        beta = linalg.cho_solve(cf, xtvy)
-        logdet_h = 2.0 * np.log(np.diag(cf[0])).sum()
-        hinv = linalg.cho_solve(cf, np.eye(p))
-    else:
-        beta = np.zeros(0)
-        logdet_h = 0.0
-        hinv = np.zeros((0, 0))
+    solved = _gls_solve(xtvx, xtvy, p)
+    if solved is None:
+        return -np.inf, None, None
+    beta, logdet_h, hinv = solved
     rss = ytvy - float(beta @ xtvy)
     if reml:
         ll = -0.5 * ((n - p) * _LOG2PI + logdet + logdet_h + rss)
@@ -650,16 +659,10 @@ def intercept_loglik(design, sigma2, reml, *, gradient=True, blups=False):
     xtvx = T[1 : p + 1, 1 : p + 1]
     xtvy = T[1 : p + 1, -1]
     ytvy = T[-1, -1]
-    if p:
-        try:
-            cf = linalg.cho_factor(xtvx)
-        except linalg.LinAlgError:
-            return -np.inf, None, None
-        beta = linalg.cho_solve(cf, xtvy)
-        logdet_h = 2.0 * np.log(np.diag(cf[0])).sum()
-        hinv = linalg.cho_solve(cf, np.eye(p))
-    else:
-        beta, logdet_h, hinv = np.zeros(0), 0.0, np.zeros((0, 0))
+    solved = _gls_solve(xtvx, xtvy, p)
+    if solved is None:
+        return -np.inf, None, None
+    beta, logdet_h, hinv = solved
     rss = float(ytvy - beta @ xtvy)
     if reml:
         ll = -0.5 * ((n - p) * _LOG2PI + logdet + logdet_h + rss)
