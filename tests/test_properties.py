@@ -192,10 +192,12 @@ def test_location_scale_alpha_equivariance(link, data, factor):
     a = _fit(LocationScaleMeta(link=link), X, y, v, Z=Z)
     b = _fit(LocationScaleMeta(link=link), X, factor * y, factor**2 * v, Z=Z)
     assume(a.converged_ and b.converged_ and not a.diverging_)
-    # atol in the units of tau^2 of the rescaled data (boundary tau_i^2 = 0 under
-    # the identity link are solver-precision zeros, ~1e-9 of the data's scale)
+    # atol relative to the rescaled data's variance scale: on the boundary
+    # tau_i^2 = 0 of the identity link the likelihood is nearly flat (a 1% change
+    # of a tau^2 ~ 1e-5 * mean(v) moves it by ~1e-7), so tau^2 there is determined
+    # only to ~1e-6 of the data's scale (found by hypothesis: k = 27, factor 10).
     np.testing.assert_allclose(
-        b.tau2_, factor**2 * a.tau2_, rtol=1e-4, atol=1e-8 * max(1.0, factor**2)
+        b.tau2_, factor**2 * a.tau2_, rtol=1e-4, atol=1e-6 * factor**2 * np.mean(v)
     )
     if link == "log":
         assert b.scale_intercept_ == pytest.approx(
