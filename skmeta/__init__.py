@@ -23,7 +23,9 @@ _LAZY = {
     "profile_likelihood": "skmeta._tools",
     "heteroscedasticity_test": "skmeta._tools",
     "plot_profile": "skmeta._tools",
-    "InfiniteScaleWarning": "skmeta._location_scale",
+    "InfiniteScaleWarning": "skmeta.exceptions",
+    "SampleVarWarning": "skmeta.exceptions",
+    "exceptions": "skmeta.exceptions",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
 }

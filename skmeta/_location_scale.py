@@ -13,11 +13,8 @@ from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _location_scale as ls
 from skmeta._engine._inference import coefficient_table, critical_value, wald_test
 from skmeta._summary import COLUMNS, MetaSummary
+from skmeta.exceptions import InfiniteScaleWarning
 from skmeta.utils._validation import check_design
-
-
-class InfiniteScaleWarning(UserWarning):
-    """Scale coefficients drift to +-infinity (tau^2 -> 0 in a subgroup)."""
 
 
 class LocationScaleMeta(_BaseMeta):

@@ -1,7 +1,35 @@
-"""Validation of the metadata arrays that skmeta estimators take in ``fit``."""
+"""Validation of the arguments that skmeta's estimators and functions take."""
+
+from numbers import Real
 
 import numpy as np
 import pandas as pd
+
+
+def check_confidence_level(confidence_level, name="confidence_level"):
+    """Validate a confidence level: a real number strictly between 0 and 1.
+
+    Python and NumPy scalars (``0.9``, ``np.float32(0.9)``, ``np.array(0.9)``) are
+    accepted; strings, ``None``, booleans, NaN, 0, 1 and values outside (0, 1) are
+    not.
+
+    Returns
+    -------
+    float
+    """
+    value = confidence_level
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
+        raise ValueError(
+            f"{name} must be a number strictly between 0 and 1, got {value!r}."
+        )
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        value = str(value)  # np.float32(0.9) means 0.9, not 0.899999976...
+    value = float(value)
+    if not 0.0 < value < 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}.")
+    return value
 
 
 def check_sample_var(sample_var, n_samples):
