@@ -1,21 +1,58 @@
 """Base class shared by the skmeta estimators.
 
-It holds what every estimator does the same way: validation of ``X``, ``y`` and
-``sample_var``, the design matrix with its intercept column, the common fitted
-attributes, ``predict``, the log-likelihood ``score`` and metadata-routing
-defaults.  Subclasses implement ``fit`` (their metadata differ) on top of the
-pure functions in :mod:`skmeta._engine`.
+It holds what every estimator does the same way, once:
+
+- validation of ``X``, ``y``, ``sample_var`` and the other per-study metadata,
+  including the ``missing="drop"`` policy and the warning for a forgotten
+  ``sample_var``;
+- the design matrix with its intercept column, the term names, the fixed effects
+  and the fit statistics (``loglik_``, AIC, BIC, AICc) as attributes;
+- ``predict``, the confidence and prediction intervals of ``predict_interval``,
+  the Gaussian log-likelihood ``score`` and the assembly of ``summary()``;
+- the self-description that plots, inference tools and the command line use
+  (:meth:`_BaseMeta._model_label`, :meth:`_BaseMeta._study_weights`,
+  :meth:`_BaseMeta._profile_targets`), so that they never dispatch on class
+  names.
+
+Subclasses implement ``fit`` (their metadata differ) on top of the pure functions
+in :mod:`skmeta._engine` and override the hooks whose default does not fit.
 """
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skmeta._engine._inference import information_criteria
-from skmeta._engine._univariate import LOG_2PI
-from skmeta.utils._validation import check_sample_var
+from skmeta._engine._gls import dependent_columns, gaussian_logpdf
+from skmeta._engine._inference import (
+    coefficient_table,
+    critical_value,
+    information_criteria,
+)
+from skmeta._summary import MetaSummary, coefficient_frame
+from skmeta.exceptions import SampleVarWarning
+from skmeta.utils._validation import (
+    as_float_array,
+    check_confidence_level,
+    check_sample_var,
+    check_sample_weight,
+    missing_rows,
+    take_rows,
+)
+
+#: Values of the ``missing`` hyperparameter.
+MISSING_POLICIES = ("raise", "drop")
+
+_FORGOTTEN_SAMPLE_VAR = (
+    "fit() received no sample_var, so it fits zero sampling variances (an "
+    "ordinary linear model). Pass the studies' sampling variances as "
+    "sample_var=...; under cross-validation enable metadata routing "
+    "(sklearn.set_config(enable_metadata_routing=True)) and pass "
+    "params={'sample_var': v}. Pass sample_var=0 to fit zero variances on purpose."
+)
 
 _UNROUTED_SCORE_WARNING = (
     "score() received no sample_var although fit() did, so the held-out "
@@ -25,11 +62,27 @@ _UNROUTED_SCORE_WARNING = (
 )
 
 
-def _empty_if_no_columns(X, y):
+class ProfileTarget(NamedTuple):
+    """A parameter that ``profile_likelihood`` can fix and refit.
+
+    Attributes
+    ----------
+    estimate, se : float
+        The fitted value and its standard error (NaN if unknown).
+    params : callable
+        ``params(value)`` returns the ``set_params`` keywords that fix the
+        parameter at ``value``.
+    """
+
+    estimate: float
+    se: float
+    params: object
+
+
+def _empty_if_no_columns(X, n_rows):
     """Return an ``(n, 0)`` float array for ``X=None`` or a zero-column table."""
     if X is None:
-        y_arr = np.asarray(y)
-        return np.empty((y_arr.shape[0] if y_arr.ndim else 1, 0))
+        return np.empty((n_rows, 0))
     if getattr(X, "shape", (0, 1))[1:] == (0,):
         # e.g. a zero-column DataFrame from a ColumnTransformer that selected nothing
         return np.empty((X.shape[0], 0))
@@ -46,25 +99,16 @@ def _is_clean_float_array(a, ndim):
     )
 
 
-def _is_rank_deficient(design):
-    """Whether the columns of ``design`` are (numerically) linearly dependent.
-
-    Uses the eigenvalues of the column-normalised Gram matrix (``p x p``): the
-    squared singular values of the normalised design.
-    """
-    gram = design.T @ design
-    norms = np.sqrt(np.diag(gram))
-    if np.any(norms == 0):
-        return True
-    eig = np.linalg.eigvalsh(gram / np.outer(norms, norms))
-    return bool(eig[0] <= eig[-1] * design.shape[1] * 1e3 * np.finfo(float).eps)
-
-
 class _BaseMeta(RegressorMixin, BaseEstimator):
     """Common machinery of the meta-analysis estimators (not public)."""
 
     __metadata_request__fit = {"sample_var": True}
     __metadata_request__score = {"sample_var": True}
+
+    #: Name of the model in summaries and the command line.
+    _model_name = "Meta-analytic model"
+    #: Whether ``y`` and ``sample_var`` may have shape (k, m): m outcomes.
+    _multi_output = False
 
     @classmethod
     def _get_param_names(cls):
@@ -77,57 +121,121 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         return cached
 
     # ------------------------------------------------------------------ validation
-    def _validate_training_data(self, X, y, sample_var):
-        """Validate ``X``, ``y`` and ``sample_var``; return X, y, v and the design.
+    def _validate_training_data(self, X, y, sample_var, **metadata):
+        """Validate the training data; apply the ``missing`` policy.
 
-        ``X`` may be ``None`` or have zero columns (intercept-only model).
+        Parameters
+        ----------
+        X : array-like of shape (k, p), DataFrame or None
+            ``None`` or zero columns: intercept-only model.
+        y : array-like of shape (k,) (or (k, m) for multi-output estimators)
+        sample_var : array-like of the shape of ``y``, or None
+            ``None`` means zeros (with a :class:`SampleVarWarning`).
+        **metadata : array-like or None
+            Further per-study inputs (``groups``, ``Z``, ...), validated by the
+            estimator; here only their missing rows are found and dropped. A
+            ``(k, k)`` input whose name ends in ``"cov"`` is subset on both axes.
+
+        Returns
+        -------
+        X : ndarray of shape (k', p)
+        y : ndarray of shape (k',) (or (k', m)), float64
+        v : ndarray of the shape of ``y``
+        design : ndarray of shape (k', p') with the intercept column
+        metadata : dict
+            The metadata with the dropped rows removed.
         """
-        X = _empty_if_no_columns(X, y)
-        if np.asarray(y).dtype.kind in "USa":
-            raise ValueError("y must hold numeric effect sizes, got strings.")
-        if (
-            _is_clean_float_array(X, 2)
-            and _is_clean_float_array(y, 1)
-            and X.shape[0] > 0
-        ):
+        drop = getattr(self, "missing", "raise") == "drop"
+        y = as_float_array(
+            y,
+            "y",
+            ndim=(1, 2) if self._multi_output else (1,),
+            allow_nan=drop,
+            warn_column=True,
+        )
+        k = y.shape[0]
+        X = _empty_if_no_columns(X, k)
+        if sample_var is None:
+            warnings.warn(_FORGOTTEN_SAMPLE_VAR, SampleVarWarning, stacklevel=3)
+        v = check_sample_var(sample_var, y.shape, allow_nan=drop)
+        if _is_clean_float_array(X, 2) and 0 < X.shape[0] == k:
             # Fast path (hot in cross-validation loops): what validate_data would
             # check and set for finite float64 ndarrays of matching length.
-            if X.shape[0] != y.shape[0]:
-                raise ValueError(
-                    f"X has {X.shape[0]} rows but y has {y.shape[0]} entries."
-                )
             self.n_features_in_ = X.shape[1]
             self.__dict__.pop("feature_names_in_", None)
         else:
-            X, y = validate_data(
+            X = validate_data(
                 self,
                 X,
-                y,
-                y_numeric=True,
                 dtype=np.float64,
                 ensure_min_features=0,
                 ensure_min_samples=1,
+                ensure_all_finite="allow-nan" if drop else True,
             )
-        v = check_sample_var(sample_var, X.shape[0])
+            if X.shape[0] != k:
+                raise ValueError(f"X has {X.shape[0]} rows but y has {k} entries.")
+        self.n_missing_ = 0
+        if drop:
+            out = np.isnan(X).any(axis=1)
+            if y.ndim == 2:
+                # a study missing in some outputs only is left out of those
+                # outputs by the estimator; here only studies missing everywhere
+                out |= np.isnan(y + v).all(axis=1)
+            else:
+                out |= np.isnan(y) | np.isnan(v)
+            for name, value in metadata.items():
+                if value is not None:
+                    out |= missing_rows(value, name, k)
+            if out.any():
+                keep = ~out
+                X, y, v = X[keep], y[keep], v[keep]
+                metadata = {
+                    name: take_rows(value, keep, name)
+                    for name, value in metadata.items()
+                }
+                self.n_missing_ = int(out.sum())
+            if y.shape[0] == 0:
+                raise ValueError(
+                    "Every study has a missing value (missing='drop' left none)."
+                )
         design = self._design(X)
+        self._check_design(design)
+        self._fitted_with_sample_var = sample_var is not None
+        return X, y, v, design, metadata
+
+    def _check_design(self, design):
+        """Enough studies and a full-rank design, or a ValueError naming columns."""
         k, p = design.shape
-        if p == 0 and not self.fit_intercept:
-            pass
         if k <= p:
             raise ValueError(
                 f"Too few studies: the model has {p} fixed-effect parameter(s) and "
                 f"needs more than that many studies, got n_samples={k}."
             )
-        if p and _is_rank_deficient(design):
+        bad = dependent_columns(design)
+        if bad:
+            names = [self._design_term_names(p)[j] for j in bad]
             raise ValueError(
-                "The design matrix [intercept, X] is rank-deficient: some moderators "
-                "are constant or collinear. Remove redundant columns of X."
+                "The design matrix [intercept, X] is rank-deficient: column(s) "
+                f"{names} are constant or linear combinations of the columns before "
+                "them (in these studies). Remove or recode those moderators."
             )
-        self._fitted_with_sample_var = sample_var is not None
-        return X, y, v, design
+
+    def _design_term_names(self, p):
+        names = getattr(self, "feature_names_in_", None)
+        n_x = p - int(self.fit_intercept)
+        names = (
+            [str(n) for n in names]
+            if names is not None and len(names) == n_x
+            else [f"x{j}" for j in range(n_x)]
+        )
+        return ["intercept", *names] if self.fit_intercept else names
 
     def _validate_new_X(self, X, n_rows=None):
-        """Validate ``X`` for prediction (``None`` allowed for intercept-only)."""
+        """Validate ``X`` for prediction (``None`` allowed for intercept-only).
+
+        With ``missing="drop"`` rows of ``X`` may hold NaN (their predictions are
+        NaN); otherwise NaN is an error.
+        """
         check_is_fitted(self)
         if X is None:
             if self.n_features_in_:
@@ -143,8 +251,14 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
             and not hasattr(self, "feature_names_in_")
         ):
             return X
+        drop = getattr(self, "missing", "raise") == "drop"
         return validate_data(
-            self, X, reset=False, dtype=np.float64, ensure_min_features=0
+            self,
+            X,
+            reset=False,
+            dtype=np.float64,
+            ensure_min_features=0,
+            ensure_all_finite="allow-nan" if drop else True,
         )
 
     def _design(self, X):
@@ -154,21 +268,26 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
 
     @property
     def _term_names(self):
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            names = [f"x{j}" for j in range(self.n_features_in_)]
-        names = [str(n) for n in names]
-        return ["intercept", *names] if self.fit_intercept else names
+        return self._design_term_names(self._beta.shape[-1])
+
+    @property
+    def _moderator_index(self):
+        """Positions of the moderators (all but the intercept) in design order."""
+        return np.arange(int(self.fit_intercept), self._beta.shape[-1])
 
     # ------------------------------------------------------------- fitted state
     def _set_fixed_effects(self, beta, cov):
-        """Store ``intercept_``, ``coef_`` and ``cov_params_`` from design order."""
+        """Store ``intercept_``, ``coef_`` and ``cov_params_`` from design order.
+
+        A leading output axis (multi-output fits) is kept.
+        """
         beta = np.asarray(beta, dtype=float)
         if self.fit_intercept:
-            self.intercept_ = float(beta[0])
-            self.coef_ = beta[1:].copy()
+            intercept = beta[..., 0]
+            self.intercept_ = float(intercept) if beta.ndim == 1 else intercept.copy()
+            self.coef_ = beta[..., 1:].copy()
         else:
-            self.intercept_ = 0.0
+            self.intercept_ = 0.0 if beta.ndim == 1 else np.zeros(beta.shape[0])
             self.coef_ = beta.copy()
         self.cov_params_ = np.asarray(cov, dtype=float)
 
@@ -183,8 +302,18 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
     def _beta(self):
         """Fixed effects in design order ``[intercept, *coef]``."""
         if self.fit_intercept:
-            return np.concatenate([[self.intercept_], self.coef_])
+            return np.concatenate(
+                [np.asarray(self.intercept_)[..., None], self.coef_], axis=-1
+            )
         return self.coef_
+
+    def _coef_dof(self):
+        """Degrees of freedom of the coefficients' tests: ``inf`` means z."""
+        return float("inf")
+
+    def _contrast_dof(self, design):
+        """Degrees of freedom of the contrasts ``design @ beta`` (rows)."""
+        return self._coef_dof()
 
     # ---------------------------------------------------------------- predictions
     def predict(self, X):
@@ -193,7 +322,8 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Moderators; zero columns for an intercept-only model.
+            Moderators; zero columns for an intercept-only model. With
+            ``missing="drop"``, rows holding NaN get a NaN prediction.
 
         Returns
         -------
@@ -203,17 +333,53 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         X = self._validate_new_X(X)
         return X @ self.coef_ + self.intercept_
 
+    def _interval_frame(self, design, confidence_level, new_var):
+        """Confidence and prediction intervals of the mean at ``design`` rows.
+
+        ``new_var`` is the variance of a new study's true effect around the mean
+        (tau^2, tau^2(z) or the sum of the level variances); the prediction
+        interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 + \\text{new\\_var}}`, as
+        metafor's ``predict``, with ``c`` from N(0, 1) or the t distribution of
+        :meth:`_contrast_dof`.
+        """
+        level = check_confidence_level(confidence_level)
+        mean = design @ self._beta
+        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
+        crit = critical_value(level, self._contrast_dof(design))
+        pi_se = np.sqrt(se**2 + new_var)
+        return pd.DataFrame(
+            {
+                "mean": mean,
+                "se": se,
+                "ci_lower": mean - crit * se,
+                "ci_upper": mean + crit * se,
+                "pi_lower": mean - crit * pi_se,
+                "pi_upper": mean + crit * pi_se,
+            }
+        )
+
+    def _score_inputs(self, X, y, sample_weight, sample_var):
+        """Validated ``(X, y, v, sample_weight)`` for ``score``."""
+        check_is_fitted(self)
+        y = as_float_array(y, "y", ndim=(1, 2) if self._multi_output else (1,))
+        X = self._validate_new_X(X, n_rows=y.shape[0])
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"y has {y.shape[0]} entries but X has n_samples={X.shape[0]}."
+            )
+        if sample_var is None and getattr(self, "_fitted_with_sample_var", False):
+            warnings.warn(_UNROUTED_SCORE_WARNING, SampleVarWarning, stacklevel=3)
+        v = check_sample_var(sample_var, y.shape)
+        sample_weight = check_sample_weight(sample_weight, y.shape[0])
+        return X, y, v, sample_weight
+
     def _gaussian_score(self, X, y, sample_weight, sample_var, extra_var):
         """Sum of log N(y_i; mean_i, v_i + extra_var_i), weighted by sample_weight."""
-        X = self._validate_new_X(X)
-        y = self._check_score_y(y, X.shape[0])
-        if sample_var is None and getattr(self, "_fitted_with_sample_var", False):
-            warnings.warn(_UNROUTED_SCORE_WARNING, UserWarning, stacklevel=3)
-        v = check_sample_var(sample_var, X.shape[0])
+        X, y, v, sample_weight = self._score_inputs(X, y, sample_weight, sample_var)
         resid = y - (X @ self.coef_ + self.intercept_)
         total = v + extra_var
         with np.errstate(divide="ignore", invalid="ignore"):
-            logpdf = -0.5 * (LOG_2PI + np.log(total) + resid * resid / total)
+            logpdf = gaussian_logpdf(resid, total)
         if np.any(total <= 0):
             # Degenerate rows (no variance): the density is a point mass, +inf
             # where the residual is zero to rounding and 0 (-inf) elsewhere.
@@ -223,30 +389,95 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
                 return -np.inf
         if sample_weight is None:
             return float(np.sum(logpdf))
-        sample_weight = np.asarray(sample_weight, dtype=float)
-        if sample_weight.shape != logpdf.shape:
-            raise ValueError("sample_weight must have one entry per study.")
         return float(sample_weight @ logpdf)
 
-    @staticmethod
-    def _check_score_y(y, n_samples):
-        """Validate the effect sizes passed to ``score``."""
-        try:
-            y = np.asarray(y, dtype=np.float64).ravel()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"y must hold numeric effect sizes: {exc}") from None
-        if y.shape[0] != n_samples:
-            raise ValueError(
-                f"y has {y.shape[0]} entries but X has n_samples={n_samples}."
+    # -------------------------------------------------------------------- summary
+    def summary(self, confidence_level=0.95):
+        """Summarise the fit like metafor's printout.
+
+        Parameters
+        ----------
+        confidence_level : float, default=0.95
+            Level of the confidence intervals.
+
+        Returns
+        -------
+        MetaSummary
+            ``str()`` gives the printout; ``to_frame()`` the coefficient table
+            (columns ``estimate, se, statistic, p_value, ci_lower, ci_upper``).
+        """
+        check_is_fitted(self)
+        level = check_confidence_level(confidence_level)
+        notes = list(self._summary_notes(level))
+        if getattr(self, "n_missing_", 0):
+            notes.append(
+                f"{self.n_missing_} stud{'y' if self.n_missing_ == 1 else 'ies'} "
+                "with missing values left out (missing='drop')."
             )
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or infinity.")
-        return y
+        return MetaSummary(
+            title=self._summary_title(),
+            info=list(self._summary_info(level)),
+            table=self._summary_table(level),
+            sections=list(self._summary_sections(level)),
+            notes=notes,
+        )
+
+    def _summary_title(self):
+        return f"{self._model_name} (k = {self.dof_ + self._beta.shape[-1]})"
+
+    def _summary_info(self, confidence_level):
+        """Model-level lines of the printout (label, value)."""
+        return self._fit_statistics_info()
+
+    def _fit_statistics_info(self):
+        reml = getattr(self, "method", None) == "reml"
+        return [
+            ("log-likelihood" + (" (REML)" if reml else ""), self.loglik_),
+            ("AIC", self.aic_),
+            ("BIC", self.bic_),
+            ("AICc", self.aicc_),
+        ]
+
+    def _summary_table(self, confidence_level):
+        table = coefficient_table(
+            self._beta, self.cov_params_, self._coef_dof(), confidence_level
+        )
+        return coefficient_frame(self._term_names, table)
+
+    def _summary_sections(self, confidence_level):
+        return []
+
+    def _summary_notes(self, confidence_level):
+        if np.all(np.isinf(self._coef_dof())):
+            return ["Tests and intervals use the standard normal distribution."]
+        return []
+
+    # ----------------------------------------------------------- self-description
+    def _model_label(self):
+        """Short label of the fitted model for plots (e.g. ``"RE Model"``)."""
+        return "Model"
+
+    def _study_weights(self, sample_var, **metadata):
+        """Percentage weights of the training studies in the fixed effects.
+
+        Default: :math:`w_i = 1/(v_i + \\hat\\tau_i^2)`, normalised to sum to 100.
+        """
+        check_is_fitted(self)
+        v = check_sample_var(sample_var, (np.asarray(sample_var).shape[0],))
+        with np.errstate(divide="ignore"):
+            w = 1.0 / (v + np.asarray(self.tau2_, dtype=float))
+        if not np.all(np.isfinite(w)):
+            raise ValueError("Infinite weights: some studies have zero total variance.")
+        return 100.0 * w / w.sum()
+
+    def _profile_targets(self):
+        """Parameters that ``profile_likelihood`` can profile: name -> target."""
+        return {}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # score is a log-likelihood, not R^2: the generic "score > 0.5" check does
         # not apply.
         tags.regressor_tags.poor_score = True
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "drop"
         return tags

@@ -8,11 +8,11 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from skmeta._base import _BaseMeta
+from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _location_scale as ls
-from skmeta._engine._inference import coefficient_table, critical_value, wald_test
-from skmeta._summary import COLUMNS, MetaSummary
+from skmeta._engine._inference import coefficient_table, wald_test
+from skmeta._summary import coefficient_frame
 from skmeta.exceptions import InfiniteScaleWarning
 from skmeta.utils._validation import check_design
 
@@ -156,6 +156,7 @@ class LocationScaleMeta(_BaseMeta):
         "tol": [Interval(Real, 0, None, closed="neither")],
         "scale_bounds": [tuple, list, None],
         "scale_penalty": [Interval(Real, 0, None, closed="left")],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
     def __init__(
@@ -170,6 +171,7 @@ class LocationScaleMeta(_BaseMeta):
         tol=1e-10,
         scale_bounds=None,
         scale_penalty=0.0,
+        missing="raise",
     ):
         self.method = method
         self.link = link
@@ -180,6 +182,7 @@ class LocationScaleMeta(_BaseMeta):
         self.tol = tol
         self.scale_bounds = scale_bounds
         self.scale_penalty = scale_penalty
+        self.missing = missing
 
     # ------------------------------------------------------------------------ fit
     def _scale_design(self, Z, k, *, reset):
@@ -237,9 +240,9 @@ class LocationScaleMeta(_BaseMeta):
         self : LocationScaleMeta
             The fitted estimator.
         """
-        X, y, v, design = self._validate_training_data(X, y, sample_var)
+        X, y, v, design, meta = self._validate_training_data(X, y, sample_var, Z=Z)
         k, p = design.shape
-        Zd = self._scale_design(Z, k, reset=True)
+        Zd = self._scale_design(meta["Z"], k, reset=True)
         q = Zd.shape[1]
         if q == 0:
             raise ValueError(
@@ -330,15 +333,16 @@ class LocationScaleMeta(_BaseMeta):
                 stacklevel=2,
             )
         self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
-        loc_index = np.arange(1 if self.fit_intercept else 0, p)
-        test = wald_test(self._beta, self.cov_params_, loc_index, self._loc_dof())
+        test = wald_test(
+            self._beta, self.cov_params_, self._moderator_index, self._coef_dof()
+        )
         self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
         sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
         test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
         self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
         return self
 
-    def _loc_dof(self):
+    def _coef_dof(self):
         return float("inf") if self.inference == "z" else float(self.dof_)
 
     def _sc_dof(self):
@@ -391,12 +395,10 @@ class LocationScaleMeta(_BaseMeta):
             prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 +
             \\hat\\tau^2(z)}` (metafor's ``predict(newmods=, newscale=)``).
         """
-        _check_confidence_level(confidence_level)
         n = None
         if X is None and Z is not None:
             n = np.asarray(Z).shape[0]
-        X = self._validate_new_X(X, n_rows=n)
-        design = self._design(X)
+        design = self._design(self._validate_new_X(X, n_rows=n))
         tau2 = self.predict_tau2(Z)
         if tau2.shape[0] == 1 and design.shape[0] > 1:
             tau2 = np.repeat(tau2, design.shape[0])
@@ -404,20 +406,7 @@ class LocationScaleMeta(_BaseMeta):
             raise ValueError(
                 f"Z has {tau2.shape[0]} rows but X has n_samples={design.shape[0]}."
             )
-        mean = design @ self._beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
-        crit = float(critical_value(confidence_level, self._loc_dof()))
-        pi_se = np.sqrt(se**2 + tau2)
-        return pd.DataFrame(
-            {
-                "mean": mean,
-                "se": se,
-                "ci_lower": mean - crit * se,
-                "ci_upper": mean + crit * se,
-                "pi_lower": mean - crit * pi_se,
-                "pi_upper": mean + crit * pi_se,
-            }
-        )
+        return self._interval_frame(design, confidence_level, tau2)
 
     def score(self, X, y, sample_weight=None, *, sample_var=None, Z=None):
         """Return the log-likelihood of ``y`` with study-specific tau_i^2.
@@ -451,62 +440,34 @@ class LocationScaleMeta(_BaseMeta):
             X = np.empty((n, 0))
         return self._gaussian_score(X, y, sample_weight, sample_var, tau2)
 
-    # ---------------------------------------------------------------- inference
-    def summary(self, confidence_level=0.95):
-        """Summarise the fit like metafor's printout (location and scale tables).
-
-        Parameters
-        ----------
-        confidence_level : float, default=0.95
-
-        Returns
-        -------
-        MetaSummary
-            ``to_frame()`` has a two-level index (``"location"``/``"scale"``,
-            term) and the columns ``estimate, se, statistic, p_value, ci_lower,
-            ci_upper``.
-        """
-        check_is_fitted(self)
-        _check_confidence_level(confidence_level)
-        loc = coefficient_table(
-            self._beta, self.cov_params_, self._loc_dof(), confidence_level
-        )
-        sc = coefficient_table(
-            self._alpha, self.scale_cov_params_, self._sc_dof(), confidence_level
-        )
-        index = pd.MultiIndex.from_tuples(
-            [("location", t) for t in self._term_names]
-            + [("scale", t) for t in self._scale_term_names],
-            names=["part", "term"],
-        )
-        table = pd.DataFrame(
-            {
-                col: np.concatenate(
-                    [np.asarray(getattr(loc, col)), np.asarray(getattr(sc, col))]
-                ).astype(float)
-                for col in COLUMNS
-            },
-            index=index,
-        )
+    # ------------------------------------------------------------------ summary
+    def _summary_title(self):
         k = self.dof_ + self._beta.shape[0]
-        title = (
+        return (
             f"Location-scale model (k = {k}; tau^2 estimator: {self.method.upper()}; "
             f"link: {self.link})"
         )
+
+    def _summary_info(self, confidence_level):
         info = []
         if np.isfinite(self.qm_):
             info += [("QM (location)", self.qm_), ("p-value (QM)", self.qm_pvalue_)]
         if np.isfinite(self.qs_):
             info += [("QS (scale)", self.qs_), ("p-value (QS)", self.qs_pvalue_)]
-        info += [
-            (
-                "log-likelihood" + (" (REML)" if self.method == "reml" else ""),
-                self.loglik_,
+        return info + self._fit_statistics_info()
+
+    def _summary_table(self, confidence_level):
+        """Location and scale coefficients under a two-level (part, term) index."""
+        location = super()._summary_table(confidence_level)
+        scale = coefficient_frame(
+            self._scale_term_names,
+            coefficient_table(
+                self._alpha, self.scale_cov_params_, self._sc_dof(), confidence_level
             ),
-            ("AIC", self.aic_),
-            ("BIC", self.bic_),
-            ("AICc", self.aicc_),
-        ]
+        )
+        return pd.concat({"location": location, "scale": scale}, names=["part", "term"])
+
+    def _summary_notes(self, confidence_level):
         notes = [
             "Tests and intervals use the standard normal distribution."
             if self.inference == "z"
@@ -517,11 +478,27 @@ class LocationScaleMeta(_BaseMeta):
                 f"Scale coefficients {self.diverging_} diverge (tau^2 -> 0 in a "
                 "subgroup): their estimates and SEs are arbitrary."
             )
-        return MetaSummary(title=title, info=info, table=table, notes=notes)
+        return notes
 
+    # --------------------------------------------------------- self-description
+    def _model_label(self):
+        return "LS Model"
 
-def _check_confidence_level(confidence_level):
-    if not (isinstance(confidence_level, Real) and 0 < confidence_level < 1):
-        raise ValueError(
-            f"confidence_level must be in (0, 1); got {confidence_level!r}."
-        )
+    def _profile_targets(self):
+        alpha, cov = self._alpha, self.scale_cov_params_
+        q = alpha.shape[0]
+
+        def fixing(j):
+            def params(value):
+                lower, upper = np.full(q, -np.inf), np.full(q, np.inf)
+                lower[j] = upper[j] = value
+                return {"scale_bounds": (lower, upper), "scale_penalty": 0.0}
+
+            return params
+
+        return {
+            f"scale:{name}": ProfileTarget(
+                float(alpha[j]), float(np.sqrt(cov[j, j])), fixing(j)
+            )
+            for j, name in enumerate(self._scale_term_names)
+        }

@@ -10,12 +10,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from skmeta._base import _BaseMeta
+from skmeta._base import MISSING_POLICIES, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _multilevel as ml
-from skmeta._engine._inference import coefficient_table, critical_value, wald_test
-from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.utils._validation import check_sample_var
+from skmeta._engine._inference import wald_test
 
 _STRUCTURES = ("independent", "identity", "exchangeable", "unstructured")
 
@@ -175,6 +173,7 @@ class MultilevelMeta(_BaseMeta):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "n_starts": [Interval(Integral, 1, None, closed="left"), None],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
     def __init__(
@@ -187,6 +186,7 @@ class MultilevelMeta(_BaseMeta):
         max_iter=500,
         tol=1e-10,
         n_starts=None,
+        missing="raise",
     ):
         self.method = method
         self.random_slopes = random_slopes
@@ -195,6 +195,7 @@ class MultilevelMeta(_BaseMeta):
         self.max_iter = max_iter
         self.tol = tol
         self.n_starts = n_starts
+        self.missing = missing
 
     # ------------------------------------------------------------ validation
     def _check_groups(self, groups, k, *, fitting):
@@ -343,10 +344,12 @@ class MultilevelMeta(_BaseMeta):
         -------
         self : MultilevelMeta
         """
-        X, y, v, design = self._validate_training_data(X, y, sample_var)
+        X, y, v, design, meta = self._validate_training_data(
+            X, y, sample_var, groups=groups, Z=Z
+        )
         k, p = design.shape
-        G, level_names = self._check_groups(groups, k, fitting=True)
-        Zarr, z_names = self._check_Z(Z, k)
+        G, level_names = self._check_groups(meta["groups"], k, fitting=True)
+        Zarr, z_names = self._check_Z(meta["Z"], k)
         L = G.shape[1]
         codes = ml.encode_nested_groups(_factorize_columns(G))
         n_groups = codes.max(axis=0) + 1
@@ -456,8 +459,9 @@ class MultilevelMeta(_BaseMeta):
             index=["cochran", *level_names, "total"],
             name="I2 (%)",
         )
-        index = np.arange(1 if self.fit_intercept else 0, p)
-        test = wald_test(self._beta, self.cov_params_, index, float("inf"))
+        test = wald_test(
+            self._beta, self.cov_params_, self._moderator_index, float("inf")
+        )
         self.wald_, self.wald_pvalue_ = test.statistic, test.p_value
         # BLUPs, labelled by the group's own label (the last element of its path)
         self.random_effects_ = {}
@@ -684,20 +688,8 @@ class MultilevelMeta(_BaseMeta):
         X = self._validate_new_X(X)
         n = X.shape[0]
         Zarr, _ = self._check_Z(Z, n) if Z is not None else (None, [])
-        design = self._design(X)
-        mean = design @ self._beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
-        crit = float(critical_value(confidence_level, float("inf")))
-        pi_se = np.sqrt(se**2 + self._new_level_var(Zarr, n))
-        return pd.DataFrame(
-            {
-                "mean": mean,
-                "se": se,
-                "ci_lower": mean - crit * se,
-                "ci_upper": mean + crit * se,
-                "pi_lower": mean - crit * pi_se,
-                "pi_upper": mean + crit * pi_se,
-            }
+        return self._interval_frame(
+            self._design(X), confidence_level, self._new_level_var(Zarr, n)
         )
 
     def score(self, X, y, sample_weight=None, *, sample_var=None, groups=None, Z=None):
@@ -724,20 +716,13 @@ class MultilevelMeta(_BaseMeta):
         -------
         float
         """
-        check_is_fitted(self)
-        X = self._validate_new_X(X)
+        X, y, v, sample_weight = self._score_inputs(X, y, sample_weight, sample_var)
         k = X.shape[0]
-        y = self._check_score_y(y, k)
-        if sample_weight is not None and not np.all(np.asarray(sample_weight) == 1):
+        if sample_weight is not None and not np.all(sample_weight == 1):
             raise ValueError(
                 "sample_weight is not supported by MultilevelMeta.score: the "
                 "observations of a group are correlated."
             )
-        if sample_var is None and getattr(self, "_fitted_with_sample_var", False):
-            from skmeta._base import _UNROUTED_SCORE_WARNING
-
-            warnings.warn(_UNROUTED_SCORE_WARNING, UserWarning, stacklevel=2)
-        v = check_sample_var(sample_var, k)
         G, _ = self._check_groups(groups, k, fitting=False)
         if G.shape[1] != len(self.level_names_):
             raise ValueError(
@@ -758,26 +743,15 @@ class MultilevelMeta(_BaseMeta):
             y, v, self._design(X), codes, Zlev, self._sigmas, self._beta
         )
 
-    def summary(self, confidence_level=0.95):
-        """Summarise the fit like Stata's ``meta meregress`` output.
-
-        Parameters
-        ----------
-        confidence_level : float, default=0.95
-
-        Returns
-        -------
-        MetaSummary
-        """
-        check_is_fitted(self)
-        table = coefficient_table(
-            self._beta, self.cov_params_, float("inf"), confidence_level
-        )
+    # ------------------------------------------------------------------ summary
+    def _summary_title(self):
         k = self.dof_ + self._beta.shape[0]
-        title = (
+        return (
             f"Multilevel {'REML' if self.method == 'reml' else 'ML'} meta-regression "
             f"(k = {k}; levels: {', '.join(self.level_names_)})"
         )
+
+    def _summary_info(self, confidence_level):
         info = [
             (f"groups ({n})", int(g))
             for n, g in zip(self.level_names_, self.n_groups_, strict=True)
@@ -788,29 +762,25 @@ class MultilevelMeta(_BaseMeta):
         ]
         if np.isfinite(self.wald_):
             info += [("Wald chi2", self.wald_), ("p-value (Wald)", self.wald_pvalue_)]
-        info += [
-            (
-                "log-likelihood" + (" (REML)" if self.method == "reml" else ""),
-                self.loglik_,
-            ),
-            ("AIC", self.aic_),
-            ("BIC", self.bic_),
-            ("AICc", self.aicc_),
-            ("CAIC", self.caic_),
-        ]
+        return info + self._fit_statistics_info() + [("CAIC", self.caic_)]
+
+    def _summary_sections(self, confidence_level):
         re = self.re_parameters("sd")
         re.index = [f"{a}: {b}" for a, b in re.index]
-        i2 = self.i2_.to_frame()
-        notes = ["Tests and intervals use the standard normal distribution."]
+        return [
+            ("Random-effects parameters", re),
+            ("Heterogeneity", self.i2_.to_frame()),
+        ]
+
+    def _summary_notes(self, confidence_level):
+        notes = super()._summary_notes(confidence_level)
         if len(self.optima_) > 1:
             notes.append(
                 f"The likelihood has {len(self.optima_)} local maxima among the "
                 f"starts; the best ({self.optima_[0]:.4f}) is reported."
             )
-        return MetaSummary(
-            title=title,
-            info=info,
-            table=coefficient_frame(self._term_names, table),
-            sections=[("Random-effects parameters", re), ("Heterogeneity", i2)],
-            notes=notes,
-        )
+        return notes
+
+    # --------------------------------------------------------- self-description
+    def _model_label(self):
+        return f"Multilevel Model ({self.method.upper()})"

@@ -9,16 +9,11 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from skmeta._base import _BaseMeta
+from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
-from skmeta._engine._inference import (
-    coefficient_table,
-    critical_value,
-    wald_test,
-)
-from skmeta._summary import MetaSummary, coefficient_frame
+from skmeta._engine._inference import wald_test
 from skmeta.utils._validation import check_groups
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
@@ -90,6 +85,11 @@ class RandomEffectsMeta(_BaseMeta):
         ``"cr0"`` (``adjust=FALSE``), ``"cr2"`` (bias-reduced, with Satterthwaite
         degrees of freedom; ``robust(clubSandwich=TRUE)``).
 
+    missing : {"raise", "drop"}, default="raise"
+        What to do with studies whose ``y``, ``sample_var``, ``X`` (or other
+        per-study input of ``fit``) hold NaN: raise a ``ValueError``, or leave
+        them out of the fit (their number is ``n_missing_`` and is reported in
+        the summary; ``predict`` then returns NaN for rows of ``X`` with NaN).
     Attributes
     ----------
     intercept_ : float
@@ -134,6 +134,8 @@ class RandomEffectsMeta(_BaseMeta):
         Number of estimated parameters (fixed effects + :math:`\tau^2`).
     n_iter_ : int
     converged_ : bool
+    n_missing_ : int
+        Number of studies left out for missing values (``missing="drop"``).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when ``X`` is a DataFrame with string column names.
@@ -179,6 +181,7 @@ class RandomEffectsMeta(_BaseMeta):
             None,
         ],
         "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"})],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
     def __init__(
@@ -192,6 +195,7 @@ class RandomEffectsMeta(_BaseMeta):
         tol=1e-10,
         genq_weights=None,
         cluster_robust="cr1",
+        missing="raise",
     ):
         self.method = method
         self.tau2 = tau2
@@ -201,6 +205,7 @@ class RandomEffectsMeta(_BaseMeta):
         self.tol = tol
         self.genq_weights = genq_weights
         self.cluster_robust = cluster_robust
+        self.missing = missing
 
     # ------------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -224,8 +229,10 @@ class RandomEffectsMeta(_BaseMeta):
         self : RandomEffectsMeta
             The fitted estimator.
         """
-        X, y, v, design = self._validate_training_data(X, y, sample_var)
-        return self._fit_design(design, y, v, groups)
+        X, y, v, design, meta = self._validate_training_data(
+            X, y, sample_var, groups=groups
+        )
+        return self._fit_design(design, y, v, meta["groups"])
 
     def _fit_design(self, design, y, v, groups):
         """Fit on a validated design matrix (with its intercept column)."""
@@ -306,6 +313,7 @@ class RandomEffectsMeta(_BaseMeta):
         if groups is not None:
             robust = self._cluster_robust(design, fit, groups, k)
             cov = robust.cov
+        self._robust = robust
         self._set_fixed_effects(fit.beta, cov)
 
         estimated = self.tau2 is None and method != "fe"
@@ -326,7 +334,7 @@ class RandomEffectsMeta(_BaseMeta):
             het.h2,
         )
         self._typical_var = het.typical_var
-        index = self._moderator_index(p)
+        index = self._moderator_index
         if robust is not None and index.size:
             test = _sandwich.cluster_wald_test(robust, fit.beta, index)
             omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
@@ -380,9 +388,6 @@ class RandomEffectsMeta(_BaseMeta):
             raise ValueError("genq_weights must be finite and > 0.")
         return a
 
-    def _moderator_index(self, p):
-        return np.arange(1 if self.fit_intercept else 0, p)
-
     def _test_dof(self):
         if self.robust_dof_ is not None:
             return float(self.n_groups_ - self._beta.shape[0])
@@ -391,6 +396,13 @@ class RandomEffectsMeta(_BaseMeta):
     def _coef_dof(self):
         if self.robust_dof_ is not None:
             return self.robust_dof_
+        return self._test_dof()
+
+    def _contrast_dof(self, design):
+        if self._robust is not None and self._robust.kind == "cr2":
+            # Satterthwaite degrees of freedom of each row's contrast (as
+            # clubSandwich's linear_contrast, used by metafor's predict)
+            return _sandwich.contrast_dof(self._robust, design)
         return self._test_dof()
 
     def _cluster_robust(self, design, fit, groups, k):
@@ -465,22 +477,8 @@ class RandomEffectsMeta(_BaseMeta):
             prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 + \\hat\\tau^2}`
             (metafor's ``predict``), with ``c`` from N(0, 1) or :math:`t_{k-p}`.
         """
-        X = self._validate_new_X(X)
-        design = self._design(X)
-        mean = design @ self._beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
-        crit = float(critical_value(confidence_level, self._test_dof()))
-        pi_se = np.sqrt(se**2 + self.tau2_)
-        return pd.DataFrame(
-            {
-                "mean": mean,
-                "se": se,
-                "ci_lower": mean - crit * se,
-                "ci_upper": mean + crit * se,
-                "pi_lower": mean - crit * pi_se,
-                "pi_upper": mean + crit * pi_se,
-            }
-        )
+        design = self._design(self._validate_new_X(X))
+        return self._interval_frame(design, confidence_level, self.tau2_)
 
     def score(self, X, y, sample_weight=None, *, sample_var=None):
         """Return the log-likelihood of ``y`` under the fitted model.
@@ -601,33 +599,19 @@ class RandomEffectsMeta(_BaseMeta):
             frame[f"dfbetas_{name}"] = dfbetas[:, j]
         return frame
 
-    def summary(self, confidence_level=0.95):
-        """Summarise the fit like metafor's printout.
+    # ------------------------------------------------------------------ summary
+    @property
+    def _fixed_effect(self):
+        return self.method == "fe" and self.tau2 is None
 
-        Parameters
-        ----------
-        confidence_level : float, default=0.95
-
-        Returns
-        -------
-        MetaSummary
-            ``str()`` gives the table; ``to_frame()`` the coefficient DataFrame.
-        """
-        check_is_fitted(self)
-        table = coefficient_table(
-            self._beta, self.cov_params_, self._coef_dof(), confidence_level
-        )
+    def _summary_title(self):
+        kind = "Fixed-effect" if self._fixed_effect else "Random-effects"
         k = self.dof_ + self._beta.shape[0]
-        kind = (
-            "Fixed-effect"
-            if self.method == "fe" and self.tau2 is None
-            else "Random-effects"
-        )
-        title = (
-            f"{kind} model (k = {k}; tau^2 estimator: {_METHOD_LABELS[self.method]})"
-        )
         if self.tau2 is not None:
-            title = f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
+            return f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
+        return f"{kind} model (k = {k}; tau^2 estimator: {_METHOD_LABELS[self.method]})"
+
+    def _summary_info(self, confidence_level):
         info = [
             ("tau^2", self.tau2_),
             ("SE(tau^2)", self.tau2_se_),
@@ -637,31 +621,24 @@ class RandomEffectsMeta(_BaseMeta):
         ]
         if self.r2_ is not None:
             info.append(("R^2 (%)", self.r2_))
-        info += [
-            (f"Q (df = {self.dof_})", self.q_),
-            ("p-value (Q)", self.q_pvalue_),
-        ]
-        if self._qm_df[0]:
-            label = "QM" if np.isinf(self._qm_df[1]) else "F"
-            df = (
-                f"df = {self._qm_df[0]}"
-                if np.isinf(self._qm_df[1])
-                else f"df = {self._qm_df[0]}, {self._qm_df[1]:g}"
-            )
+        info += [(f"Q (df = {self.dof_})", self.q_), ("p-value (Q)", self.q_pvalue_)]
+        df1, df2 = self._qm_df
+        if df1:
+            label = "QM" if np.isinf(df2) else "F"
+            df = f"df = {df1}" if np.isinf(df2) else f"df = {df1}, {df2:g}"
             info += [
                 (f"{label} ({df})", self.qm_),
                 (f"p-value ({label})", self.qm_pvalue_),
             ]
-        info += [
-            (
-                "log-likelihood" + (" (REML)" if self.method == "reml" else ""),
-                self.loglik_,
-            ),
-            ("AIC", self.aic_),
-            ("BIC", self.bic_),
-            ("AICc", self.aicc_),
-        ]
-        notes = [
+        return info + self._fit_statistics_info()
+
+    def _summary_notes(self, confidence_level):
+        if self.robust_dof_ is not None:
+            return [
+                f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
+                f"{self.n_groups_} clusters); t tests with the listed df."
+            ]
+        return [
             {
                 "z": "Tests and intervals use the standard normal distribution.",
                 "t": f"Tests and intervals use t with {self.dof_} df.",
@@ -670,14 +647,14 @@ class RandomEffectsMeta(_BaseMeta):
                 f"(s^2 >= 1); t with {self.dof_} df.",
             }[self.inference]
         ]
-        if self.robust_dof_ is not None:
-            notes = [
-                f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
-                f"{self.n_groups_} clusters); t tests with the listed df."
-            ]
-        return MetaSummary(
-            title=title,
-            info=info,
-            table=coefficient_frame(self._term_names, table),
-            notes=notes,
-        )
+
+    # --------------------------------------------------------- self-description
+    def _model_label(self):
+        return "FE Model" if self._fixed_effect else "RE Model"
+
+    def _profile_targets(self):
+        return {
+            "tau2": ProfileTarget(
+                float(self.tau2_), float(self.tau2_se_), lambda value: {"tau2": value}
+            )
+        }

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from skmeta._base import _BaseMeta
+from skmeta._base import MISSING_POLICIES, _BaseMeta
 from skmeta._compat import StrOptions, _fit_context
 from skmeta._engine import _robust as rob
-from skmeta._summary import COLUMNS, MetaSummary
+from skmeta._engine._gls import gaussian_logpdf
+from skmeta._summary import COLUMNS
+from skmeta.utils._validation import check_confidence_level
 
 _LABELS = {
     "dl": "DerSimonian-Laird",
@@ -177,6 +179,7 @@ class RobustMeta(_BaseMeta):
         "weights": [callable, "array-like", None],
         "paper_compat": ["boolean"],
         "fit_intercept": ["boolean"],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
     def __init__(
@@ -187,12 +190,14 @@ class RobustMeta(_BaseMeta):
         weights=None,
         paper_compat=False,
         fit_intercept=True,
+        missing="raise",
     ):
         self.tau2_estimator = tau2_estimator
         self.inference = inference
         self.weights = weights
         self.paper_compat = paper_compat
         self.fit_intercept = fit_intercept
+        self.missing = missing
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, *, sample_var=None):
@@ -213,7 +218,7 @@ class RobustMeta(_BaseMeta):
         self : RobustMeta
             The fitted estimator.
         """
-        X, y, v, design = self._validate_training_data(X, y, sample_var)
+        X, y, v, design, _ = self._validate_training_data(X, y, sample_var)
         k, p = design.shape
         if p == 0:
             raise ValueError(
@@ -259,7 +264,7 @@ class RobustMeta(_BaseMeta):
         self.converged_ = True
         total = v + fit.tau2
         resid = y - design @ fit.beta
-        loglik = -0.5 * np.sum(np.log(2 * np.pi * total) + resid * resid / total)
+        loglik = float(np.sum(gaussian_logpdf(resid, total)))
         self._set_fit_statistics(loglik, p + 1, k, p, False)
         return self
 
@@ -305,7 +310,7 @@ class RobustMeta(_BaseMeta):
             for the intercept-only model: ``lower, upper = model.conf_int()[0]``).
         """
         check_is_fitted(self)
-        _check_level(confidence_level)
+        check_confidence_level(confidence_level)
         return rob.robust_conf_int(
             self._fit, confidence_level, inference=self.inference, robust=robust
         )
@@ -366,7 +371,7 @@ class RobustMeta(_BaseMeta):
             is the conventional plug-in standard error).
         """
         check_is_fitted(self)
-        _check_level(confidence_level)
+        check_confidence_level(confidence_level)
         design = self._design(self._validate_new_X(X))
         mean, se, ci, pi = rob.robust_prediction(
             self._fit, design, confidence_level, inference=self.inference
@@ -391,7 +396,7 @@ class RobustMeta(_BaseMeta):
         (lower, upper) : tuple of float
         """
         check_is_fitted(self)
-        _check_level(confidence_level)
+        check_confidence_level(confidence_level)
         lo, hi = rob.tau2_sampling_interval(self._fit, confidence_level, self.tau2_m_)
         return float(lo), float(hi)
 
@@ -447,29 +452,18 @@ class RobustMeta(_BaseMeta):
             index=pd.Index(self._term_names, name="term"),
         )[COLUMNS]
 
-    def summary(self, confidence_level=0.95):
-        """Summarise the robust and the conventional inference side by side.
-
-        Parameters
-        ----------
-        confidence_level : float, default=0.95
-
-        Returns
-        -------
-        MetaSummary
-            ``to_frame()`` gives the robust table (columns ``estimate, se,
-            statistic, p_value, ci_lower, ci_upper``, one row per term): ``se`` and
-            ``statistic`` are the conventional ones, ``p_value`` and the interval
-            the robust ones. The section "Conventional (plug-in) inference" holds
-            the plain analysis.
-        """
-        check_is_fitted(self)
-        _check_level(confidence_level)
+    # ------------------------------------------------------------------ summary
+    def _summary_title(self):
         k = self.dof_ + self._fit.beta.shape[0]
-        est = _LABELS[self.tau2_estimator]
         hksj = self.inference == "hksj"
+        return (
+            f"Robust random-effects model (k = {k}; tau^2 estimator: "
+            f"{_LABELS[self.tau2_estimator]}; inference: {'HKSJ' if hksj else 'z'})"
+        )
+
+    def _summary_info(self, confidence_level):
         t_lo, t_hi = self.tau2_sampling_interval(confidence_level)
-        info = [
+        return [
             ("tau^2 (plug-in)", self.tau2_),
             ("tau^2_M (M-estimate)", self.tau2_m_),
             ("P(tau^2-hat = 0 | tau^2_M)", self.tau2_zero_prob_),
@@ -480,7 +474,21 @@ class RobustMeta(_BaseMeta):
             (f"Q (df = {self.dof_})", self.q_),
             ("log-likelihood", self.loglik_),
         ]
-        dist = f"t with {self.dof_} df" if hksj else "the standard normal"
+
+    def _summary_table(self, confidence_level):
+        return self._table(confidence_level, True)
+
+    def _summary_sections(self, confidence_level):
+        return [
+            ("Conventional (plug-in) inference", self._table(confidence_level, False))
+        ]
+
+    def _summary_notes(self, confidence_level):
+        dist = (
+            f"t with {self.dof_} df"
+            if self.inference == "hksj"
+            else "the standard normal"
+        )
         notes = [
             "Robust (M) inference averages the conventional reference distribution "
             f"({dist}) over the exact sampling distribution of tau^2-hat at "
@@ -496,23 +504,8 @@ class RobustMeta(_BaseMeta):
             notes.append(
                 "paper_compat: tau^2_M on the authors' grid (0.001, 0.1, ..., 30)."
             )
-        return MetaSummary(
-            title=f"Robust random-effects model (k = {k}; tau^2 estimator: {est}; "
-            f"inference: {'HKSJ' if hksj else 'z'})",
-            info=info,
-            table=self._table(confidence_level, True),
-            sections=[
-                (
-                    "Conventional (plug-in) inference",
-                    self._table(confidence_level, False),
-                )
-            ],
-            notes=notes,
-        )
+        return notes
 
-
-def _check_level(confidence_level):
-    if not (isinstance(confidence_level, float | int) and 0 < confidence_level < 1):
-        raise ValueError(
-            f"confidence_level must be in (0, 1); got {confidence_level!r}."
-        )
+    # --------------------------------------------------------- self-description
+    def _model_label(self):
+        return "Robust RE Model"

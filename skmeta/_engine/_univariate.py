@@ -36,10 +36,13 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize, special, stats
-from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotri as _potri
 
-LOG_2PI = float(np.log(2.0 * np.pi))
+from skmeta._engine._gls import (
+    cholesky_inverse,
+    logdet_crossprod,
+    profiled_loglik,
+    weighted_fit,
+)
 
 #: Methods whose estimate is a maximum of a (restricted) likelihood.
 LIKELIHOOD_METHODS = frozenset({"reml", "ml"})
@@ -59,70 +62,6 @@ ALL_METHODS = (
     "genq",
     "fe",
 )
-
-
-class WeightedFit(NamedTuple):
-    """Weighted least-squares fit with diagonal weights."""
-
-    beta: np.ndarray  # (p,)
-    cov: np.ndarray  # (p, p), (X' W X)^{-1}
-    resid: np.ndarray  # (k,), y - X beta
-    weights: np.ndarray  # (k,)
-    rss: float  # sum w r^2 = y' P y
-    logdet: float  # log |X' W X|
-
-
-def weighted_fit(X, y, w):
-    """Fit ``y`` on ``X`` by weighted least squares with weights ``w``.
-
-    Parameters
-    ----------
-    X : ndarray of shape (k, p)
-        Design matrix (may have ``p = 0`` columns).
-    y : ndarray of shape (k,)
-        Outcomes.
-    w : ndarray of shape (k,)
-        Positive, finite weights.
-
-    Returns
-    -------
-    WeightedFit
-        :math:`\\hat\\beta = (X^\\top W X)^{-1} X^\\top W y` with its unscaled
-        covariance, residuals, weighted residual sum of squares and
-        :math:`\\log|X^\\top W X|`.
-    """
-    p = X.shape[1]
-    if p == 0:
-        rss = float(w @ (y * y))
-        empty = np.zeros(0)
-        return WeightedFit(empty, np.zeros((0, 0)), y.copy(), w, rss, 0.0)
-    # With an intercept column, centre the other columns at their weighted means
-    # (a unit-triangular reparametrisation T: beta = T beta_c, |T| = 1). Offsets
-    # such as calendar years then cost no precision in X'WX.
-    centred = p > 1 and X[0, 0] == 1.0 and bool((X[:, 0] == 1.0).all())
-    if centred:
-        means = (w @ X[:, 1:]) / w.sum()
-        Xc = X - np.concatenate(([0.0], means))
-    else:
-        Xc = X
-    Xw = Xc * w[:, None]
-    # Cholesky is invariant to diagonal scaling (van der Sluis): LAPACK directly.
-    chol, info = _potrf(Xc.T @ Xw, lower=1)
-    if info:
-        raise np.linalg.LinAlgError("singular weighted design")
-    cov = _potri(chol, lower=1)[0]  # lower triangle; the upper one is zero
-    cov += cov.T
-    cov.flat[:: p + 1] *= 0.5
-    beta = cov @ (Xw.T @ y)
-    resid = y - Xc @ beta
-    if centred:
-        T = np.eye(p)
-        T[0, 1:] = -means
-        beta = T @ beta
-        cov = T @ cov @ T.T
-    rss = float(w @ (resid * resid))
-    logdet = 2.0 * float(np.log(chol.diagonal()).sum())
-    return WeightedFit(beta, cov, resid, w, rss, logdet)
 
 
 def _weighted_gram(X, weights):
@@ -176,26 +115,22 @@ def generalized_q(X, y, v, tau2):
 
 def loglik_ml(v, tau2, fit):
     """Gaussian log-likelihood at ``tau2`` with beta at its GLS estimate."""
-    k = v.shape[0]
-    return -0.5 * (k * LOG_2PI + float(np.sum(np.log(v + tau2))) + fit.rss)
+    logdet_v = float(np.sum(np.log(v + tau2)))
+    return profiled_loglik(v.shape[0], fit.beta.shape[0], logdet_v, fit.rss, reml=False)
 
 
 def loglik_reml(v, tau2, fit, logdet_xtx):
     r"""Restricted log-likelihood with metafor's :math:`+\tfrac12\log|X^\top X|`."""
-    k, p = v.shape[0], fit.beta.shape[0]
-    return (
-        -0.5
-        * ((k - p) * LOG_2PI + float(np.sum(np.log(v + tau2))) + fit.logdet + fit.rss)
-        + 0.5 * logdet_xtx
+    logdet_v = float(np.sum(np.log(v + tau2)))
+    return profiled_loglik(
+        v.shape[0],
+        fit.beta.shape[0],
+        logdet_v,
+        fit.rss,
+        reml=True,
+        logdet_xtvx=fit.logdet,
+        logdet_xtx=logdet_xtx,
     )
-
-
-def logdet_crossprod(X):
-    """Return :math:`\\log|X^\\top X|` (0 for an empty design)."""
-    if X.shape[1] == 0:
-        return 0.0
-    sign, logdet = np.linalg.slogdet(X.T @ X)
-    return float(logdet) if sign > 0 else -np.inf
 
 
 # --------------------------------------------------------------------------------------
@@ -266,12 +201,7 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
         # are centred, so the raw LAPACK factorisation of A = X'WX is accurate.
-        chol, info = _potrf(S[0, :p, :p], lower=1)
-        if info:
-            raise np.linalg.LinAlgError("singular weighted design")
-        cov = _potri(chol, lower=1)[0]  # lower triangle; the upper one is zero
-        cov += cov.T
-        cov.flat[:: p + 1] *= 0.5
+        chol, cov = cholesky_inverse(S[0, :p, :p])
         c = np.empty(q)
         c[:p] = -(cov @ S[0, :p, p])
         c[p] = 1.0
@@ -292,13 +222,13 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
         rss, ypy2, upu = S[0, 0, 0], S[1, 0, 0], S[2, 0, 0]
         sum_w, sum_w2 = w.sum(), w @ w
         trp, trpp = sum_w, sum_w2
+    criterion = profiled_loglik(
+        k, p, sum_log_var, rss, reml=reml, logdet_xtvx=logdet, logdet_xtx=logdet_xtx
+    )
     if reml:
-        criterion = -0.5 * ((k - p) * LOG_2PI + sum_log_var + logdet + rss)
-        criterion += 0.5 * logdet_xtx
         score = 0.5 * (ypy2 - trp)
         expected = 0.5 * trpp
     else:
-        criterion = -0.5 * (k * LOG_2PI + sum_log_var + rss)
         score = 0.5 * (ypy2 - sum_w)
         expected = 0.5 * sum_w2
     return float(criterion), float(score), float(upu - expected), float(expected)

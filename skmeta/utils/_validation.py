@@ -1,9 +1,11 @@
 """Validation of the arguments that skmeta's estimators and functions take."""
 
+import warnings
 from numbers import Real
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import DataConversionWarning
 
 
 def check_confidence_level(confidence_level, name="confidence_level"):
@@ -32,37 +34,196 @@ def check_confidence_level(confidence_level, name="confidence_level"):
     return value
 
 
-def check_sample_var(sample_var, n_samples):
-    """Validate ``sample_var``: 1-D, length ``n_samples``, finite and >= 0.
+def as_float_array(values, name, *, ndim=(1,), allow_nan=False, warn_column=False):
+    """Convert numeric data (lists, arrays, Series, DataFrames) to float64.
 
-    ``None`` means zeros: the model is then an ordinary linear (mixed) model.
+    ``None`` entries, strings and other non-numbers are an error naming
+    ``name``, as are infinities, and NaN unless ``allow_nan`` (then NaN marks a
+    missing value). A column vector of shape (n, 1) counts as 1-D when 2-D is not
+    allowed.
+
+    Parameters
+    ----------
+    values : array-like
+    name : str
+        The argument's name, for error messages.
+    ndim : tuple of int, default=(1,)
+        Allowed numbers of dimensions.
+    allow_nan : bool, default=False
+    warn_column : bool, default=False
+        Warn (scikit-learn's ``DataConversionWarning``) when a column vector is
+        used as 1-D, as scikit-learn does for a target ``y``.
 
     Returns
     -------
-    ndarray of shape (n_samples,), dtype float64
+    ndarray of float64
     """
-    if sample_var is None:
-        return np.zeros(n_samples)
-    try:
-        v = np.asarray(sample_var, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"sample_var must be numeric: {exc}") from None
-    if v.ndim == 2 and 1 in v.shape:
-        v = v.ravel()
-    if v.ndim != 1:
-        raise ValueError(f"sample_var must be 1-D, got an array of shape {v.shape}.")
-    if v.shape[0] != n_samples:
+    if values is None:
         raise ValueError(
-            f"sample_var has {v.shape[0]} entries but X and y have "
-            f"n_samples={n_samples}."
+            f"{name} is None: this estimator requires {name} to be passed, but the "
+            f"target {name} is None."
         )
-    if not np.all(np.isfinite(v)):
-        raise ValueError("sample_var contains NaN or infinity.")
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy(dtype=object)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "USa":
+        raise ValueError(f"{name} must hold numbers, got strings.")
+    if arr.dtype.kind == "O":
+        flat = arr.ravel()
+        if any(x is None for x in flat):
+            raise ValueError(
+                f"{name} contains None; use NaN for missing values "
+                "(with missing='drop') or remove those studies."
+            )
+        if any(isinstance(x, str | bytes) for x in flat):
+            raise ValueError(f"{name} must hold numbers, got strings.")
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold numbers: {exc}") from None
+    if arr.ndim == 2 and 2 not in ndim and arr.shape[1] == 1:
+        if warn_column:
+            warnings.warn(
+                f"A column-vector {name} was passed when a 1d array was expected. "
+                "Please change its shape to (n_samples,), e.g. using ravel().",
+                DataConversionWarning,
+                stacklevel=4,
+            )
+        arr = arr[:, 0]
+    if arr.ndim not in ndim:
+        allowed = " or ".join(f"{d}-D" for d in sorted(set(ndim)))
+        raise ValueError(
+            f"{name} must be {allowed}, got an array of shape {arr.shape}."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"{name} is empty: found 0 sample(s); at least one study is needed."
+        )
+    if allow_nan:
+        if np.any(np.isinf(arr)):
+            raise ValueError(
+                f"{name} contains NaN or infinity: infinity is not a valid value."
+            )
+    elif np.any(np.isnan(arr)):
+        raise ValueError(
+            f"{name} contains NaN (a missing value; use missing='drop' to leave out "
+            "studies with missing values)."
+        )
+    elif np.any(np.isinf(arr)):
+        raise ValueError(f"{name} contains infinity.")
+    return arr
+
+
+def check_sample_var(sample_var, shape, *, allow_nan=False):
+    """Validate ``sample_var``: the shape of ``y``, finite (or NaN) and >= 0.
+
+    ``None`` means zeros: the model is then an ordinary linear (mixed) model. A
+    scalar is broadcast (``sample_var=0``: zeros on purpose). For multi-output
+    ``y`` of shape (k, m), a 1-D ``sample_var`` of length k applies to every
+    output.
+
+    Parameters
+    ----------
+    sample_var : array-like, scalar or None
+    shape : int or tuple of int
+        The shape of ``y`` (an int means ``(n_samples,)``).
+    allow_nan : bool, default=False
+        NaN marks a missing value (``missing="drop"``).
+
+    Returns
+    -------
+    ndarray of float64 of shape ``shape``
+    """
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    if sample_var is None:
+        return np.zeros(shape)
+    if np.ndim(sample_var) == 0 and not isinstance(sample_var, str):
+        v = np.full(
+            shape, as_float_array([sample_var], "sample_var", allow_nan=True)[0]
+        )
+    else:
+        v = as_float_array(
+            sample_var, "sample_var", ndim=(1, len(shape)), allow_nan=True
+        )
+        if v.ndim == 1 and len(shape) == 2 and v.shape[0] == shape[0]:
+            v = np.repeat(v[:, None], shape[1], axis=1)
+    if v.shape != shape:
+        got = f"{v.shape[0]} entries" if v.ndim == 1 else f"shape {v.shape}"
+        raise ValueError(
+            f"sample_var has {got} but y has shape {shape} (n_samples={shape[0]})."
+        )
+    if not allow_nan and np.any(np.isnan(v)):
+        raise ValueError(
+            "sample_var contains NaN or infinity (use missing='drop' to leave out "
+            "studies with missing values)."
+        )
     if np.any(v < 0):
         raise ValueError(
-            f"sample_var must be >= 0; got {np.sum(v < 0)} negative value(s)."
+            f"sample_var must be >= 0; got {int(np.sum(v < 0))} negative value(s)."
         )
     return v
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Validate per-study weights: ``None``, or finite and >= 0, one per study.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,) or None
+    """
+    if sample_weight is None:
+        return None
+    w = as_float_array(sample_weight, "sample_weight")
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has {w.shape[0]} entries but n_samples={n_samples}."
+        )
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be >= 0.")
+    return w
+
+
+def missing_rows(values, name, n_samples=None):
+    """Boolean mask of the rows of ``values`` that hold a missing value.
+
+    Numeric data: NaN; labels (``groups``): None or NaN. A (k, k) matrix whose
+    name ends in ``"cov"`` (``sample_cov``) marks no row: NaN there is an error.
+    """
+    if name.endswith("cov"):
+        return np.zeros(n_samples, dtype=bool)
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy(dtype=object)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fc":
+        miss = np.isnan(arr)
+    else:
+        miss = pd.isna(arr.astype(object))
+    if miss.ndim == 2:
+        miss = miss.any(axis=1)
+    if n_samples is not None and miss.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {miss.shape[0]} rows but X and y have n_samples={n_samples}."
+        )
+    return miss
+
+
+def take_rows(values, keep, name):
+    """Rows ``keep`` of per-study metadata (rows and columns of a ``*cov``)."""
+    if values is None:
+        return None
+    if hasattr(values, "iloc"):
+        return (
+            values.iloc[keep] if not name.endswith("cov") else values.iloc[keep, keep]
+        )
+    if name.endswith("cov"):
+        if hasattr(values, "tocsr"):  # scipy sparse
+            idx = np.flatnonzero(keep)
+            return values.tocsr()[idx][:, idx]
+        arr = np.asarray(values)
+        return arr[np.ix_(keep, keep)]
+    return np.asarray(values)[keep]
 
 
 def check_groups(groups, n_samples, *, name="groups", allow_2d=False):

@@ -1,0 +1,182 @@
+r"""Generalized least squares and Gaussian likelihoods: the core every model shares.
+
+Every skmeta model is Gaussian with known sampling variances,
+:math:`y \sim N(X\beta, V(\theta))`.  Given the variance parameters
+:math:`\theta`, the fixed effects are the GLS estimate
+:math:`\hat\beta = (X^\top V^{-1} X)^{-1} X^\top V^{-1} y`, and the log-likelihood
+with :math:`\beta` profiled out is
+
+.. math::
+
+    \ell_{ML} = -\tfrac12\left[n\log 2\pi + \log|V| + r^\top V^{-1} r\right],
+
+    \ell_{REML} = -\tfrac12\left[(n-p)\log 2\pi + \log|V| + \log|X^\top V^{-1} X|
+    + r^\top V^{-1} r\right] + \tfrac12\log|X^\top X|,
+
+with :math:`r = y - X\hat\beta`.  The constant :math:`+\tfrac12\log|X^\top X|`
+is the one metafor reports (``REMLf = TRUE``; Viechtbauer 2010) and Stata prints,
+so that restricted log-likelihoods, AIC and BIC compare with both.
+
+This module holds the one implementation of each of these pieces: the weighted
+(diagonal :math:`V`) least-squares fit, :func:`profiled_loglik` (the formula
+above, from its sufficient quantities), the per-study Gaussian log-density and
+the rank check of a design.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotri as _potri
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: A design column whose share not explained by the preceding columns
+#: (1 - R^2 of its regression on them, on the column-normalised design) is at or
+#: below this counts as linearly dependent. Exact collinearity leaves rounding
+#: noise of order 1e-16; the loosest real designs (a calendar year beside the
+#: intercept: 1 - R^2 ~ 1e-6) are far above it.
+RANK_RTOL = 1e-12
+
+
+class WeightedFit(NamedTuple):
+    """Weighted least-squares fit with diagonal weights."""
+
+    beta: np.ndarray  # (p,)
+    cov: np.ndarray  # (p, p), (X' W X)^{-1}
+    resid: np.ndarray  # (k,), y - X beta
+    weights: np.ndarray  # (k,)
+    rss: float  # sum w r^2 = y' P y
+    logdet: float  # log |X' W X|
+
+
+def cholesky_inverse(A):
+    """``(chol, A^{-1})`` of a symmetric positive-definite matrix (raw LAPACK).
+
+    Cholesky is invariant to diagonal scaling (van der Sluis), so no equilibration
+    is needed.  Raises ``LinAlgError`` when ``A`` is not positive definite.
+    """
+    p = A.shape[0]
+    chol, info = _potrf(A, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("singular weighted design")
+    inv = _potri(chol, lower=1)[0]  # lower triangle; the upper one is zero
+    inv += inv.T
+    inv.flat[:: p + 1] *= 0.5
+    return chol, inv
+
+
+def weighted_fit(X, y, w):
+    """Fit ``y`` on ``X`` by weighted least squares with weights ``w``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (k, p)
+        Design matrix (may have ``p = 0`` columns).
+    y : ndarray of shape (k,)
+        Outcomes.
+    w : ndarray of shape (k,)
+        Positive, finite weights.
+
+    Returns
+    -------
+    WeightedFit
+        :math:`\\hat\\beta = (X^\\top W X)^{-1} X^\\top W y` with its unscaled
+        covariance, residuals, weighted residual sum of squares and
+        :math:`\\log|X^\\top W X|`.
+    """
+    p = X.shape[1]
+    if p == 0:
+        rss = float(w @ (y * y))
+        return WeightedFit(np.zeros(0), np.zeros((0, 0)), y.copy(), w, rss, 0.0)
+    # With an intercept column, centre the other columns at their weighted means
+    # (a unit-triangular reparametrisation T: beta = T beta_c, |T| = 1). Offsets
+    # such as calendar years then cost no precision in X'WX.
+    centred = p > 1 and X[0, 0] == 1.0 and bool((X[:, 0] == 1.0).all())
+    if centred:
+        means = (w @ X[:, 1:]) / w.sum()
+        Xc = X - np.concatenate(([0.0], means))
+    else:
+        Xc = X
+    Xw = Xc * w[:, None]
+    chol, cov = cholesky_inverse(Xc.T @ Xw)
+    beta = cov @ (Xw.T @ y)
+    resid = y - Xc @ beta
+    if centred:
+        T = np.eye(p)
+        T[0, 1:] = -means
+        beta = T @ beta
+        cov = T @ cov @ T.T
+    rss = float(w @ (resid * resid))
+    logdet = 2.0 * float(np.log(chol.diagonal()).sum())
+    return WeightedFit(beta, cov, resid, w, rss, logdet)
+
+
+def logdet_crossprod(X):
+    """Return :math:`\\log|X^\\top X|` (0 for an empty design, -inf if singular)."""
+    if X.shape[1] == 0:
+        return 0.0
+    sign, logdet = np.linalg.slogdet(X.T @ X)
+    return float(logdet) if sign > 0 else -np.inf
+
+
+def profiled_loglik(n, p, logdet_v, rss, *, reml, logdet_xtvx=0.0, logdet_xtx=0.0):
+    r"""(Restricted) Gaussian log-likelihood with :math:`\beta` profiled out.
+
+    Parameters
+    ----------
+    n, p : int
+        Number of observations and of fixed effects.
+    logdet_v : float
+        :math:`\log|V|` (:math:`\sum_i \log(v_i + \tau_i^2)` for diagonal
+        :math:`V`).
+    rss : float
+        :math:`r^\top V^{-1} r` at the GLS estimate.
+    reml : bool
+        Restricted likelihood (with metafor's constant) instead of the likelihood.
+    logdet_xtvx, logdet_xtx : float
+        :math:`\log|X^\top V^{-1} X|` and :math:`\log|X^\top X|` (REML only).
+
+    Returns
+    -------
+    float
+        :math:`\ell_{ML}` or :math:`\ell_{REML}` of the module docstring.
+    """
+    if reml:
+        return float(
+            -0.5 * ((n - p) * LOG_2PI + logdet_v + logdet_xtvx + rss) + 0.5 * logdet_xtx
+        )
+    return float(-0.5 * (n * LOG_2PI + logdet_v + rss))
+
+
+def gaussian_logpdf(resid, var):
+    """Per-row log-density :math:`\\log N(r_i; 0, \\sigma_i^2)` (``var`` > 0)."""
+    return -0.5 * (LOG_2PI + np.log(var) + resid * resid / var)
+
+
+def dependent_columns(X):
+    """Indices of the columns of ``X`` that are linear combinations of earlier ones.
+
+    With the columns normalised to unit length and :math:`X = QR` (Householder,
+    backward stable), :math:`R_{jj}^2` is the share of column :math:`j` not
+    explained by the columns before it (1 - R^2 of that regression); the column
+    is dependent when it is at most :data:`RANK_RTOL`.  A zero column is always
+    dependent.  O(k p^2), no k x k matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (k, p)
+
+    Returns
+    -------
+    list of int
+    """
+    if X.shape[1] == 0:
+        return []
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    safe = np.where(norms > 0, norms, 1.0)
+    if X.shape[0] < X.shape[1]:  # more columns than rows: pad with zero rows
+        X = np.vstack([X, np.zeros((X.shape[1] - X.shape[0], X.shape[1]))])
+    r = np.linalg.qr(X / safe, mode="r")
+    unexplained = np.abs(np.diag(r)) ** 2
+    return [int(j) for j in np.flatnonzero((norms == 0) | (unexplained <= RANK_RTOL))]
