@@ -132,3 +132,29 @@ def information_criteria(loglik, n_params, k, p, reml):
     n_eff = max(n, n_params + 2)
     aicc = -2.0 * loglik + 2.0 * n_params * n_eff / (n_eff - n_params - 1)
     return float(aic), float(bic), float(aicc)
+
+
+def boundary_pvalue(statistic, df):
+    r"""p-value of a likelihood-ratio test of variance parameters on the boundary.
+
+    Under :math:`H_0` a variance at zero makes the LR statistic a 50:50 mixture of
+    :math:`\chi^2_{d-1}` and :math:`\chi^2_d` (Self & Liang 1987; Stram & Lee 1994;
+    :math:`\chi^2_0` is a point mass at 0):
+    :math:`p = \tfrac12 P(\chi^2_d > s) + \tfrac12 P(\chi^2_{d-1} > s)`.
+
+    Parameters
+    ----------
+    statistic : float
+        The LR statistic :math:`s \ge 0`.
+    df : int
+        Number of parameters tested, :math:`d \ge 1`.
+
+    Returns
+    -------
+    float
+    """
+    upper = float(special.chdtrc(df, statistic))
+    lower = (
+        float(special.chdtrc(df - 1, statistic)) if df > 1 else float(statistic <= 0)
+    )
+    return 0.5 * upper + 0.5 * lower
