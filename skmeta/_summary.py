@@ -20,8 +20,35 @@ def _format_value(value):
     return str(value)
 
 
+def _column_format(values):
+    """Formatter for one table column: fixed point when its numbers are ordinary.
+
+    A column whose largest magnitude lies in [1e-4, 1e6) is printed with four
+    decimals throughout, so that numerically-zero entries (e.g. an I^2 of 1e-11
+    beside 90.19) read as 0.0000 instead of switching notation row by row.
+    """
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size and 1e-4 <= finite.max() < 1e6:
+        return lambda x: f"{x:.4f}" if np.isfinite(x) else str(x)
+    return lambda x: _format_value(float(x))
+
+
 def _format_frame(frame):
-    return frame.to_string(float_format=lambda x: _format_value(float(x)))
+    formatters = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column):
+            formatters[name] = _column_format(column.to_numpy(dtype=float))
+    return frame.to_string(formatters=formatters)
+
+
+def _frame_html(frame):
+    formatters = {
+        name: _column_format(frame[name].to_numpy(dtype=float))
+        for name in frame.columns
+        if pd.api.types.is_float_dtype(frame[name])
+    }
+    return frame.to_html(formatters=formatters)
 
 
 @dataclass(frozen=True)
@@ -87,10 +114,10 @@ class MetaSummary:
                 for k, v in self.info
             )
             parts.append(f"<table>{rows}</table>")
-        parts.append(self.table.to_html(float_format=lambda x: _format_value(float(x))))
+        parts.append(_frame_html(self.table))
         for name, frame in self.sections:
             parts.append(f"<h5>{html.escape(name)}</h5>")
-            parts.append(frame.to_html(float_format=lambda x: _format_value(float(x))))
+            parts.append(_frame_html(frame))
         parts += [f"<p><em>{html.escape(note)}</em></p>" for note in self.notes]
         return "\n".join(parts)
 

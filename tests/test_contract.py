@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import sklearn
+from _checks import assert_summary_printout
 
 import skmeta
 from skmeta import LocationScaleMeta, MultilevelMeta, RandomEffectsMeta, RobustMeta
@@ -84,7 +85,7 @@ def test_fitted_attributes_and_summary(cls, data):
         assert {part for part, _ in index} == {"location", "scale"}
     else:
         assert index == ["intercept", "year"]
-    assert str(est.summary()) and "<table" in est.summary()._repr_html_()
+    assert_summary_printout(est)
     new = data[0].iloc[:3]
     interval = (
         est.predict_interval(new, Z=new)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _checks import assert_summary_printout
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -351,7 +352,7 @@ def _finite_outputs(est, X, y, v):
     assert np.all(np.isfinite([est.aic_, est.bic_]))
     frame = est.summary().to_frame()
     assert np.all(np.isfinite(frame.to_numpy(dtype=float)))
-    assert str(est.summary())
+    assert_summary_printout(est)
     if hasattr(est, "predict_interval"):
         pi = est.predict_interval(X)
         assert np.all(np.isfinite(pi.to_numpy()))
