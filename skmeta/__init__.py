@@ -28,6 +28,8 @@ _LAZY = {
     "exceptions": "skmeta.exceptions",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
+    "mantel_haenszel": "skmeta._binary",
+    "peto": "skmeta._binary",
 }
 
 __all__ = ["__version__", *_LAZY]
