@@ -18,7 +18,7 @@ from skmeta import effect_sizes
 from skmeta._engine import _binary as engine
 from skmeta._engine._inference import coefficient_table, critical_value
 from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.effect_sizes import _tables
+from skmeta.effect_sizes import _check_correction, _tables
 from skmeta.utils._validation import check_confidence_level
 
 __all__ = ["MantelHaenszelResult", "PetoResult", "mantel_haenszel", "peto"]
@@ -47,7 +47,7 @@ _RATIO_NAMES = {"OR": "odds ratio", "RR": "risk ratio"}
 _POOLED_DEFAULTS = {"correction": 0.0, "add_to": "none", "drop00": False}
 
 _ZERO_CELL_DOC = """\
-    Zero cells are handled in two stages, as in metafor.  Each of
+Zero cells are handled in two stages, as in metafor.  Each of
     ``correction``, ``add_to`` and ``drop00`` is either one value, which applies to
     the per-study effect sizes ``yi``, ``vi`` (used for Q, I^2, H^2 and plots
     only), or a pair ``(per_study, pooled)``.  One value leaves the pooled
@@ -106,7 +106,7 @@ class _PooledTables:
 
     @property
     def model_label(self):
-        """Label of the pooled row in a forest plot, e.g. ``"MH model"``."""
+        """Label of the pooled row in a forest plot: "MH model" or "Peto model"."""
         return "MH model" if self.method == "Mantel-Haenszel" else "Peto model"
 
     def per_study(self):
@@ -224,7 +224,8 @@ class MantelHaenszelResult(_PooledTables):
     weights : ndarray of shape (n_tables,)
         Weight (%) of each table in the pooled estimate: the Mantel–Haenszel
         weights :math:`b_i c_i/N_i` (OR), :math:`c_i n_{1i}/N_i` (RR),
-        :math:`n_{1i} n_{2i}/N_i` (RD); 0 for tables not pooled.
+        :math:`n_{1i} n_{2i}/N_i` (RD); 0 for tables not pooled; ``NaN``
+        when the pooled ratio is undefined.
     labels : tuple of str
         Study labels, one per table given.
     correct : bool
@@ -236,8 +237,9 @@ class MantelHaenszelResult(_PooledTables):
     tarone, tarone_pvalue : float or None
         Tarone's corrected Breslow–Day statistic and its p-value.
     k_pos : int or None
-        Number of tables in the Breslow–Day and Tarone tests (both groups have
-        events and non-events in total).
+        Number of tables in the Breslow–Day and Tarone tests: those with events
+        (:math:`a_i + c_i > 0`) and non-events (:math:`b_i + d_i > 0`); 0 when
+        the odds ratio is undefined.
     exp_estimate, exp_ci_lower, exp_ci_upper : float or None
         Odds ratio or risk ratio and its confidence interval (``None`` for RD).
     model_label : str
@@ -725,9 +727,10 @@ class _Tables:
     def full_weights(self, weights):
         """Percentage weights of the pooled tables over all tables (0 elsewhere)."""
         out = np.zeros(self.complete.shape)
-        out[np.flatnonzero(self.complete)[self.in_pool]] = (
-            100.0 * weights / weights.sum()
-        )
+        with np.errstate(invalid="ignore"):  # 0/0: the pooled ratio is undefined
+            out[np.flatnonzero(self.complete)[self.in_pool]] = (
+                100.0 * weights / weights.sum()
+            )
         return out
 
 
@@ -735,18 +738,8 @@ def _prepare(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, labels):
     correction = _pair(correction, "correction")
     add_to = _pair(add_to, "add_to")
     drop00 = _pair(drop00, "drop00")
-    for stage in (0, 1):  # validate both stages before any computation
-        _tables(
-            [1.0],
-            [1.0],
-            [1.0],
-            [1.0],
-            None,
-            None,
-            correction[stage],
-            add_to[stage],
-            drop00[stage],
-        )
+    for stage in (0, 1):
+        _check_correction(correction[stage], add_to[stage], drop00[stage])
     a, b, c, d, _ = _tables(ai, bi, ci, di, n1i, n2i, 0.0, "none", False)
     n_tables = a.size
     labels = _labels(labels, n_tables)
