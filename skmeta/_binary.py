@@ -147,7 +147,7 @@ class _PooledTables:
             ("H^2", self.h2),
         ]
         if self.measure != "RD":
-            name = _RATIO_NAMES.get(self.measure, "odds ratio")
+            name = _RATIO_NAMES[self.measure]
             info += [
                 (name, self.exp_estimate),
                 (f"{name} {level} CI lower", self.exp_ci_lower),
@@ -259,7 +259,7 @@ class MantelHaenszelResult(_PooledTables):
         info = super()._info()
         if self.measure == "OR":
             kind = "continuity-corrected" if self.correct else "uncorrected"
-            df = self.k_pos - 1
+            df = max(self.k_pos - 1, 0)
             info += [
                 (f"CMH test (df = 1, {kind})", self.cmh),
                 ("p(CMH)", self.cmh_pvalue),
@@ -492,37 +492,11 @@ def mantel_haenszel(
     defined = np.isfinite(yi)
     het = engine.heterogeneity_around(yi[defined], vi[defined], pooled.estimate)
     _warn_per_study(data, defined)
-    tests = dict.fromkeys(
-        (
-            "cmh",
-            "cmh_pvalue",
-            "breslow_day",
-            "breslow_day_pvalue",
-            "tarone",
-            "tarone_pvalue",
-            "k_pos",
-        )
+    tests = (
+        _odds_ratio_tests(a, b, c, d, pooled.estimate, bool(correct))
+        if measure == "OR"
+        else dict.fromkeys(_ODDS_RATIO_TESTS)
     )
-    if measure == "OR":
-        cmh = engine.cochran_mantel_haenszel(a, b, c, d, correct=bool(correct))
-        bd = engine.breslow_day(a, b, c, d, pooled.estimate)
-        if np.isfinite(pooled.estimate) and bd.n_tables < 2:
-            warnings.warn(
-                f"Only {bd.n_tables} table(s) have events and non-events: the "
-                "Breslow-Day and Tarone tests have no degrees of freedom "
-                "(p-values NaN).",
-                UserWarning,
-                stacklevel=2,
-            )
-        tests = {
-            "cmh": cmh.statistic,
-            "cmh_pvalue": cmh.p_value,
-            "breslow_day": bd.breslow_day.statistic,
-            "breslow_day_pvalue": bd.breslow_day.p_value,
-            "tarone": bd.tarone.statistic,
-            "tarone_pvalue": bd.tarone.p_value,
-            "k_pos": bd.n_tables,
-        }
     return MantelHaenszelResult(
         method="Mantel-Haenszel",
         measure=measure,
@@ -828,6 +802,40 @@ def _warn_per_study(data, defined):
             UserWarning,
             stacklevel=3,
         )
+
+
+_ODDS_RATIO_TESTS = (
+    "cmh",
+    "cmh_pvalue",
+    "breslow_day",
+    "breslow_day_pvalue",
+    "tarone",
+    "tarone_pvalue",
+    "k_pos",
+)
+
+
+def _odds_ratio_tests(a, b, c, d, log_odds_ratio, correct):
+    """CMH, Breslow-Day and Tarone tests, as ``MantelHaenszelResult`` fields."""
+    cmh = engine.cochran_mantel_haenszel(a, b, c, d, correct=correct)
+    bd = engine.breslow_day(a, b, c, d, log_odds_ratio)
+    if np.isfinite(log_odds_ratio) and bd.n_tables < 2:
+        warnings.warn(
+            f"Only {bd.n_tables} table(s) have events and non-events: the "
+            "Breslow-Day and Tarone tests have no degrees of freedom (p-values NaN).",
+            UserWarning,
+            stacklevel=3,
+        )
+    values = (
+        cmh.statistic,
+        cmh.p_value,
+        bd.breslow_day.statistic,
+        bd.breslow_day.p_value,
+        bd.tarone.statistic,
+        bd.tarone.p_value,
+        bd.n_tables,
+    )
+    return dict(zip(_ODDS_RATIO_TESTS, values, strict=True))
 
 
 def _inference(pooled, confidence_level):
