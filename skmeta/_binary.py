@@ -56,8 +56,8 @@ Zero cells are handled in two stages, as in metafor.  Each of
 
     - per study: tables with a zero cell get ``correction = 1/2`` added to all
       four cells; tables with no events in both groups (``ai = ci = 0``) or only
-      events (``bi = di = 0``) get ``NaN`` (they carry no information on a
-      ratio), are left out of Q, I^2 and H^2, with a warning;
+      events (``bi = di = 0``) get ``NaN`` (for the risk difference too, as
+      in metafor) and are left out of Q, I^2 and H^2, with a warning;
     - pooled estimate, its standard error and the tests: the raw counts of all
       tables.  Double-zero tables stay in: they add nothing to the odds ratio,
       risk ratio or Peto sums but do add to the denominator of the risk
