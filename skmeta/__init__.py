@@ -28,6 +28,10 @@ _LAZY = {
     "exceptions": "skmeta.exceptions",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
+    "mantel_haenszel": "skmeta._binary",
+    "peto": "skmeta._binary",
+    "MantelHaenszelResult": "skmeta._binary",
+    "PetoResult": "skmeta._binary",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -16,6 +16,8 @@ name to its loader, and :func:`load_dataset` loads by name.
 - :func:`load_linde2005`: St John's wort, Linde et al. (2005); 26 x 17.
 - :func:`load_colditz1994`: the same data as :func:`load_bcg`; 13 x 9.
 - :func:`load_hine1989`: lidocaine, Hine et al. (1989); 6 x 6.
+- :func:`load_nielweise2007`: anti-infective catheters, Niel-Weise et al.
+  (2007); 18 x 7.
 """
 
 from skmeta.datasets._base import (
@@ -28,6 +30,7 @@ from skmeta.datasets._base import (
     load_jia,
     load_laopaiboon2015,
     load_linde2005,
+    load_nielweise2007,
     load_pupil_iq,
     load_school_calendar,
     load_writing_to_learn,
@@ -43,6 +46,7 @@ __all__ = [
     "load_jia",
     "load_laopaiboon2015",
     "load_linde2005",
+    "load_nielweise2007",
     "load_pupil_iq",
     "load_school_calendar",
     "load_writing_to_learn",

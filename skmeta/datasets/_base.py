@@ -34,6 +34,7 @@ __all__ = [
     "load_jia",
     "load_laopaiboon2015",
     "load_linde2005",
+    "load_nielweise2007",
     "load_pupil_iq",
     "load_school_calendar",
     "load_writing_to_learn",
@@ -674,6 +675,48 @@ def load_hine1989() -> pd.DataFrame:
     )
 
 
+def load_nielweise2007() -> pd.DataFrame:
+    """Load the anti-infective catheter trials (Niel-Weise et al., 2007).
+
+    Eighteen randomised trials comparing catheter-related bloodstream
+    infections (CRBSI) with anti-infective-treated versus standard central
+    venous catheters in acute care. Infections are rare: six trials have a
+    zero cell and one (``study`` 15) has no infection in either group, the
+    textbook case for Mantel-Haenszel and Peto pooling:
+    ``skmeta.mantel_haenszel(ai, n1i=n1i, ci=ci, n2i=n2i)``.
+
+    Transcribed from Niel-Weise et al. (2007); cross-checked against R package
+    metadat 1.2.0 (``dat.nielweise2007``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (18, 7)
+        Columns:
+
+        - ``study`` (int64): study number, 1 to 18.
+        - ``author`` (str): first author.
+        - ``year`` (int64): publication year.
+        - ``ai`` (int64): CRBSIs with an anti-infective-treated catheter.
+        - ``n1i`` (int64): patients with an anti-infective-treated catheter.
+        - ``ci`` (int64): CRBSIs with a standard catheter.
+        - ``n2i`` (int64): patients with a standard catheter.
+
+    References
+    ----------
+    .. [1] Niel-Weise, B. S., Stijnen, T., & van den Broek, P. J. (2007).
+       Anti-infective-treated central venous catheters: A systematic review of
+       randomized controlled trials. Intensive Care Medicine, 33(12),
+       2058-2068. doi:10.1007/s00134-007-0897-3
+    .. [2] Stijnen, T., Hamza, T. H., & Ozdemir, P. (2010). Random effects
+       meta-analysis of event outcome in the framework of the generalized
+       linear mixed model with applications in sparse data. Statistics in
+       Medicine, 29(29), 3046-3067. doi:10.1002/sim.4040
+    """
+    schema = {"study": _I, "author": _S, "year": _I}
+    schema |= dict.fromkeys(["ai", "n1i", "ci", "n2i"], _I)
+    return _read("nielweise2007.csv", schema)
+
+
 #: Registry of the bundled datasets: name -> loader (read-only mapping).
 DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
     {
@@ -687,6 +730,7 @@ DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
         "linde2005": load_linde2005,
         "colditz1994": load_colditz1994,
         "hine1989": load_hine1989,
+        "nielweise2007": load_nielweise2007,
     }
 )
 
