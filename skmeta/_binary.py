@@ -417,11 +417,11 @@ def mantel_haenszel(
     -----
     {zero_cells}
 
-    The CMH continuity correction is :math:`\min(1/2, |\Delta|)`: when the
-    summed difference :math:`|\Delta|` between observed and expected events is
-    below 1/2 the corrected statistic is 0.  metafor 3.8 subtracts 1/2 in that
-    case too, which makes the "corrected" statistic larger than the uncorrected
-    one; the two agree otherwise.
+    The CMH continuity correction 1/2 is applied when the summed difference
+    :math:`|\Delta|` between observed and expected events is at least 1/2, as in
+    R's ``mantelhaen.test``.  metafor 3.8 subtracts 1/2 below that too, which
+    makes the "corrected" statistic larger than the uncorrected one; the two
+    agree otherwise.
 
     Equivalents: R ``metafor::rma.mh(ai, bi, ci, di, measure = "OR")``; Stata
     ``meta esize`` with ``esize(lnoratio)`` and ``common(mhaenszel)``, or

@@ -40,6 +40,7 @@ SHAPES = {
     "linde2005": (26, 17),
     "colditz1994": (13, 9),
     "hine1989": (6, 6),
+    "nielweise2007": (18, 7),
 }
 
 REQUIRED_COLUMNS = {

@@ -210,13 +210,14 @@ def cochran_mantel_haenszel(a, b, c, d, *, correct=True):
         {\sum_i n_{1i} n_{2i} m_{1i} m_{0i} / (N_i^2 (N_i - 1))},\qquad
         \Delta = \sum_i \left(a_i - \frac{n_{1i} m_{1i}}{N_i}\right),
 
-    with the continuity correction :math:`\delta = \min(1/2, |\Delta|)` when
-    ``correct`` (so that the correction never increases the statistic) and
-    :math:`\delta = 0` otherwise.  ``nan`` if the denominator is 0.
+    with the continuity correction :math:`\delta = 1/2` when ``correct`` and
+    :math:`|\Delta| \ge 1/2`, and :math:`\delta = 0` otherwise (the convention of
+    R's ``mantelhaen.test``: a correction never increases the statistic).
+    ``nan`` if the denominator is 0.
     """
     o_minus_e, v = peto_terms(a, b, c, d)
     delta = abs(o_minus_e.sum())
-    shift = min(CMH_CONTINUITY, delta) if correct else 0.0
+    shift = CMH_CONTINUITY if correct and delta >= CMH_CONTINUITY else 0.0
     total = v.sum()
     statistic = (delta - shift) ** 2 / total if total > 0 else float("nan")
     return ChiSquareTest(float(statistic), 1, _chi2_sf(statistic, 1))
