@@ -555,8 +555,7 @@ def _check_correction(correction: float, add_to: str, drop00: bool = False) -> N
         )
     if add_to not in _ADD_TO:
         raise ValueError(f"add_to must be one of {_ADD_TO}; got {add_to!r}")
-    if not isinstance(drop00, bool | np.bool_):
-        raise ValueError(f"drop00 must be a bool; got {drop00!r}")
+    _check_bool("drop00", drop00)
 
 
 def _correction_mask(
@@ -603,7 +602,7 @@ def _finish(
             f"stud{'y' if undefined.size == 1 else 'ies'} (positions {shown}{more}); "
             "returned as NaN",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
     bad |= skip
     return EffectSize(np.where(bad, np.nan, yi), np.where(bad, np.nan, vi))
@@ -611,6 +610,14 @@ def _finish(
 
 #: How many study positions a warning lists.
 _SHOWN_STUDIES = 10
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first caller outside this module."""
+    frame, level = inspect.currentframe().f_back, 1  # the frame that warns
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_vtype(vtype: str, allowed: tuple[str, ...]) -> None:
@@ -970,6 +977,22 @@ _LOGISTIC_SCALE = np.pi / np.sqrt(3)
 _PHI_VTYPES = ("CS", "ST", "LS")
 
 
+def _per_study_vtype(vtype, allowed, k):
+    """``vtype`` as an array of k strings (a scalar applies to every study)."""
+    if isinstance(vtype, str):
+        _check_vtype(vtype, allowed)
+        return np.full(k, vtype, dtype=object)
+    values = np.asarray(vtype, dtype=object)
+    if values.ndim != 1 or values.shape[0] != k:
+        raise ValueError(
+            f"vtype must be a string or have one entry per study ({k}); "
+            f"got shape {values.shape}"
+        )
+    for value in values:
+        _check_vtype(value, allowed)
+    return values
+
+
 def phi_coefficient(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1070,22 +1093,6 @@ def phi_coefficient(
         g2 = scale * (-1 / np.sqrt(q) + slope * r2)
         v_st = g1**2 * p1 * (1 - p1) / n1 + g2**2 * p2 * (1 - p2) / n2
     return _finish(phi, np.where(stratified, v_st, v_cs), skip)
-
-
-def _per_study_vtype(vtype, allowed, k):
-    """``vtype`` as an array of k strings (a scalar applies to every study)."""
-    if isinstance(vtype, str):
-        _check_vtype(vtype, allowed)
-        return np.full(k, vtype, dtype=object)
-    values = np.asarray(vtype, dtype=object)
-    if values.ndim != 1 or values.shape[0] != k:
-        raise ValueError(
-            f"vtype must be a string or have one entry per study ({k}); "
-            f"got shape {values.shape}"
-        )
-    for value in values:
-        _check_vtype(value, allowed)
-    return values
 
 
 def yules_q(
@@ -1350,6 +1357,16 @@ def tetrachoric_correlation(
     .. [3] Drezner, Z., & Wesolowsky, G. O. (1990). On the computation of the
        bivariate normal integral. Journal of Statistical Computation and
        Simulation, 35(1-2), 101-107.
+
+    Examples
+    --------
+    With symmetric margins the solution is Sheppard's
+    :math:`\\sin(2\\pi(p_a - 1/4))`, here :math:`\\sin(\\pi/4)`:
+
+    >>> from skmeta.effect_sizes import tetrachoric_correlation
+    >>> yi, vi = tetrachoric_correlation([30], [10], [10], [30])
+    >>> round(float(yi[0]), 4), round(float(vi[0]), 4)
+    (0.7071, 0.0116)
     """
     a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
     n = a + b + c + d
@@ -1919,6 +1936,16 @@ def log_ratio_of_means(
        W., & Senior, A. M. (2023). A robust and readily implementable method
        for the meta-analysis of response ratios with and without missing
        standard deviations. Ecology Letters, 26(2), 232-244.
+
+    Examples
+    --------
+    >>> from skmeta.effect_sizes import log_ratio_of_means
+    >>> means = dict(m1i=[10.2], sd1i=[2.1], n1i=[20], m2i=[9.1], sd2i=[2.4], n2i=[22])
+    >>> yi, vi = log_ratio_of_means(**means)
+    >>> round(float(yi[0]), 4), round(float(vi[0]), 4)
+    (0.1136, 0.0053)
+    >>> round(float(log_ratio_of_means(**means, correct=False).yi[0]), 4)
+    0.1141
     """
     _check_vtype(vtype, ("LS", "HO", "LS2", "AV", "AVHO"))
     _check_bool("correct", correct)
@@ -2318,9 +2345,10 @@ def area_under_curve_binormal(
 # --------------------------------------------------------------------------- #
 # change scores and matched pairs
 # --------------------------------------------------------------------------- #
-def _changes(m1i, sd1i, m2i, sd2i, ni, ri):
-    x = _arrays(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
-    _nonneg(x, "sd1i", "sd2i")
+def _changes(**named):
+    """Validate paired-design summaries (means, SDs, ni, ri)."""
+    x = _arrays(**named)
+    _nonneg(x, *(name for name in ("sd1i", "sd2i") if name in x))
     _positive(x, "ni")
     _in_range(x, "ri", -1, 1)
     return x, _missing(x)
@@ -2373,7 +2401,7 @@ def mean_change(
        estimates in meta-analysis with repeated measures and independent-groups
        designs. Psychological Methods, 7(1), 105-125.
     """
-    x, skip = _changes(m1i, sd1i, m2i, sd2i, ni, ri)
+    x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
     return _finish(x["m1i"] - x["m2i"], _change_variance(x) / x["ni"], skip)
 
 
@@ -2424,7 +2452,7 @@ def standardized_mean_change(
        estimates in meta-analysis with repeated measures and independent-groups
        designs. Psychological Methods, 7(1), 105-125.
     """
-    x, skip = _changes(m1i, sd1i, m2i, sd2i, ni, ri)
+    x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
     _at_least(x, "ni", 3)
     var_change = _change_variance(x)
     with np.errstate(invalid="ignore"):
@@ -2483,7 +2511,7 @@ def standardized_mean_change_raw(
        effect size for meta-analysis on repeated measures. British Journal of
        Mathematical and Statistical Psychology, 53(1), 17-29.
     """
-    x, skip = _changes(m1i, sd1i, m2i, 0.0, ni, ri)
+    x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, ni=ni, ri=ri)
     _positive(x, "sd1i")
     _at_least(x, "ni", 3)
     n = x["ni"]
@@ -2541,7 +2569,7 @@ def standardized_mean_change_raw_heteroscedastic(
     .. [1] Bonett, D. G. (2008). Confidence intervals for standardized linear
        contrasts of means. Psychological Methods, 13(2), 99-109.
     """
-    x, skip = _changes(m1i, sd1i, m2i, sd2i, ni, ri)
+    x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
     _positive(x, "sd1i")
     _at_least(x, "ni", 3)
     n = x["ni"]
@@ -2943,9 +2971,8 @@ def fisher_z_semipartial_correlation(
        predictors in meta-analysis. Journal of Educational and Behavioral
        Statistics, 37(2), 278-297.
     """
-    sr, vi, skip = _semipartial(ti, ni, mi, r2i)
-    with np.errstate(divide="ignore"):
-        return _finish(np.arctanh(sr), vi / (1 - sr**2) ** 2, skip)
+    sr, vi, skip = _semipartial(ti, ni, mi, r2i)  # |sr| <= sqrt(r2i) < 1
+    return _finish(np.arctanh(sr), vi / (1 - sr**2) ** 2, skip)
 
 
 # --------------------------------------------------------------------------- #

@@ -759,3 +759,67 @@ def test_missing_inputs_propagate_and_scalars_broadcast(measure):
     assert res.yi[1] == pytest.approx(HAND[measure][1], rel=1e-12)
     empty = escalc(measure, **{k: [] for k in kwargs})
     assert empty.yi.shape == (0,) == empty.vi.shape
+
+
+# --------------------------------------------------------------------------- #
+# symmetries
+# --------------------------------------------------------------------------- #
+positive_counts = st.integers(min_value=1, max_value=500)
+
+
+@settings(max_examples=40, deadline=None)
+@given(positive_counts, positive_counts, positive_counts, positive_counts)
+def test_association_measures_are_odd_in_the_rows_and_even_in_transposition(a, b, c, d):
+    for measure in ("PHI", "YUQ", "YUY", "RTET"):
+        func = MEASURES[measure]
+        fwd = func([a], [b], [c], [d])
+        swapped = func([c], [d], [a], [b])  # rows swapped: sign flips
+        transposed = func([a], [c], [b], [d])  # variables swapped: unchanged
+        np.testing.assert_allclose(swapped.yi, -fwd.yi, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(swapped.vi, fwd.vi, rtol=1e-9)
+        np.testing.assert_allclose(transposed.yi, fwd.yi, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(transposed.vi, fwd.vi, rtol=1e-9)
+
+
+means_strategy = st.tuples(
+    st.floats(0.5, 50), st.floats(0.1, 10), st.integers(2, 200),
+    st.floats(0.5, 50), st.floats(0.1, 10), st.integers(2, 200),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(means_strategy)
+def test_two_group_measures_are_odd_when_the_groups_are_swapped(values):
+    m1, s1, n1, m2, s2, n2 = values
+    fwd = {"m1i": [m1], "sd1i": [s1], "n1i": [n1],
+           "m2i": [m2], "sd2i": [s2], "n2i": [n2]}  # fmt: skip
+    rev = {"m1i": [m2], "sd1i": [s2], "n1i": [n2],
+           "m2i": [m1], "sd2i": [s1], "n2i": [n1]}  # fmt: skip
+    for measure in ("MD", "SMDH", "ROM", "CVR", "D2ORN"):
+        a, b = escalc(measure, **fwd), escalc(measure, **rev)
+        np.testing.assert_allclose(b.yi, -a.yi, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(b.vi, a.vi, rtol=1e-10)
+    vr = ("sd1i", "n1i", "sd2i", "n2i")
+    a = escalc("VR", **{k: fwd[k] for k in vr})
+    b = escalc("VR", **{k: rev[k] for k in vr})
+    np.testing.assert_allclose(b.yi, -a.yi, rtol=1e-10, atol=1e-13)
+    a, b = escalc("AUCN", **fwd), escalc("AUCN", **rev)
+    np.testing.assert_allclose(b.yi, 1 - a.yi, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(b.vi, a.vi, rtol=1e-10)
+    auc = 0.3 + m1 / 100  # in (0.3, 0.8)
+    for vtype in ("LS", "LS2"):
+        a = escalc("AUC", ai=[auc], n1i=[n1], n2i=[n2], vtype=vtype)
+        b = escalc("AUC", ai=[1 - auc], n1i=[n2], n2i=[n1], vtype=vtype)
+        np.testing.assert_allclose(b.vi, a.vi, rtol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-0.999, 0.999), st.integers(5, 100_000))
+def test_unbiased_correlation_is_odd_and_moves_r_away_from_zero(r, n):
+    pos = es.unbiased_correlation([r], [n])
+    neg = es.unbiased_correlation([-r], [n])
+    np.testing.assert_allclose(neg.yi, -pos.yi, rtol=1e-12, atol=1e-15)
+    # Olkin & Pratt (1958): r (1 + (1 - r^2) / (2 (n - 3))) to first order, so
+    # |u| >= |r| and the correction is below |r| (1 - r^2) / (n - 3)
+    assert abs(pos.yi[0]) >= abs(r) - 1e-15
+    assert abs(pos.yi[0]) - abs(r) <= abs(r) * (1 - r**2) / (n - 3) + 1e-15
