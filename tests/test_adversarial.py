@@ -740,14 +740,17 @@ def test_effect_sizes_invalid_values(func, kwargs, match):
 
 def test_effect_sizes_undefined_results_are_nan_not_inf():
     """Where the effect size is undefined metafor gives NA: we give NaN (documented)."""
-    for res in [
-        effect_sizes.fisher_z([1.0, -1.0], [10, 10]),
-        effect_sizes.log_odds_ratio([0], [10], [1], [10], add_to="none"),
-        effect_sizes.logit_proportion([10], [10], add_to="none"),
-        effect_sizes.standardized_mean_difference(
+    calls = [
+        lambda: effect_sizes.fisher_z([1.0, -1.0], [10, 10]),
+        lambda: effect_sizes.log_odds_ratio([0], [10], [1], [10], add_to="none"),
+        lambda: effect_sizes.logit_proportion([10], [10], add_to="none"),
+        lambda: effect_sizes.standardized_mean_difference(
             m1i=[1], sd1i=[0], n1i=[10], m2i=[0], sd2i=[0], n2i=[10]
         ),
-    ]:
+    ]
+    for call in calls:
+        with pytest.warns(RuntimeWarning, match="undefined"):
+            res = call()
         assert np.all(np.isnan(res.yi)) and np.all(np.isnan(res.vi))
 
 
