@@ -18,7 +18,7 @@ from skmeta import effect_sizes
 from skmeta._engine import _binary as engine
 from skmeta._engine._inference import coefficient_table, critical_value
 from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.effect_sizes import _check_correction, _tables
+from skmeta.effect_sizes import check_correction, two_by_two_tables
 from skmeta.utils._validation import check_confidence_level
 
 __all__ = ["MantelHaenszelResult", "PetoResult", "mantel_haenszel", "peto"]
@@ -482,13 +482,7 @@ def mantel_haenszel(
             UserWarning,
             stacklevel=2,
         )
-    per_study = effect_size(
-        *data.counts,
-        correction=data.correction[0],
-        add_to=data.add_to[0],
-        drop00=data.drop00[0],
-    )
-    yi, vi = data.full(per_study.yi), data.full(per_study.vi)
+    yi, vi = _per_study(effect_size, data)
     defined = np.isfinite(yi)
     het = engine.heterogeneity_around(yi[defined], vi[defined], pooled.estimate)
     _warn_per_study(data, defined)
@@ -638,15 +632,7 @@ def peto(
     a, b, c, d = data.pooled
     pooled = engine.peto_odds_ratio(a, b, c, d)
     # per-study Peto log odds ratios from the per-study-corrected counts
-    *cells, drop = _tables(
-        *data.counts, None, None, data.correction[0], data.add_to[0], data.drop00[0]
-    )
-    o_minus_e, v = engine.peto_terms(*cells)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        yi, vi = o_minus_e / v, 1.0 / v
-    undefined = drop | ~np.isfinite(yi) | ~np.isfinite(vi)
-    yi = data.full(np.where(undefined, np.nan, yi))
-    vi = data.full(np.where(undefined, np.nan, vi))
+    yi, vi = _per_study(effect_sizes.peto_log_odds_ratio, data)
     defined = np.isfinite(yi)
     het = engine.heterogeneity_from_q(engine.peto_q(a, b, c, d), int(defined.sum()) - 1)
     _warn_per_study(data, defined)
@@ -708,13 +694,29 @@ class _Tables:
         return out
 
 
+def _per_study(effect_size, data):
+    """Per-study ``(yi, vi)`` over all tables, with the per-study corrections.
+
+    Undefined studies are NaN; ``_warn_per_study`` reports them.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yi, vi = effect_size(
+            *data.counts,
+            correction=data.correction[0],
+            add_to=data.add_to[0],
+            drop00=data.drop00[0],
+        )
+    return data.full(yi), data.full(vi)
+
+
 def _prepare(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, labels):
     correction = _pair(correction, "correction")
     add_to = _pair(add_to, "add_to")
     drop00 = _pair(drop00, "drop00")
     for stage in (0, 1):
-        _check_correction(correction[stage], add_to[stage], drop00[stage])
-    a, b, c, d, _ = _tables(ai, bi, ci, di, n1i, n2i, 0.0, "none", False)
+        check_correction(correction[stage], add_to[stage], drop00[stage])
+    a, b, c, d, _ = two_by_two_tables(ai, bi, ci, di, n1i, n2i, 0.0, "none", False)
     n_tables = a.size
     labels = _labels(labels, n_tables)
     complete = ~(np.isnan(a) | np.isnan(b) | np.isnan(c) | np.isnan(d))
@@ -728,7 +730,9 @@ def _prepare(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, labels):
             stacklevel=3,
         )
     counts = (a[complete], b[complete], c[complete], d[complete])
-    *pooled, dropped = _tables(*counts, None, None, correction[1], add_to[1], drop00[1])
+    *pooled, dropped = two_by_two_tables(
+        *counts, None, None, correction[1], add_to[1], drop00[1]
+    )
     in_pool = ~dropped
     pooled = tuple(x[in_pool] for x in pooled)
     pa, pb, pc, pd_ = pooled

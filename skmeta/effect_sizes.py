@@ -408,6 +408,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from scipy.special import gamma
 
+from skmeta._engine._binary import peto_terms
+
 __all__ = [
     "MEASURES",
     "EffectSize",
@@ -444,6 +446,7 @@ __all__ = [
     "odds_ratio_to_d_logistic",
     "odds_ratio_to_d_normal",
     "partial_correlation",
+    "peto_log_odds_ratio",
     "phi_coefficient",
     "probit_risk_difference",
     "proportion",
@@ -548,7 +551,7 @@ def _positive(arrays: dict[str, NDArray[np.float64]], *names: str) -> None:
             raise ValueError(f"{name} must be positive")
 
 
-def _check_correction(correction: float, add_to: str, drop00: bool = False) -> None:
+def check_correction(correction: float, add_to: str, drop00: bool = False) -> None:
     if not np.isscalar(correction) or not np.isfinite(correction) or correction < 0:
         raise ValueError(
             f"correction must be a finite non-negative number; got {correction!r}"
@@ -660,13 +663,13 @@ def _in_range(
 # --------------------------------------------------------------------------- #
 # 2x2 tables
 # --------------------------------------------------------------------------- #
-def _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
+def two_by_two_tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
     """Validate 2x2 tables and apply the continuity correction.
 
     Returns the corrected cells ``a, b, c, d`` and the mask of the studies that
     are NaN by design (a missing cell, or dropped by ``drop00``).
     """
-    _check_correction(correction, add_to, drop00)
+    check_correction(correction, add_to, drop00)
     if (bi is None) == (n1i is None):
         raise ValueError("give exactly one of bi and n1i")
     if (di is None) == (n2i is None):
@@ -766,7 +769,9 @@ def log_risk_ratio(
     >>> round(float(yi[0]), 4), round(float(vi[0]), 4)
     (-0.8893, 0.3256)
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         n1, n2 = a + b, c + d
         yi = np.log(a / n1) - np.log(c / n2)
@@ -835,6 +840,52 @@ def log_odds_ratio(
     )
 
 
+def peto_log_odds_ratio(
+    ai: ArrayLike,
+    bi: ArrayLike | None = None,
+    ci: ArrayLike | None = None,
+    di: ArrayLike | None = None,
+    *,
+    n1i: ArrayLike | None = None,
+    n2i: ArrayLike | None = None,
+    correction: float = 0.5,
+    add_to: str = "only0",
+    drop00: bool = False,
+) -> EffectSize:
+    """Compute Peto's log odds ratios from 2x2 tables (metafor ``measure="PETO"``).
+
+    After the continuity correction, with :math:`E_i = n_{1i} m_{1i}/N_i` the
+    expected events in group 1 and :math:`V_i = n_{1i} n_{2i} m_{1i} m_{0i} /
+    (N_i^2 (N_i - 1))` their hypergeometric variance,
+
+    .. math::
+
+        y_i = \frac{a_i - E_i}{V_i}, \\qquad v_i = \frac{1}{V_i}.
+
+    Parameters
+    ----------
+    ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+        As in :func:`log_odds_ratio`.
+
+    Returns
+    -------
+    result : EffectSize
+        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+
+    References
+    ----------
+    .. [1] Yusuf, S., Peto, R., Lewis, J., Collins, R., & Sleight, P. (1985).
+       Beta blockade during and after myocardial infarction: an overview of the
+       randomized trials. Progress in Cardiovascular Diseases, 27(5), 335-371.
+    """
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
+    o_minus_e, v = peto_terms(a, b, c, d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _finish(o_minus_e / v, 1.0 / v, skip)
+
+
 def _woolf(a, b, c, d):
     """Log odds ratio and Woolf's variance of the (corrected) cells."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -894,7 +945,9 @@ def risk_difference(
     .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
        data. In The handbook of research synthesis and meta-analysis (2nd ed.).
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     n1, n2 = a + b, c + d
     p1, p2 = a / n1, c / n2
     yi = p1 - p2
@@ -958,7 +1011,9 @@ def arcsine_risk_difference(
        effect in meta-analysis with zero cells. Statistics in Medicine, 28(5),
        721-738.
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     n1, n2 = a + b, c + d
     yi = np.arcsin(np.sqrt(a / n1)) - np.arcsin(np.sqrt(c / n2))
     vi = 1 / (4 * n1) + 1 / (4 * n2)
@@ -1072,7 +1127,9 @@ def phi_coefficient(
     .. [2] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
        data. In The handbook of research synthesis and meta-analysis (2nd ed.).
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     stratified = _per_study_vtype(vtype, _PHI_VTYPES, a.shape[0]) == "ST"
     n1, n2, m1, m2 = a + b, c + d, a + c, b + d
     n = n1 + n2
@@ -1145,7 +1202,9 @@ def yules_q(
        two attributes. Journal of the Royal Statistical Society, 75(6),
        579-652.
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     log_or, v_log_or = _woolf(a, b, c, d)
     q = np.tanh(log_or / 2)  # = (OR - 1) / (OR + 1)
     return _finish(q, (1 - q**2) ** 2 * v_log_or / 4, skip)
@@ -1197,7 +1256,9 @@ def yules_y(
        two attributes. Journal of the Royal Statistical Society, 75(6),
        579-652.
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     log_or, v_log_or = _woolf(a, b, c, d)
     y = np.tanh(log_or / 4)  # = (sqrt(OR) - 1) / (sqrt(OR) + 1)
     return _finish(y, (1 - y**2) ** 2 * v_log_or / 16, skip)
@@ -1368,7 +1429,9 @@ def tetrachoric_correlation(
     >>> round(float(yi[0]), 4), round(float(vi[0]), 4)
     (0.7071, 0.0116)
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     n = a + b + c + d
     interior = (a > 0) & (b > 0) & (c > 0) & (d > 0)
     rho = np.full(a.shape, np.nan)
@@ -1434,7 +1497,9 @@ def probit_risk_difference(
        Effect-size indices for dichotomized outcomes in meta-analysis.
        Psychological Methods, 8(4), 448-467.
     """
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     n1, n2 = a + b, c + d
     p1, p2 = a / n1, c / n2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -1449,7 +1514,9 @@ def probit_risk_difference(
 
 def _log_odds_ratio_scaled(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, f):
     """``f`` times the log odds ratio, with variance ``f**2`` times Woolf's."""
-    a, b, c, d, skip = _tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     log_or, v_log_or = _woolf(a, b, c, d)
     return _finish(f * log_or, f**2 * v_log_or, skip)
 
@@ -3131,7 +3198,7 @@ def log_coefficient_of_variation(
 # --------------------------------------------------------------------------- #
 def _proportions(xi, ni, correction, add_to):
     """Validate event counts and apply the continuity correction to x and n-x."""
-    _check_correction(correction, add_to)
+    check_correction(correction, add_to)
     x = _arrays(xi=xi, ni=ni)
     _nonneg(x, "xi")
     _positive(x, "ni")
@@ -3395,7 +3462,7 @@ def freeman_tukey_proportion(
 # --------------------------------------------------------------------------- #
 def _single_rates(xi, ti, correction, add_to):
     """Validate event counts over person-times and correct zero counts."""
-    _check_correction(correction, add_to)
+    check_correction(correction, add_to)
     x = _arrays(xi=xi, ti=ti)
     _nonneg(x, "xi")
     _positive(x, "ti")
@@ -3567,7 +3634,7 @@ def _rates(x1i, t1i, x2i, t2i, correction, add_to, drop00):
     Returns the corrected counts, the person-times and the mask of studies that
     are NaN by design (a missing input, or dropped by ``drop00``).
     """
-    _check_correction(correction, add_to, drop00)
+    check_correction(correction, add_to, drop00)
     x = _arrays(x1i=x1i, t1i=t1i, x2i=x2i, t2i=t2i)
     _nonneg(x, "x1i", "x2i")
     _positive(x, "t1i", "t2i")
@@ -3744,6 +3811,7 @@ def sqrt_incidence_rate_difference(
 MEASURES = {
     "RR": log_risk_ratio,
     "OR": log_odds_ratio,
+    "PETO": peto_log_odds_ratio,
     "RD": risk_difference,
     "AS": arcsine_risk_difference,
     "PHI": phi_coefficient,

@@ -467,6 +467,9 @@ def _hand_cases():
     lor, vlor = math.log(a * d / (b * c)), 1 / a + 1 / b + 1 / c + 1 / d
     cases["RR"] = (tab, math.log(p1 / p2), 1 / a - 1 / n1 + 1 / c - 1 / n2)
     cases["OR"] = (tab, lor, vlor)
+    n, m1, m0 = n1 + n2, a + c, b + d
+    v_peto = n1 * n2 * m1 * m0 / (n**2 * (n - 1))
+    cases["PETO"] = (tab, (a - n1 * m1 / n) / v_peto, 1 / v_peto)
     cases["RD"] = (tab, p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
     cases["AS"] = (
         tab,
@@ -702,6 +705,7 @@ _BAD += [
     ("SPCOR", {"ti": [30.0]}, "ti and r2i are inconsistent"),
     ("ZSPCOR", {"r2i": [-0.1]}, r"r2i must lie in \[0, 1\)"),
     ("ZSPCOR", {"mi": [0.5]}, "mi must be at least 1"),
+    ("PETO", {"ci": [-1.0]}, "ci must be non-negative"),
     ("MN", {"sdi": [-1.0]}, "sdi must be non-negative"),
     ("MN", {"ni": [0.0]}, "ni must be positive"),
     ("MNLN", {"mi": [-10.2]}, "mi must be positive"),

@@ -36,7 +36,7 @@ tab_zero <- list(
   ci = c(9, 4, 6, 0, 8, 0, 4.5),
   di = c(35, 21, 14, 38, 0, 20, 9)
 )
-for (m in c("RR", "OR", "RD", "AS")) {
+for (m in c("RR", "OR", "RD", "AS", "PETO")) {
   add_case(paste0(m, "_bcg"), m, tab_bcg)
   add_case(paste0(m, "_zero_default"), m, tab_zero)
   add_case(paste0(m, "_zero_all"), m, tab_zero, list(to = "all"))
@@ -56,7 +56,7 @@ for (m in c("RR", "OR", "RD")) {
 }
 # ai, ci with group sizes n1i, n2i instead of bi, di
 lao <- dat.laopaiboon2015
-for (m in c("RR", "OR", "RD")) {
+for (m in c("RR", "OR", "RD", "PETO")) {
   add_case(paste0(m, "_laopaiboon_n"), m,
            list(ai = lao$ai, n1i = lao$n1i, ci = lao$ci, n2i = lao$n2i))
 }
