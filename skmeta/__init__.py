@@ -28,6 +28,8 @@ _LAZY = {
     "exceptions": "skmeta.exceptions",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
+    "bias": "skmeta.bias",
+    "model_selection": "skmeta.model_selection",
 }
 
 __all__ = ["__version__", *_LAZY]
