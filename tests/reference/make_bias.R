@@ -16,7 +16,7 @@
 #   ranktest   list of {dataset, tau, pval, ties}
 #   trimfill   list of {dataset, method, estimator, side_arg, k0, se_k0, side, p_k0,
 #                       beta, se, ci_lb, ci_ub, zval, pval, tau2, QE, k,
-#                       filled_yi, filled_vi, center_converged}
+#                       filled_yi, filled_vi, center_converged, refit_converged}
 #   fsn        list of {dataset, type, alpha, weighted, target_arg,
 #                       fsnum, pval, meanes, target}
 # Method / test names are metafor's; the tests map them to skmeta's names.
@@ -144,6 +144,9 @@ add_trimfill <- function(dataset, method = "REML", estimator = "L0", side = NULL
   keep <- o[seq_len(d$k - tf$k0)]
   center <- as.numeric(coef(rma(as.numeric(d$yi)[keep], as.numeric(d$vi)[keep],
                                 method = method, control = control)))
+  # and the final model (also fitted with the default controls), refitted to
+  # convergence on trimfill's own augmented data
+  refit <- rma(as.numeric(tf$yi), as.numeric(tf$vi), method = method, control = control)
   trimfill_cases[[length(trimfill_cases) + 1]] <<- list(
     dataset = dataset, method = method, estimator = estimator,
     side_arg = if (is.null(side)) NULL else side,
@@ -152,7 +155,9 @@ add_trimfill <- function(dataset, method = "REML", estimator = "L0", side = NULL
     beta = as.numeric(tf$beta), se = tf$se, ci_lb = tf$ci.lb, ci_ub = tf$ci.ub,
     zval = tf$zval, pval = tf$pval, tau2 = tf$tau2, QE = tf$QE, k = tf$k,
     filled_yi = I(as.numeric(tf$yi[fill])), filled_vi = I(as.numeric(tf$vi[fill])),
-    center_converged = center
+    center_converged = center,
+    refit_converged = list(beta = as.numeric(refit$beta), se = refit$se,
+                           tau2 = refit$tau2, QE = refit$QE)
   )
 }
 for (name in names(datasets)) {
