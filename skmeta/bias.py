@@ -190,7 +190,8 @@ class RegressionTestResult:
         statistic, p_value, ci_lower, ci_upper``; the predictor's term is named
         after it).
     fit : RandomEffectsMeta or None
-        The fitted augmented model (``model="rma"``).
+        The fitted augmented model (``model="rma"``): its features are the
+        moderators, then the predictor.
     confidence_level : float
     """
 
@@ -406,10 +407,13 @@ def regression_test(
         method_used, inference_used = None, "t (dispersion)"
     else:
         fit = _random_effects_meta(method=method, inference=inference).fit(
-            pd.DataFrame(design[:, 1:], columns=terms[1:]), y, sample_var=v
+            design[:, 1:], y, sample_var=v
         )
-        table = fit.summary(confidence_level=confidence_level).to_frame()
         dof = float("inf") if inference == "z" else float(fit.dof_)
+        beta = np.concatenate([[fit.intercept_], fit.coef_])
+        table = coefficient_frame(
+            terms, coefficient_table(beta, fit.cov_params_, dof, confidence_level)
+        )
         method_used, inference_used = method, inference
     row = table.iloc[-1]
     limit = X is None and predictor in _bias.LIMIT_PREDICTORS
