@@ -207,17 +207,22 @@ def test_regression_line_for_funnel_plots():
         regression_test(y, v, X).line(0.1)
 
 
-def test_regression_test_invariances():
-    """Row order; y -> c y with v -> c^2 v (the statistic is scale-free)."""
+def test_invariances():
+    """Row order; y -> c y with v -> c^2 v (the statistics are scale-free)."""
     y, v, _, _ = _data("pritz1997")
     base = regression_test(y, v)
     perm = np.random.default_rng(0).permutation(y.shape[0])
     assert regression_test(y[perm], v[perm]).statistic == pytest.approx(
         base.statistic, rel=1e-8
     )
-    scaled = regression_test(3.0 * y, 9.0 * v)
-    assert scaled.statistic == pytest.approx(base.statistic, rel=1e-8)
-    assert scaled.limit_estimate == pytest.approx(3.0 * base.limit_estimate, rel=1e-8)
+    for c in (1e-5, 3.0, 1e3):  # sampling variances from ~1e-12 to ~1e5
+        scaled = regression_test(c * y, c * c * v)
+        assert scaled.statistic == pytest.approx(base.statistic, rel=1e-8)
+        assert scaled.limit_estimate == pytest.approx(c * base.limit_estimate, rel=1e-8)
+        filled = trim_and_fill(c * y, c * c * v)
+        assert filled.k0 == trim_and_fill(y, v).k0
+        rank = rank_correlation_test(c * y, c * c * v)
+        assert rank.p_value == pytest.approx(rank_correlation_test(y, v).p_value)
     flipped = regression_test(-y, v)
     assert flipped.statistic == pytest.approx(-base.statistic, rel=1e-8)
 
