@@ -441,3 +441,19 @@ def test_bad_input():
         multimodel(est, X, y, sample_var=v).predict(X[["length"]])
     with pytest.raises(ValueError, match="rank-deficient"):
         multimodel(est, X.assign(twice=2 * X["length"]), y, sample_var=v)
+
+
+def test_dask_backend():
+    """``joblib.parallel_config(backend="dask")`` distributes the batches."""
+    distributed = pytest.importorskip("dask.distributed")
+    case = CASES[0]
+    serial = _run(case)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+        joblib.parallel_config(backend="dask"),
+    ):
+        distributed_result = _run(case)
+    pd.testing.assert_frame_equal(distributed_result.table, serial.table)
