@@ -90,6 +90,10 @@ __all__ = [
 #: tau^2 methods the bias functions accept (GENQ needs user weights per study).
 _METHODS = tuple(m for m in ALL_METHODS if m != "genq")
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
+#: Fewest studies for the asymmetry tests: the regression test's augmented model
+#: has two coefficients and needs a residual degree of freedom (Egger's ``lm``
+#: variant estimates a dispersion from it); the rank test and trim and fill are
+#: held to the same minimum.
 _MIN_STUDIES = 3
 
 
