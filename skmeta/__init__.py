@@ -32,6 +32,8 @@ _LAZY = {
     "peto": "skmeta._binary",
     "MantelHaenszelResult": "skmeta._binary",
     "PetoResult": "skmeta._binary",
+    "bias": "skmeta.bias",
+    "model_selection": "skmeta.model_selection",
 }
 
 __all__ = ["__version__", *_LAZY]

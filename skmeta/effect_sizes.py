@@ -852,7 +852,7 @@ def peto_log_odds_ratio(
     add_to: str = "only0",
     drop00: bool = False,
 ) -> EffectSize:
-    """Compute Peto's log odds ratios from 2x2 tables (metafor ``measure="PETO"``).
+    r"""Compute Peto's log odds ratios from 2x2 tables (metafor ``measure="PETO"``).
 
     After the continuity correction, with :math:`E_i = n_{1i} m_{1i}/N_i` the
     expected events in group 1 and :math:`V_i = n_{1i} n_{2i} m_{1i} m_{0i} /
@@ -860,12 +860,28 @@ def peto_log_odds_ratio(
 
     .. math::
 
-        y_i = \frac{a_i - E_i}{V_i}, \\qquad v_i = \frac{1}{V_i}.
+        y_i = \frac{a_i - E_i}{V_i}, \qquad v_i = \frac{1}{V_i}.
 
     Parameters
     ----------
-    ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-        As in :func:`log_odds_ratio`.
+    ai : array-like of shape (n_studies,)
+        Events in group 1.
+    bi : array-like of shape (n_studies,), default=None
+        Non-events in group 1. Give either ``bi`` or ``n1i``.
+    ci : array-like of shape (n_studies,)
+        Events in group 2.
+    di : array-like of shape (n_studies,), default=None
+        Non-events in group 2. Give either ``di`` or ``n2i``.
+    n1i : array-like of shape (n_studies,), default=None
+        Size of group 1, instead of ``bi``.
+    n2i : array-like of shape (n_studies,), default=None
+        Size of group 2, instead of ``di``.
+    correction : float, default=0.5
+        Continuity correction added to the cells (metafor's ``add``).
+    add_to : {"only0", "all", "if0all", "none"}, default="only0"
+        Which tables get the correction (metafor's ``to``).
+    drop00 : bool, default=False
+        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
 
     Returns
     -------

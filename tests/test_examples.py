@@ -18,6 +18,7 @@ EXPECTED = {
     "plot_cv_moderator_selection.py": 0,
     "plot_location_scale.py": 2,
     "plot_metafor_style.py": 4,
+    "plot_multimodel_vs_cv.py": 2,
     "plot_robust_few_studies.py": 1,
     "plot_three_level.py": 1,
 }
