@@ -72,14 +72,18 @@ class MultimodelResult:
     importance : Series
         Sum of the weights of the models containing each moderator, largest
         first.
-    full_average : DataFrame
+    full_average : Series
         Model-averaged coefficients (intercept first) over all models, a term
-        counting as 0 where it is absent: columns ``estimate, se, statistic,
+        counting as 0 where it is absent.
+    full_average_table : DataFrame
+        The full average with inference: columns ``estimate, se, statistic,
         p_value, ci_lower, ci_upper``, with the revised unconditional standard
-        error and z tests.
-    conditional_average : DataFrame
-        The same over the models that contain each term (weights
-        renormalised).
+        error (Burnham & Anderson 2004) and z tests.
+    conditional_average : Series
+        Model-averaged coefficients over the models that contain each term
+        (weights renormalised).
+    conditional_average_table : DataFrame
+        The conditional average with inference, as ``full_average_table``.
     full_average_cov : DataFrame
         Unconditional covariance of the full average.
     coefficients, std_errors : DataFrame
@@ -98,8 +102,10 @@ class MultimodelResult:
 
     table: pd.DataFrame
     importance: pd.Series
-    full_average: pd.DataFrame
-    conditional_average: pd.DataFrame
+    full_average: pd.Series
+    full_average_table: pd.DataFrame
+    conditional_average: pd.Series
+    conditional_average_table: pd.DataFrame
     full_average_cov: pd.DataFrame
     coefficients: pd.DataFrame
     std_errors: pd.DataFrame
@@ -137,7 +143,7 @@ class MultimodelResult:
                 f"X must have {len(self.terms)} columns ({', '.join(self.terms)}); "
                 f"got shape {values.shape}."
             )
-        beta = self.full_average["estimate"]
+        beta = self.full_average
         intercept = float(beta["intercept"]) if self.fit_intercept else 0.0
         return values @ beta[self.terms].to_numpy() + intercept
 
@@ -188,10 +194,10 @@ class MultimodelResult:
             _format_frame(self.importance.to_frame("importance")),
             "",
             "Full model average (revised unconditional SE, z tests):",
-            _format_frame(self.full_average),
+            _format_frame(self.full_average_table),
             "",
             "Conditional model average:",
-            _format_frame(self.conditional_average),
+            _format_frame(self.conditional_average_table),
         ]
         return "\n".join(lines)
 
@@ -558,8 +564,12 @@ def multimodel(
     return MultimodelResult(
         table=table,
         importance=importance,
-        full_average=frame(full),
-        conditional_average=frame(conditional),
+        full_average=frame(full)["estimate"].rename("full_average"),
+        full_average_table=frame(full),
+        conditional_average=frame(conditional)["estimate"].rename(
+            "conditional_average"
+        ),
+        conditional_average_table=frame(conditional),
         full_average_cov=pd.DataFrame(cov, index=coef_names, columns=coef_names),
         coefficients=per_model,
         std_errors=per_model_se,

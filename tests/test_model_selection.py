@@ -110,8 +110,8 @@ def test_multimodel_matches_metafor_all_subsets(case):
         res.importance[importance.index], importance, rtol=RTOL, atol=ATOL
     )
     for ours, key in (
-        (res.full_average, "full"),
-        (res.conditional_average, "conditional"),
+        (res.full_average_table, "full"),
+        (res.conditional_average_table, "conditional"),
     ):
         theirs = pd.DataFrame(case[key]).T
         assert list(ours.index) == ["intercept", *case["terms"]]
@@ -169,8 +169,8 @@ def test_worked_example_writing_to_learn():
         "length": 0.54047,
         "imag": 0.26797,
     }
-    full = res.full_average[["estimate", "se"]].to_numpy()
-    cond = res.conditional_average[["estimate", "se"]].to_numpy()
+    full = res.full_average_table[["estimate", "se"]].to_numpy()
+    cond = res.conditional_average_table[["estimate", "se"]].to_numpy()
     np.testing.assert_allclose(
         full,
         [
@@ -204,16 +204,19 @@ def test_averages_by_hand():
     b0, s0 = np.nan_to_num(beta), np.nan_to_num(se)
     full = w @ b0
     full_se = np.sqrt(w @ (s0**2 + (b0 - full) ** 2))
-    np.testing.assert_allclose(res.full_average["estimate"], full, rtol=1e-12)
-    np.testing.assert_allclose(res.full_average["se"], full_se, rtol=1e-12)
+    np.testing.assert_allclose(res.full_average, full, rtol=1e-12)
+    pd.testing.assert_series_equal(
+        res.full_average, res.full_average_table["estimate"], check_names=False
+    )
+    np.testing.assert_allclose(res.full_average_table["se"], full_se, rtol=1e-12)
     for j, term in enumerate(res.coefficients.columns):
         wc = w[present[:, j]] / w[present[:, j]].sum()
         bc = wc @ beta[present[:, j], j]
         sc = np.sqrt(
             wc @ (se[present[:, j], j] ** 2 + (beta[present[:, j], j] - bc) ** 2)
         )
-        assert res.conditional_average.loc[term, "estimate"] == pytest.approx(bc)
-        assert res.conditional_average.loc[term, "se"] == pytest.approx(sc)
+        assert res.conditional_average[term] == pytest.approx(bc)
+        assert res.conditional_average_table.loc[term, "se"] == pytest.approx(sc)
     for term in res.terms:
         contains = np.array([term in t for t in res.table["terms"]])
         assert res.importance[term] == pytest.approx(w[contains].sum(), rel=1e-12)
@@ -229,9 +232,11 @@ def test_averages_by_hand():
     assert np.linalg.eigvalsh(cov).min() > 0
     # z tests and 95% intervals of the averages
     z = full / full_se
-    np.testing.assert_allclose(res.full_average["statistic"], z, rtol=1e-12)
+    np.testing.assert_allclose(res.full_average_table["statistic"], z, rtol=1e-12)
     np.testing.assert_allclose(
-        res.full_average["ci_upper"], full + 1.959963984540054 * full_se, rtol=1e-12
+        res.full_average_table["ci_upper"],
+        full + 1.959963984540054 * full_se,
+        rtol=1e-12,
     )
     # predictions: the weighted average of the models' predictions
     X = pd.DataFrame(case["X"]).iloc[:5]
@@ -358,7 +363,9 @@ def test_parallel_and_joblib_backends_give_the_same_result():
     with joblib.parallel_config(backend="threading", n_jobs=2):
         threaded = _run(case)
     pd.testing.assert_frame_equal(threaded.table, serial.table)
-    pd.testing.assert_frame_equal(threaded.full_average, serial.full_average)
+    pd.testing.assert_frame_equal(
+        threaded.full_average_table, serial.full_average_table
+    )
 
 
 def test_ndarray_input_max_terms_and_printout():
