@@ -13,6 +13,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from scipy import optimize, stats
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+
+from skmeta.utils._validation import as_float_array, check_sample_var
 
 __all__ = [
     "HeteroscedasticityTestResult",
@@ -62,6 +65,34 @@ class LRTestResult:
     p_value: float
     p_value_boundary: float
     table: pd.DataFrame = field(repr=False)
+
+
+#: A likelihood-ratio statistic below -this x (1 + |loglik|) is not rounding: the
+#: full model's optimum lies below the reduced model's (not nested, or a fit
+#: stopped short). Optimizers stop at relative changes of about 1e-8.
+_NEGATIVE_LR_TOLERANCE = 1e-6
+
+
+def _lr_statistic(loglik_full, loglik_reduced):
+    """:math:`2(\\ell_1 - \\ell_0)`, truncated at 0; warns instead of hiding NaN."""
+    stat = 2.0 * (float(loglik_full) - float(loglik_reduced))
+    if not np.isfinite(stat):
+        warnings.warn(
+            f"The likelihood-ratio statistic is not finite (log-likelihoods "
+            f"{loglik_full} and {loglik_reduced}); it and its p-values are NaN.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return float("nan")
+    if stat < -_NEGATIVE_LR_TOLERANCE * (1.0 + abs(float(loglik_full))):
+        warnings.warn(
+            f"The full model's log-likelihood ({loglik_full:.6g}) is below the "
+            f"reduced model's ({loglik_reduced:.6g}): the models are not nested or "
+            "a fit did not reach its maximum. The statistic is set to 0.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return max(0.0, stat)
 
 
 def _n_location(est):
@@ -130,7 +161,7 @@ def lr_test(full, reduced):
                 UserWarning,
                 stacklevel=2,
             )
-    stat = max(0.0, 2.0 * (full.loglik_ - reduced.loglik_))
+    stat = _lr_statistic(full.loglik_, reduced.loglik_)
     p = float(stats.chi2.sf(stat, df))
     p_lower = float(stats.chi2.sf(stat, df - 1)) if df > 1 else float(stat <= 0)
     p_boundary = 0.5 * p + 0.5 * p_lower
@@ -722,7 +753,7 @@ class HeteroscedasticityTestResult:
 def heteroscedasticity_test(
     X, y, *, sample_var, kind="random", method="reml", n_nodes=20
 ):
-    """Test whether tau^2 differs between studies (seed 000, Viechtbauer).
+    """Test whether tau^2 differs between studies (Viechtbauer & López-López, 2022).
 
     ``kind="fixed"``: LRT of the random-effects model against the scale model
     :math:`\\ln\\tau_i^2 = \\alpha_i` (one scale coefficient per study),
@@ -737,6 +768,7 @@ def heteroscedasticity_test(
         Location moderators (REML with ``kind="random"``: intercept only).
     y : array-like of shape (n_samples,)
     sample_var : array-like of shape (n_samples,)
+        The studies' sampling variances (required, positive).
     kind : {"random", "fixed"}, default="random"
     method : {"reml", "ml"}, default="reml"
     n_nodes : int, default=20
@@ -749,42 +781,60 @@ def heteroscedasticity_test(
     from skmeta._engine._quadrature import fit_random_scale
     from skmeta._location_scale import InfiniteScaleWarning, LocationScaleMeta
 
-    reduced = LocationScaleMeta(method=method).fit(X, y, sample_var=sample_var)
-    y = np.asarray(y, dtype=float).ravel()
+    if kind not in ("random", "fixed"):
+        raise ValueError(f"kind must be 'random' or 'fixed', got {kind!r}.")
+    if sample_var is None:
+        raise ValueError(
+            "heteroscedasticity_test needs sample_var, the studies' sampling "
+            "variances: without them tau^2 is not identified."
+        )
+    if not (
+        isinstance(n_nodes, Integral) and not isinstance(n_nodes, bool) and n_nodes >= 1
+    ):
+        raise ValueError(f"n_nodes must be a positive integer, got {n_nodes!r}.")
+    y = as_float_array(y, "y")
+    v = check_sample_var(sample_var, y.shape)
+    if np.any(v <= 0):
+        # with v_i = 0 and its own tau_i^2 -> 0, a study's density is unbounded
+        raise ValueError(
+            "heteroscedasticity_test needs positive sample_var: study "
+            f"{int(np.argmax(v <= 0))} has sampling variance 0, and the likelihood "
+            "of the study-specific scale model is unbounded."
+        )
     k = y.shape[0]
-    v = np.asarray(sample_var, dtype=float).ravel()
+    reduced = LocationScaleMeta(method=method).fit(X, y, sample_var=v)
     if kind == "fixed":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InfiniteScaleWarning)
             full = LocationScaleMeta(method=method, scale_fit_intercept=False).fit(
-                X, y, sample_var=sample_var, Z=np.eye(k)
+                X, y, sample_var=v, Z=np.eye(k)
             )
         ll_full, n_full, omega2, err = full.loglik_, full.n_params_, np.nan, 0.0
-    elif kind == "random":
-        p_loc = reduced._beta.shape[0]
-        design = (
-            np.ones((k, 1))
-            if X is None or np.asarray(X).size == 0
-            else reduced._design(np.asarray(X, dtype=float).reshape(k, -1))
+    else:
+        design = reduced._design(
+            np.empty((k, 0)) if X is None else np.asarray(X, dtype=float).reshape(k, -1)
         )
         rs = fit_random_scale(
             y,
             v,
             design,
             method=method,
-            n_nodes=n_nodes,
+            n_nodes=int(n_nodes),
             start=(reduced._beta, reduced.scale_intercept_),
         )
-        ll_full, n_full, omega2, err = rs.loglik, p_loc + 2, rs.omega2, rs.quad_error
-    else:
-        raise ValueError(f"kind must be 'random' or 'fixed', got {kind!r}.")
+        ll_full, n_full, omega2, err = (
+            rs.loglik,
+            design.shape[1] + 2,
+            rs.omega2,
+            rs.quad_error,
+        )
     df = int(n_full - reduced.n_params_)
-    stat = max(0.0, 2.0 * (ll_full - reduced.loglik_))
+    stat = _lr_statistic(ll_full, reduced.loglik_)
     p = float(stats.chi2.sf(stat, df))
     p_lower = float(stats.chi2.sf(stat, df - 1)) if df > 1 else float(stat <= 0)
     return HeteroscedasticityTestResult(
         kind=kind,
-        statistic=float(stat),
+        statistic=stat,
         df=df,
         p_value=p,
         p_value_boundary=0.5 * (p + p_lower),
