@@ -875,19 +875,40 @@ def bubble_plot(
 def profile_plot(result, ax=None):
     """Plot a profile likelihood with its maximum and confidence bounds.
 
+    The profile (points joined by a line; values outside the parameter space,
+    whose criterion is ``-inf``, are left out), the estimate and the maximum
+    (dashed), the cut-off :math:`\\hat\\ell - \\chi^2_{1,\\text{level}}/2` and the
+    confidence bounds (dotted), as metafor's ``profile``.
+
     Parameters
     ----------
     result : ProfileLikelihoodResult
         From :func:`skmeta.profile_likelihood`.
     ax : matplotlib Axes, default=None
+        Axes to draw into (a new figure when None).
 
     Returns
     -------
     matplotlib Axes
+        The profile is the line with gid ``"profile"``.
     """
-    from skmeta._tools import plot_profile
-
-    return plot_profile(result, ax=ax)
+    ax = _new_axes(ax, (5.0, 4.0))
+    finite = np.isfinite(result.loglik)
+    (line,) = ax.plot(
+        result.grid[finite], result.loglik[finite], "o-", color="0.2", ms=3
+    )
+    line.set_gid("profile")
+    ax.axvline(result.estimate, ls="--", color="0.5")
+    ax.axhline(result.loglik_max, ls="--", color="0.5")
+    cut = result.loglik_max - 0.5 * stats.chi2.ppf(result.confidence_level, 1)
+    ax.axhline(cut, ls=":", color="tab:red")
+    for bound in (result.ci_lower, result.ci_upper):
+        if np.isfinite(bound):
+            ax.axvline(bound, ls=":", color="tab:red")
+    ax.set_xlabel(f"{result.parameter} value")
+    ax.set_ylabel("(restricted) log-likelihood")
+    ax.set_title(f"Profile plot for {result.parameter}")
+    return ax
 
 
 def scale_plot(

@@ -5,6 +5,7 @@ Each test failed before its fix (the commit messages say how).
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from skmeta import heteroscedasticity_test
 from skmeta.datasets import load_writing_to_learn
@@ -51,3 +52,180 @@ def test_heteroscedasticity_test_zero_sample_var_is_an_error():
     v[3] = 0.0
     with pytest.raises(ValueError, match="positive sample_var: study 3"):
         heteroscedasticity_test(None, WTL["yi"], sample_var=v, kind="fixed")
+
+
+# --------------------------------------- item 5: tools pass the fit's metadata
+def _clustered_data():
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(4), 2)
+    x = np.array([0, 1, 1, 0, 0, 1, 1, 0], dtype=float)
+    v = rng.uniform(0.02, 0.08, 8)
+    y = 0.2 + 0.3 * x + rng.normal(0, 0.4, 4)[groups] + rng.normal(0, np.sqrt(v))
+    return x[:, None], y, v, groups
+
+
+def _z(est):
+    return est._beta / np.sqrt(np.diag(est.cov_params_))
+
+
+def test_permutation_test_passes_groups_to_a_multilevel_fit():
+    """Used to refit with one group per row (no way to pass groups)."""
+    import itertools
+
+    from skmeta import MultilevelMeta, permutation_test
+
+    X, y, v, groups = _clustered_data()
+    res = permutation_test(
+        MultilevelMeta(), X, y, sample_var=v, groups=groups, n_permutations=100
+    )
+    fitted = MultilevelMeta().fit(X, y, sample_var=v, groups=groups)
+    ungrouped = MultilevelMeta().fit(X, y, sample_var=v)
+    np.testing.assert_allclose(res.statistic, _z(fitted), rtol=1e-10)
+    assert not np.allclose(_z(fitted), _z(ungrouped), rtol=1e-3)  # groups matter
+    # every choice of the 4 rows with x = 1, the clusters staying with y
+    zs = []
+    for ones in itertools.combinations(range(8), 4):
+        xp = np.zeros((8, 1))
+        xp[list(ones)] = 1.0
+        zs.append(_z(MultilevelMeta().fit(xp, y, sample_var=v, groups=groups)))
+    expected = np.mean(np.abs(zs) >= np.abs(_z(fitted)) - 1e-8, axis=0)
+    assert res.exact and res.n_permutations == 70
+    np.testing.assert_allclose(res.p_value, expected)
+
+
+def test_tools_refuse_metadata_the_fit_does_not_take():
+    from skmeta import RobustMeta, permutation_test, profile_likelihood
+
+    X, y, v, groups = _clustered_data()
+    with pytest.raises(ValueError, match=r"RobustMeta\.fit does not take groups"):
+        permutation_test(RobustMeta(), X, y, sample_var=v, groups=groups)
+    from skmeta import RandomEffectsMeta
+
+    with pytest.raises(ValueError, match="does not take Z"):
+        profile_likelihood(RandomEffectsMeta(), X, y, sample_var=v, Z=X)
+
+
+def test_tools_refuse_when_a_required_fit_argument_is_missing():
+    from skmeta import RandomEffectsMeta, permutation_test, profile_likelihood
+
+    X, y, v, groups = _clustered_data()
+    for tool in (permutation_test, profile_likelihood):
+        with pytest.raises(ValueError, match="requires strata"):
+            tool(_NeedsStrata(), X, y, sample_var=v)
+    # given, it reaches the fit
+    res = profile_likelihood(_NeedsStrata(), X, y, sample_var=v, strata=groups)
+    direct = RandomEffectsMeta().fit(X, y, sample_var=v)
+    assert res.estimate == pytest.approx(direct.tau2_)
+
+
+def test_profile_likelihood_passes_groups_to_the_fit():
+    from skmeta import profile_likelihood
+
+    X, y, v, groups = _clustered_data()
+    _Recording.seen.clear()
+    profile_likelihood(_Recording(), X, y, sample_var=v, groups=groups, n_points=3)
+    assert _Recording.seen and all(g is groups for g in _Recording.seen)
+
+
+def _random_effects():
+    from skmeta import RandomEffectsMeta
+
+    return RandomEffectsMeta
+
+
+class _NeedsStrata(_random_effects()):
+    """A random-effects model whose fit requires a keyword (a new one's might)."""
+
+    def fit(self, X, y, *, sample_var=None, strata):
+        return super().fit(X, y, sample_var=sample_var)
+
+
+class _Recording(_random_effects()):
+    """Records the groups each refit receives."""
+
+    seen = []
+
+    def fit(self, X, y, *, sample_var=None, groups=None):
+        type(self).seen.append(groups)
+        return super().fit(X, y, sample_var=sample_var, groups=groups)
+
+
+# ------------------ profile_likelihood: values outside the parameter space
+class _TauAbove(_random_effects()):
+    """tau^2 below EDGE is outside this model's parameter space: fit raises."""
+
+    EDGE = 0.2
+
+    def fit(self, X, y, *, sample_var=None, groups=None):
+        if self.tau2 is not None and self.tau2 < self.EDGE:
+            raise ValueError("tau2 is outside the parameter space")
+        return super().fit(X, y, sample_var=sample_var, groups=groups)
+
+
+class _TauAboveMinusInf(_random_effects()):
+    """Same region, signalled by a log-likelihood of -inf."""
+
+    EDGE = 0.2
+
+    def fit(self, X, y, *, sample_var=None, groups=None):
+        super().fit(X, y, sample_var=sample_var, groups=groups)
+        if self.tau2 is not None and self.tau2 < self.EDGE:
+            self.loglik_ = -np.inf
+        return self
+
+
+def _bcg():
+    from skmeta.datasets import load_bcg
+    from skmeta.effect_sizes import log_risk_ratio
+
+    data = load_bcg()
+    return log_risk_ratio(data["tpos"], data["tneg"], data["cpos"], data["cneg"])
+
+
+@pytest.mark.parametrize("model", [_TauAbove, _TauAboveMinusInf])
+def test_profile_search_stops_at_the_edge_of_the_parameter_space(model):
+    """The bound search treats failing fits (error or -inf) as outside the
+    parameter space: the lower bound is the edge when the profile is still
+    above the cut-off there, and the search goes on past nothing."""
+    from skmeta import RandomEffectsMeta, profile_likelihood
+
+    yi, vi = _bcg()
+    free = profile_likelihood(RandomEffectsMeta(tol=1e-12), None, yi, sample_var=vi)
+    # the free profile's bounds are where the criterion drops by chi2(.95)/2
+    cut = free.loglik_max - 0.5 * stats.chi2.ppf(0.95, 1)
+    for bound in (free.ci_lower, free.ci_upper):
+        fixed = RandomEffectsMeta(tau2=bound).fit(None, yi, sample_var=vi)
+        assert fixed.loglik_ == pytest.approx(cut, abs=1e-8)
+    assert free.ci_lower < model.EDGE < free.estimate  # the edge cuts the interval
+    with pytest.warns(UserWarning, match="outside the parameter space"):
+        res = profile_likelihood(
+            model(tol=1e-12), None, yi, sample_var=vi, grid=[0.1, 0.3, 0.5]
+        )
+    assert res.loglik[0] == -np.inf and np.all(np.isfinite(res.loglik[1:]))
+    se = RandomEffectsMeta().fit(None, yi, sample_var=vi).tau2_se_
+    assert model.EDGE <= res.ci_lower <= model.EDGE + 1e-7 * se
+    assert res.ci_upper == pytest.approx(free.ci_upper, rel=1e-8)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="LocationScaleMeta(link='identity') with scale_bounds that make some "
+    "tau_i^2 < 0 raises TypeError until the location-scale branch lands (a clear "
+    "error or -inf)",
+)
+def test_profile_of_an_identity_link_scale_coefficient_crossing_negative_tau2():
+    """Used to crash as soon as the search crossed into negative tau_i^2."""
+    from skmeta import LocationScaleMeta, profile_likelihood
+
+    rng = np.random.default_rng(3)
+    z = (np.arange(20) % 2).astype(float)
+    v = rng.uniform(0.01, 0.1, 20)
+    y = rng.normal(0, np.sqrt(v + 0.05 + 0.1 * z))
+    model = LocationScaleMeta(link="identity")
+    fitted = model.fit(None, y, sample_var=v, Z=z[:, None])
+    res = profile_likelihood(
+        model, None, y, sample_var=v, Z=z[:, None], parameter="intercept", n_points=5
+    )
+    # tau_i^2 = alpha_0 for the studies with z = 0: the intercept cannot go below 0
+    assert -1e-6 <= res.ci_lower < fitted.scale_intercept_ < res.ci_upper

@@ -17,7 +17,6 @@ from skmeta._tools import (
     heteroscedasticity_test,
     lr_test,
     permutation_test,
-    plot_profile,
     profile_likelihood,
 )
 
@@ -211,7 +210,9 @@ def test_profile_plot(tmp_path):
     )
     assert np.all(pl.loglik <= pl.loglik_max + 1e-9)
     assert pl.loglik.max() == pytest.approx(pl.loglik_max, abs=0.05)
-    ax = plot_profile(pl)
+    from skmeta.plotting import profile_plot
+
+    ax = profile_plot(pl)
     xs, ys = ax.lines[0].get_data()
     np.testing.assert_allclose(xs, pl.grid)
     np.testing.assert_allclose(ys, pl.loglik)
