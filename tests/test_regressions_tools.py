@@ -229,3 +229,90 @@ def test_profile_of_an_identity_link_scale_coefficient_crossing_negative_tau2():
     )
     # tau_i^2 = alpha_0 for the studies with z = 0: the intercept cannot go below 0
     assert -1e-6 <= res.ci_lower < fitted.scale_intercept_ < res.ci_upper
+
+
+# ----------------------------------------------- item 8: command-line columns
+def _cli(tmp_path, capsys, frame, *args):
+    from skmeta.__main__ import main
+
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    code = main([str(path), *args, "--no-plot"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _studies():
+    import pandas as pd
+
+    data = _bcg()
+    frame = load_bcg_frame()
+    return pd.DataFrame(
+        {
+            "yi": data.yi,
+            "vi": data.vi,
+            "ablat": frame["ablat"],
+            "alloc": frame["alloc"],
+            "t": "same",
+        }
+    )
+
+
+def load_bcg_frame():
+    from skmeta.datasets import load_bcg
+
+    return load_bcg()
+
+
+def test_cli_text_cell_in_a_numeric_moderator_is_an_error(tmp_path, capsys):
+    # used to turn the column into 9 dummy columns on 13 studies
+    frame = _studies().astype({"ablat": object})
+    frame.loc[3, "ablat"] = "forty"
+    code, _, err = _cli(tmp_path, capsys, frame, "--mods", "ablat")
+    assert code == 2
+    assert "'ablat'" in err and "row 4" in err and "'forty'" in err
+    assert "--factors" in err  # says how to mean it
+
+
+def test_cli_single_level_text_moderator_is_an_error(tmp_path, capsys):
+    # used to drop the moderator silently (no dummy column left)
+    code, _, err = _cli(tmp_path, capsys, _studies(), "--mods", "t")
+    assert code == 2
+    assert "'t'" in err and "single level" in err and "'same'" in err
+
+
+def test_cli_repeated_moderator_is_an_error(tmp_path, capsys):
+    # used to one-hot encode the numeric column
+    code, _, err = _cli(tmp_path, capsys, _studies(), "--mods", "ablat", "ablat")
+    assert code == 2
+    assert "'ablat'" in err and "twice" in err
+
+
+def test_cli_negative_standard_error_is_an_error(tmp_path, capsys):
+    # used to be squared silently
+    frame = _studies().assign(se=np.sqrt(_studies()["vi"]))
+    frame.loc[5, "se"] = -0.2
+    code, _, err = _cli(tmp_path, capsys, frame, "--sei", "se")
+    assert code == 2
+    assert "'se'" in err and "row 6" in err and "-0.2" in err
+
+
+def test_cli_numeric_codes_are_categorical_only_when_declared(tmp_path, capsys):
+    from skmeta import RandomEffectsMeta
+
+    frame = _studies()
+    frame["arm"] = np.arange(13) % 3 + 1  # codes 1, 2, 3
+    code, out, err = _cli(tmp_path, capsys, frame, "--mods", "arm")
+    assert code == 0, err
+    numeric = RandomEffectsMeta().fit(
+        frame[["arm"]], frame["yi"], sample_var=frame["vi"]
+    )
+    assert f"{numeric.coef_[0]:.4f}" in out and "arm_2" not in out
+    code, out, err = _cli(tmp_path, capsys, frame, "--mods", "arm", "--factors", "arm")
+    assert code == 0, err
+    dummies = (frame[["arm"]].to_numpy() == [2, 3]).astype(float)
+    coded = RandomEffectsMeta().fit(dummies, frame["yi"], sample_var=frame["vi"])
+    assert "arm_2" in out and "arm_3" in out
+    assert f"{coded.coef_[0]:.4f}" in out and f"{coded.coef_[1]:.4f}" in out
+    code, _, err = _cli(tmp_path, capsys, frame, "--mods", "ablat", "--factors", "arm")
+    assert code == 2 and "--factors" in err and "'arm'" in err
