@@ -201,21 +201,6 @@ def _prediction_interval(estimator, confidence_level):
     return float(frame["pi_lower"].iloc[0]), float(frame["pi_upper"].iloc[0])
 
 
-def _model_label(estimator):
-    name = type(estimator).__name__
-    return {
-        "RandomEffectsMeta": (
-            "FE model"
-            if getattr(estimator, "method", None) == "fe"
-            and getattr(estimator, "tau2", None) is None
-            else "RE model"
-        ),
-        "LocationScaleMeta": "LS model",
-        "MultilevelMeta": "ML model",
-        "RobustMeta": "Robust RE model",
-    }.get(name, "Model")
-
-
 def _row_text(fmt, est, lo, hi, weight=None, show_weight=False):
     """Right-margin text: ``weight%  estimate [lower, upper]`` in fixed width."""
     est_txt = f"{fmt(est):6.2f}" if est is not None else " " * 6
@@ -425,7 +410,7 @@ default=None
     if has_mods:
         rows.pop()  # no summary row: drop the trailing gap
     else:
-        rows.append(("summary", _model_label(estimator), None))
+        rows.append(("summary", estimator._model_label(), None))
 
     n_rows = len(rows)
     if ax is None:
@@ -508,7 +493,7 @@ default=None
                         warnings.simplefilter("ignore")
                         sub.fit(None, y[idx], sample_var=v[idx])
                     est, lo, hi = _summary_row(sub, confidence_level)
-                    res = (est, lo, hi, "subgroup", f"{_model_label(sub)}: {label}")
+                    res = (est, lo, hi, "subgroup", f"{sub._model_label()}: {label}")
                 except (ValueError, TypeError):
                     res = None
             if res is None:

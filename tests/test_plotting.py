@@ -92,7 +92,7 @@ def test_forest_plot_rows_weights_diamond_and_prediction(bcg, tmp_path):
 
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks[: len(labels)] == labels  # one row per study, in order
-    assert ticks[len(labels) :] == ["RE model", "Prediction interval"]
+    assert ticks[len(labels) :] == ["RE Model", "Prediction interval"]  # metafor
     squares = _collection(ax, "studies")
     assert squares.get_offsets().shape == (13, 2)
     np.testing.assert_allclose(squares.get_offsets()[:, 0], yi)

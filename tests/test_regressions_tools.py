@@ -316,3 +316,29 @@ def test_cli_numeric_codes_are_categorical_only_when_declared(tmp_path, capsys):
     assert f"{coded.coef_[0]:.4f}" in out and f"{coded.coef_[1]:.4f}" in out
     code, _, err = _cli(tmp_path, capsys, frame, "--mods", "ablat", "--factors", "arm")
     assert code == 2 and "--factors" in err and "'arm'" in err
+
+
+# ------------------------------------------------------- examples and plots
+def test_three_level_forest_plot_names_the_fitted_model():
+    """The summary row of a REML multilevel fit used to read "ML model"."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skmeta import MultilevelMeta
+    from skmeta.datasets import load_school_calendar
+    from skmeta.plotting import forest_plot
+
+    data = load_school_calendar()
+    groups = data[["district", "school"]]
+    for method in ("reml", "ml"):
+        model = MultilevelMeta(method=method).fit(
+            None, data["yi"], sample_var=data["vi"], groups=groups
+        )
+        ax = forest_plot(
+            model, data["yi"], data["vi"], groups=groups, show_weights=False
+        )
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert model._model_label() in ticks
+        assert method.upper() in model._model_label()
+        plt.close("all")
