@@ -35,11 +35,25 @@ EXPECTED = {
 }
 
 
+MULTILEVEL_WEIGHTS = pytest.mark.xfail(
+    strict=True,
+    reason="MultilevelMeta._study_weights lands with the multilevel branch",
+)
+
+
 def test_examples_are_the_documented_ones():
     assert {p.name for p in SCRIPTS} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(p, marks=MULTILEVEL_WEIGHTS) if p.name == "plot_three_level.py"
+        else p
+        for p in SCRIPTS
+    ],
+    ids=lambda p: p.name,
+)  # fmt: skip
 def test_example_runs_headless_and_saves_its_figures(
     script, tmp_path, monkeypatch, capsys
 ):

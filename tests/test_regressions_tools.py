@@ -342,3 +342,42 @@ def test_three_level_forest_plot_names_the_fitted_model():
         assert model._model_label() in ticks
         assert method.upper() in model._model_label()
         plt.close("all")
+
+
+def _plot_calls():
+    """(name, call(confidence_level)) for every plot and tool taking a level."""
+    import pandas as pd
+
+    from skmeta import LocationScaleMeta, RandomEffectsMeta, profile_likelihood
+    from skmeta.plotting import bubble_plot, forest_plot, funnel_plot, scale_plot
+
+    yi, vi = _bcg()
+    X = pd.DataFrame({"ablat": load_bcg_frame()["ablat"]})
+    re = RandomEffectsMeta().fit(None, yi, sample_var=vi)
+    reg = RandomEffectsMeta().fit(X, yi, sample_var=vi)
+    ls = LocationScaleMeta().fit(None, yi, sample_var=vi, Z=X / 10)
+    return {
+        "forest_plot": lambda c: forest_plot(re, yi, vi, confidence_level=c),
+        "funnel_plot": lambda c: funnel_plot(re, yi, vi, confidence_level=c),
+        "funnel contours": lambda c: funnel_plot(re, yi, vi, contours=(c, 0.99)),
+        "bubble_plot": lambda c: bubble_plot(reg, X, yi, vi, confidence_level=c),
+        "scale_plot": lambda c: scale_plot(ls, X / 10, confidence_level=c),
+        "profile_likelihood": lambda c: profile_likelihood(
+            RandomEffectsMeta(), None, yi, sample_var=vi, n_points=2,
+            confidence_level=c,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ["0.95", None, 0, 1, 1.5, np.nan, True])
+def test_plots_and_tools_validate_confidence_level(bad):
+    """A string or None used to raise TypeError from a comparison."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, call in _plot_calls().items():
+        with pytest.raises(ValueError, match=r"confidence_level|contours"):
+            call(bad)
+        assert call(np.float32(0.9)) is not None, name  # a NumPy scalar is a level
+        plt.close("all")
