@@ -1,12 +1,23 @@
-"""Shared inference tools: likelihood-ratio, permutation and profile-likelihood.
+"""Inference tools that work with every skmeta estimator.
 
-The tools are generic over the skmeta estimators: they only use the public
-fitted attributes (``loglik_``, ``n_params_``, ``coef_``/``intercept_``,
-``cov_params_``, and for location-scale models ``scale_coef_``/
-``scale_intercept_``/``scale_cov_params_``), the hyperparameter ``method``,
-and ``get_params``/``set_params``/``clone``.  Refits run through
+- :func:`lr_test`: likelihood-ratio test of two fitted nested models, with the
+  50:50 mixture p-value for a variance tested on the boundary.
+- :func:`permutation_test`: permutation p-values of the coefficients (metafor's
+  ``permutest``), refitting the model on permuted data.
+- :func:`profile_likelihood`: the profile (restricted) log-likelihood of one
+  parameter and its confidence interval (metafor's ``profile``/``confint``).
+- :func:`heteroscedasticity_test`: likelihood-ratio tests of study-specific
+  heterogeneity against the random-effects model.
+
+The tools know no estimator by name.  They use what every estimator offers:
+the fitted attributes (``loglik_``, ``n_params_``, ``cov_params_``, ...),
+``clone``/``set_params``, the signature of its ``fit`` (every argument the fit
+needs is passed through ``**fit_params``) and its self-description
+(``_profile_targets()`` for the parameters that can be profiled,
+``_moderator_index`` for omnibus tests).  Refits run through
 ``joblib.Parallel(n_jobs=...)``, so ``joblib.parallel_config(backend="dask")``
-distributes them on a Dask cluster.
+distributes them on a Dask cluster.  Results are frozen dataclasses with named
+fields and a readable ``str()``.
 """
 
 import inspect
@@ -26,7 +37,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from skmeta._engine._inference import wald_test
+from skmeta._engine._inference import boundary_pvalue, wald_test
 from skmeta.utils._validation import (
     as_float_array,
     check_confidence_level,
@@ -50,6 +61,8 @@ __all__ = [
 class LRTestResult:
     """Likelihood-ratio test of nested models.
 
+    The result type of every likelihood-ratio test in skmeta.
+
     Attributes
     ----------
     statistic : float
@@ -62,7 +75,7 @@ class LRTestResult:
         From the 50:50 mixture of :math:`\\chi^2_{df-1}` and :math:`\\chi^2_{df}`
         (Self & Liang 1987), for a variance component tested on the boundary
         of its parameter space (e.g. :math:`\\tau^2 = 0`).
-    table : DataFrame
+    table : DataFrame or None, default=None
         Rows ``full`` and ``reduced`` with ``n_params, aic, bic, aicc, loglik``
         (metafor's ``anova`` table).
     """
@@ -71,7 +84,17 @@ class LRTestResult:
     df: int
     p_value: float
     p_value_boundary: float
-    table: pd.DataFrame = field(repr=False)
+    table: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __str__(self):
+        test = (
+            f"LRT = {self.statistic:.4f}, df = {self.df}, p = {self.p_value:.4g}; "
+            f"boundary (50:50 mixture) p = {self.p_value_boundary:.4g}"
+        )
+        if self.table is None:
+            return f"Likelihood-ratio test: {test}"
+        table = self.table.to_string(float_format=lambda t: f"{t:.4f}")
+        return f"Likelihood-ratio test\n\n{table}\n\n{test}"
 
 
 #: A likelihood-ratio statistic below -this x (1 + |loglik|) is not rounding: the
@@ -102,33 +125,21 @@ def _lr_statistic(loglik_full, loglik_reduced):
     return max(0.0, stat)
 
 
+def _lr_result(statistic, df, table=None):
+    """An :class:`LRTestResult` with its chi-square and boundary p-values."""
+    p_value = float(stats.chi2.sf(statistic, df))
+    return LRTestResult(
+        float(statistic), int(df), p_value, boundary_pvalue(statistic, df), table
+    )
+
+
 def _n_location(est):
-    return len(np.atleast_1d(est.coef_)) + int(bool(getattr(est, "fit_intercept", 1)))
+    """Number of fixed effects (location coefficients, intercept included)."""
+    return est._beta.shape[-1]
 
 
-def lr_test(full, reduced):
-    """Likelihood-ratio test of a reduced model against a full model.
-
-    Parameters
-    ----------
-    full : fitted skmeta estimator
-        The larger model.
-    reduced : fitted skmeta estimator
-        The nested model (fewer parameters), fitted to the same studies with
-        the same ``method``.
-
-    Returns
-    -------
-    LRTestResult
-        Statistic, df, p-value and the boundary (50:50 mixture) p-value.
-
-    Warns
-    -----
-    UserWarning
-        When both fits are REML and their fixed effects differ: restricted
-        likelihoods of models with different fixed effects are not comparable
-        (refit with ``method="ml"``), as metafor's ``anova`` warns.
-    """
+def _check_nested_fits(full, reduced):
+    """Both fitted by (RE)ML with the same method to the same studies."""
     for name, est in (("full", full), ("reduced", reduced)):
         check_is_fitted(est)
         if not hasattr(est, "loglik_"):
@@ -142,8 +153,7 @@ def lr_test(full, reduced):
         )
     if m_full not in ("ml", "reml"):
         raise ValueError(f"lr_test needs method='ml' or 'reml' fits, got {m_full!r}.")
-    df = int(full.n_params_ - reduced.n_params_)
-    if df <= 0:
+    if full.n_params_ <= reduced.n_params_:
         raise ValueError(
             f"full must have more parameters than reduced (got {full.n_params_} and "
             f"{reduced.n_params_})."
@@ -155,23 +165,65 @@ def lr_test(full, reduced):
             f"full and reduced were fitted to different numbers of studies "
             f"({k_full} and {k_red})."
         )
-    if m_full == "reml":
-        same = _n_location(full) == _n_location(reduced)
-        names_f = getattr(full, "feature_names_in_", None)
-        names_r = getattr(reduced, "feature_names_in_", None)
-        if same and names_f is not None and names_r is not None:
-            same = list(names_f) == list(names_r)
-        if not same:
-            warnings.warn(
-                "REML likelihoods of models with different fixed effects are not "
-                "comparable; refit both with method='ml'.",
-                UserWarning,
-                stacklevel=2,
-            )
-    stat = _lr_statistic(full.loglik_, reduced.loglik_)
-    p = float(stats.chi2.sf(stat, df))
-    p_lower = float(stats.chi2.sf(stat, df - 1)) if df > 1 else float(stat <= 0)
-    p_boundary = 0.5 * p + 0.5 * p_lower
+
+
+def _same_fixed_effects(full, reduced):
+    if _n_location(full) != _n_location(reduced):
+        return False
+    names_f = getattr(full, "feature_names_in_", None)
+    names_r = getattr(reduced, "feature_names_in_", None)
+    if names_f is None or names_r is None:
+        return True
+    return list(names_f) == list(names_r)
+
+
+def lr_test(full, reduced) -> LRTestResult:
+    """Likelihood-ratio test of a reduced model against a full model.
+
+    The statistic :math:`2(\\ell_\\text{full} - \\ell_\\text{reduced})` is referred to
+    :math:`\\chi^2_{df}` with df the difference in the number of parameters, and,
+    for variance components tested on the boundary of their parameter space
+    (e.g. a scale coefficient making :math:`\\tau^2 = 0`), to the 50:50 mixture
+    of :math:`\\chi^2_{df-1}` and :math:`\\chi^2_{df}` (Self & Liang, 1987), as
+    metafor's ``anova``.
+
+    Parameters
+    ----------
+    full : fitted skmeta estimator
+        The larger model.
+    reduced : fitted skmeta estimator
+        The nested model (fewer parameters), fitted to the same studies with
+        the same ``method`` ("ml" or "reml").
+
+    Returns
+    -------
+    LRTestResult
+        Statistic, df, p-value, the boundary (50:50 mixture) p-value and the
+        fit statistics of both models.
+
+    Warns
+    -----
+    UserWarning
+        When both fits are REML and their fixed effects differ: restricted
+        likelihoods of models with different fixed effects are not comparable
+        (refit with ``method="ml"``), as metafor's ``anova`` warns.  When the
+        full model's likelihood is below the reduced one's (the statistic is
+        then 0) or is not finite.
+
+    References
+    ----------
+    Self, S. G., & Liang, K.-Y. (1987). Asymptotic properties of maximum
+    likelihood estimators and likelihood ratio tests under nonstandard
+    conditions. Journal of the American Statistical Association, 82, 605-610.
+    """
+    _check_nested_fits(full, reduced)
+    if full.method == "reml" and not _same_fixed_effects(full, reduced):
+        warnings.warn(
+            "REML likelihoods of models with different fixed effects are not "
+            "comparable; refit both with method='ml'.",
+            UserWarning,
+            stacklevel=2,
+        )
     table = pd.DataFrame(
         {
             "n_params": [full.n_params_, reduced.n_params_],
@@ -182,7 +234,8 @@ def lr_test(full, reduced):
         },
         index=["full", "reduced"],
     )
-    return LRTestResult(float(stat), df, p, float(p_boundary), table)
+    statistic = _lr_statistic(full.loglik_, reduced.loglik_)
+    return _lr_result(statistic, full.n_params_ - reduced.n_params_, table)
 
 
 # ------------------------------------------------------------ fit arguments
@@ -947,6 +1000,25 @@ class HeteroscedasticityTestResult:
     omega2: float = np.nan
     quad_error: float = 0.0
 
+    def __str__(self):
+        model = (
+            "random study effects on ln tau^2"
+            if self.kind == "random"
+            else "one tau^2 per study"
+        )
+        lines = [
+            f"Test of heteroscedastic heterogeneity ({model} vs one tau^2)",
+            f"log-likelihood: {self.loglik_full:.4f} ({self.n_params_full} "
+            f"parameters) vs {self.loglik_reduced:.4f} ({self.n_params_reduced})",
+            f"LRT = {self.statistic:.4f}, df = {self.df}, p = {self.p_value:.4g}; "
+            f"boundary (50:50 mixture) p = {self.p_value_boundary:.4g}",
+        ]
+        if self.kind == "random":
+            lines.append(
+                f"omega^2 = {self.omega2:.4g} (quadrature error {self.quad_error:.1e})"
+            )
+        return "\n".join(lines)
+
 
 def heteroscedasticity_test(
     X, y, *, sample_var, kind="random", method="reml", n_nodes=20
@@ -1026,16 +1098,15 @@ def heteroscedasticity_test(
             rs.omega2,
             rs.quad_error,
         )
-    df = int(n_full - reduced.n_params_)
-    stat = _lr_statistic(ll_full, reduced.loglik_)
-    p = float(stats.chi2.sf(stat, df))
-    p_lower = float(stats.chi2.sf(stat, df - 1)) if df > 1 else float(stat <= 0)
+    test = _lr_result(
+        _lr_statistic(ll_full, reduced.loglik_), n_full - reduced.n_params_
+    )
     return HeteroscedasticityTestResult(
         kind=kind,
-        statistic=stat,
-        df=df,
-        p_value=p,
-        p_value_boundary=0.5 * (p + p_lower),
+        statistic=test.statistic,
+        df=test.df,
+        p_value=test.p_value,
+        p_value_boundary=test.p_value_boundary,
         loglik_full=float(ll_full),
         loglik_reduced=float(reduced.loglik_),
         n_params_full=int(n_full),
