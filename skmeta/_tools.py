@@ -38,6 +38,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skmeta._engine._inference import boundary_pvalue, wald_test
+from skmeta.exceptions import InfiniteScaleWarning
 from skmeta.utils._validation import (
     as_float_array,
     check_confidence_level,
@@ -489,6 +490,20 @@ def _refit_all(estimator, X, y, fit_kwargs, part, perms, n_jobs):
     return [r for batch in results for r in batch]
 
 
+def _successful_refits(results):
+    """``(z statistics, omnibus statistics, n_failed)``; failures are warned."""
+    ok = [r for r in results if r is not None]
+    n_failed = len(results) - len(ok)
+    if n_failed:
+        warnings.warn(
+            f"permutation_test: {n_failed} of {len(results)} permuted refits failed "
+            "and were left out of the p-values.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.array([r[0] for r in ok]), np.array([r[1] for r in ok]), n_failed
+
+
 #: Statistics within this of the observed one count as "at least as extreme"
 #: (metafor's ``comptol``: the square root of machine epsilon), so that the
 #: observed data's refit is not lost to rounding.
@@ -599,17 +614,7 @@ def permutation_test(
         names, permuted, mode = observed._term_names, X, part
     perms, do_exact = _permutations(permuted, y, n_permutations, exact, random_state)
     results = _refit_all(estimator, X, y, fit_kwargs, mode, perms, n_jobs)
-    ok = [r for r in results if r is not None]
-    n_failed = len(results) - len(ok)
-    if n_failed:
-        warnings.warn(
-            f"permutation_test: {n_failed} of {len(results)} permuted refits failed "
-            "and were left out of the p-values.",
-            UserWarning,
-            stacklevel=2,
-        )
-    zs = np.array([r[0] for r in ok])
-    omnibus = np.array([r[1] for r in ok])
+    zs, omnibus, n_failed = _successful_refits(results)
     p = np.mean(np.abs(zs) >= np.abs(z_obs) - _COMPARISON_TOLERANCE, axis=0)
     p_omnibus = (
         float(np.mean(omnibus >= omnibus_obs - _COMPARISON_TOLERANCE))
@@ -622,7 +627,7 @@ def permutation_test(
         p_value=p,
         omnibus_statistic=float(omnibus_obs),
         omnibus_p_value=p_omnibus,
-        n_permutations=len(ok),
+        n_permutations=zs.shape[0],
         exact=bool(do_exact),
         null_statistics=zs,
         n_failed=n_failed,
@@ -832,6 +837,23 @@ def _confidence_bound(excess, estimate, step, limit, direction):
     return float("nan")
 
 
+def _profile_interval(excess, name, estimate, step, lower, upper):
+    """Both confidence bounds; one that cannot be found is NaN, with a warning."""
+    bounds = []
+    for direction, limit, side in ((-1.0, lower, "lower"), (1.0, upper, "upper")):
+        bound = _confidence_bound(excess, estimate, step, limit, direction)
+        if np.isnan(bound):
+            warnings.warn(
+                f"profile_likelihood: the {side} confidence bound of {name} was not "
+                "found (the model could not be fitted far from the estimate); it is "
+                "reported as NaN.",
+                UserWarning,
+                stacklevel=3,
+            )
+        bounds.append(bound)
+    return tuple(bounds)
+
+
 def profile_likelihood(
     estimator,
     X,
@@ -917,26 +939,15 @@ def profile_likelihood(
         ll, _ = _profile_loglik(estimator, target.params(value), X, y, fit_kwargs)
         return ll - cut
 
-    bounds = []
-    for direction, limit, side in ((-1.0, lower, "lower"), (1.0, upper, "upper")):
-        bound = _confidence_bound(excess, estimate, step, limit, direction)
-        if np.isnan(bound):
-            warnings.warn(
-                f"profile_likelihood: the {side} confidence bound of {name} was not "
-                "found (the model could not be fitted far from the estimate); it is "
-                "reported as NaN.",
-                UserWarning,
-                stacklevel=2,
-            )
-        bounds.append(bound)
+    ci_lower, ci_upper = _profile_interval(excess, name, estimate, step, lower, upper)
     return ProfileLikelihoodResult(
         parameter=name,
         estimate=estimate,
         loglik_max=ll_max,
         grid=grid,
         loglik=loglik,
-        ci_lower=bounds[0],
-        ci_upper=bounds[1],
+        ci_lower=ci_lower,
+        ci_upper=ci_upper,
         confidence_level=level,
     )
 
@@ -1020,9 +1031,70 @@ class HeteroscedasticityTestResult:
         return "\n".join(lines)
 
 
+def _heteroscedasticity_inputs(y, sample_var, kind, n_nodes):
+    """Validated ``(y, v)``; the options checked before any fit."""
+    if kind not in ("random", "fixed"):
+        raise ValueError(f"kind must be 'random' or 'fixed', got {kind!r}.")
+    if sample_var is None:
+        raise ValueError(
+            "heteroscedasticity_test needs sample_var, the studies' sampling "
+            "variances: without them tau^2 is not identified."
+        )
+    if not (
+        isinstance(n_nodes, Integral) and not isinstance(n_nodes, bool) and n_nodes >= 1
+    ):
+        raise ValueError(f"n_nodes must be a positive integer, got {n_nodes!r}.")
+    y = as_float_array(y, "y")
+    v = check_sample_var(sample_var, y.shape)
+    if np.any(v <= 0):
+        # with v_i = 0 and its own tau_i^2 -> 0, a study's density is unbounded
+        raise ValueError(
+            "heteroscedasticity_test needs positive sample_var: study "
+            f"{int(np.argmax(v <= 0))} has sampling variance 0, and the likelihood "
+            "of the study-specific scale model is unbounded."
+        )
+    return y, v
+
+
+def _one_scale_per_study(X, y, v, method):
+    """``(criterion, n_params, omega2, quadrature error)`` of ln tau_i^2 = alpha_i.
+
+    Studies whose tau_i^2 goes to 0 make their alpha_i diverge; the criterion
+    stays finite (v_i > 0), so the divergence warning does not apply here.
+    """
+    from skmeta._location_scale import LocationScaleMeta
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InfiniteScaleWarning)
+        full = LocationScaleMeta(method=method, scale_fit_intercept=False).fit(
+            X, y, sample_var=v, Z=np.eye(y.shape[0])
+        )
+    return full.loglik_, full.n_params_, np.nan, 0.0
+
+
+def _random_scale_effects(X, y, v, method, n_nodes, reduced):
+    """``(criterion, n_params, omega2, quadrature error)`` of ln tau_i^2 =
+    alpha_0 + s_i, s_i ~ N(0, omega^2), started from the homogeneous fit."""
+    from skmeta._engine._quadrature import fit_random_scale
+
+    k = y.shape[0]
+    design = reduced._design(
+        np.empty((k, 0)) if X is None else np.asarray(X, dtype=float).reshape(k, -1)
+    )
+    fit = fit_random_scale(
+        y,
+        v,
+        design,
+        method=method,
+        n_nodes=int(n_nodes),
+        start=(reduced._beta, reduced.scale_intercept_),
+    )
+    return fit.loglik, design.shape[1] + 2, fit.omega2, fit.quad_error
+
+
 def heteroscedasticity_test(
-    X, y, *, sample_var, kind="random", method="reml", n_nodes=20
-):
+    X, y, *, sample_var, kind: str = "random", method: str = "reml", n_nodes: int = 20
+) -> HeteroscedasticityTestResult:
     """Test whether tau^2 differs between studies (Viechtbauer & López-López, 2022).
 
     ``kind="fixed"``: LRT of the random-effects model against the scale model
@@ -1047,56 +1119,27 @@ def heteroscedasticity_test(
     Returns
     -------
     HeteroscedasticityTestResult
-    """
-    from skmeta._engine._quadrature import fit_random_scale
-    from skmeta._location_scale import InfiniteScaleWarning, LocationScaleMeta
 
-    if kind not in ("random", "fixed"):
-        raise ValueError(f"kind must be 'random' or 'fixed', got {kind!r}.")
-    if sample_var is None:
-        raise ValueError(
-            "heteroscedasticity_test needs sample_var, the studies' sampling "
-            "variances: without them tau^2 is not identified."
-        )
-    if not (
-        isinstance(n_nodes, Integral) and not isinstance(n_nodes, bool) and n_nodes >= 1
-    ):
-        raise ValueError(f"n_nodes must be a positive integer, got {n_nodes!r}.")
-    y = as_float_array(y, "y")
-    v = check_sample_var(sample_var, y.shape)
-    if np.any(v <= 0):
-        # with v_i = 0 and its own tau_i^2 -> 0, a study's density is unbounded
-        raise ValueError(
-            "heteroscedasticity_test needs positive sample_var: study "
-            f"{int(np.argmax(v <= 0))} has sampling variance 0, and the likelihood "
-            "of the study-specific scale model is unbounded."
-        )
-    k = y.shape[0]
+    Warns
+    -----
+    UserWarning
+        When the criterion of the full model is not finite (the statistic and
+        p-values are then NaN).
+
+    References
+    ----------
+    Viechtbauer, W., & López-López, J. A. (2022). Location-scale models for
+    meta-analysis. Research Synthesis Methods, 13, 697-715.
+    """
+    from skmeta._location_scale import LocationScaleMeta
+
+    y, v = _heteroscedasticity_inputs(y, sample_var, kind, n_nodes)
     reduced = LocationScaleMeta(method=method).fit(X, y, sample_var=v)
     if kind == "fixed":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", InfiniteScaleWarning)
-            full = LocationScaleMeta(method=method, scale_fit_intercept=False).fit(
-                X, y, sample_var=v, Z=np.eye(k)
-            )
-        ll_full, n_full, omega2, err = full.loglik_, full.n_params_, np.nan, 0.0
+        ll_full, n_full, omega2, err = _one_scale_per_study(X, y, v, method)
     else:
-        design = reduced._design(
-            np.empty((k, 0)) if X is None else np.asarray(X, dtype=float).reshape(k, -1)
-        )
-        rs = fit_random_scale(
-            y,
-            v,
-            design,
-            method=method,
-            n_nodes=int(n_nodes),
-            start=(reduced._beta, reduced.scale_intercept_),
-        )
-        ll_full, n_full, omega2, err = (
-            rs.loglik,
-            design.shape[1] + 2,
-            rs.omega2,
-            rs.quad_error,
+        ll_full, n_full, omega2, err = _random_scale_effects(
+            X, y, v, method, n_nodes, reduced
         )
     test = _lr_result(
         _lr_statistic(ll_full, reduced.loglik_), n_full - reduced.n_params_
