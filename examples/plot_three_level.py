@@ -57,8 +57,8 @@ print(model.i2_.round(2))
 for level in model.level_names_:
     test = model.lr_test_level(level)
     print(
-        f"{level:>8}: LR = {test['statistic']:.2f}, "
-        f"p (mixture) = {test['p_value_mixture']:.2g}"
+        f"{level:>8}: LR = {test.statistic:.2f}, "
+        f"p (mixture) = {test.p_value_boundary:.2g}"
     )
 
 # %%

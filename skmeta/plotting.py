@@ -270,7 +270,9 @@ def _forest_rows(labels, keys, prefix, has_mods, model_label):
             members = np.flatnonzero(keys == key)
             rows.append(_Row("header", f"{prefix}{key}"))
             rows += [_Row("study", labels[i], study=i) for i in members]
-            rows.append(_Row("group_summary", str(key), key=key, members=members))
+            rows.append(
+                _Row("group_summary", f"{prefix}{key}", key=key, members=members)
+            )
             rows.append(_Row("gap", ""))
     if has_mods:
         rows.pop()  # no summary row: drop the trailing gap

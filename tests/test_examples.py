@@ -37,7 +37,8 @@ EXPECTED = {
 
 MULTILEVEL_WEIGHTS = pytest.mark.xfail(
     strict=True,
-    reason="MultilevelMeta._study_weights lands with the multilevel branch",
+    reason="MultilevelMeta._study_weights lands with the multilevel branch (with "
+    "lr_test_level returning an LRTestResult)",
 )
 
 
