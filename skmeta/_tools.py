@@ -43,6 +43,7 @@ from skmeta.utils._validation import (
     as_float_array,
     check_confidence_level,
     check_sample_var,
+    take_rows,
 )
 
 __all__ = [
@@ -278,13 +279,6 @@ def _fit_arguments(estimator, sample_var, fit_params, tool):
     return kwargs
 
 
-def _take_rows(values, rows):
-    """Rows of an array or DataFrame (a DataFrame gets a fresh index)."""
-    if isinstance(values, pd.DataFrame | pd.Series):
-        return values.iloc[rows].reset_index(drop=True)
-    return np.asarray(values)[rows]
-
-
 # --------------------------------------------------------- permutation test
 def _wald_statistics(est, part):
     """z statistics of the coefficients and the omnibus Wald statistic."""
@@ -464,10 +458,10 @@ def _refit_batch(estimator, X, y, fit_kwargs, part, batch):
             out.append(_permuted_statistics(est, X, y * perm, fit_kwargs, "location"))
         elif part == "location":
             out.append(
-                _permuted_statistics(est, _take_rows(X, perm), y, fit_kwargs, part)
+                _permuted_statistics(est, take_rows(X, perm, "X"), y, fit_kwargs, part)
             )
         else:
-            kwargs = dict(fit_kwargs, Z=_take_rows(fit_kwargs["Z"], perm))
+            kwargs = dict(fit_kwargs, Z=take_rows(fit_kwargs["Z"], perm, "Z"))
             out.append(_permuted_statistics(est, X, y, kwargs, part))
     return out
 

@@ -27,6 +27,7 @@ model, so the plots work with every skmeta estimator without knowing its class.
 import inspect
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ from skmeta.utils._validation import (
     check_groups,
     check_sample_var,
 )
+
+if TYPE_CHECKING:  # matplotlib is optional (the ``plot`` extra)
+    from matplotlib.axes import Axes
 
 __all__ = [
     "bubble_plot",
@@ -542,7 +546,7 @@ def forest_plot(
     refline: float | None = 0.0,
     xlabel: str = "Observed outcome",
     ax=None,
-):
+) -> "Axes":
     """Draw a forest plot of a fitted model.
 
     One row per study: the observed effect :math:`y_i` as a square whose area is
@@ -717,7 +721,7 @@ def funnel_plot(
     refline: float | None = None,
     xlabel: str | None = None,
     ax=None,
-):
+) -> "Axes":
     """Draw a funnel plot: effect sizes against their standard errors.
 
     The y axis is the standard error :math:`\\sqrt{v_i}`, inverted so that the
@@ -821,7 +825,7 @@ def bubble_plot(
     xlabel: str | None = None,
     ylabel: str = "Observed outcome",
     ax=None,
-):
+) -> "Axes":
     """Draw a bubble plot of a meta-regression on one moderator.
 
     Each study is a circle at (moderator, :math:`y_i`) whose area is
@@ -902,7 +906,7 @@ def bubble_plot(
 
 
 # --------------------------------------------------------------- profile plot
-def profile_plot(result, ax=None):
+def profile_plot(result, ax=None) -> "Axes":
     """Plot a profile likelihood with its maximum and confidence bounds.
 
     The profile (points joined by a line; values outside the parameter space,
@@ -1001,7 +1005,7 @@ def scale_plot(
     x_values=None,
     xlabel: str | None = None,
     ax=None,
-):
+) -> "Axes":
     """Plot study-specific estimates of tau against a scale moderator.
 
     The points are :math:`\\hat\\tau_i = \\sqrt{\\max(0,\\ e_i^2/(1-h_i) - v_i)}`
