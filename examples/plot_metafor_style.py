@@ -14,6 +14,10 @@ with a bubble plot (``regplot``).
 # Effect sizes
 # ------------
 # ``escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)``:
+import sys
+from pathlib import Path
+
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -25,6 +29,24 @@ from skmeta.plotting import bubble_plot, forest_plot, funnel_plot
 bcg = load_bcg()
 yi, vi = log_risk_ratio(bcg["tpos"], bcg["tneg"], bcg["cpos"], bcg["cneg"])
 labels = bcg["author"] + ", " + bcg["year"].astype(str)
+
+# %%
+# Figures open in a window; without a display (e.g. on a server) they are saved
+# as PNG files in the current directory instead.
+NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def show(filename):
+    """Show the current figure, or save it when matplotlib cannot display it."""
+    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
+    # the documentation build (sphinx-gallery) collects the figures itself
+    if headless and "sphinx_gallery" not in sys.modules:
+        plt.savefig(filename, dpi=100, bbox_inches="tight")
+        plt.close()
+        print(f"Figure saved to {Path(filename).resolve()}")
+    else:
+        plt.show()
+
 
 # %%
 # Random-effects model
@@ -51,13 +73,13 @@ print(model.tau2_confint().round(4))
 forest_plot(
     model, yi, vi, labels=labels, transform=np.exp, xlabel="Risk ratio (log scale)"
 )
-plt.show()
+show("bcg_forest.png")
 
 # %%
 # Subgroups by the method of treatment allocation, each with its own
 # random-effects summary:
 forest_plot(model, yi, vi, labels=labels, subgroups=bcg["alloc"])
-plt.show()
+show("bcg_forest_subgroups.png")
 
 # %%
 # Funnel plot
@@ -65,7 +87,7 @@ plt.show()
 # A contour-enhanced funnel plot (Peters et al., 2008): shading shows where a
 # study's effect would be significant at the 10%, 5% and 1% levels.
 funnel_plot(model, yi, vi, contours=(0.90, 0.95, 0.99), xlabel="Log risk ratio")
-plt.show()
+show("bcg_funnel.png")
 
 # %%
 # Meta-regression on absolute latitude
@@ -90,4 +112,4 @@ bubble_plot(
     xlabel="Absolute latitude",
     ylabel="Log risk ratio",
 )
-plt.show()
+show("bcg_bubble.png")

@@ -24,7 +24,10 @@ studies they need not agree in detail.
 
 # %%
 import itertools
+import sys
+from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 import sklearn
@@ -44,6 +47,25 @@ data = data.dropna(subset=moderators).reset_index(drop=True)
 X, yi, vi = data[moderators], data["yi"], data["vi"]
 print(f"{len(data)} studies with all of {', '.join(moderators)}")
 
+
+# %%
+# Figures open in a window; without a display (e.g. on a server) they are saved
+# as PNG files in the current directory instead.
+NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def show(filename):
+    """Show the current figure, or save it when matplotlib cannot display it."""
+    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
+    # the documentation build (sphinx-gallery) collects the figures itself
+    if headless and "sphinx_gallery" not in sys.modules:
+        plt.savefig(filename, dpi=100, bbox_inches="tight")
+        plt.close()
+        print(f"Figure saved to {Path(filename).resolve()}")
+    else:
+        plt.show()
+
+
 # %%
 # All subsets, ranked by AICc
 # ---------------------------
@@ -60,7 +82,7 @@ print(result)
 # unconditional standard errors, which include the uncertainty about the model.
 result.plot_importance()
 plt.tight_layout()
-plt.show()
+show("multimodel_importance.png")
 
 # %%
 # Cross-validated selection over the same 32 subsets
@@ -154,7 +176,7 @@ ax.set_xlabel(f"AICc (all {len(data)} studies)")
 ax.set_ylabel("mean held-out log-likelihood (5-fold CV, twice)")
 ax.set_title("Information criterion vs. cross-validation")
 plt.tight_layout()
-plt.show()
+show("multimodel_vs_cv.png")
 
 rho = comparison[["AICc", "held-out log-lik"]].corr(method="spearman").iloc[0, 1]
 print(f"Spearman correlation of AICc and held-out log-likelihood: {rho:.2f}")

@@ -11,6 +11,10 @@ effect of the publication year vary between districts (a random slope).
 """
 
 # %%
+import sys
+from pathlib import Path
+
+import matplotlib
 import matplotlib.pyplot as plt
 
 from skmeta import MultilevelMeta
@@ -20,6 +24,24 @@ from skmeta.plotting import forest_plot
 data = load_school_calendar()
 groups = data[["district", "school"]]  # outermost level first
 yi, vi = data["yi"], data["vi"]
+
+# %%
+# Figures open in a window; without a display (e.g. on a server) they are saved
+# as PNG files in the current directory instead.
+NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def show(filename):
+    """Show the current figure, or save it when matplotlib cannot display it."""
+    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
+    # the documentation build (sphinx-gallery) collects the figures itself
+    if headless and "sphinx_gallery" not in sys.modules:
+        plt.savefig(filename, dpi=100, bbox_inches="tight")
+        plt.close()
+        print(f"Figure saved to {Path(filename).resolve()}")
+    else:
+        plt.show()
+
 
 # %%
 # Random intercepts at two levels
@@ -35,8 +57,8 @@ print(model.i2_.round(2))
 for level in model.level_names_:
     test = model.lr_test_level(level)
     print(
-        f"{level:>8}: LR = {test['statistic']:.2f}, "
-        f"p (mixture) = {test['p_value_mixture']:.2g}"
+        f"{level:>8}: LR = {test.statistic:.2f}, "
+        f"p (mixture) = {test.p_value_boundary:.2g}"
     )
 
 # %%
@@ -52,7 +74,7 @@ forest_plot(
     labels="school " + data["school"].astype(str),
     xlabel="Standardized mean difference",
 )
-plt.show()
+show("school_calendar_forest.png")
 
 # %%
 # Random slope of year at the district level

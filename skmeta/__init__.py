@@ -22,7 +22,6 @@ _LAZY = {
     "permutation_test": "skmeta._tools",
     "profile_likelihood": "skmeta._tools",
     "heteroscedasticity_test": "skmeta._tools",
-    "plot_profile": "skmeta._tools",
     "InfiniteScaleWarning": "skmeta.exceptions",
     "SampleVarWarning": "skmeta.exceptions",
     "exceptions": "skmeta.exceptions",

@@ -4,119 +4,125 @@ Without arguments it runs the main job on the bundled BCG vaccine data
 (Colditz et al., 1994): a random-effects meta-analysis and a location-scale
 model of the log risk ratios, with printed summaries and a forest plot written
 to ``bcg_forest.png``.  With a CSV file it fits the chosen model to the file's
-columns and prints the summary::
+columns and prints the model's summary::
 
     python -m skmeta data.csv --yi yi --vi vi --mods ablat --method reml
     python -m skmeta data.csv --scale ni --mods ni          # location-scale
     python -m skmeta data.csv --groups district school      # three-level
+    python -m skmeta data.csv --mods arm --factors arm      # codes as categories
     python -m skmeta data.csv --model robust --plot forest.png
+
+The models, their ``--method`` and ``--inference`` choices and the columns
+their ``fit`` takes come from the estimator registry (:mod:`skmeta._registry`)
+and the estimator classes themselves.
 """
 
 import argparse
+import inspect
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
-from skmeta._engine._univariate import ALL_METHODS
+from skmeta._registry import ESTIMATORS, estimator_class
 
-_MODELS = ("random-effects", "location-scale", "multilevel", "robust")
-_METHODS = {
-    # GENQ needs per-study weights, which the command line does not take.
-    "random-effects": tuple(m for m in ALL_METHODS if m != "genq"),
-    "location-scale": ("reml", "ml"),
-    "multilevel": ("reml", "ml"),
-    "robust": ("dl", "he", "sj"),
-}
+#: Width of the --help text that is wrapped here (argparse wraps the rest).
+_HELP_WIDTH = 79
 
 
 class CLIError(Exception):
     """A user error: printed as ``skmeta: error: ...`` with exit status 2."""
 
 
+# ------------------------------------------------------------------ arguments
+def _default_model_text():
+    defaults = [
+        f"{name} with {', '.join(entry.cli_required)}"
+        for name, entry in ESTIMATORS.items()
+        if entry.cli_required
+    ]
+    return ", ".join([*defaults, f"else {next(iter(ESTIMATORS))}"])
+
+
+def _options_text():
+    """Per model, the choices of --method and --inference (for --help)."""
+    lines = ["choices of --method / --inference by model (default first):"]
+    for name in ESTIMATORS:
+        cls = estimator_class(name)
+        parts = []
+        for option in ("method", "inference"):
+            choices = _choices(cls, option)
+            if choices:
+                default = inspect.signature(cls).parameters[option].default
+                ordered = [default, *(c for c in choices if c != default)]
+                parts.append(f"--{option} {{{', '.join(ordered)}}}")
+        lines.append(
+            textwrap.fill(
+                f"{name}: {'; '.join(parts) or '(none)'}",
+                width=_HELP_WIDTH,
+                initial_indent="  ",
+                subsequent_indent="      ",
+            )
+        )
+    return "\n".join(lines)
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="skmeta",
-        description=(
+        description=textwrap.fill(
             "Meta-analysis with skmeta. Without arguments: the bundled BCG example "
             "(random-effects and location-scale models, forest plot). With a CSV "
-            "file: fit a model to its columns and print the summary."
+            "file: fit a model to its columns and print the summary.",
+            width=_HELP_WIDTH,
         ),
+        epilog=_options_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "csv", nargs="?", help="CSV file with one row per study (omit: BCG example)."
-    )
-    parser.add_argument("--yi", default="yi", help="column of effect sizes (yi)")
-    parser.add_argument("--vi", default="vi", help="column of sampling variances (vi)")
-    parser.add_argument(
-        "--sei",
-        help="column of standard errors, instead of --vi (variances = sei^2)",
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("csv", nargs="?", help="CSV file with one row per study (omit: BCG example).")
+    add("--yi", default="yi", help="column of effect sizes (yi)")
+    add("--vi", default="vi", help="column of sampling variances (vi)")
+    add("--sei", help="column of standard errors, instead of --vi (variances = sei^2)")
+    add(
         "--model",
-        choices=_MODELS,
-        help="model (default: location-scale with --scale, multilevel with "
-        "--groups, else random-effects)",
+        choices=list(ESTIMATORS),
+        help=f"model (default: {_default_model_text()})",
     )
-    parser.add_argument(
-        "--method",
-        help="estimator: reml (default), ml, dl, pm, ... for random-effects; "
-        "dl (default), he, sj for robust",
-    )
-    parser.add_argument(
-        "--mods", nargs="+", default=[], metavar="COL", help="moderator columns"
-    )
-    parser.add_argument(
+    add("--method", help="heterogeneity estimator (choices depend on --model)")
+    columns = {"nargs": "+", "default": [], "metavar": "COL"}
+    add("--mods", **columns, help="moderator columns")
+    add(
         "--scale",
-        nargs="+",
-        default=[],
-        metavar="COL",
+        **columns,
         help="scale (heterogeneity) moderator columns: a location-scale model",
     )
-    parser.add_argument(
+    add(
+        "--factors",
+        **columns,
+        help="columns of --mods/--scale to treat as categorical (dummy-coded) "
+        "although they hold numbers; text columns are categorical anyway",
+    )
+    add(
         "--groups",
-        nargs="+",
-        default=[],
-        metavar="COL",
-        help="grouping columns, outermost first: a multilevel model",
+        **columns,
+        help="grouping columns, outermost first: a multilevel model (or "
+        "cluster-robust standard errors of a random-effects model)",
     )
-    parser.add_argument(
-        "--inference",
-        help="reference distribution: z (default), t, knapp-hartung "
-        "(random-effects), hksj (robust)",
-    )
-    parser.add_argument(
-        "--level", type=float, default=0.95, help="confidence level (0.95)"
-    )
-    parser.add_argument("--label", metavar="COL", help="column of study labels")
-    parser.add_argument(
+    add("--inference", help="reference distribution, e.g. z, t, knapp-hartung")
+    add("--level", type=float, default=0.95, help="confidence level (0.95)")
+    add("--label", metavar="COL", help="column of study labels")
+    add(
         "--plot",
         metavar="FILE",
         help="write a forest plot to FILE (png, pdf, svg; needs matplotlib). "
         "Default without a CSV: bcg_forest.png",
     )
-    parser.add_argument(
-        "--no-plot", action="store_true", help="do not write the forest plot"
-    )
+    add("--no-plot", action="store_true", help="do not write the forest plot")
     return parser
 
 
-def _design(frame, columns, what):
-    """Numeric design from columns; text columns become treatment dummies."""
-    import pandas as pd
-
-    if not columns:
-        return None
-    part = frame[list(columns)]
-    text = [c for c in part.columns if not pd.api.types.is_numeric_dtype(part[c])]
-    if text:
-        part = pd.get_dummies(part, columns=text, drop_first=True, dtype=float)
-    part = part.astype(float)
-    if part.isna().any().any():
-        bad = [c for c in part.columns if part[c].isna().any()]
-        raise CLIError(f"{what} column(s) {bad} have missing values.")
-    return part
-
-
+# ------------------------------------------------------------- the CSV file
 def _read_csv(path):
     import pandas as pd
 
@@ -124,81 +130,243 @@ def _read_csv(path):
     if not file.is_file():
         raise CLIError(f"file not found: {path}")
     try:
-        return pd.read_csv(file)
+        frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CLIError(f"cannot read {path} as CSV: {exc}") from None
+    return frame.reset_index(drop=True)
+
+
+def _where(row):
+    """A row of the file, for messages (rows counted from 1 below the header)."""
+    return f"row {row + 1} (line {row + 2} of the file)"
+
+
+def _cells(values, rows, limit=3):
+    """``row i (line j): 'value'`` for the first ``limit`` of ``rows``."""
+    text = "; ".join(f"{_where(i)}: {values.iloc[i]!r}" for i in rows[:limit])
+    return text + (f"; and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
 def _check_columns(frame, args):
+    for option in ("--mods", "--scale", "--groups", "--factors"):
+        listed = getattr(args, option[2:])
+        repeated = sorted({c for c in listed if listed.count(c) > 1})
+        if repeated:
+            raise CLIError(f"{option} lists column {repeated[0]!r} twice.")
     wanted = [args.yi, args.sei or args.vi, *args.mods, *args.scale, *args.groups]
-    if args.label:
-        wanted.append(args.label)
-    missing = [c for c in wanted if c not in frame.columns]
+    wanted += args.factors + ([args.label] if args.label else [])
+    missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
     if missing:
         raise CLIError(
             f"column(s) {missing} not in the CSV file; its columns are "
             f"{list(frame.columns)}."
         )
+    stray = [c for c in args.factors if c not in args.mods + args.scale]
+    if stray:
+        raise CLIError(
+            f"--factors names column {stray[0]!r}, which is not in --mods or --scale."
+        )
 
 
 def _numeric(frame, column, what):
+    """A column of numbers, or an error naming the offending rows and values."""
+    import numpy as np
     import pandas as pd
 
-    values = pd.to_numeric(frame[column], errors="coerce")
-    if values.isna().any():
-        rows = list(values.index[values.isna()][:5])
+    values = frame[column]
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if bad.size:
         raise CLIError(
-            f"{what} column {column!r} has missing or non-numeric values (rows {rows})."
+            f"{what} column {column!r} has missing or non-numeric values: "
+            f"{_cells(values, bad)}."
         )
-    return values.to_numpy(dtype=float)
+    parsed = parsed.to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(parsed))
+    if bad.size:
+        raise CLIError(
+            f"{what} column {column!r} has NaN or infinity: {_cells(values, bad)}."
+        )
+    return parsed
 
 
-def _build(args):
-    """Return (estimator, fit keyword arguments) for the chosen model."""
-    from skmeta import LocationScaleMeta, MultilevelMeta, RandomEffectsMeta, RobustMeta
+def _nonnegative(frame, column, what):
+    import numpy as np
 
-    model = args.model or (
-        "location-scale"
-        if args.scale
-        else "multilevel"
-        if args.groups
-        else "random-effects"
+    values = _numeric(frame, column, what)
+    bad = np.flatnonzero(values < 0)
+    if bad.size:
+        raise CLIError(
+            f"{what} column {column!r} has negative values: "
+            f"{_cells(frame[column], bad)}."
+        )
+    return values
+
+
+def _is_text(values):
+    """Whether a column holds no numbers at all (missing cells aside)."""
+    import pandas as pd
+
+    present = values.dropna()
+    return pd.to_numeric(present, errors="coerce").isna().all() and len(present) > 0
+
+
+def _dummies(values, column, what):
+    """Treatment dummies against the first level (in sorted order)."""
+    import pandas as pd
+
+    levels = sorted(values.unique())
+    if len(levels) < 2:
+        raise CLIError(
+            f"{what} column {column!r} has a single level ({levels[0]!r}): it "
+            "cannot be a moderator."
+        )
+    return pd.DataFrame(
+        {f"{column}_{level}": (values == level).astype(float) for level in levels[1:]}
     )
-    if args.scale and model != "location-scale":
-        raise CLIError("--scale needs --model location-scale.")
-    if args.groups and model not in ("multilevel", "random-effects"):
-        raise CLIError("--groups is for multilevel (or cluster-robust RE) models.")
-    method = args.method or ("dl" if model == "robust" else "reml")
-    if method not in _METHODS[model]:
+
+
+def _design(frame, columns, option, factors):
+    """Moderators from columns: numbers as they are, categories as dummies.
+
+    A column is categorical when declared with ``--factors`` or when it holds no
+    numbers at all; a numeric column with a text cell is an error naming it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not columns:
+        return None
+    what = "scale moderator" if option == "--scale" else "moderator"
+    parts = []
+    for column in columns:
+        values = frame[column]
+        missing = np.flatnonzero(values.isna().to_numpy())
+        if missing.size:
+            raise CLIError(
+                f"{what} column {column!r} has missing values: "
+                f"{_cells(values, missing)}."
+            )
+        if column in factors or _is_text(values):
+            parts.append(_dummies(values, column, what))
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        text = np.flatnonzero(parsed.isna().to_numpy())
+        if text.size:
+            raise CLIError(
+                f"{what} column {column!r} holds numbers but also text: "
+                f"{_cells(values, text)}. Fix the values, or declare the column "
+                f"categorical with --factors {column}."
+            )
+        bad = np.flatnonzero(~np.isfinite(parsed.to_numpy(dtype=float)))
+        if bad.size:
+            raise CLIError(
+                f"{what} column {column!r} has infinity: {_cells(values, bad)}."
+            )
+        parts.append(parsed.astype(float).to_frame(column))
+    return pd.concat(parts, axis=1)
+
+
+def _groups(frame, columns):
+    import numpy as np
+
+    groups = frame[list(columns)]
+    missing = np.flatnonzero(groups.isna().any(axis=1).to_numpy())
+    if missing.size:
+        rows = ", ".join(_where(i) for i in missing[:3])
         raise CLIError(
-            f"--method {method!r} is not available for {model}; choose from "
-            f"{list(_METHODS[model])}."
+            f"grouping column(s) {list(columns)} have missing labels: {rows}."
         )
-    params = {}
-    if args.inference is not None:
-        params["inference"] = args.inference
-    if model == "random-effects":
-        est = RandomEffectsMeta(method=method, **params)
-    elif model == "location-scale":
-        est = LocationScaleMeta(method=method, **params)
-    elif model == "multilevel":
-        if not args.groups:
-            raise CLIError("a multilevel model needs --groups COL [COL ...].")
-        if args.inference is not None:
-            raise CLIError("--inference is not an option of the multilevel model.")
-        est = MultilevelMeta(method=method)
+    return groups
+
+
+# ----------------------------------------------------------------- the model
+def _choose_model(args):
+    given = {"--scale": bool(args.scale), "--groups": bool(args.groups)}
+    if args.model is not None:
+        name = args.model
     else:
-        est = RobustMeta(tau2_estimator=method, **params)
-    return model, est
+        name = next(
+            (
+                name
+                for name, entry in ESTIMATORS.items()
+                if entry.cli_required and all(given[o] for o in entry.cli_required)
+            ),
+            next(iter(ESTIMATORS)),
+        )
+    entry = ESTIMATORS[name]
+    for option, present in given.items():
+        if present and option not in entry.cli_metadata:
+            raise CLIError(f"{option} is not an option of the {name} model.")
+    for option in entry.cli_required:
+        if not given[option]:
+            raise CLIError(f"a {name} model needs {option} COL [COL ...].")
+    return name
 
 
-def _fit(est, X, y, v, **meta):
-    try:
-        return est.fit(X, y, sample_var=v, **meta)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+def _choices(cls, parameter):
+    """Allowed string values of a hyperparameter (None: not a hyperparameter)."""
+    constraints = getattr(cls, "_parameter_constraints", {}).get(parameter)
+    if constraints is None:
+        return None
+    options = set()
+    for constraint in constraints:
+        options |= set(getattr(constraint, "options", ()))
+    return sorted(options)
 
 
+def _estimator(name, args):
+    """The registered estimator with the --method and --inference given."""
+    cls = estimator_class(name)
+    params = {}
+    for option, value in (("method", args.method), ("inference", args.inference)):
+        if value is None:
+            continue
+        choices = _choices(cls, option)
+        if choices is None:
+            raise CLIError(
+                f"--{option} is not available for the {name} model (it has no "
+                f"{option} option)."
+            )
+        if value not in choices:
+            raise CLIError(
+                f"--{option} {value!r} is not available for the {name} model; "
+                f"choose from {choices}."
+            )
+        params[option] = value
+    return cls(**params)
+
+
+def _fit_metadata(name, frame, args):
+    """``fit`` keyword arguments from the metadata options (--scale, --groups)."""
+    entry = ESTIMATORS[name]
+    accepted = inspect.signature(estimator_class(name).fit).parameters
+    metadata = {}
+    for option, keyword in entry.cli_metadata.items():
+        columns = getattr(args, option[2:])
+        if not columns:
+            continue
+        if keyword not in accepted:  # a registry entry out of step with its class
+            raise CLIError(f"{option} is not an option of the {name} model.")
+        metadata[keyword] = (
+            _groups(frame, columns)
+            if option == "--groups"
+            else _design(frame, columns, option, args.factors)
+        )
+    return metadata
+
+
+def _fit(est, X, y, v, metadata):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.fit(X, y, sample_var=v, **metadata)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    return caught
+
+
+# -------------------------------------------------------------------- output
 def _write_plot(path, est, y, v, **kw):
     try:
         import matplotlib
@@ -211,50 +379,37 @@ def _write_plot(path, est, y, v, **kw):
             file=sys.stderr,
         )
         return
+    import matplotlib.pyplot as plt
+
     from skmeta.plotting import forest_plot
 
-    ax = forest_plot(est, y, v, **kw)
+    try:
+        ax = forest_plot(est, y, v, **kw)
+    except ValueError as exc:
+        raise CLIError(f"cannot draw the forest plot: {exc}") from None
     try:
         ax.figure.savefig(path, dpi=120, bbox_inches="tight")
     except (OSError, ValueError) as exc:
         raise CLIError(f"cannot write the plot to {path}: {exc}") from None
     finally:
-        import matplotlib.pyplot as plt
-
         plt.close(ax.figure)
     print(f"\nForest plot written to {path}")
 
 
 def _run_csv(args):
-    import numpy as np
-
     frame = _read_csv(args.csv)
     _check_columns(frame, args)
-    model, est = _build(args)
+    name = _choose_model(args)
+    est = _estimator(name, args)
     y = _numeric(frame, args.yi, "effect size")
     if args.sei:
-        v = _numeric(frame, args.sei, "standard error") ** 2
+        v = _nonnegative(frame, args.sei, "standard error") ** 2
     else:
-        v = _numeric(frame, args.vi, "sampling variance")
-    if np.any(v < 0):
-        raise CLIError(f"sampling variance column {args.vi!r} has negative values.")
-    X = _design(frame, args.mods, "moderator")
-    meta, plot_kw = {}, {}
-    if model == "location-scale":
-        Z = _design(frame, args.scale, "scale moderator")
-        meta["Z"] = Z
-        plot_kw["Z"] = Z
-    elif args.groups:
-        groups = frame[list(args.groups)]
-        if groups.isna().any().any():
-            raise CLIError(f"grouping column(s) {args.groups} have missing values.")
-        meta["groups"] = groups
-        if model == "multilevel":
-            plot_kw["groups"] = groups
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _fit(est, X, y, v, **meta)
-    print(f"{args.csv}: {len(frame)} studies, {model} model\n")
+        v = _nonnegative(frame, args.vi, "sampling variance")
+    X = _design(frame, args.mods, "--mods", args.factors)
+    metadata = _fit_metadata(name, frame, args)
+    caught = _fit(est, X, y, v, metadata)
+    print(f"{args.csv}: {len(frame)} studies, {name} model\n")
     print(est.summary(args.level))
     for w in caught:
         print(f"\nWarning: {w.message}", file=sys.stderr)
@@ -268,12 +423,14 @@ def _run_csv(args):
             X=X,
             labels=labels,
             confidence_level=args.level,
-            **plot_kw,
+            **metadata,
         )
     return 0
 
 
 def _run_example(args):
+    import numpy as np
+
     from skmeta import LocationScaleMeta, RandomEffectsMeta, lr_test
     from skmeta.datasets import load_bcg
     from skmeta.effect_sizes import log_risk_ratio
@@ -296,8 +453,6 @@ def _run_example(args):
         f"LRT = {test.statistic:.4f}, df = {test.df}, p = {test.p_value:.4f}"
     )
     if not args.no_plot:
-        import numpy as np
-
         labels = bcg["author"] + ", " + bcg["year"].astype(str)
         _write_plot(
             args.plot or "bcg_forest.png",
@@ -312,7 +467,7 @@ def _run_example(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Run the command line.
 
     Parameters
@@ -325,26 +480,21 @@ def main(argv=None):
     int
         Exit status: 0 on success, 2 for a usage or data error.
     """
+    from skmeta.utils._validation import check_confidence_level
+
     parser = _parser()
     args = parser.parse_args(argv)
-    if not 0 < args.level < 1:
+    try:
+        check_confidence_level(args.level, name="--level")
+    except ValueError:
         parser.error(f"--level must be in (0, 1), got {args.level}.")
-    known = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc", "hksj")
-    if args.inference is not None and args.inference not in known:
-        parser.error(
-            f"--inference {args.inference!r}: choose z, t, knapp-hartung, "
-            "knapp-hartung-adhoc (random-effects) or hksj (robust)."
-        )
     try:
         if args.csv is None:
-            if args.mods or args.scale or args.groups or args.model:
+            if args.mods or args.scale or args.groups or args.model or args.factors:
                 raise CLIError("model options need a CSV file (see --help).")
             return _run_example(args)
         return _run_csv(args)
-    except CLIError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # invalid combination of estimator options
+    except (CLIError, ValueError) as exc:  # ValueError: invalid estimator options
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
 

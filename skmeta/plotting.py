@@ -1,30 +1,50 @@
-"""Plots for fitted meta-analysis models (needs matplotlib: the ``plot`` extra).
+"""Figures of fitted meta-analysis models (needs matplotlib: the ``plot`` extra).
 
-Every function takes a *fitted* skmeta estimator together with the data it was
-fitted on (the estimators do not keep a copy of the training data) and draws into
-a matplotlib :class:`~matplotlib.axes.Axes` (a new figure when ``ax=None``),
-which it returns.  The functions only read public fitted attributes
-(``tau2_``, ``summary()``, ``predict_interval``, ``random_effects_``, ...), so
-they work with any of the four estimators where the plot makes sense.
+Each function takes a *fitted* skmeta estimator together with the data it was
+fitted on (the estimators keep no copy of the training data), draws into a
+matplotlib :class:`~matplotlib.axes.Axes` (a new figure when ``ax=None``) and
+returns it.  What a plot shows of the model comes from the estimator's own
+description of itself: its ``summary()`` (the summary diamond, with robust or
+Knapp–Hartung intervals where the model uses them), ``predict_interval`` (fitted
+values, bands, the prediction interval), its study weights and the label of the
+model, so the plots work with every skmeta estimator without knowing its class.
 
 - :func:`forest_plot`: studies with their confidence intervals and weights, the
-  summary diamond and the prediction interval; subgroups; multilevel clusters.
+  summary diamond and the prediction interval; subgroups; clusters of a
+  multilevel model with their predicted effects.
 - :func:`funnel_plot`: effect (or residual) against its standard error, with an
-  optional contour-enhanced background.
-- :func:`bubble_plot`: meta-regression of the effects on one moderator.
-- :func:`profile_plot`: a profile likelihood (see
-  :func:`skmeta.profile_likelihood`).
+  optional contour-enhanced background (Peters et al., 2008).
+- :func:`bubble_plot`: meta-regression of the effects on one moderator
+  (metafor's ``regplot``).
+- :func:`profile_plot`: a profile likelihood from
+  :func:`skmeta.profile_likelihood`.
 - :func:`scale_plot`: study-specific estimates of :math:`\\tau` against a scale
   moderator with the fitted location-scale regression line and its confidence
   band (Viechtbauer & López-López, 2022).
+- :func:`study_weights`: the percentage weights the plots draw.
 """
 
+import inspect
 import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from skmeta._engine._location_scale import link_tau2
+from skmeta.utils._validation import (
+    as_float_array,
+    check_confidence_level,
+    check_groups,
+    check_sample_var,
+)
+
+if TYPE_CHECKING:  # matplotlib is optional (the ``plot`` extra)
+    from matplotlib.axes import Axes
 
 __all__ = [
     "bubble_plot",
@@ -36,6 +56,7 @@ __all__ = [
 ]
 
 
+# -------------------------------------------------------------------- helpers
 def _pyplot():
     try:
         import matplotlib.pyplot as plt
@@ -49,136 +70,53 @@ def _pyplot():
 def _new_axes(ax, figsize):
     if ax is not None:
         return ax
-    plt = _pyplot()
-    _, ax = plt.subplots(figsize=figsize)
+    _, ax = _pyplot().subplots(figsize=figsize)
     return ax
 
 
-def _as_1d(name, values, k=None):
-    arr = np.asarray(values, dtype=float).ravel()
-    if k is not None and arr.shape[0] != k:
-        raise ValueError(f"{name} has {arr.shape[0]} entries, expected {k}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return arr
+def _study_data(y, sample_var):
+    """Validated ``(y, v)`` of the training studies."""
+    y = as_float_array(y, "y")
+    return y, check_sample_var(sample_var, y.shape)
 
 
-def _check_level(confidence_level):
-    if not 0 < confidence_level < 1:
-        raise ValueError(
-            f"confidence_level must be in (0, 1), got {confidence_level!r}."
-        )
+def _metadata(**metadata):
+    """The metadata that were given (``None`` means not given)."""
+    return {name: value for name, value in metadata.items() if value is not None}
 
 
-def _check_fitted(estimator):
-    if not hasattr(estimator, "intercept_"):
-        raise ValueError(
-            f"{type(estimator).__name__} is not fitted: call fit before plotting."
-        )
+def _accepted(method, metadata):
+    """The part of ``metadata`` that ``method`` takes as keywords."""
+    parameters = inspect.signature(method).parameters
+    return {name: value for name, value in metadata.items() if name in parameters}
 
 
-def _study_tau2(estimator, k):
-    """Per-study between-study variance of a fitted model (or None)."""
-    tau2 = getattr(estimator, "tau2_", None)
-    if tau2 is None:
-        return None
-    tau2 = np.asarray(tau2, dtype=float)
-    return np.broadcast_to(tau2, (k,)) if tau2.ndim == 0 else tau2
-
-
-def _group_matrix(groups, k):
-    if isinstance(groups, pd.DataFrame):
-        G = groups.to_numpy(dtype=object)
-    else:
-        G = np.asarray(groups, dtype=object)
-    if G.ndim == 1:
-        G = G.reshape(-1, 1)
-    if G.shape[0] != k:
-        raise ValueError(f"groups has {G.shape[0]} rows, expected {k}.")
-    return G
-
-
-def _multilevel_weights(estimator, v, groups, Z):
-    """Diagonal of V^{-1} for a fitted MultilevelMeta, block by outermost cluster.
-
-    V = diag(v) + sum_l sum_{g in level l} z_g Sigma_l z_g^T, where z_i = (1,
-    Z[i, slopes]); outermost clusters are independent, so V^{-1} is computed one
-    (small) cluster block at a time.
-    """
-    k = v.shape[0]
-    G = _group_matrix(groups, k)
-    levels = list(estimator.level_names_)
-    if G.shape[1] != len(levels):
-        raise ValueError(
-            f"groups has {G.shape[1]} level(s); the model has {len(levels)}."
-        )
-    if Z is not None and not isinstance(Z, pd.DataFrame):
-        Zarr = np.asarray(Z, dtype=float).reshape(k, -1)
-        Z = pd.DataFrame(Zarr, columns=[f"z{j}" for j in range(Zarr.shape[1])])
-    designs = []
-    for name in levels:
-        S = estimator.re_covariances_[name]
-        slopes = list(S.index[1:])
-        if slopes and Z is None:
-            raise ValueError("Z is required: the model has random slopes.")
-        cols = [np.ones(k)] + [np.asarray(Z[s], dtype=float) for s in slopes]
-        designs.append((np.column_stack(cols), S.to_numpy()))
-    # label paths: a group of level l is identified by the labels of levels <= l
-    paths = [
-        pd.Series([tuple(row[: lev + 1]) for row in G]).factorize()[0]
-        for lev in range(len(levels))
-    ]
-    out = np.empty(k)
-    for code in np.unique(paths[0]):
-        idx = np.flatnonzero(paths[0] == code)
-        V = np.diag(v[idx])
-        for (zd, S), path in zip(designs, paths, strict=True):
-            same = path[idx][:, None] == path[idx][None, :]
-            V = V + same * (zd[idx] @ S @ zd[idx].T)
-        out[idx] = np.diag(np.linalg.inv(V))
-    return out
-
-
-def study_weights(estimator, sample_var, *, groups=None, Z=None):
+def study_weights(estimator, sample_var, **metadata) -> np.ndarray:
     """Return the percentage weights of the studies in a fitted model.
 
-    :math:`w_i = 1/(v_i + \\hat\\tau_i^2)` (random-effects, location-scale and
-    robust models) or the diagonal of :math:`\\hat V^{-1}` (multilevel models,
-    metafor's ``weights(type="diagonal")``), normalised to sum to 100.
+    The weights are the model's own (its ``_study_weights``): :math:`w_i =
+    1/(v_i + \\hat\\tau_i^2)` for random-effects, location-scale and robust
+    models; the diagonal of :math:`\\hat V^{-1}` for multilevel models
+    (metafor's ``weights(type="diagonal")``); normalised to sum to 100.
 
     Parameters
     ----------
     estimator : fitted skmeta estimator
     sample_var : array-like of shape (n_samples,)
         Sampling variances of the training studies.
-    groups : array-like of shape (n_samples,) or (n_samples, n_levels), default=None
-        Group labels (multilevel models).
-    Z : array-like or DataFrame of shape (n_samples, q), default=None
-        Random-slope covariates (multilevel models with random slopes).
+    **metadata : array-like
+        What the model was fitted with besides ``sample_var`` and needs for its
+        weights: ``groups`` (multilevel models), ``Z`` (random-slope covariates).
+        ``None`` values are ignored.
 
     Returns
     -------
     ndarray of shape (n_samples,)
         Weights in percent.
     """
-    v = _as_1d("sample_var", sample_var)
-    if hasattr(estimator, "re_covariances_"):
-        if groups is None:
-            raise ValueError(
-                "groups is required for the weights of a multilevel model."
-            )
-        w = _multilevel_weights(estimator, v, groups, Z)
-    else:
-        tau2 = _study_tau2(estimator, v.shape[0])
-        if tau2 is None:
-            raise ValueError(
-                f"{type(estimator).__name__} has no tau2_: cannot compute weights."
-            )
-        with np.errstate(divide="ignore"):
-            w = 1.0 / (v + tau2)
-    if not np.all(np.isfinite(w)):
-        raise ValueError("Infinite weights: some studies have zero total variance.")
-    return 100.0 * w / w.sum()
+    check_is_fitted(estimator)
+    v = as_float_array(sample_var, "sample_var")
+    return np.asarray(estimator._study_weights(v, **_metadata(**metadata)), dtype=float)
 
 
 def _summary_row(estimator, confidence_level):
@@ -191,86 +129,183 @@ def _summary_row(estimator, confidence_level):
 
 
 def _prediction_interval(estimator, confidence_level):
-    """(pi_lower, pi_upper) for a new study, or None when not defined."""
-    if not hasattr(estimator, "predict_interval"):
-        return None
+    """(pi_lower, pi_upper) for a new study, or None when it needs more.
+
+    A model whose heterogeneity depends on scale moderators or random-slope
+    covariates has no single prediction interval (``predict_interval`` needs
+    them and raises).
+    """
     try:
         frame = estimator.predict_interval(confidence_level=confidence_level)
-    except ValueError:  # e.g. scale moderators or random slopes need Z
+    except ValueError:
         return None
     return float(frame["pi_lower"].iloc[0]), float(frame["pi_upper"].iloc[0])
 
 
-def _model_label(estimator):
-    name = type(estimator).__name__
-    return {
-        "RandomEffectsMeta": (
-            "FE model"
-            if getattr(estimator, "method", None) == "fe"
-            and getattr(estimator, "tau2", None) is None
-            else "RE model"
-        ),
-        "LocationScaleMeta": "LS model",
-        "MultilevelMeta": "ML model",
-        "RobustMeta": "Robust RE model",
-    }.get(name, "Model")
+def _predict_interval_at(estimator, X, confidence_level, **metadata):
+    """``predict_interval(X)`` with the metadata it takes (``Z``)."""
+    kwargs = _accepted(estimator.predict_interval, _metadata(**metadata))
+    return estimator.predict_interval(X, confidence_level=confidence_level, **kwargs)
 
 
-def _row_text(fmt, est, lo, hi, weight=None, show_weight=False):
+def _check_has_moderators(estimator, X):
+    has_mods = estimator.n_features_in_ > 0
+    if has_mods and X is None:
+        raise ValueError("X is required: the model has moderators.")
+    return has_mods
+
+
+def _column_index(feature, names, n_columns, matrix):
+    """Index of ``feature`` (a column name or position) in ``matrix`` ("X"/"Z")."""
+    if isinstance(feature, str):
+        if names is None or feature not in list(names):
+            raise ValueError(f"feature {feature!r} is not a column of {matrix}.")
+        return list(names).index(feature)
+    j = int(feature)
+    if not 0 <= j < n_columns:
+        raise ValueError(f"feature index {j} out of range for {matrix}.")
+    return j
+
+
+def _as_2d(values, name, k):
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[0] != k:
+        raise ValueError(f"{name} has {arr.shape[0]} rows, expected {k}.")
+    return arr
+
+
+# ---------------------------------------------------------------- forest plot
+@dataclass(frozen=True)
+class _Row:
+    """One row of a forest plot, top to bottom."""
+
+    kind: str  # "study", "header", "group_summary", "summary", "gap"
+    label: str
+    study: int | None = None
+    key: object = None  # group label (group_summary)
+    members: np.ndarray | None = None  # studies of the group (group_summary)
+
+
+@dataclass
+class _Margins:
+    """What the forest plot collects while drawing: y ticks, right-margin text."""
+
+    ticks: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    bold: list = field(default_factory=list)
+    text: list = field(default_factory=list)  # (y, text, bold)
+    x_extent: list = field(default_factory=list)
+
+    def tick(self, y, label, bold=False):
+        self.ticks.append(y)
+        self.labels.append(label)
+        self.bold.append(bold)
+
+
+@dataclass(frozen=True)
+class _Forest:
+    """The data and settings of one forest plot."""
+
+    estimator: object
+    y: np.ndarray
+    v: np.ndarray
+    weights: np.ndarray | None
+    z: float  # critical value of the studies' intervals
+    level: float
+    fmt: object  # transform of the printed numbers
+    cluster_blups: pd.DataFrame | None
+
+    @property
+    def show_weights(self):
+        return self.weights is not None
+
+
+def _row_text(forest, est, lo, hi, weight=None):
     """Right-margin text: ``weight%  estimate [lower, upper]`` in fixed width."""
+    fmt = forest.fmt
     est_txt = f"{fmt(est):6.2f}" if est is not None else " " * 6
     text = f"{est_txt} [{fmt(lo):6.2f}, {fmt(hi):6.2f}]"
-    if show_weight:
+    if forest.show_weights:
         w_txt = f"{weight:5.1f}%" if weight is not None else " " * 6
         text = f"{w_txt}  {text}"
     return text
 
 
-def _nice_transformed_ticks(ax, transform):
-    """Ticks at round values of ``transform(x)`` (monotone) within the x limits."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+def _study_labels(labels, k):
+    if labels is None:
+        return [f"Study {i + 1}" for i in range(k)]
+    labels = [str(s) for s in np.asarray(labels, dtype=object).ravel()]
+    if len(labels) != k:
+        raise ValueError(f"labels has {len(labels)} entries, expected {k}.")
+    return labels
 
-    lo, hi = ax.get_xlim()
-    xs = np.linspace(lo, hi, 512)
-    with np.errstate(all="ignore"):
-        ts = np.asarray(transform(xs), dtype=float)
-    if not np.all(np.isfinite(ts)) or not (
-        np.all(np.diff(ts) > 0) or np.all(np.diff(ts) < 0)
-    ):
-        return
-    if ts[0] > ts[-1]:
-        xs, ts = xs[::-1], ts[::-1]
-    t_lo, t_hi = ts[0], ts[-1]
-    if t_lo > 0 and t_hi / t_lo > 4:
-        decades = np.arange(np.floor(np.log10(t_lo)), np.ceil(np.log10(t_hi)) + 1)
-        cand = np.concatenate([m * 10.0**decades for m in (1.0, 2.0, 5.0)])
-        if t_hi / t_lo < 40:
-            cand = np.concatenate([cand, 2.5 * 10.0**decades])
-        cand = np.sort(cand)
+
+def _grouping(subgroups, groups, k):
+    """``(keys, header prefix)`` of the row groups, or ``(None, "")``.
+
+    ``groups`` (several levels: the outermost) or ``subgroups``; the order is
+    that of first appearance.
+    """
+    if subgroups is not None and groups is not None:
+        raise ValueError("Pass either subgroups or groups, not both.")
+    if groups is not None:
+        check_groups(groups, k, allow_2d=True)
+        table = pd.DataFrame(groups).reset_index(drop=True)
+        name = str(table.columns[0]) if isinstance(groups, pd.DataFrame) else None
+        if isinstance(groups, pd.Series) and groups.name is not None:
+            name = str(groups.name)
+        return table.iloc[:, 0].to_numpy(dtype=object), f"{name or 'group'} "
+    if subgroups is not None:
+        check_groups(subgroups, k, name="subgroups")
+        return np.asarray(subgroups, dtype=object).ravel(), ""
+    return None, ""
+
+
+def _forest_rows(labels, keys, prefix, has_mods, model_label):
+    """The rows of the plot: studies (by group), group summaries, the summary."""
+    rows = []
+    if keys is None:
+        rows += [_Row("study", label, study=i) for i, label in enumerate(labels)]
+        rows.append(_Row("gap", ""))
     else:
-        cand = MaxNLocator(6).tick_values(t_lo, t_hi)
-    cand = cand[(cand >= t_lo) & (cand <= t_hi)]
-    from scipy.optimize import brentq
+        for key in pd.unique(pd.Series(keys)):
+            members = np.flatnonzero(keys == key)
+            rows.append(_Row("header", f"{prefix}{key}"))
+            rows += [_Row("study", labels[i], study=i) for i in members]
+            rows.append(
+                _Row("group_summary", f"{prefix}{key}", key=key, members=members)
+            )
+            rows.append(_Row("gap", ""))
+    if has_mods:
+        rows.pop()  # no summary row: drop the trailing gap
+    else:
+        rows.append(_Row("summary", model_label))
+    return rows
 
-    positions = []
-    for c in cand:  # exact inverse within the bracketing grid cell
-        j = int(np.clip(np.searchsorted(ts, c), 1, xs.size - 1))
-        a, b = sorted((xs[j - 1], xs[j]))
-        f = lambda x, c=c: float(transform(x)) - c
-        positions.append(
-            brentq(f, a, b, xtol=1e-12) if f(a) * f(b) < 0 else np.interp(c, ts, xs)
-        )
-    ax.xaxis.set_major_locator(FixedLocator(positions))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{transform(t):.3g}"))
+
+#: Inches of one row label character (10 pt) and of one margin text character
+#: (small monospace), of a data row, and the width of the plotting area.
+_LABEL_CHAR_IN, _ROW_IN, _PANEL_IN = 0.075, 0.25, 3.6
 
 
-def _predict_interval_at(estimator, X, Z, confidence_level):
-    """``predict_interval(X)``, passing the scale design ``Z`` where needed."""
-    if getattr(estimator, "n_scale_features_in_", 0):
-        if Z is None:
-            raise ValueError("Z is required: the scale model has moderators.")
-        return estimator.predict_interval(X, Z=Z, confidence_level=confidence_level)
-    return estimator.predict_interval(X, confidence_level=confidence_level)
+def _forest_axes(rows, show_weights):
+    """A new figure sized to the rows and the labels' lengths."""
+    plt = _pyplot()
+    longest = max(len(row.label) for row in rows) + 3
+    left_in = 0.2 + _LABEL_CHAR_IN * longest
+    right_in = 0.3 + _LABEL_CHAR_IN * (31 if show_weights else 23)
+    width = left_in + _PANEL_IN + right_in
+    height = 1.2 + _ROW_IN * len(rows)
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(
+        left=left_in / width,
+        right=1 - right_in / width,
+        top=1 - 0.45 / height,
+        bottom=0.6 / height,
+    )
+    return ax
 
 
 def _diamond(ax, est, lo, hi, y, *, color, height=0.4, gid=None):
@@ -290,6 +325,210 @@ def _diamond(ax, est, lo, hi, y, *, color, height=0.4, gid=None):
     return poly
 
 
+def _draw_study(ax, forest, margins, row, ypos, fitted):
+    i = row.study
+    half = forest.z * np.sqrt(forest.v[i])
+    lo, hi = forest.y[i] - half, forest.y[i] + half
+    ax.hlines(ypos, lo, hi, color="black", linewidth=1.0, zorder=2)
+    margins.x_extent += [lo, hi]
+    weight = None if forest.weights is None else forest.weights[i]
+    margins.text.append((ypos, _row_text(forest, forest.y[i], lo, hi, weight), False))
+    margins.tick(ypos, row.label)
+    if fitted is not None:
+        r = fitted.iloc[i]
+        _diamond(
+            ax,
+            r["mean"],
+            r["ci_lower"],
+            r["ci_upper"],
+            ypos,
+            color="0.75",
+            height=0.25,
+            gid="fitted",
+        )
+        margins.x_extent += [r["ci_lower"], r["ci_upper"]]
+
+
+def _cluster_blups(estimator, groups, has_mods):
+    """BLUPs of the outermost level's clusters (intercept-only), or None.
+
+    A model with cluster random effects (``random_effects_`` a dict level ->
+    DataFrame with columns ``estimate, se``, outermost level first) predicts a
+    cluster's effect as the fixed intercept plus the cluster's BLUP.
+    """
+    blups = getattr(estimator, "random_effects_", None)
+    if groups is None or has_mods or not isinstance(blups, dict) or not blups:
+        return None
+    outermost = blups[next(iter(blups))]
+    if not {"estimate", "se"} <= set(outermost.columns):
+        return None  # random slopes at that level: no single cluster effect
+    return outermost
+
+
+def _group_summary(forest, row):
+    """(estimate, lower, upper, gid, label) of a group's diamond, or None."""
+    estimator = forest.estimator
+    if forest.cluster_blups is not None:
+        if row.key not in forest.cluster_blups.index:
+            return None
+        blup = forest.cluster_blups.loc[row.key]
+        est = float(estimator.intercept_) + float(blup["estimate"])
+        half = forest.z * float(blup["se"])
+        return est, est - half, est + half, "cluster", f"{row.label} (BLUP)"
+    if row.members.size < 2:
+        return None  # one study is its own summary
+    sub = clone(estimator)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sub.fit(None, forest.y[row.members], sample_var=forest.v[row.members])
+        est, lo, hi = _summary_row(sub, forest.level)
+    except ValueError as exc:
+        warnings.warn(
+            f"forest_plot: no summary for subgroup {row.label!r} ({exc})",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
+    return est, lo, hi, "subgroup", f"{sub._model_label()}: {row.label}"
+
+
+def _draw_group_summary(ax, forest, margins, row, ypos):
+    summary = _group_summary(forest, row)
+    if summary is None:
+        return
+    est, lo, hi, gid, label = summary
+    _diamond(ax, est, lo, hi, ypos, color="0.6", gid=gid)
+    margins.x_extent += [lo, hi]
+    margins.tick(ypos, label)
+    margins.text.append((ypos, _row_text(forest, est, lo, hi), True))
+
+
+def _draw_summary(ax, forest, margins, row, ypos, show_prediction):
+    est, lo, hi = _summary_row(forest.estimator, forest.level)
+    _diamond(ax, est, lo, hi, ypos, color="black", gid="summary")
+    margins.x_extent += [lo, hi]
+    margins.text.append((ypos, _row_text(forest, est, lo, hi, 100.0), True))
+    margins.tick(ypos, row.label, bold=True)
+    pi = (
+        _prediction_interval(forest.estimator, forest.level)
+        if show_prediction
+        else None
+    )
+    if pi is None:
+        return
+    pi_y = ypos - 0.75
+    line = ax.hlines(pi_y, pi[0], pi[1], color="black", linestyle="--", linewidth=1.0)
+    line.set_gid("prediction")
+    ax.vlines(pi, pi_y - 0.15, pi_y + 0.15, color="black", linewidth=1.0)
+    margins.x_extent += list(pi)
+    margins.tick(pi_y, "Prediction interval")
+    margins.text.append((pi_y, _row_text(forest, None, pi[0], pi[1]), False))
+
+
+def _draw_squares(ax, forest, rows, ypos):
+    """The studies' effects as squares with area proportional to the weight."""
+    studies = [(row.study, yy) for row, yy in zip(rows, ypos, strict=True)]
+    studies = [(i, yy) for i, yy in studies if i is not None]
+    index = np.array([i for i, _ in studies], dtype=int)
+    w = forest.weights[index] if forest.show_weights else np.ones(index.size)
+    squares = ax.scatter(
+        forest.y[index],
+        [yy for _, yy in studies],
+        s=15.0 + 150.0 * w / w.max(),
+        marker="s",
+        color="black",
+        zorder=3,
+    )
+    squares.set_gid("studies")
+
+
+def _finish_forest_axes(ax, margins, ypos, refline, xlabel, transform):
+    if refline is not None:
+        ax.axvline(refline, color="0.5", linestyle=":", linewidth=1.0, zorder=1)
+        margins.x_extent.append(refline)
+    lo_x, hi_x = min(margins.x_extent), max(margins.x_extent)
+    pad = 0.05 * (hi_x - lo_x if hi_x > lo_x else 1.0)
+    ax.set_xlim(lo_x - pad, hi_x + pad)
+    ax.set_ylim(min(ypos.min(), min(margins.ticks)) - 1.0, ypos.max() + 0.8)
+    ax.set_yticks(margins.ticks)
+    ax.set_yticklabels(margins.labels)
+    for tick, is_bold in zip(ax.get_yticklabels(), margins.bold, strict=True):
+        if is_bold:
+            tick.set_fontweight("bold")
+    ax.tick_params(axis="y", length=0)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(xlabel)
+    if transform is not None:
+        _nice_transformed_ticks(ax, transform)
+
+
+def _write_margin(ax, forest, margins, top):
+    """Weight and estimate [CI] of each row, aligned in a monospace column."""
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(ax.transAxes, ax.transData)
+    style = {"transform": trans, "ha": "left", "family": "monospace"}
+    style.update(fontsize="small", clip_on=False)
+    for yy, text, is_bold in margins.text:
+        weight = "bold" if is_bold else "normal"
+        ax.text(1.03, yy, text, va="center", fontweight=weight, **style)
+    header = f"Estimate [{100 * forest.level:g}% CI]"
+    header = (
+        f"{'Weight':>6s}  {header:>23s}" if forest.show_weights else f"{header:>23s}"
+    )
+    ax.text(1.03, top, header, va="bottom", fontweight="bold", **style)
+
+
+def _nice_transformed_ticks(ax, transform):
+    """Ticks at round values of ``transform(x)`` (monotone) within the x limits."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    lo, hi = ax.get_xlim()
+    xs = np.linspace(lo, hi, 512)
+    with np.errstate(all="ignore"):
+        ts = np.asarray(transform(xs), dtype=float)
+    if not np.all(np.isfinite(ts)) or not (
+        np.all(np.diff(ts) > 0) or np.all(np.diff(ts) < 0)
+    ):
+        return
+    if ts[0] > ts[-1]:
+        xs, ts = xs[::-1], ts[::-1]
+    positions = [
+        _inverse_on_grid(transform, xs, ts, c) for c in _round_values(ts[0], ts[-1])
+    ]
+    ax.xaxis.set_major_locator(FixedLocator(positions))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{transform(t):.3g}"))
+
+
+def _round_values(t_lo, t_hi):
+    """Round tick values in [t_lo, t_hi]: 1, 2, 5 (and 2.5) x 10^n over a wide
+    positive range (ratios), else the usual linear ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    if t_lo > 0 and t_hi / t_lo > 4:
+        decades = np.arange(np.floor(np.log10(t_lo)), np.ceil(np.log10(t_hi)) + 1)
+        mantissas = (1.0, 2.0, 5.0) if t_hi / t_lo >= 40 else (1.0, 2.0, 2.5, 5.0)
+        cand = np.sort(np.concatenate([m * 10.0**decades for m in mantissas]))
+    else:
+        cand = MaxNLocator(6).tick_values(t_lo, t_hi)
+    return cand[(cand >= t_lo) & (cand <= t_hi)]
+
+
+def _inverse_on_grid(transform, xs, ts, c):
+    """x with ``transform(x) == c``: exact within the bracketing grid cell."""
+    j = int(np.clip(np.searchsorted(ts, c), 1, xs.size - 1))
+    a, b = sorted((xs[j - 1], xs[j]))
+
+    def f(x):
+        return float(transform(x)) - c
+
+    if f(a) * f(b) < 0:
+        return optimize.brentq(f, a, b, xtol=1e-12)
+    return float(np.interp(c, ts, xs))
+
+
 def forest_plot(
     estimator,
     y,
@@ -300,14 +539,14 @@ def forest_plot(
     subgroups=None,
     groups=None,
     Z=None,
-    confidence_level=0.95,
-    show_weights=True,
-    show_prediction=True,
+    confidence_level: float = 0.95,
+    show_weights: bool = True,
+    show_prediction: bool = True,
     transform=None,
-    refline=0.0,
-    xlabel="Observed outcome",
+    refline: float | None = 0.0,
+    xlabel: str = "Observed outcome",
     ax=None,
-):
+) -> "Axes":
     """Draw a forest plot of a fitted model.
 
     One row per study: the observed effect :math:`y_i` as a square whose area is
@@ -315,24 +554,26 @@ def forest_plot(
     :math:`y_i \\pm z_{1-\\alpha/2}\\sqrt{v_i}` (as metafor's ``forest``).  At the
     bottom, the summary estimate as a diamond spanning its confidence interval
     (from ``estimator.summary()``, so robust or Knapp–Hartung intervals are
-    shown as the model reports them) and the prediction interval for the true
-    effect of a new study as a line with end marks.  The right margin gives the
-    weight (%) and "estimate [CI]" of each row.
+    shown as the model reports them), labelled with the model's name, and the
+    prediction interval for the true effect of a new study as a line with end
+    marks.  The right margin gives the weight (%) and "estimate [CI]" of each
+    row.
 
     With moderators (``X``), the fitted values :math:`\\hat\\mu_i` of the studies
     are drawn as grey diamonds instead of a single summary (metafor's forest
     plot of a meta-regression).  With ``subgroups``, the studies are grouped
-    under a header per subgroup and each subgroup gets its own summary diamond
-    from a clone of ``estimator`` fitted to that subgroup (intercept only).  For
-    a :class:`~skmeta.MultilevelMeta`, pass ``groups``: the studies are grouped
-    by the outermost level, and each cluster gets a grey diamond at the fixed
-    effect plus the cluster's BLUP, spanning ± z times the BLUP's prediction
-    error SD (intercept-only models).
+    under a header per subgroup and each subgroup of two or more studies gets
+    its own summary diamond from a clone of ``estimator`` fitted to that
+    subgroup (intercept only).  With ``groups``, the rows are grouped by the
+    outermost level; for a model with cluster random effects (a
+    :class:`~skmeta.MultilevelMeta` without moderators) each cluster gets a grey
+    diamond at the fixed effect plus the cluster's BLUP, spanning ± z times the
+    BLUP's prediction error SD, otherwise the diamonds of subgroups.
 
     Parameters
     ----------
     estimator : fitted skmeta estimator
-        Fitted to ``(X, y, sample_var)``.
+        Fitted to ``(X, y, sample_var)`` (and ``groups``, ``Z``).
     y : array-like of shape (n_samples,)
         Observed effect sizes.
     sample_var : array-like of shape (n_samples,)
@@ -345,10 +586,12 @@ def forest_plot(
         Subgroup labels; subgroups are drawn in order of first appearance.
     groups : array-like of shape (n_samples,) or (n_samples, n_levels), \
 default=None
-        Group labels of a multilevel model (outermost level first).
+        Group labels the model was fitted with (outermost level first); also
+        used for the weights of a multilevel model.
     Z : array-like of shape (n_samples, q), default=None
         Scale moderators (location-scale models) or random-slope covariates
-        (multilevel models), as passed to ``fit``; used for the weights.
+        (multilevel models), as passed to ``fit``; used for the weights and the
+        fitted values.
     confidence_level : float, default=0.95
         Level of all intervals.
     show_weights : bool, default=True
@@ -372,248 +615,99 @@ default=None
         The y tick labels are the row labels (studies, headers, summaries);
         the summary diamonds are the axes' patches with gid ``"summary"``
         (and ``"subgroup"``, ``"fitted"``, ``"cluster"``).
+
+    Warns
+    -----
+    UserWarning
+        When a subgroup's model cannot be fitted (it gets no diamond).
     """
-    _check_fitted(estimator)
-    _check_level(confidence_level)
-    y = _as_1d("y", y)
+    check_is_fitted(estimator)
+    level = check_confidence_level(confidence_level)
+    y, v = _study_data(y, sample_var)
     k = y.shape[0]
-    v = _as_1d("sample_var", sample_var, k)
-    if np.any(v < 0):
-        raise ValueError("sample_var must be >= 0.")
-    if labels is None:
-        labels = [f"Study {i + 1}" for i in range(k)]
-    labels = [str(s) for s in np.asarray(labels, dtype=object).ravel()]
-    if len(labels) != k:
-        raise ValueError(f"labels has {len(labels)} entries, expected {k}.")
-    has_mods = getattr(estimator, "n_features_in_", 0) > 0
-    if has_mods and X is None:
-        raise ValueError("X is required: the model has moderators.")
-    z = stats.norm.ppf(0.5 + confidence_level / 2)
-    weights = study_weights(estimator, v, groups=groups, Z=Z) if show_weights else None
-    fmt = transform if transform is not None else (lambda t: t)
-    show_w = weights is not None
-
-    def w_of(i):
-        return None if weights is None else weights[i]
-
-    # ----- row layout (top to bottom)
-    rows = []  # (kind, label, payload)
-    if subgroups is not None and groups is not None:
-        raise ValueError("Pass either subgroups or groups, not both.")
-    if subgroups is not None or groups is not None:
-        if subgroups is not None:
-            keys = np.asarray(subgroups, dtype=object).ravel()
-            if keys.shape[0] != k:
-                raise ValueError(
-                    f"subgroups has {keys.shape[0]} entries, expected {k}."
-                )
-            level_name = ""
-        else:
-            keys = _group_matrix(groups, k)[:, 0]
-            names = getattr(estimator, "level_names_", None)
-            level_name = f"{names[0]} " if names else "group "
-        order = pd.unique(pd.Series(keys))
-        for key in order:
-            idx = np.flatnonzero(keys == key)
-            rows.append(("header", f"{level_name}{key}", None))
-            rows += [("study", labels[i], i) for i in idx]
-            rows.append(("group_summary", str(key), (key, idx)))
-            rows.append(("gap", "", None))
-    else:
-        rows += [("study", labels[i], i) for i in range(k)]
-        rows.append(("gap", "", None))
-    if has_mods:
-        rows.pop()  # no summary row: drop the trailing gap
-    else:
-        rows.append(("summary", _model_label(estimator), None))
-
-    n_rows = len(rows)
+    labels = _study_labels(labels, k)
+    has_mods = _check_has_moderators(estimator, X)
+    metadata = _metadata(groups=groups, Z=Z)
+    keys, prefix = _grouping(subgroups, groups, k)
+    forest = _Forest(
+        estimator=estimator,
+        y=y,
+        v=v,
+        weights=study_weights(estimator, v, **metadata) if show_weights else None,
+        z=float(stats.norm.ppf(0.5 + level / 2)),
+        level=level,
+        fmt=transform if transform is not None else (lambda t: t),
+        cluster_blups=_cluster_blups(estimator, groups, has_mods),
+    )
+    rows = _forest_rows(labels, keys, prefix, has_mods, estimator._model_label())
     if ax is None:
-        plt = _pyplot()
-        longest = max(len(label) for _, label, _ in rows) + 3
-        left_in = 0.2 + 0.075 * longest  # inches for the row labels (10 pt)
-        right_in = 0.3 + 0.075 * (31 if show_w else 23)
-        width = left_in + 3.6 + right_in
-        height = 1.2 + 0.25 * n_rows
-        fig, ax = plt.subplots(figsize=(width, height))
-        fig.subplots_adjust(
-            left=left_in / width,
-            right=1 - right_in / width,
-            top=1 - 0.45 / height,
-            bottom=0.6 / height,
-        )
-    ypos = n_rows - np.arange(n_rows, dtype=float)
-
-    fitted = None
-    if has_mods:
-        fitted = _predict_interval_at(estimator, X, Z, confidence_level)
-    cluster_blups = None
-    if groups is not None and hasattr(estimator, "random_effects_") and not has_mods:
-        first = estimator.level_names_[0]
-        cluster_blups = estimator.random_effects_[first]
-
-    study_y, study_idx = [], []
-    right_text = []
-    ticks, ticklabels, bold = [], [], []
-    x_extent = []
-    for (kind, label, payload), yy in zip(rows, ypos, strict=True):
-        if kind == "gap":
-            continue
-        if kind == "header":
-            ticks.append(yy)
-            ticklabels.append(label)
-            bold.append(True)
-            continue
-        if kind == "study":
-            i = payload
-            lo, hi = y[i] - z * np.sqrt(v[i]), y[i] + z * np.sqrt(v[i])
-            ax.hlines(yy, lo, hi, color="black", linewidth=1.0, zorder=2)
-            study_y.append(yy)
-            study_idx.append(i)
-            x_extent += [lo, hi]
-            text = _row_text(fmt, y[i], lo, hi, w_of(i), show_w)
-            right_text.append((yy, text, False))
-            if fitted is not None:
-                r = fitted.iloc[i]
-                _diamond(
-                    ax,
-                    r["mean"],
-                    r["ci_lower"],
-                    r["ci_upper"],
-                    yy,
-                    color="0.75",
-                    height=0.25,
-                    gid="fitted",
-                )
-                x_extent += [r["ci_lower"], r["ci_upper"]]
-        elif kind == "group_summary":
-            key, idx = payload
-            res = None
-            if cluster_blups is not None:
-                if key in cluster_blups.index:
-                    b = cluster_blups.loc[key]
-                    est = estimator.intercept_ + float(b["intercept"])
-                    half = z * float(b["se_intercept"])
-                    res = (
-                        est,
-                        est - half,
-                        est + half,
-                        "cluster",
-                        f"{level_name}{label} (BLUP)",
-                    )
-            elif not has_mods and idx.size >= 2:
-                sub = clone(estimator)
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        sub.fit(None, y[idx], sample_var=v[idx])
-                    est, lo, hi = _summary_row(sub, confidence_level)
-                    res = (est, lo, hi, "subgroup", f"{_model_label(sub)}: {label}")
-                except (ValueError, TypeError):
-                    res = None
-            if res is None:
-                continue
-            est, lo, hi, gid, text_label = res
-            _diamond(ax, est, lo, hi, yy, color="0.6", gid=gid)
-            x_extent += [lo, hi]
-            ticks.append(yy)
-            ticklabels.append(text_label)
-            bold.append(False)
-            right_text.append((yy, _row_text(fmt, est, lo, hi, None, show_w), True))
-            continue
-        elif kind == "summary":
-            est, lo, hi = _summary_row(estimator, confidence_level)
-            _diamond(ax, est, lo, hi, yy, color="black", gid="summary")
-            x_extent += [lo, hi]
-            text = _row_text(fmt, est, lo, hi, 100.0, show_w)
-            right_text.append((yy, text, True))
-            ticks.append(yy)
-            ticklabels.append(label)
-            bold.append(True)
-            pi = (
-                _prediction_interval(estimator, confidence_level)
-                if show_prediction
-                else None
-            )
-            if pi is not None:
-                pi_y = yy - 0.75
-                line = ax.hlines(
-                    pi_y, pi[0], pi[1], color="black", linestyle="--", linewidth=1.0
-                )
-                line.set_gid("prediction")
-                ax.vlines(pi, pi_y - 0.15, pi_y + 0.15, color="black", linewidth=1.0)
-                x_extent += list(pi)
-                ticks.append(pi_y)
-                ticklabels.append("Prediction interval")
-                bold.append(False)
-                right_text.append(
-                    (pi_y, _row_text(fmt, None, pi[0], pi[1], None, show_w), False)
-                )
-            continue
-        ticks.append(yy)
-        ticklabels.append(label)
-        bold.append(False)
-
-    # squares with area proportional to the weight
-    study_idx = np.asarray(study_idx, dtype=int)
-    w = weights[study_idx] if weights is not None else np.full(study_idx.size, 5.0)
-    sizes = 15.0 + 150.0 * w / w.max()
-    squares = ax.scatter(
-        y[study_idx], study_y, s=sizes, marker="s", color="black", zorder=3
-    )
-    squares.set_gid("studies")
-
-    if refline is not None:
-        ax.axvline(refline, color="0.5", linestyle=":", linewidth=1.0, zorder=1)
-        x_extent.append(refline)
-    lo_x, hi_x = min(x_extent), max(x_extent)
-    pad = 0.05 * (hi_x - lo_x if hi_x > lo_x else 1.0)
-    ax.set_xlim(lo_x - pad, hi_x + pad)
-    ax.set_ylim(min(ypos.min(), min(ticks)) - 1.0, ypos.max() + 0.8)
-    ax.set_yticks(ticks)
-    ax.set_yticklabels(ticklabels)
-    for tick, is_bold in zip(ax.get_yticklabels(), bold, strict=True):
-        if is_bold:
-            tick.set_fontweight("bold")
-    ax.tick_params(axis="y", length=0)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.set_xlabel(xlabel)
-    if transform is not None:
-        _nice_transformed_ticks(ax, transform)
-
-    # right margin: weight and estimate [CI], aligned in a monospace column
-    from matplotlib.transforms import blended_transform_factory
-
-    trans = blended_transform_factory(ax.transAxes, ax.transData)
-    for yy, text, is_bold in right_text:
-        ax.text(
-            1.03,
-            yy,
-            text,
-            transform=trans,
-            ha="left",
-            va="center",
-            family="monospace",
-            fontsize="small",
-            fontweight="bold" if is_bold else "normal",
-            clip_on=False,
-        )
-    header = f"Estimate [{100 * confidence_level:g}% CI]"
-    header = f"{'Weight':>6s}  {header:>23s}" if show_w else f"{header:>23s}"
-    ax.text(
-        1.03,
-        ypos.max() + 0.8,
-        header,
-        transform=trans,
-        ha="left",
-        va="bottom",
-        family="monospace",
-        fontsize="small",
-        fontweight="bold",
-        clip_on=False,
-    )
+        ax = _forest_axes(rows, show_weights)
+    ypos = len(rows) - np.arange(len(rows), dtype=float)
+    fitted = _predict_interval_at(estimator, X, level, Z=Z) if has_mods else None
+    margins = _Margins()
+    for row, yy in zip(rows, ypos, strict=True):
+        if row.kind == "header":
+            margins.tick(yy, row.label, bold=True)
+        elif row.kind == "study":
+            _draw_study(ax, forest, margins, row, yy, fitted)
+        elif row.kind == "group_summary":
+            _draw_group_summary(ax, forest, margins, row, yy)
+        elif row.kind == "summary":
+            _draw_summary(ax, forest, margins, row, yy, show_prediction)
+    _draw_squares(ax, forest, rows, ypos)
+    _finish_forest_axes(ax, margins, ypos, refline, xlabel, transform)
+    _write_margin(ax, forest, margins, ypos.max() + 0.8)
     return ax
+
+
+# ---------------------------------------------------------------- funnel plot
+def _draw_contours(ax, levels, ref, y, se_max, grid):
+    """Contour-enhanced background: shaded regions of the studies' p-values."""
+    shades = np.linspace(1.0, 0.55, len(levels) + 1)  # inner ring is white
+    cuts = [1.0 - c for c in levels]  # p-value thresholds, decreasing
+    widest = stats.norm.ppf(0.5 + levels[-1] / 2) * se_max
+    half = max(widest, np.max(np.abs(y - ref))) * 1.1
+    outer = ax.fill_betweenx(
+        [0, se_max],
+        ref - half,
+        ref + half,
+        color=str(shades[-1]),
+        zorder=0,
+        label=f"p ≤ {cuts[-1]:g}",
+    )
+    outer.set_gid("contour-outside")
+    # from the widest region inwards; region j holds cuts[j] < p <= cuts[j-1]
+    for j in range(len(levels) - 1, -1, -1):
+        zc = stats.norm.ppf(0.5 + levels[j] / 2)
+        upper = "1" if j == 0 else f"{cuts[j - 1]:g}"
+        patch = ax.fill_betweenx(
+            grid,
+            ref - zc * grid,
+            ref + zc * grid,
+            color=str(shades[j]),
+            edgecolor="0.5",
+            linewidth=0.5,
+            zorder=0,
+            label=f"{cuts[j]:g} < p ≤ {upper}",
+        )
+        patch.set_gid(f"contour-{levels[j]:g}")
+    ax.axvline(ref, color="0.4", linewidth=0.8)
+    handles, texts = ax.get_legend_handles_labels()
+    n = len(levels) + 1
+    ax.legend(handles[::-1][:n], texts[::-1][:n], loc="lower right", fontsize="small")
+    ax.set_xlim(ref - half, ref + half)
+
+
+def _draw_pseudo_ci(ax, level, centre, y, se_max, grid):
+    """The pseudo-confidence funnel ``centre +- z SE``."""
+    zc = stats.norm.ppf(0.5 + level / 2)
+    ax.plot(centre - zc * grid, grid, color="0.3", linestyle="--", linewidth=1.0)
+    ax.plot(centre + zc * grid, grid, color="0.3", linestyle="--", linewidth=1.0)
+    ax.axvline(centre, color="0.3", linewidth=1.0)
+    lo = min(np.min(y), centre - zc * se_max)
+    hi = max(np.max(y), centre + zc * se_max)
+    pad = 0.05 * (hi - lo)
+    ax.set_xlim(lo - pad, hi + pad)
 
 
 def funnel_plot(
@@ -623,11 +717,11 @@ def funnel_plot(
     *,
     X=None,
     contours=None,
-    confidence_level=0.95,
-    refline=None,
-    xlabel=None,
+    confidence_level: float = 0.95,
+    refline: float | None = None,
+    xlabel: str | None = None,
     ax=None,
-):
+) -> "Axes":
     """Draw a funnel plot: effect sizes against their standard errors.
 
     The y axis is the standard error :math:`\\sqrt{v_i}`, inverted so that the
@@ -663,80 +757,34 @@ def funnel_plot(
     -------
     matplotlib Axes
         The studies are the collection with gid ``"studies"``.
+
+    References
+    ----------
+    Peters, J. L., Sutton, A. J., Jones, D. R., Abrams, K. R., & Rushton, L.
+    (2008). Contour-enhanced meta-analysis funnel plots help distinguish
+    publication bias from other causes of asymmetry. Journal of Clinical
+    Epidemiology, 61, 991-996.
     """
-    _check_fitted(estimator)
-    _check_level(confidence_level)
-    y = _as_1d("y", y)
-    k = y.shape[0]
-    v = _as_1d("sample_var", sample_var, k)
-    if np.any(v < 0):
-        raise ValueError("sample_var must be >= 0.")
+    check_is_fitted(estimator)
+    level = check_confidence_level(confidence_level)
+    y, v = _study_data(y, sample_var)
     se = np.sqrt(v)
-    has_mods = getattr(estimator, "n_features_in_", 0) > 0
-    if has_mods:
-        if X is None:
-            raise ValueError("X is required: the model has moderators.")
+    if _check_has_moderators(estimator, X):
         y = y - estimator.predict(X)
-        centre = 0.0
-        default_label = "Residual value"
+        centre, default_label = 0.0, "Residual value"
     else:
-        centre = _summary_row(estimator, confidence_level)[0]
+        centre = _summary_row(estimator, level)[0]
         default_label = "Observed outcome"
     ax = _new_axes(ax, (6.0, 4.5))
     se_max = se.max() * 1.1 if se.max() > 0 else 1.0
     grid = np.linspace(0.0, se_max, 50)
     if contours is not None:
-        levels = sorted(float(c) for c in contours)
-        for c in levels:
-            _check_level(c)
+        levels = sorted(check_confidence_level(c, name="contours") for c in contours)
         ref = 0.0 if refline is None else float(refline)
-        shades = np.linspace(1.0, 0.55, len(levels) + 1)  # inner ring is white
-        cuts = [1.0 - c for c in levels]  # p-value thresholds, decreasing
-        widest = stats.norm.ppf(0.5 + levels[-1] / 2) * se_max
-        half = max(widest, np.max(np.abs(y - ref))) * 1.1
-        outer = ax.fill_betweenx(
-            [0, se_max],
-            ref - half,
-            ref + half,
-            color=str(shades[-1]),
-            zorder=0,
-            label=f"p ≤ {cuts[-1]:g}",
-        )
-        outer.set_gid("contour-outside")
-        # from the widest region inwards; region j holds cuts[j] < p <= cuts[j-1]
-        for j in range(len(levels) - 1, -1, -1):
-            zc = stats.norm.ppf(0.5 + levels[j] / 2)
-            upper = "1" if j == 0 else f"{cuts[j - 1]:g}"
-            patch = ax.fill_betweenx(
-                grid,
-                ref - zc * grid,
-                ref + zc * grid,
-                color=str(shades[j]),
-                edgecolor="0.5",
-                linewidth=0.5,
-                zorder=0,
-                label=f"{cuts[j]:g} < p ≤ {upper}",
-            )
-            patch.set_gid(f"contour-{levels[j]:g}")
-        ax.axvline(ref, color="0.4", linewidth=0.8)
-        handles, texts = ax.get_legend_handles_labels()
-        ax.legend(
-            handles[::-1][: len(levels) + 1],
-            texts[::-1][: len(levels) + 1],
-            loc="lower right",
-            fontsize="small",
-        )
-        ax.set_xlim(ref - half, ref + half)
+        _draw_contours(ax, levels, ref, y, se_max, grid)
     else:
-        zc = stats.norm.ppf(0.5 + confidence_level / 2)
         c0 = centre if refline is None else float(refline)
-        ax.plot(c0 - zc * grid, grid, color="0.3", linestyle="--", linewidth=1.0)
-        ax.plot(c0 + zc * grid, grid, color="0.3", linestyle="--", linewidth=1.0)
-        ax.axvline(c0, color="0.3", linewidth=1.0)
-        lo = min(np.min(y), c0 - zc * se_max)
-        hi = max(np.max(y), c0 + zc * se_max)
-        pad = 0.05 * (hi - lo)
-        ax.set_xlim(lo - pad, hi + pad)
+        _draw_pseudo_ci(ax, level, c0, y, se_max, grid)
     pts = ax.scatter(y, se, color="black", edgecolor="white", s=30, zorder=3)
     pts.set_gid("studies")
     ax.set_ylim(se_max, 0.0)
@@ -745,16 +793,21 @@ def funnel_plot(
     return ax
 
 
-def _column_index(feature, names, n_columns, matrix):
-    """Index of ``feature`` (a column name or position) in ``matrix`` ("X"/"Z")."""
-    if isinstance(feature, str):
-        if names is None or feature not in list(names):
-            raise ValueError(f"feature {feature!r} is not a column of {matrix}.")
-        return list(names).index(feature)
-    j = int(feature)
-    if not 0 <= j < n_columns:
-        raise ValueError(f"feature index {j} out of range for {matrix}.")
-    return j
+# ---------------------------------------------------------------- bubble plot
+def _line_inputs(X, j, n_points, Z):
+    """New X along column ``j`` (others at their means) and Z at its means."""
+    Xarr = _as_2d(X, "X", np.shape(X)[0])
+    xs = np.linspace(Xarr[:, j].min(), Xarr[:, j].max(), n_points)
+    newX = np.tile(Xarr.mean(axis=0), (n_points, 1))
+    newX[:, j] = xs
+    if isinstance(X, pd.DataFrame):
+        newX = pd.DataFrame(newX, columns=X.columns)
+    newZ = None
+    if Z is not None:
+        newZ = np.tile(_as_2d(Z, "Z", Xarr.shape[0]).mean(axis=0), (n_points, 1))
+        if isinstance(Z, pd.DataFrame):
+            newZ = pd.DataFrame(newZ, columns=Z.columns)
+    return xs, newX, newZ
 
 
 def bubble_plot(
@@ -763,23 +816,23 @@ def bubble_plot(
     y,
     sample_var,
     *,
-    feature=0,
+    feature: int | str = 0,
     Z=None,
     groups=None,
-    confidence_level=0.95,
-    show_prediction=False,
-    n_points=100,
-    xlabel=None,
-    ylabel="Observed outcome",
+    confidence_level: float = 0.95,
+    show_prediction: bool = False,
+    n_points: int = 100,
+    xlabel: str | None = None,
+    ylabel: str = "Observed outcome",
     ax=None,
-):
+) -> "Axes":
     """Draw a bubble plot of a meta-regression on one moderator.
 
     Each study is a circle at (moderator, :math:`y_i`) whose area is
     proportional to its weight in the model.  The fitted line
     :math:`\\hat\\mu(x)` is drawn with its confidence band (and, optionally,
     the prediction band) from ``estimator.predict_interval``; the other
-    moderators are held at their means (metafor's ``regplot``).
+    moderators (and ``Z``) are held at their means (metafor's ``regplot``).
 
     Parameters
     ----------
@@ -792,11 +845,10 @@ def bubble_plot(
         Column of ``X`` on the x axis (position or name).
     Z, groups : array-like, default=None
         As passed to ``fit`` (for the weights of location-scale and multilevel
-        models).
+        models, and the bands of models whose heterogeneity depends on ``Z``).
     confidence_level : float, default=0.95
     show_prediction : bool, default=False
-        Also draw the prediction band (for location-scale models with scale
-        moderators: at the mean of ``Z``).
+        Also draw the prediction band (at the mean of ``Z``).
     n_points : int, default=100
         Points of the fitted line.
     xlabel : str, default=None
@@ -810,37 +862,18 @@ def bubble_plot(
         The studies are the collection with gid ``"studies"``, the fitted line
         the line with gid ``"fit"``.
     """
-    _check_fitted(estimator)
-    _check_level(confidence_level)
-    y = _as_1d("y", y)
-    k = y.shape[0]
-    v = _as_1d("sample_var", sample_var, k)
-    names = getattr(estimator, "feature_names_in_", None)
-    Xarr = np.asarray(X, dtype=float)
-    if Xarr.ndim == 1:
-        Xarr = Xarr.reshape(-1, 1)
-    if Xarr.shape[0] != k:
-        raise ValueError(f"X has {Xarr.shape[0]} rows, expected {k}.")
-    if Xarr.shape[1] == 0 or getattr(estimator, "n_features_in_", 0) == 0:
+    check_is_fitted(estimator)
+    level = check_confidence_level(confidence_level)
+    y, v = _study_data(y, sample_var)
+    Xarr = _as_2d(X, "X", y.shape[0])
+    if Xarr.shape[1] == 0 or estimator.n_features_in_ == 0:
         raise ValueError("bubble_plot needs a model with at least one moderator.")
+    names = getattr(estimator, "feature_names_in_", None)
     j = _column_index(feature, names, Xarr.shape[1], "X")
-    label = str(names[j]) if names is not None else f"x{j}"
     w = study_weights(estimator, v, groups=groups, Z=Z)
+    xs, newX, newZ = _line_inputs(X, j, n_points, Z)
+    pred = _predict_interval_at(estimator, newX, level, Z=newZ)
     ax = _new_axes(ax, (6.0, 4.5))
-    xs = np.linspace(Xarr[:, j].min(), Xarr[:, j].max(), n_points)
-    newX = np.tile(Xarr.mean(axis=0), (n_points, 1))
-    newX[:, j] = xs
-    if isinstance(X, pd.DataFrame):
-        newX = pd.DataFrame(newX, columns=X.columns)
-    newZ = None
-    if getattr(estimator, "n_scale_features_in_", 0):
-        if Z is None:
-            raise ValueError("Z is required: the scale model has moderators.")
-        Zmean = pd.DataFrame(Z).mean(axis=0).to_numpy(dtype=float)
-        newZ = np.tile(Zmean, (n_points, 1))
-        if isinstance(Z, pd.DataFrame):
-            newZ = pd.DataFrame(newZ, columns=Z.columns)
-    pred = _predict_interval_at(estimator, newX, newZ, confidence_level)
     if show_prediction:
         ax.fill_between(
             xs,
@@ -849,58 +882,130 @@ def bubble_plot(
             color="0.92",
             label="prediction interval",
         )
-    pct = f"{100 * confidence_level:g}%"
+    pct = f"{100 * level:g}%"
     ax.fill_between(
         xs, pred["ci_lower"], pred["ci_upper"], color="0.8", label=f"{pct} CI"
     )
     (line,) = ax.plot(xs, pred["mean"], color="black", linewidth=1.5, label="fit")
     line.set_gid("fit")
-    sizes = 20.0 + 400.0 * w / w.max()
     pts = ax.scatter(
         Xarr[:, j],
         y,
-        s=sizes,
+        s=20.0 + 400.0 * w / w.max(),
         facecolor="none",
         edgecolor="black",
         linewidth=0.8,
         zorder=3,
     )
     pts.set_gid("studies")
+    label = str(names[j]) if names is not None else f"x{j}"
     ax.set_xlabel(xlabel if xlabel is not None else label)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize="small")
     return ax
 
 
-def profile_plot(result, ax=None):
+# --------------------------------------------------------------- profile plot
+def profile_plot(result, ax=None) -> "Axes":
     """Plot a profile likelihood with its maximum and confidence bounds.
+
+    The profile (points joined by a line; values outside the parameter space,
+    whose criterion is ``-inf``, are left out), the estimate and the maximum
+    (dashed), the cut-off :math:`\\hat\\ell - \\chi^2_{1,\\text{level}}/2` and the
+    confidence bounds (dotted), as metafor's ``profile``.
 
     Parameters
     ----------
     result : ProfileLikelihoodResult
         From :func:`skmeta.profile_likelihood`.
     ax : matplotlib Axes, default=None
+        Axes to draw into (a new figure when None).
 
     Returns
     -------
     matplotlib Axes
+        The profile is the line with gid ``"profile"``.
     """
-    from skmeta._tools import plot_profile
+    ax = _new_axes(ax, (5.0, 4.0))
+    finite = np.isfinite(result.loglik)
+    (line,) = ax.plot(
+        result.grid[finite], result.loglik[finite], "o-", color="0.2", ms=3
+    )
+    line.set_gid("profile")
+    ax.axvline(result.estimate, ls="--", color="0.5")
+    ax.axhline(result.loglik_max, ls="--", color="0.5")
+    cut = result.loglik_max - 0.5 * stats.chi2.ppf(result.confidence_level, 1)
+    ax.axhline(cut, ls=":", color="tab:red")
+    for bound in (result.ci_lower, result.ci_upper):
+        if np.isfinite(bound):
+            ax.axvline(bound, ls=":", color="tab:red")
+    ax.set_xlabel(f"{result.parameter} value")
+    ax.set_ylabel("(restricted) log-likelihood")
+    ax.set_title(f"Profile plot for {result.parameter}")
+    return ax
 
-    return plot_profile(result, ax=ax)
+
+# ----------------------------------------------------------------- scale plot
+def _scale_line(estimator, Zarr, j, n_points, level):
+    """``(z values, tau, tau lower, tau upper)`` of the fitted scale regression.
+
+    The band transforms the Wald interval of the linear predictor; under the
+    identity link it is truncated at tau = 0.
+    """
+    zs = np.linspace(Zarr[:, j].min(), Zarr[:, j].max(), n_points)
+    design = np.tile(Zarr.mean(axis=0), (n_points, 1))
+    design[:, j] = zs
+    alpha = np.asarray(estimator.scale_coef_, dtype=float)
+    if estimator.scale_fit_intercept:
+        design = np.column_stack([np.ones(n_points), design])
+        alpha = np.concatenate([[estimator.scale_intercept_], alpha])
+    eta = design @ alpha
+    se = np.sqrt(np.einsum("ij,jk,ik->i", design, estimator.scale_cov_params_, design))
+    zc = stats.norm.ppf(0.5 + level / 2)
+
+    def tau(linear_predictor):
+        return np.sqrt(np.maximum(link_tau2(linear_predictor, estimator.link), 0.0))
+
+    return zs, tau(eta), tau(eta - zc * se), tau(eta + zc * se)
+
+
+def _study_tau(estimator, Zarr, j, xmap):
+    """Studies' ``(x, tau_i)``; studies without an estimate are left out (warned)."""
+    tau2 = np.asarray(estimator.study_tau2_, dtype=float)
+    defined = np.isfinite(tau2)
+    if not defined.all():
+        warnings.warn(
+            f"scale_plot: {int((~defined).sum())} stud(ies) have no estimate of "
+            "tau_i (leverage 1) and are not drawn.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return xmap(Zarr[defined, j]), np.sqrt(np.maximum(tau2[defined], 0.0))
+
+
+def _scale_legend(ax):
+    handles, texts = ax.get_legend_handles_labels()
+    order = [texts.index(t) for t in ("Studies", "Regression line")]
+    order += [i for i in range(len(texts)) if i not in order]
+    ax.legend(
+        [handles[i] for i in order],
+        [texts[i] for i in order],
+        loc="upper right",
+        fontsize="small",
+    )
 
 
 def scale_plot(
     estimator,
     Z,
     *,
-    feature=0,
-    confidence_level=0.95,
-    n_points=100,
+    feature: int | str = 0,
+    confidence_level: float = 0.95,
+    n_points: int = 100,
     x_values=None,
-    xlabel=None,
+    xlabel: str | None = None,
     ax=None,
-):
+) -> "Axes":
     """Plot study-specific estimates of tau against a scale moderator.
 
     The points are :math:`\\hat\\tau_i = \\sqrt{\\max(0,\\ e_i^2/(1-h_i) - v_i)}`
@@ -910,7 +1015,8 @@ def scale_plot(
     obtained by transforming the Wald interval of the linear predictor
     :math:`z^\\top\\hat\\alpha \\pm z_{1-\\alpha/2}
     \\sqrt{z^\\top \\hat\\Sigma_\\alpha z}`
-    (Viechtbauer & López-López, 2022, Figure of the writing-to-learn example).
+    (Viechtbauer & López-López, 2022, the figure of the writing-to-learn
+    example).
 
     Parameters
     ----------
@@ -932,82 +1038,52 @@ def scale_plot(
     matplotlib Axes
         The studies are the collection with gid ``"studies"``, the line the
         line with gid ``"fit"``.
+
+    Warns
+    -----
+    UserWarning
+        When some studies have no estimate of :math:`\\tau_i` (not drawn).
+
+    References
+    ----------
+    Viechtbauer, W., & López-López, J. A. (2022). Location-scale models for
+    meta-analysis. Research Synthesis Methods, 13, 697-715.
     """
-    _check_fitted(estimator)
-    _check_level(confidence_level)
+    check_is_fitted(estimator)
+    level = check_confidence_level(confidence_level)
     if not hasattr(estimator, "study_tau2_"):
         raise ValueError(
             "scale_plot needs a fitted location-scale model (study_tau2_, scale_coef_)."
         )
-    names = getattr(estimator, "scale_feature_names_in_", None)
-    Zarr = np.asarray(Z, dtype=float)
-    if Zarr.ndim == 1:
-        Zarr = Zarr.reshape(-1, 1)
-    k = estimator.study_tau2_.shape[0]
-    if Zarr.shape != (k, estimator.scale_coef_.shape[0]):
-        raise ValueError(
-            f"Z must have shape ({k}, {estimator.scale_coef_.shape[0]}), got "
-            f"{Zarr.shape}."
-        )
-    if Zarr.shape[1] == 0:
+    k, q = estimator.study_tau2_.shape[0], estimator.scale_coef_.shape[0]
+    Zarr = _as_2d(Z, "Z", k)
+    if Zarr.shape[1] != q:
+        raise ValueError(f"Z must have shape ({k}, {q}), got {Zarr.shape}.")
+    if q == 0:
         raise ValueError("scale_plot needs a scale model with at least one moderator.")
-    j = _column_index(feature, names, Zarr.shape[1], "Z")
-    label = str(names[j]) if names is not None else f"z{j}"
+    names = getattr(estimator, "scale_feature_names_in_", None)
+    j = _column_index(feature, names, q, "Z")
     xmap = x_values if x_values is not None else (lambda t: t)
-    zs = np.linspace(Zarr[:, j].min(), Zarr[:, j].max(), n_points)
-    newZ = np.tile(Zarr.mean(axis=0), (n_points, 1))
-    newZ[:, j] = zs
-    design = newZ
-    alpha = np.asarray(estimator.scale_coef_, dtype=float)
-    if getattr(estimator, "scale_fit_intercept", True):
-        design = np.column_stack([np.ones(n_points), newZ])
-        alpha = np.concatenate([[estimator.scale_intercept_], alpha])
-    eta = design @ alpha
-    se = np.sqrt(np.einsum("ij,jk,ik->i", design, estimator.scale_cov_params_, design))
-    zc = stats.norm.ppf(0.5 + confidence_level / 2)
-    if getattr(estimator, "link", "log") == "log":
-        inv = np.exp
-    else:
-
-        def inv(t):
-            return np.maximum(t, 0.0)
-
-    tau_fit = np.sqrt(inv(eta))
-    tau_lo = np.sqrt(inv(eta - zc * se))
-    tau_hi = np.sqrt(inv(eta + zc * se))
-    tau_i = np.sqrt(np.maximum(np.nan_to_num(estimator.study_tau2_, nan=0.0), 0.0))
+    zs, tau_fit, tau_lo, tau_hi = _scale_line(estimator, Zarr, j, n_points, level)
+    x_i, tau_i = _study_tau(estimator, Zarr, j, xmap)
     ax = _new_axes(ax, (6.0, 4.5))
-    x_line = xmap(zs)
-    pct = f"{100 * confidence_level:g}%"
+    pct = f"{100 * level:g}%"
     ax.fill_between(
-        x_line, tau_lo, tau_hi, color="0.85", label=f"{pct} confidence interval"
+        xmap(zs), tau_lo, tau_hi, color="0.85", label=f"{pct} confidence interval"
     )
     pts = ax.scatter(
-        xmap(Zarr[:, j]),
-        tau_i,
-        color="0.3",
-        edgecolor="black",
-        s=25,
-        zorder=3,
-        label="Studies",
+        x_i, tau_i, color="0.3", edgecolor="black", s=25, zorder=3, label="Studies"
     )
     pts.set_gid("studies")
     (line,) = ax.plot(
-        x_line, tau_fit, color="black", linewidth=1.5, label="Regression line"
+        xmap(zs), tau_fit, color="black", linewidth=1.5, label="Regression line"
     )
     line.set_gid("fit")
-    top = max(np.max(tau_i), np.max(tau_hi))
+    top = max(np.max(tau_i, initial=0.0), np.max(tau_hi))
     top = 1.05 * top if top > 0 else 1.0
     ax.set_ylim(-0.03 * top, top)  # studies with tau_i = 0 stay visible
+    label = str(names[j]) if names is not None else f"z{j}"
     ax.set_xlabel(xlabel if xlabel is not None else label)
     ax.set_ylabel("Estimate of τ")
-    handles, texts = ax.get_legend_handles_labels()
-    order = [texts.index(t) for t in ("Studies", "Regression line")]
-    order += [i for i in range(len(texts)) if i not in order]
-    ax.legend(
-        [handles[i] for i in order],
-        [texts[i] for i in order],
-        loc="upper right",
-        fontsize="small",
-    )
+    _scale_legend(ax)
     return ax

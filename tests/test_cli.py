@@ -155,3 +155,47 @@ def test_cli_rejects_bad_level(capsys):
         main(["--level", "95"])
     assert exc.value.code == 2
     assert "--level must be in (0, 1)" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ the registry
+class TauFixedMeta(RandomEffectsMeta):
+    """A stand-in for a new estimator (registered only in the test below)."""
+
+    def _model_label(self):
+        return "Tau-fixed Model"
+
+
+def test_a_registered_estimator_needs_nothing_else(bcg_csv, monkeypatch, capsys):
+    """Adding an estimator touches only the registry: the command line offers it,
+    with its methods from the class's parameter constraints."""
+    from skmeta import _registry
+
+    entry = _registry.RegisteredEstimator(f"{__name__}:TauFixedMeta")
+    monkeypatch.setitem(_registry.ESTIMATORS, "tau-fixed", entry)
+    args = [str(bcg_csv), "--yi", "logrr", "--vi", "var", "--model", "tau-fixed"]
+    assert main([*args, "--method", "dl", "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    model = RandomEffectsMeta(method="dl").fit(
+        None, pd.read_csv(bcg_csv)["logrr"], sample_var=pd.read_csv(bcg_csv)["var"]
+    )
+    assert "tau-fixed model" in out and f"{model.intercept_:.4f}" in out
+    assert main([*args, "--groups", "author", "--no-plot"]) == 2
+    assert "--groups is not an option of the tau-fixed model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "tau-fixed: --method {reml, dl" in capsys.readouterr().out
+
+
+def test_registry_lists_the_public_classes():
+    import skmeta
+    from skmeta._registry import ESTIMATORS, estimator_class, public_classes
+
+    for name in ESTIMATORS:
+        cls = estimator_class(name)
+        assert getattr(skmeta, cls.__name__) is cls
+    assert set(public_classes()) == {
+        "RandomEffectsMeta",
+        "LocationScaleMeta",
+        "MultilevelMeta",
+        "RobustMeta",
+    }

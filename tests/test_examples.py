@@ -1,42 +1,82 @@
-"""Every script in ``examples/`` runs (Agg backend) and draws what it promises."""
+"""Every script in ``examples/`` runs headless and saves what it draws.
+
+Run without a display (matplotlib's Agg backend), an example saves each figure
+as a PNG in the current directory and prints where it went; each image is
+checked to hold a drawing.
+"""
 
 import runpy
+import sys
 from pathlib import Path
 
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import sklearn  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
-# example -> number of figures it draws
+# example -> the figures it saves when there is no display
 EXPECTED = {
-    "plot_cv_moderator_selection.py": 0,
-    "plot_location_scale.py": 2,
-    "plot_metafor_style.py": 4,
-    "plot_multimodel_vs_cv.py": 2,
-    "plot_robust_few_studies.py": 1,
-    "plot_three_level.py": 1,
+    "plot_cv_moderator_selection.py": [],
+    "plot_location_scale.py": ["location_scale_profile.png", "location_scale_tau.png"],
+    "plot_metafor_style.py": [
+        "bcg_forest.png",
+        "bcg_forest_subgroups.png",
+        "bcg_funnel.png",
+        "bcg_bubble.png",
+    ],
+    "plot_robust_few_studies.py": ["jia_forest.png"],
+    "plot_three_level.py": ["school_calendar_forest.png"],
+    "plot_multimodel_vs_cv.py": ["multimodel_importance.png", "multimodel_vs_cv.png"],
 }
+
+
+MULTILEVEL_WEIGHTS = pytest.mark.xfail(
+    strict=True,
+    reason="MultilevelMeta._study_weights lands with the multilevel branch (with "
+    "lr_test_level returning an LRTestResult)",
+)
 
 
 def test_examples_are_the_documented_ones():
     assert {p.name for p in SCRIPTS} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_example_runs(script, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(p, marks=MULTILEVEL_WEIGHTS) if p.name == "plot_three_level.py"
+        else p
+        for p in SCRIPTS
+    ],
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_example_runs_headless_and_saves_its_figures(
+    script, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
-    figures = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: figures.extend(plt.get_fignums()))
+    monkeypatch.delitem(sys.modules, "sphinx_gallery", raising=False)
+
+    def no_display(*args, **kwargs):
+        raise AssertionError("plt.show() called without a display")
+
+    monkeypatch.setattr(plt, "show", no_display)
     try:
         with sklearn.config_context():  # examples may switch routing on
             runpy.run_path(str(script), run_name="__main__")
-        assert len(set(figures)) == EXPECTED[script.name]
-        assert capsys.readouterr().out.strip()  # printed its results
     finally:
         plt.close("all")
+    out = capsys.readouterr().out
+    assert out.strip()  # printed its results
+    saved = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert saved == sorted(EXPECTED[script.name])
+    for name in saved:
+        assert f"Figure saved to {tmp_path / name}" in out
+        image = mpimg.imread(tmp_path / name)
+        assert image.shape[0] > 200 and image.shape[1] > 200
+        assert image[..., :3].std() > 0.05  # something was drawn

@@ -92,7 +92,7 @@ def test_forest_plot_rows_weights_diamond_and_prediction(bcg, tmp_path):
 
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks[: len(labels)] == labels  # one row per study, in order
-    assert ticks[len(labels) :] == ["RE model", "Prediction interval"]
+    assert ticks[len(labels) :] == ["RE Model", "Prediction interval"]  # metafor
     squares = _collection(ax, "studies")
     assert squares.get_offsets().shape == (13, 2)
     np.testing.assert_allclose(squares.get_offsets()[:, 0], yi)
@@ -179,6 +179,11 @@ def test_forest_plot_meta_regression_shows_fitted_values(bcg, tmp_path):
         forest_plot(model, yi, vi)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="MultilevelMeta._study_weights lands with the multilevel branch (with "
+    "random_effects_ as level -> DataFrame(estimate, se))",
+)
 def test_forest_plot_multilevel_clusters_and_weights(tmp_path):
     sc = load_school_calendar()
     groups = sc[["district", "school"]]
@@ -197,8 +202,8 @@ def test_forest_plot_multilevel_clusters_and_weights(tmp_path):
     blups = model.random_effects_["district"]
     first = pd.unique(sc["district"])[0]
     lo, hi, centre = _diamond_bounds(clusters[0])
-    np.testing.assert_allclose(centre, model.intercept_ + blups.loc[first, "intercept"])
-    np.testing.assert_allclose(hi - lo, 2 * Z95 * blups.loc[first, "se_intercept"])
+    np.testing.assert_allclose(centre, model.intercept_ + blups.loc[first, "estimate"])
+    np.testing.assert_allclose(hi - lo, 2 * Z95 * blups.loc[first, "se"])
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert sum(t.startswith("school ") for t in ticks) == len(sc)
     assert f"district {first}" in ticks

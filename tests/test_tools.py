@@ -14,10 +14,10 @@ from scipy import optimize, stats
 from skmeta import LocationScaleMeta, RandomEffectsMeta
 from skmeta._engine import _quadrature as quad
 from skmeta._tools import (
+    LRTestResult,
     heteroscedasticity_test,
     lr_test,
     permutation_test,
-    plot_profile,
     profile_likelihood,
 )
 
@@ -45,6 +45,16 @@ def test_lr_test_random_effects_ml_against_metafor():
     # 50:50 mixture of chi2_0 and chi2_1
     assert res.p_value_boundary == pytest.approx(res.p_value / 2)
     assert res.table.loc["full", "loglik"] == pytest.approx(-7.6857, abs=5e-5)
+    text = str(res)  # readable: the anova table and the test
+    assert "LRT = 9.9588, df = 1" in text and "-7.6857" in text
+    assert "-12.6651" in text  # metafor: logLik of the reduced model
+
+
+def test_lr_test_result_is_reusable_without_a_table():
+    """Other likelihood-ratio tests return the same type (named fields)."""
+    res = LRTestResult(statistic=3.2, df=2, p_value=0.2019, p_value_boundary=0.137)
+    assert res.table is None
+    assert str(res).startswith("Likelihood-ratio test: LRT = 3.2000, df = 2")
 
 
 def test_lr_test_reml_different_fixed_effects_warns():
@@ -211,7 +221,9 @@ def test_profile_plot(tmp_path):
     )
     assert np.all(pl.loglik <= pl.loglik_max + 1e-9)
     assert pl.loglik.max() == pytest.approx(pl.loglik_max, abs=0.05)
-    ax = plot_profile(pl)
+    from skmeta.plotting import profile_plot
+
+    ax = profile_plot(pl)
     xs, ys = ax.lines[0].get_data()
     np.testing.assert_allclose(xs, pl.grid)
     np.testing.assert_allclose(ys, pl.loglik)
