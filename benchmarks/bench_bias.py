@@ -210,7 +210,7 @@ def benchmark_rows(quick=False, only=None, use_r=True, timeout=None, threads=Non
             target_seconds=None if quick else MULTIMODEL_TARGET_SECONDS,
             target_text="<= 1 s",
             met=None if quick else seconds <= MULTIMODEL_TARGET_SECONDS,
-            beta=result.full_average["estimate"].tolist(),
+            beta=result.full_average.tolist(),
         )
         row.peers["metafor"] = run_metafor("multimodel", X, y, v, options)
         rows.append(row)
