@@ -155,8 +155,14 @@ class _PooledTables:
             ]
         return info
 
-    def summary(self):
+    def summary(self, confidence_level=None):
         """Return the summary: heterogeneity, tests and the coefficient table.
+
+        Parameters
+        ----------
+        confidence_level : float, default=None
+            Level of the interval in the table; ``None``: the level the result
+            was computed with.
 
         Returns
         -------
@@ -167,11 +173,13 @@ class _PooledTables:
             ci_lower, ci_upper``; the ratio and its interval are in the printed
             information.
         """
+        level = (
+            self.confidence_level
+            if confidence_level is None
+            else check_confidence_level(confidence_level)
+        )
         table = coefficient_table(
-            np.array([self.estimate]),
-            np.array([[self.se**2]]),
-            np.inf,
-            self.confidence_level,
+            np.array([self.estimate]), np.array([[self.se**2]]), np.inf, level
         )
         return MetaSummary(
             title=f"Equal-effects model: {self._scale_name()} (k = {self.k})",
@@ -182,6 +190,14 @@ class _PooledTables:
                 "sizes around the pooled estimate."
             ],
         )
+
+    # the plotting protocol of skmeta's estimators (forest_plot draws results)
+    def _model_label(self):
+        return self.model_label
+
+    def _study_weights(self, sample_var=None):
+        """Percentage weights of the tables in the pooled estimate."""
+        return self.weights
 
     def __str__(self):
         return str(self.summary())

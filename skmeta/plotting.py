@@ -133,8 +133,10 @@ def _prediction_interval(estimator, confidence_level):
 
     A model whose heterogeneity depends on scale moderators or random-slope
     covariates has no single prediction interval (``predict_interval`` needs
-    them and raises).
+    them and raises); an equal-effects result (Mantel–Haenszel, Peto) has none.
     """
+    if not hasattr(estimator, "predict_interval"):
+        return None
     try:
         frame = estimator.predict_interval(confidence_level=confidence_level)
     except ValueError:
@@ -149,7 +151,7 @@ def _predict_interval_at(estimator, X, confidence_level, **metadata):
 
 
 def _check_has_moderators(estimator, X):
-    has_mods = estimator.n_features_in_ > 0
+    has_mods = getattr(estimator, "n_features_in_", 0) > 0
     if has_mods and X is None:
         raise ValueError("X is required: the model has moderators.")
     return has_mods
@@ -509,7 +511,14 @@ def _round_values(t_lo, t_hi):
 
     if t_lo > 0 and t_hi / t_lo > 4:
         decades = np.arange(np.floor(np.log10(t_lo)), np.ceil(np.log10(t_hi)) + 1)
-        mantissas = (1.0, 2.0, 5.0) if t_hi / t_lo >= 40 else (1.0, 2.0, 2.5, 5.0)
+        span = t_hi / t_lo
+        # about eight labels at most: fewer mantissas over more decades
+        if span >= 1e4:
+            mantissas = (1.0,)
+        elif span >= 40:
+            mantissas = (1.0, 2.0, 5.0) if span < 500 else (1.0, 3.0)
+        else:
+            mantissas = (1.0, 2.0, 2.5, 5.0)
         cand = np.sort(np.concatenate([m * 10.0**decades for m in mantissas]))
     else:
         cand = MaxNLocator(6).tick_values(t_lo, t_hi)
@@ -531,8 +540,8 @@ def _inverse_on_grid(transform, xs, ts, c):
 
 def forest_plot(
     estimator,
-    y,
-    sample_var,
+    y=None,
+    sample_var=None,
     *,
     X=None,
     labels=None,
@@ -570,14 +579,19 @@ def forest_plot(
     diamond at the fixed effect plus the cluster's BLUP, spanning ± z times the
     BLUP's prediction error SD, otherwise the diamonds of subgroups.
 
+    The results of :func:`skmeta.mantel_haenszel` and :func:`skmeta.peto` are
+    drawn the same way, from their own per-study effect sizes and weights
+    (``y`` and ``sample_var`` are then taken from the result; tables without a
+    per-study effect size, e.g. double-zero tables, get no row, with a warning).
+
     Parameters
     ----------
-    estimator : fitted skmeta estimator
+    estimator : fitted skmeta estimator, or a Mantel–Haenszel or Peto result
         Fitted to ``(X, y, sample_var)`` (and ``groups``, ``Z``).
-    y : array-like of shape (n_samples,)
-        Observed effect sizes.
-    sample_var : array-like of shape (n_samples,)
-        Their sampling variances.
+    y : array-like of shape (n_samples,), default=None
+        Observed effect sizes (required for estimators).
+    sample_var : array-like of shape (n_samples,), default=None
+        Their sampling variances (required for estimators).
     X : array-like of shape (n_samples, n_features), default=None
         Moderators the model was fitted with.
     labels : array-like of shape (n_samples,), default=None
@@ -621,19 +635,28 @@ default=None
     UserWarning
         When a subgroup's model cannot be fitted (it gets no diamond).
     """
-    check_is_fitted(estimator)
     level = check_confidence_level(confidence_level)
-    y, v = _study_data(y, sample_var)
+    if hasattr(estimator, "fit"):
+        check_is_fitted(estimator)
+        y, v = _study_data(y, sample_var)
+    else:
+        y, v, labels = _pooled_tables_rows(estimator, y, sample_var, labels)
     k = y.shape[0]
     labels = _study_labels(labels, k)
     has_mods = _check_has_moderators(estimator, X)
     metadata = _metadata(groups=groups, Z=Z)
     keys, prefix = _grouping(subgroups, groups, k)
+    if not show_weights:
+        weights = None
+    elif hasattr(estimator, "fit"):
+        weights = study_weights(estimator, v, **metadata)
+    else:
+        weights = estimator._study_weights()[np.isfinite(estimator.yi)]
     forest = _Forest(
         estimator=estimator,
         y=y,
         v=v,
-        weights=study_weights(estimator, v, **metadata) if show_weights else None,
+        weights=weights,
         z=float(stats.norm.ppf(0.5 + level / 2)),
         level=level,
         fmt=transform if transform is not None else (lambda t: t),
@@ -658,6 +681,32 @@ default=None
     _finish_forest_axes(ax, margins, ypos, refline, xlabel, transform)
     _write_margin(ax, forest, margins, ypos.max() + 0.8)
     return ax
+
+
+def _pooled_tables_rows(result, y, sample_var, labels):
+    """Rows of a Mantel–Haenszel or Peto result: tables with an effect size."""
+    if y is not None or sample_var is not None:
+        raise ValueError(
+            "y and sample_var are taken from the Mantel-Haenszel/Peto result; "
+            "do not pass them."
+        )
+    if not hasattr(result, "yi"):
+        raise TypeError(
+            f"forest_plot draws fitted skmeta estimators and the results of "
+            f"mantel_haenszel and peto, not {type(result).__name__}."
+        )
+    labels = list(result.labels if labels is None else labels)
+    defined = np.isfinite(result.yi)
+    if not defined.all():
+        omitted = [str(labels[i]) for i in np.flatnonzero(~defined)]
+        warnings.warn(
+            f"{len(omitted)} table(s) without a per-study effect size get no row: "
+            f"{', '.join(omitted)}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    labels = [labels[i] for i in np.flatnonzero(defined)]
+    return result.yi[defined], result.vi[defined], labels
 
 
 # ---------------------------------------------------------------- funnel plot
@@ -720,6 +769,8 @@ def funnel_plot(
     confidence_level: float = 0.95,
     refline: float | None = None,
     xlabel: str | None = None,
+    trim_and_fill=None,
+    regression=None,
     ax=None,
 ) -> "Axes":
     """Draw a funnel plot: effect sizes against their standard errors.
@@ -751,6 +802,16 @@ def funnel_plot(
         Centre of the contours (0 when None); without contours, where the
         funnel is centred (the model's estimate when None).
     xlabel : str, default=None
+    trim_and_fill : TrimAndFillResult, default=None
+        A result of :func:`skmeta.bias.trim_and_fill` on these studies: its
+        imputed studies are drawn as open circles (gid ``"filled"``) and the
+        funnel is centred on the estimate of the filled model, as metafor's
+        ``funnel(trimfill(res))``.
+    regression : RegressionTestResult, default=None
+        A result of :func:`skmeta.bias.regression_test` with ``predictor="sei"``
+        or ``"vi"`` and no moderators: its fitted line (Egger's line, or the
+        PET/PEESE curve) is drawn against the standard error (gid
+        ``"regression"``), as metafor's ``regtest`` plot option.
     ax : matplotlib Axes, default=None
 
     Returns
@@ -760,6 +821,13 @@ def funnel_plot(
 
     References
     ----------
+    Duval, S., & Tweedie, R. (2000). Trim and fill: a simple funnel-plot-based
+    method of testing and adjusting for publication bias in meta-analysis.
+    Biometrics, 56, 455-463.
+
+    Egger, M., Davey Smith, G., Schneider, M., & Minder, C. (1997). Bias in
+    meta-analysis detected by a simple, graphical test. BMJ, 315, 629-634.
+
     Peters, J. L., Sutton, A. J., Jones, D. R., Abrams, K. R., & Rushton, L.
     (2008). Contour-enhanced meta-analysis funnel plots help distinguish
     publication bias from other causes of asymmetry. Journal of Clinical
@@ -773,10 +841,16 @@ def funnel_plot(
         y = y - estimator.predict(X)
         centre, default_label = 0.0, "Residual value"
     else:
-        centre = _summary_row(estimator, level)[0]
+        model = estimator if trim_and_fill is None else trim_and_fill.model
+        centre = _summary_row(model, level)[0]
         default_label = "Observed outcome"
+    filled_y = filled_se = np.empty(0)
+    if trim_and_fill is not None:
+        filled_y = trim_and_fill.filled["y"].to_numpy(dtype=float)
+        filled_se = np.sqrt(trim_and_fill.filled["sample_var"].to_numpy(dtype=float))
     ax = _new_axes(ax, (6.0, 4.5))
-    se_max = se.max() * 1.1 if se.max() > 0 else 1.0
+    se_all = np.concatenate([se, filled_se])
+    se_max = se_all.max() * 1.1 if se_all.max() > 0 else 1.0
     grid = np.linspace(0.0, se_max, 50)
     if contours is not None:
         levels = sorted(check_confidence_level(c, name="contours") for c in contours)
@@ -787,6 +861,16 @@ def funnel_plot(
         _draw_pseudo_ci(ax, level, c0, y, se_max, grid)
     pts = ax.scatter(y, se, color="black", edgecolor="white", s=30, zorder=3)
     pts.set_gid("studies")
+    if filled_y.size:
+        imputed = ax.scatter(
+            filled_y, filled_se, facecolor="white", edgecolor="black", s=30, zorder=3
+        )
+        imputed.set_gid("filled")
+    if regression is not None:
+        (line,) = ax.plot(
+            regression.line(grid), grid, color="tab:red", lw=1.2, zorder=2
+        )
+        line.set_gid("regression")
     ax.set_ylim(se_max, 0.0)
     ax.set_ylabel("Standard error")
     ax.set_xlabel(xlabel if xlabel is not None else default_label)

@@ -26,6 +26,7 @@ from skmeta import (  # noqa: E402
 )
 from skmeta.datasets import (  # noqa: E402
     load_bcg,
+    load_nielweise2007,
     load_school_calendar,
     load_writing_to_learn,
 )
@@ -122,6 +123,36 @@ def test_forest_plot_rows_weights_diamond_and_prediction(bcg, tmp_path):
     pct = 100 * w / w.sum()
     assert f"{pct[0]:5.1f}%" in texts[0]
     assert f"{yi[0] - half[0]:6.2f}" in texts[0]
+
+
+def test_forest_plot_of_a_mantel_haenszel_result(tmp_path):
+    from skmeta import mantel_haenszel
+
+    data = load_nielweise2007()
+    with pytest.warns(UserWarning, match="per-study"):  # the double-zero table
+        res = mantel_haenszel(
+            data["ai"], n1i=data["n1i"], ci=data["ci"], n2i=data["n2i"],
+            labels=data["author"],
+        )  # fmt: skip
+    with pytest.warns(UserWarning, match="get no row: Yucel"):
+        ax = forest_plot(res, transform=np.exp)
+    _render(ax, tmp_path, "forest_mh")
+    defined = np.isfinite(res.yi)
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    expected = [a for a, keep in zip(data["author"], defined, strict=True) if keep]
+    assert ticks == [*expected, "MH model"]  # an equal-effects model: no PI row
+    np.testing.assert_allclose(
+        _collection(ax, "studies").get_offsets()[:, 0], res.yi[defined]
+    )
+    (diamond,) = _patches(ax, "summary")
+    np.testing.assert_allclose(
+        _diamond_bounds(diamond), [res.ci_lower, res.ci_upper, res.estimate]
+    )
+    # squares grow with the Mantel-Haenszel weights
+    order = np.argsort(res.weights[defined])
+    assert np.all(np.diff(_collection(ax, "studies").get_sizes()[order]) >= 0)
+    with pytest.raises(ValueError, match="taken from the Mantel-Haenszel"):
+        forest_plot(res, res.yi, res.vi)
 
 
 def test_forest_plot_transform_labels_round_ratios(bcg, tmp_path):
@@ -295,6 +326,41 @@ def test_funnel_plot_contours_and_residuals(bcg, tmp_path):
         _collection(ax, "studies").get_offsets()[:, 0], yi - reg.predict(X)
     )
     assert ax.get_xlabel() == "Residual value"
+
+
+def test_funnel_plot_with_trim_and_fill_and_the_regression_line(tmp_path):
+    from skmeta.bias import regression_test, trim_and_fill
+
+    data = load_writing_to_learn()
+    yi, vi = data["yi"].to_numpy(), data["vi"].to_numpy()
+    model = RandomEffectsMeta().fit(None, yi, sample_var=vi)
+    filled = trim_and_fill(yi, vi)
+    egger = regression_test(yi, vi)
+    ax = funnel_plot(model, yi, vi, trim_and_fill=filled, regression=egger)
+    _render(ax, tmp_path, "funnel_trimfill")
+    imputed = _collection(ax, "filled").get_offsets()
+    assert imputed.shape == (filled.k0, 2) and filled.k0 == 7  # metafor: k0 = 7
+    np.testing.assert_allclose(
+        imputed,
+        np.column_stack([filled.filled["y"], np.sqrt(filled.filled["sample_var"])]),
+    )
+    # the funnel is centred on the filled model's estimate (metafor's funnel of a
+    # trimfill object), not on the original one
+    left = ax.lines[0].get_data()
+    np.testing.assert_allclose(left[0][0], filled.model.intercept_)
+    assert filled.model.intercept_ < model.intercept_
+    line = next(ln for ln in ax.lines if ln.get_gid() == "regression")
+    x, se = line.get_data()
+    b0, b1 = egger.coefficients["estimate"].to_numpy()
+    np.testing.assert_allclose(x, b0 + b1 * se)
+    assert x[0] == pytest.approx(egger.limit_estimate)  # the PET limit at SE = 0
+    with pytest.raises(ValueError, match="standard error"):
+        funnel_plot(
+            model,
+            yi,
+            vi,
+            regression=regression_test(yi, vi, predictor="ni", ni=data["ni"]),
+        )
 
 
 # ---------------------------------------------------------------- bubble plot
