@@ -14,23 +14,11 @@ from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
 from skmeta._engine._inference import wald_test
+from skmeta._engine._random_effects import fit_random_effects
+from skmeta._engine._tau2 import ALL_METHODS, tau2_method
 from skmeta.utils._validation import check_groups
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
-_METHOD_LABELS = {
-    "reml": "REML",
-    "ml": "ML",
-    "dl": "DerSimonian-Laird",
-    "pm": "Paule-Mandel",
-    "pmm": "median-unbiased Paule-Mandel",
-    "he": "Hedges",
-    "hs": "Hunter-Schmidt",
-    "hsk": "Hunter-Schmidt (k-corrected)",
-    "sj": "Sidik-Jonkman",
-    "eb": "empirical Bayes",
-    "genq": "generalized Q",
-    "fe": "fixed (common) effect",
-}
 
 
 class RandomEffectsMeta(_BaseMeta):
@@ -79,12 +67,12 @@ class RandomEffectsMeta(_BaseMeta):
         required there): ``"inverse_var"`` (:math:`1/v_i`, gives DL), ``"unit"``
         (gives HE), a callable ``f(sample_var) -> weights``, or one weight per study
         (then the estimator cannot be cross-validated on subsets).
-    cluster_robust : {"cr1", "cr0", "cr2"}, default="cr1"
+    cluster_robust : {"cr1", "cr0", "cr2"} or None, default="cr1"
         Cluster-robust covariance used when ``groups`` is passed to ``fit``:
         ``"cr1"`` (metafor's ``robust(adjust=TRUE)``, df = clusters − p),
         ``"cr0"`` (``adjust=FALSE``), ``"cr2"`` (bias-reduced, with Satterthwaite
-        degrees of freedom; ``robust(clubSandwich=TRUE)``).
-
+        degrees of freedom; ``robust(clubSandwich=TRUE)``), or None: the
+        model-based covariance even when ``groups`` is given.
     missing : {"raise", "drop"}, default="raise"
         What to do with studies whose ``y``, ``sample_var``, ``X`` (or other
         per-study input of ``fit``) hold NaN: raise a ``ValueError``, or leave
@@ -145,6 +133,22 @@ class RandomEffectsMeta(_BaseMeta):
     ``sample_var=None`` means zero sampling variances: the model is then an
     ordinary linear regression whose residual variance is :math:`\tau^2`.
     Estimators that need weights :math:`1/v_i` (DL, HS, HSk, FE) then raise.
+    Studies with :math:`v_i = 0` and :math:`\hat\tau^2 = 0` have zero total
+    variance and are fitted exactly (with a warning); when the criterion grows
+    without bound as :math:`\tau^2 \to 0` (ML, or REML with more such studies
+    than the rank of their moderators) ``tau2_`` is 0 and ``loglik_`` is
+    ``inf``.
+
+    The REML and ML estimates are global maxima: Newton's method on
+    :math:`\tau^2` is checked by a search of the profile likelihood over a
+    logarithmic grid spanning the scales of the sampling variances when those
+    span more than four orders of magnitude, when the path ends at
+    :math:`\tau^2 = 0`, or when :math:`\tau^2 = 0` beats the path's maximum
+    (metafor's ``ll0check``). Studies whose weight dominates the others (a
+    sampling variance of 1e-12 beside ordinary ones) are eliminated exactly in
+    the weighted least squares, and the data are rescaled internally by a power
+    of two, so that the results keep full precision at any spread of the
+    weights and in any units.
 
     Under metadata routing ``sample_var`` is requested by default for ``fit`` and
     ``score``; ``groups`` (cluster-robust inference) must be requested explicitly
@@ -168,7 +172,7 @@ class RandomEffectsMeta(_BaseMeta):
     """
 
     _parameter_constraints: dict = {
-        "method": [StrOptions(set(uni.ALL_METHODS))],
+        "method": [StrOptions(set(ALL_METHODS))],
         "tau2": [Interval(Real, 0, None, closed="left"), None],
         "inference": [StrOptions(set(_INFERENCE))],
         "fit_intercept": ["boolean"],
@@ -180,7 +184,7 @@ class RandomEffectsMeta(_BaseMeta):
             "array-like",
             None,
         ],
-        "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"})],
+        "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"}), None],
         "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
@@ -236,133 +240,98 @@ class RandomEffectsMeta(_BaseMeta):
 
     def _fit_design(self, design, y, v, groups):
         """Fit on a validated design matrix (with its intercept column)."""
-        k, p = design.shape
-        method = self.method
-        if method in uni.NEEDS_POSITIVE_VAR and self.tau2 is None and np.any(v <= 0):
-            raise ValueError(
-                f"method={method!r} weights studies by 1/sample_var, so sample_var "
-                "must be > 0; use method='reml', 'ml', 'he' or 'sj' for zero "
-                "variances."
-            )
+        k = design.shape[0]
         weights = self._resolve_genq_weights(v, k)
-        # The fixed-effect fit serves the DL start and the Q statistic.
-        fe_fit = uni.weighted_fit(design, y, 1.0 / v) if v.min() > 0 else None
-        logdet_xtx = uni.logdet_crossprod(design)
-        if self.tau2 is not None:
-            tau2_fit = uni.Tau2Fit(float(self.tau2), 1, True)
-        else:
-            tau2_fit = uni.estimate_tau2(
-                design,
-                y,
-                v,
-                method,
-                weights=weights,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                fe_fit=fe_fit,
-                logdet_xtx=logdet_xtx,
-            )
-        tau2 = tau2_fit.tau2
-        if np.any(v + tau2 <= 0):
-            raise ValueError(
-                "Zero total variance: sample_var has zeros and tau2 is fixed at 0, "
-                "so the model is degenerate. Pass positive sample_var or tau2 > 0."
-            )
-        self.tau2_ = float(tau2)
-        if self.tau2 is None and v.min() == 0 and tau2 <= uni.variance_floor(v, y):
-            # Zero sampling variances and an exact fit: the likelihood increases up to
-            # tau2 = 0 where the model degenerates. Report the limit: tau2 = 0 and
-            # the least-squares coefficients (weights at the floor are uniform).
+        clusters = None
+        if groups is not None and self.cluster_robust is not None:
+            clusters = self._clusters(groups, design)
+        result = fit_random_effects(
+            design,
+            y,
+            v,
+            method=self.method,
+            tau2=self.tau2,
+            genq_weights=weights,
+            inference=self.inference,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            clusters=clusters,
+            cluster_robust=self.cluster_robust,
+        )
+        self._warn_about(result)
+        self._store(result, design, y, v)
+        self._genq_weights = weights
+        return self
+
+    def _warn_about(self, result):
+        """The warnings a fit can give (degenerate limit, convergence, exact fit)."""
+        if result.limit == "diverges":
             warnings.warn(
                 "The likelihood increases without bound as tau2 -> 0: the studies "
-                "with zero sample_var are fitted exactly. tau2_ is reported as 0.",
+                "with zero sample_var are fitted exactly. tau2_ is reported as 0 "
+                "and loglik_ as inf.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            self.tau2_ = 0.0
-        self.n_iter_, self.converged_ = tau2_fit.n_iter, tau2_fit.converged
-        if not self.converged_:
+        elif result.limit == "exact":
             warnings.warn(
-                f"tau^2 estimation ({method}) did not converge in {self.max_iter} "
-                "iterations; increase max_iter.",
+                "tau2 is estimated at 0 and some sample_var are 0: those studies "
+                "have zero total variance and are fitted exactly.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if not result.converged:
+            warnings.warn(
+                f"tau^2 estimation ({self.method}) did not converge in "
+                f"{self.max_iter} iterations; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        fit = uni.weighted_fit(design, y, 1.0 / (v + tau2))
-        self.dof_ = k - p
-        cov = fit.cov
-        if self.inference in ("knapp-hartung", "knapp-hartung-adhoc"):
-            s2 = fit.rss / (k - p)
-            noise = 1e4 * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
-            if fit.rss <= noise * fit.weights.max():
-                # The model fits y exactly: s^2 is rounding noise, not evidence.
-                warnings.warn(
-                    "The weighted residuals are zero to rounding (y is fitted "
-                    "exactly): the Knapp-Hartung variance factor is 0 and the "
-                    "tests are undefined.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                s2 = 0.0
-            if self.inference == "knapp-hartung-adhoc":
-                s2 = max(1.0, s2)
-            cov = cov * s2
-        self.robust_dof_ = None
-        self.n_groups_ = None
-        robust = None
-        if groups is not None:
-            robust = self._cluster_robust(design, fit, groups, k)
-            cov = robust.cov
-        self._robust = robust
-        self._set_fixed_effects(fit.beta, cov)
+        if result.exact_fit:
+            warnings.warn(
+                "The weighted residuals are zero to rounding (y is fitted exactly): "
+                "the Knapp-Hartung variance factor is 0 and the tests are undefined.",
+                UserWarning,
+                stacklevel=4,
+            )
 
-        estimated = self.tau2 is None and method != "fe"
-        self.tau2_se_ = (
-            uni.tau2_standard_error(
-                design, y, v, method, tau2, weights=weights, fit=fit
-            )
-            if estimated
-            else float("nan")
+    def _store(self, result, design, y, v):
+        """Set the fitted attributes from a :class:`RandomEffectsFit`."""
+        k, p = design.shape
+        self.tau2_ = float(result.tau2)
+        self.tau2_se_ = float(result.tau2_se)
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
+        self.dof_ = k - p
+        self._robust = result.robust
+        self.robust_dof_ = None if result.robust is None else result.robust.dof
+        self.n_groups_ = None if result.robust is None else result.robust.n_clusters
+        self._set_fixed_effects(result.beta, result.cov)
+        self.q_, self.q_pvalue_ = result.q, result.q_pvalue
+        self.i2_, self.h2_ = result.i2, result.h2
+        self._typical_var = result.typical_var
+        self._set_moderator_test(result.beta)
+        estimated = self.tau2 is None and not self._fixed_effect
+        self._set_fit_statistics(
+            result.loglik, p + int(estimated), k, p, self.method == "reml"
         )
-        het = uni.heterogeneity(
-            design, y, v, tau2, fixed_effect=tau2 == 0 and not estimated, fe_fit=fe_fit
-        )
-        self.q_, self.q_pvalue_, self.i2_, self.h2_ = (
-            het.q,
-            het.q_pvalue,
-            het.i2,
-            het.h2,
-        )
-        self._typical_var = het.typical_var
+        # r2_ needs a second fit (the intercept-only model): computed on first use.
+        self.__dict__.pop("_r2", None)
+        self.random_effects_ = result.blups
+        self.random_effects_se_ = result.blup_se
+        # Sufficient data for tau2_confint at any confidence level (O(k) memory).
+        self._profile_data = (design, y, v)
+
+    def _set_moderator_test(self, beta):
+        """The omnibus test of the moderators: ``qm_``, ``qm_pvalue_``."""
         index = self._moderator_index
-        if robust is not None and index.size:
-            test = _sandwich.cluster_wald_test(robust, fit.beta, index)
+        if self._robust is not None and index.size:
+            test = _sandwich.cluster_wald_test(self._robust, beta, index)
             omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
         else:
             test = wald_test(self._beta, self.cov_params_, index, self._test_dof())
             omnibus = (test.statistic, test.p_value, test.df1, test.df2)
         self.qm_, self.qm_pvalue_ = omnibus[:2]
         self._qm_df = omnibus[2:]
-
-        reml = method == "reml"
-        loglik = (
-            uni.loglik_reml(v, tau2, fit, logdet_xtx)
-            if reml
-            else uni.loglik_ml(v, tau2, fit)
-        )
-        if self.tau2_ == 0.0 < tau2 and not reml:
-            loglik = np.inf  # the warned-about unbounded likelihood at the limit
-        self._set_fit_statistics(loglik, p + int(estimated), k, p, reml)
-        # r2_ needs a second fit (the intercept-only model): computed on first use.
-        self.__dict__.pop("_r2", None)
-        self._genq_weights = weights
-        lam = tau2 / (v + tau2)
-        self.random_effects_ = lam * fit.resid
-        quad = np.einsum("ij,ij->i", design @ self.cov_params_, design)
-        self.random_effects_se_ = np.sqrt(lam * v + lam**2 * quad)
-        # Sufficient data for tau2_confint at any confidence level (O(k) memory).
-        self._profile_data = (design, y, v)
-        return self
 
     def _resolve_genq_weights(self, v, k):
         if self.method != "genq" or self.tau2 is not None:
@@ -405,20 +374,16 @@ class RandomEffectsMeta(_BaseMeta):
             return _sandwich.contrast_dof(self._robust, design)
         return self._test_dof()
 
-    def _cluster_robust(self, design, fit, groups, k):
-        codes = check_groups(groups, k)
+    def _clusters(self, groups, design):
+        """Cluster codes and their number, checked against the design."""
+        codes = check_groups(groups, design.shape[0])
         n_groups = int(codes.max()) + 1
         if n_groups <= design.shape[1]:
             raise ValueError(
                 f"groups has {n_groups} cluster(s); cluster-robust inference needs "
                 f"more clusters than the {design.shape[1]} fixed-effect parameters."
             )
-        result = _sandwich.cluster_robust_diagonal(
-            design, fit.resid, fit.weights, codes, n_groups, kind=self.cluster_robust
-        )
-        self.n_groups_ = n_groups
-        self.robust_dof_ = np.asarray(result.dof, dtype=float)
-        return result
+        return codes, n_groups
 
     @property
     def r2_(self):
@@ -440,25 +405,24 @@ class RandomEffectsMeta(_BaseMeta):
     def _pseudo_r2(self, design, y, v, weights):
         if not self.fit_intercept:
             return None
-        if self.method == "fe" and self.tau2 is None:
-            # metafor reports, for a common-effect model, the proportional reduction
-            # of H^2 = Q_E / (k - p) relative to the intercept-only model.
-            null = uni.heterogeneity(design[:, :1], y, v, 0.0, fixed_effect=True).h2
-            return (
-                float(max(0.0, 100.0 * (null - self.h2_) / null)) if null > 0 else 0.0
-            )
-        null = uni.estimate_tau2(
+        null = fit_random_effects(
             design[:, :1],
             y,
             v,
-            self.method,
-            weights=weights,
+            method=self.method,
+            genq_weights=weights,
             max_iter=self.max_iter,
             tol=self.tol,
-        ).tau2
-        if null <= 0:
+        )
+        if self._fixed_effect:
+            # metafor reports, for a common-effect model, the proportional reduction
+            # of H^2 = Q_E / (k - p) relative to the intercept-only model.
+            before, after = null.h2, self.h2_
+        else:
+            before, after = null.tau2, self.tau2_
+        if before <= 0:
             return 0.0
-        return float(max(0.0, 100.0 * (null - self.tau2_) / null))
+        return float(max(0.0, 100.0 * (before - after) / before))
 
     # -------------------------------------------------------------- predictions
     def predict_interval(self, X=None, *, confidence_level=0.95):
@@ -609,7 +573,8 @@ class RandomEffectsMeta(_BaseMeta):
         k = self.dof_ + self._beta.shape[0]
         if self.tau2 is not None:
             return f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
-        return f"{kind} model (k = {k}; tau^2 estimator: {_METHOD_LABELS[self.method]})"
+        label = tau2_method(self.method).label
+        return f"{kind} model (k = {k}; tau^2 estimator: {label})"
 
     def _summary_info(self, confidence_level):
         info = [
