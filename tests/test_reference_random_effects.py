@@ -477,6 +477,42 @@ def test_cluster_robust(idx, j):
     m.assert_ok()
 
 
+CR2_PREDICT = [(i, j) for i, j in ROBUST if "predict" in CASES[i]["robust"][j]]
+
+
+@pytest.mark.parametrize(
+    ("idx", "j"),
+    CR2_PREDICT,
+    ids=[
+        f"{CASES[i]['id']}|{CASES[i]['robust'][j]['cluster']}" for i, j in CR2_PREDICT
+    ],
+)
+def test_cr2_predict_interval_matches_metafor(idx, j):
+    """predict() after robust(clubSandwich=TRUE): each new row's CI and PI use
+    the Satterthwaite df of its own contrast (clubSandwich's linear_contrast),
+    not k - p; new rows at the minimum, median and maximum of each moderator."""
+    case = CASES[idx]
+    rec = case["robust"][j]["predict"]
+    est = fitted_robust(idx, j)
+    names = DESIGNS[case["design"]]["X_names"]
+    newmods = _mat(rec["newmods"]) if names else None
+    X = pd.DataFrame(newmods, columns=names) if names else None
+    frame = est.predict_interval(X)
+    m = Mismatches(f"{case['id']}|{case['robust'][j]['cluster']}|cr2 predict")
+    design = est._design(np.empty((1, 0)) if X is None else newmods)
+    m.check("contrast df", est._contrast_dof(design), _arr(rec["ddf"]))
+    for col, key in [
+        ("mean", "pred"),
+        ("se", "se"),
+        ("ci_lower", "ci_lb"),
+        ("ci_upper", "ci_ub"),
+        ("pi_lower", "pi_lb"),
+        ("pi_upper", "pi_ub"),
+    ]:
+        m.check(f"predict_interval[{col}]", frame[col].to_numpy(), _arr(rec[key]))
+    m.assert_ok()
+
+
 # ---------------------------------------------------------- GENQ weights
 
 

@@ -173,16 +173,37 @@ record_blup <- function(res) {
        blup = list(pred = vec(bl$pred), se = vec(bl$se), pi_lb = vec(bl$pi.lb), pi_ub = vec(bl$pi.ub)))
 }
 
+# predict() after robust(clubSandwich = TRUE): per-row Satterthwaite df
+# (clubSandwich's linear_contrast) for the CI and the PI. New moderator rows: the
+# minimum, median and maximum of every moderator (one row each).
+record_robust_predict <- function(rr) {
+  X <- rr$X[, -1, drop = FALSE]
+  if (ncol(X) == 0) {
+    newmods <- matrix(numeric(0), nrow = 1, ncol = 0)
+    pr <- predict(rr)
+  } else {
+    newmods <- apply(X, 2, function(x) c(min(x), median(x), max(x)))
+    pr <- predict(rr, newmods = newmods)
+  }
+  # an equal-effects model has no PI (tau^2 = 0): it is the CI
+  list(newmods = mat(newmods), pred = vec(pr$pred), se = vec(pr$se),
+       ci_lb = vec(pr$ci.lb), ci_ub = vec(pr$ci.ub),
+       pi_lb = vec(if (is.null(pr$pi.lb)) pr$ci.lb else pr$pi.lb),
+       pi_ub = vec(if (is.null(pr$pi.ub)) pr$ci.ub else pr$pi.ub), ddf = vec(pr$ddf))
+}
+
 record_robust <- function(res, cluster, kind) {
   rr <- suppressWarnings(switch(kind,
     cr1 = do.call(robust, list(res, cluster = cluster, adjust = TRUE)),
     cr0 = do.call(robust, list(res, cluster = cluster, adjust = FALSE)),
     cr2 = do.call(robust, list(res, cluster = cluster, clubSandwich = TRUE))))
-  list(kind = kind, n_clusters = length(unique(cluster)),
+  out <- list(kind = kind, n_clusters = length(unique(cluster)),
        beta = vec(rr$beta), se = vec(rr$se), tval = vec(rr$zval), pval = vec(rr$pval),
        ci_lb = vec(rr$ci.lb), ci_ub = vec(rr$ci.ub), vcov = mat(vcov(rr)),
        dfs = vec(rep_len(rr$dfs, length(rr$beta))), QM = num(rr$QM), QMdf = vec(rr$QMdf),
        QMp = num(rr$QMp), test = rr$test)
+  if (kind == "cr2") out$predict <- record_robust_predict(rr)
+  out
 }
 
 # Iterative estimators: metafor's defaults stop Fisher scoring (REML, ML, EB)
