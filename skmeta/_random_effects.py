@@ -13,6 +13,7 @@ from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
+from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import wald_test
 from skmeta._engine._random_effects import fit_random_effects
 from skmeta._engine._tau2 import ALL_METHODS, tau2_method
@@ -72,7 +73,11 @@ class RandomEffectsMeta(_BaseMeta):
         ``"cr1"`` (metafor's ``robust(adjust=TRUE)``, df = clusters − p),
         ``"cr0"`` (``adjust=FALSE``), ``"cr2"`` (bias-reduced, with Satterthwaite
         degrees of freedom; ``robust(clubSandwich=TRUE)``), or None: the
-        model-based covariance even when ``groups`` is given.
+        model-based covariance even when ``groups`` is given. CR2 costs one
+        symmetric eigendecomposition per cluster of fewer than 64 studies
+        (:math:`O(n_j^3)`) and, for larger clusters, a quadrature with
+        :math:`O(n_j p^2)` time and memory per node; no matrix larger than
+        :math:`n_j \times n_j` is formed.
     missing : {"raise", "drop"}, default="raise"
         What to do with studies whose ``y``, ``sample_var``, ``X`` (or other
         per-study input of ``fit``) hold NaN: raise a ``ValueError``, or leave
@@ -519,6 +524,13 @@ class RandomEffectsMeta(_BaseMeta):
           errors :math:`\sqrt{\operatorname{diag}(X^\top W_{(-i)} X)^{-1}}` of all
           studies with weights at :math:`\hat\tau^2_{(-i)}` (as metafor).
 
+        A study whose leave-one-out model cannot be fitted (the remaining
+        design is rank-deficient, e.g. a dummy moderator only that study has, or
+        has no residual degrees of freedom left) gets NaN in every column but
+        ``hat`` and ``weight``, with a warning, as metafor reports NA. (For two
+        studies without moderators metafor fits the remaining single study with
+        tau^2 = 0; here that fit is not made either.)
+
         Returns
         -------
         DataFrame
@@ -526,42 +538,55 @@ class RandomEffectsMeta(_BaseMeta):
         """
         check_is_fitted(self)
         design, y, v = self._profile_data
-        k = design.shape[0]
+        k, p = design.shape
         w = 1.0 / (v + self.tau2_)
-        unscaled = uni.weighted_fit(design, y, w).cov
+        unscaled = uni.stable_weighted_fit(design, y, w).cov
         hat = w * np.einsum("ij,jk,ik->i", design, unscaled, design)
-        beta = self._beta
-        cov_inv = np.linalg.inv(self.cov_params_)
-        logdet = np.linalg.slogdet(self.cov_params_)[1]
-        columns = {
-            name: np.empty(k)
-            for name in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
-        }
-        dfbetas = np.empty((k, beta.shape[0]))
+        names = ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
+        rows = np.full((k, len(names) + p), np.nan)
         refit = clone(self)
+        skipped = []
         for i in range(k):
             keep = np.arange(k) != i
+            if k - 1 <= p or dependent_columns(design[keep]):
+                skipped.append(i)
+                continue
             sub = refit._fit_design(design[keep], y[keep], v[keep], groups=None)
-            delta = beta - sub._beta
-            xi = design[i]
-            se_pred2 = float(xi @ sub.cov_params_ @ xi)
-            columns["rstudent"][i] = (y[i] - xi @ sub._beta) / np.sqrt(
-                v[i] + sub.tau2_ + se_pred2
+            rows[i] = self._deletion_row(design, y, v, i, hat[i], sub)
+        if skipped:
+            warnings.warn(
+                f"influence(): the model without one study cannot be fitted for "
+                f"{len(skipped)} stud{'y' if len(skipped) == 1 else 'ies'} (rows "
+                f"{skipped}; rank-deficient design or no residual degrees of "
+                "freedom): their diagnostics are NaN.",
+                UserWarning,
+                stacklevel=2,
             )
-            columns["dffits"][i] = (xi @ delta) / np.sqrt(hat[i] * (v[i] + sub.tau2_))
-            columns["cook_d"][i] = delta @ cov_inv @ delta
-            columns["cov_r"][i] = np.exp(np.linalg.slogdet(sub.cov_params_)[1] - logdet)
-            columns["tau2_del"][i] = sub.tau2_
-            columns["qe_del"][i] = sub.q_
-            # metafor scales by the covariance of all k studies at tau2_(-i).
-            scale = uni.weighted_fit(design, y, 1.0 / (v + sub.tau2_)).cov
-            dfbetas[i] = delta / np.sqrt(np.diag(scale))
-        frame = pd.DataFrame(columns)
+        frame = pd.DataFrame(rows[:, : len(names)], columns=list(names))
         frame["hat"] = hat
         frame["weight"] = 100.0 * w / w.sum()
         for j, name in enumerate(self._term_names):
-            frame[f"dfbetas_{name}"] = dfbetas[:, j]
+            frame[f"dfbetas_{name}"] = rows[:, len(names) + j]
         return frame
+
+    def _deletion_row(self, design, y, v, i, hat, sub):
+        """The diagnostics of study ``i`` from the fit ``sub`` without it."""
+        beta = self._beta
+        delta = beta - sub._beta
+        xi = design[i]
+        rstudent = (y[i] - xi @ sub._beta) / np.sqrt(
+            v[i] + sub.tau2_ + float(xi @ sub.cov_params_ @ xi)
+        )
+        dffits = (xi @ delta) / np.sqrt(hat * (v[i] + sub.tau2_))
+        cook_d = delta @ np.linalg.solve(self.cov_params_, delta)
+        cov_r = np.exp(
+            np.linalg.slogdet(sub.cov_params_)[1]
+            - np.linalg.slogdet(self.cov_params_)[1]
+        )
+        # metafor scales by the covariance of all k studies at tau2_(-i).
+        scale = uni.stable_weighted_fit(design, y, 1.0 / (v + sub.tau2_)).cov
+        dfbetas = delta / np.sqrt(np.diag(scale))
+        return [rstudent, dffits, cook_d, cov_r, sub.tau2_, sub.q_, *dfbetas]
 
     # ------------------------------------------------------------------ summary
     @property
