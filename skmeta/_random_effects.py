@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
@@ -17,7 +18,7 @@ from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import wald_test
 from skmeta._engine._random_effects import fit_random_effects
 from skmeta._engine._tau2 import ALL_METHODS, tau2_method
-from skmeta.utils._validation import check_groups
+from skmeta.utils._validation import check_confidence_level, check_groups
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
 
@@ -113,9 +114,12 @@ class RandomEffectsMeta(_BaseMeta):
         Per-coefficient degrees of freedom under cluster-robust inference.
     n_groups_ : int or None
         Number of clusters under cluster-robust inference.
-    random_effects_, random_effects_se_ : ndarray of shape (n_samples,)
-        BLUPs of the training studies' :math:`u_i` and their standard errors
+    random_effects_ : DataFrame of shape (n_samples, 2)
+        BLUPs of the training studies' :math:`u_i` (column ``estimate``) and
+        their standard errors (``se``), one row per study of the fit in order
         (metafor's ``ranef``).
+    random_effects_se_ : ndarray of shape (n_samples,)
+        The standard errors of the BLUPs (the ``se`` column).
     loglik_ : float
         Maximised criterion: the restricted log-likelihood (with metafor's
         :math:`+\tfrac12\log|X^\top X|`) for REML, else the log-likelihood at
@@ -218,7 +222,14 @@ class RandomEffectsMeta(_BaseMeta):
 
     # ------------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, *, sample_var=None, groups=None):
+    def fit(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        *,
+        sample_var: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> "RandomEffectsMeta":
         """Fit the random-effects model.
 
         Parameters
@@ -321,7 +332,9 @@ class RandomEffectsMeta(_BaseMeta):
         )
         # r2_ needs a second fit (the intercept-only model): computed on first use.
         self.__dict__.pop("_r2", None)
-        self.random_effects_ = result.blups
+        self.random_effects_ = pd.DataFrame(
+            {"estimate": result.blups, "se": result.blup_se}
+        )
         self.random_effects_se_ = result.blup_se
         # Sufficient data for tau2_confint at any confidence level (O(k) memory).
         self._profile_data = (design, y, v)
@@ -391,7 +404,7 @@ class RandomEffectsMeta(_BaseMeta):
         return codes, n_groups
 
     @property
-    def r2_(self):
+    def r2_(self) -> float | None:
         """Pseudo-R^2 (percent) relative to the intercept-only model, or None.
 
         Computed on first access (it refits the intercept-only model with the
@@ -430,7 +443,9 @@ class RandomEffectsMeta(_BaseMeta):
         return float(max(0.0, 100.0 * (before - after) / before))
 
     # -------------------------------------------------------------- predictions
-    def predict_interval(self, X=None, *, confidence_level=0.95):
+    def predict_interval(
+        self, X: ArrayLike | None = None, *, confidence_level: float = 0.95
+    ) -> pd.DataFrame:
         """Predict the mean effect with confidence and prediction intervals.
 
         Parameters
@@ -449,7 +464,14 @@ class RandomEffectsMeta(_BaseMeta):
         design = self._design(self._validate_new_X(X))
         return self._interval_frame(design, confidence_level, self.tau2_)
 
-    def score(self, X, y, sample_weight=None, *, sample_var=None):
+    def score(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        sample_var: ArrayLike | None = None,
+    ) -> float:
         """Return the log-likelihood of ``y`` under the fitted model.
 
         :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
@@ -474,7 +496,7 @@ class RandomEffectsMeta(_BaseMeta):
         return self._gaussian_score(X, y, sample_weight, sample_var, self.tau2_)
 
     # ---------------------------------------------------------------- inference
-    def tau2_confint(self, confidence_level=0.95):
+    def tau2_confint(self, confidence_level: float = 0.95) -> pd.DataFrame:
         """Q-profile confidence intervals for tau^2, tau, I^2 and H^2.
 
         The bounds solve :math:`y^\\top P_{\\tau^2} y = \\chi^2_{k-p}` quantiles
@@ -490,8 +512,9 @@ class RandomEffectsMeta(_BaseMeta):
             Index ``tau2, tau, i2, h2``; columns ``estimate, ci_lower, ci_upper``.
         """
         check_is_fitted(self)
+        level = check_confidence_level(confidence_level)
         design, y, v = self._profile_data
-        lo, hi = uni.q_profile_interval(design, y, v, confidence_level)
+        lo, hi = uni.q_profile_interval(design, y, v, level)
         vt = self._typical_var
         rows = {
             "tau2": (self.tau2_, lo, hi),
@@ -503,7 +526,7 @@ class RandomEffectsMeta(_BaseMeta):
             rows, orient="index", columns=["estimate", "ci_lower", "ci_upper"]
         )
 
-    def influence(self):
+    def influence(self) -> pd.DataFrame:
         r"""Leave-one-out influence diagnostics (metafor's ``influence()``).
 
         For each study the model is refitted without it (same method and

@@ -342,3 +342,80 @@ def test_ml_bimodal_profile_finds_the_interior_maximum():
     assert model.loglik_ == pytest.approx(0.199015, abs=1e-6)
     boundary = RandomEffectsMeta(method="ml", tau2=0.0).fit(X, y, sample_var=v)
     assert model.loglik_ > boundary.loglik_ + 0.4
+
+
+# --------------------------------------------------------------------------- #
+# The tau^2 method registry and the shared vocabulary
+# --------------------------------------------------------------------------- #
+def test_tau2_method_registry_records():
+    from skmeta._engine import _univariate
+    from skmeta._engine._tau2 import ALL_METHODS, TAU2_METHODS
+
+    assert ALL_METHODS == tuple(TAU2_METHODS) == _univariate.ALL_METHODS
+    for name, record in TAU2_METHODS.items():
+        assert record.name == name and record.label and callable(record.estimate)
+        assert record.likelihood == (name in ("reml", "ml"))
+        assert record.needs_positive_var == (name in ("dl", "hs", "hsk", "fe"))
+        assert (record.standard_error is None) == (name == "fe")
+    assert set(RandomEffectsMeta._parameter_constraints["method"][0].options) == set(
+        ALL_METHODS
+    )
+
+
+def test_unknown_tau2_method_is_an_error_not_nan():
+    from skmeta._engine._tau2 import estimate_tau2, tau2_standard_error
+
+    X = np.ones((10, 1))
+    with pytest.raises(ValueError, match="Unknown tau\\^2 method 'nope'"):
+        estimate_tau2(X, Y, V, "nope")
+    with pytest.raises(ValueError, match="Unknown tau\\^2 method 'nope'"):
+        tau2_standard_error(X, Y, V, "nope", 0.1)
+
+
+@pytest.mark.parametrize(
+    ("method", "label"),
+    [("reml", "REML"), ("dl", "DerSimonian-Laird"), ("pmm", "median-unbiased")],
+)
+def test_summary_labels_come_from_the_registry(method, label):
+    model = RandomEffectsMeta(method=method).fit(None, Y, sample_var=V)
+    assert label in model.summary().title
+
+
+@pytest.mark.parametrize(
+    "level", ["0.95", None, 0, 1, 1.5, float("nan"), True, np.array([0.9])]
+)
+def test_tau2_confint_validates_confidence_level(level):
+    model = RandomEffectsMeta().fit(None, Y, sample_var=V)
+    with pytest.raises(ValueError, match="confidence_level"):
+        model.tau2_confint(confidence_level=level)
+
+
+def test_tau2_confint_accepts_numpy_scalars():
+    model = RandomEffectsMeta().fit(None, Y, sample_var=V)
+    expected = model.tau2_confint(confidence_level=0.9)
+    for level in (np.float32(0.9), np.array(0.9)):
+        pd.testing.assert_frame_equal(model.tau2_confint(level), expected)
+
+
+def test_vocabulary_random_effects_groups_and_robust_dof():
+    X, y, v, study = simulated()
+    plain = RandomEffectsMeta().fit(X, y, sample_var=v)
+    assert list(plain.random_effects_.columns) == ["estimate", "se"]
+    assert plain.random_effects_.shape == (len(y), 2)
+    np.testing.assert_array_equal(
+        plain.random_effects_["se"].to_numpy(), plain.random_effects_se_
+    )
+    assert plain.n_groups_ is None and plain.robust_dof_ is None
+    robust = RandomEffectsMeta().fit(X, y, sample_var=v, groups=study)
+    assert robust.n_groups_ == 20 and isinstance(robust.n_groups_, int)
+    assert robust.robust_dof_.shape == (4,)
+    np.testing.assert_allclose(robust.robust_dof_, 20 - 4)
+
+
+def test_cluster_robust_none_is_model_based_with_groups():
+    X, y, v, study = simulated()
+    plain = RandomEffectsMeta().fit(X, y, sample_var=v)
+    model = RandomEffectsMeta(cluster_robust=None).fit(X, y, sample_var=v, groups=study)
+    np.testing.assert_array_equal(model.cov_params_, plain.cov_params_)
+    assert model.n_groups_ is None and model.robust_dof_ is None
+    assert model.qm_ == plain.qm_

@@ -394,7 +394,13 @@ def test_random_effects(idx):
     est = fitted(idx)
     X, _, _, _ = design_data(case["design"])
     m = Mismatches(case["id"])
-    m.check("random_effects_", est.random_effects_, _arr(rec["ranef"]["pred"]))
+    m.check(
+        "random_effects_", est.random_effects_["estimate"], _arr(rec["ranef"]["pred"])
+    )
+    m.check_equal(
+        "random_effects_ columns", list(est.random_effects_.columns), ["estimate", "se"]
+    )
+    m.check("random_effects_[se]", est.random_effects_["se"], est.random_effects_se_)
     m.check(
         "random_effects_se_",
         est.random_effects_se_,
@@ -404,7 +410,7 @@ def test_random_effects(idx):
     mean = est.intercept_ + (0.0 if X is None else X.to_numpy() @ est.coef_)
     m.check(
         "intercept_ + X coef_ + random_effects_ (blup)",
-        mean + np.asarray(est.random_effects_, dtype=float),
+        mean + est.random_effects_["estimate"].to_numpy(),
         _arr(rec["blup"]["pred"]),
     )
     m.assert_ok()

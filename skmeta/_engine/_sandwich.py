@@ -53,6 +53,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import linalg, stats
 
+from skmeta._engine._gls import cholesky_inverse, dependent_columns
+
 __all__ = [
     "ClusterRobustResult",
     "ClusterWaldResult",
@@ -75,11 +77,6 @@ KINDS = ("cr0", "cr1", "cr2")
 #: singular blocks, e.g. a cluster-specific dummy in X. Numerically zero
 #: eigenvalues are of the order of 1e-16 relative, real ones far larger.
 _EIG_RTOL = 1e-12
-
-
-#: A column whose share not explained by the preceding columns (1 - R^2) is at
-#: or below this makes the design rank-deficient.
-_RANK_RTOL = 1e-12
 
 
 class ClusterRobustResult(NamedTuple):
@@ -266,17 +263,10 @@ def _check_inputs(X_tilde, e_tilde, codes, n_clusters):
 
 
 def _bread(X):
-    xtx = X.T @ X
-    try:
-        chol = np.linalg.cholesky(xtx)
-    except np.linalg.LinAlgError:
-        chol = None
-    # L_ii^2 / (X'X)_ii is the share of column i not explained by the columns
-    # before it (1 - R^2); exact collinearity leaves rounding noise ~1e-16
-    if chol is None or np.any(np.diag(chol) ** 2 <= _RANK_RTOL * np.diag(xtx)):
+    """:math:`(X^\\top X)^{-1}` of a full-rank whitened design (else ValueError)."""
+    if dependent_columns(X):
         raise ValueError("X_tilde is rank-deficient (collinear columns).")
-    inv_chol = np.linalg.inv(chol)
-    return inv_chol.T @ inv_chol
+    return cholesky_inverse(X.T @ X)[1]
 
 
 def _inv_sqrt_psd(S, scale=None):

@@ -22,14 +22,22 @@ leverages :math:`h_i = w_i x_i^\top (X^\top W X)^{-1} x_i`
     + \operatorname{tr}(A^{-1} B_1 A^{-1} B_2)
 
 with :math:`e_j = w \circ d_j`, :math:`A = X^\top W X` and
-:math:`B_j = X^\top \operatorname{diag}(w \circ e_j) X`.
+:math:`B_j = X^\top \operatorname{diag}(w \circ e_j) X`. Studies whose weights
+dominate the others (a sampling variance of 0 or 1e-12 beside ordinary ones) are
+eliminated exactly from these sums and from the weighted fit
+(:func:`stable_weighted_fit`), which would otherwise cancel digits.
 
-The :math:`\tau^2` estimators follow the definitions documented by metafor
+This module holds those pieces, the (restricted) likelihood and its certified
+maximisation (:func:`maximize_likelihood`), the closed forms of the moment
+estimators of :math:`\tau^2`, Cochran's Q with :math:`I^2`, :math:`H^2` and the
+Q-profile interval. The estimators follow the definitions documented by metafor
 (Viechtbauer 2010; Veroniki et al. 2016), implemented from the published formulas:
 DerSimonian & Laird (1986), Hedges (1983), Hunter & Schmidt (2004), Brannick et al.
 (2019), Sidik & Jonkman (2005), Paule & Mandel (1982), Viechtbauer (2021),
 Morris (1983), DerSimonian & Kacker (2007), maximum likelihood and restricted
-maximum likelihood (Raudenbush 2009).
+maximum likelihood (Raudenbush 2009). Their registry, one record per method, is
+:mod:`skmeta._engine._tau2`; the whole random-effects fit is
+:func:`skmeta._engine._random_effects.fit_random_effects`.
 """
 
 import functools
@@ -686,6 +694,14 @@ def maximize_likelihood(
 # --------------------------------------------------------------------------------------
 
 
+#: Roots of the tau^2 equations are found to this absolute tolerance relative to
+#: the data's variance scale (with brentq's relative tolerance of 4 eps); a
+#: bracket that must grow past this many scales means there is no root (the
+#: equations' left-hand sides decrease like 1/tau^2).
+_ROOT_XTOL = 1e-15
+_ROOT_BRACKET_LIMIT = 1e12
+
+
 def _decreasing_root(func, lower, target, scale):
     """Root of a decreasing function ``func(t) = target`` on ``[lower, inf)``.
 
@@ -697,13 +713,13 @@ def _decreasing_root(func, lower, target, scale):
     hi = max(scale, 2.0 * lower)
     while func(hi) > target:
         hi *= 4.0
-        if hi > 1e300:
+        if hi > _ROOT_BRACKET_LIMIT * scale:
             raise FloatingPointError("no root found for the tau^2 equation")
     return optimize.brentq(
         lambda t: func(t) - target,
         lower,
         hi,
-        xtol=1e-15 * scale,
+        xtol=_ROOT_XTOL * scale,
         rtol=4 * np.finfo(float).eps,
     )
 
