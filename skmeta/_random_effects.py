@@ -18,7 +18,11 @@ from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import wald_test
 from skmeta._engine._random_effects import fit_random_effects
 from skmeta._engine._tau2 import ALL_METHODS, tau2_method
-from skmeta.utils._validation import check_confidence_level, check_groups
+from skmeta.utils._validation import (
+    check_confidence_level,
+    check_groups,
+    check_sample_weight,
+)
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
 
@@ -229,8 +233,9 @@ class RandomEffectsMeta(_BaseMeta):
         *,
         sample_var: ArrayLike | None = None,
         groups: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> "RandomEffectsMeta":
-        """Fit the random-effects model.
+        r"""Fit the random-effects model.
 
         Parameters
         ----------
@@ -243,6 +248,17 @@ class RandomEffectsMeta(_BaseMeta):
         groups : array-like of shape (n_samples,), default=None
             Cluster labels: when given, the covariance of the coefficients is the
             cluster-robust sandwich of ``cluster_robust``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            User weights of the fixed effects, metafor's ``rma(weights=)``
+            (finite, >= 0; only their ratios matter). :math:`\tau^2`,
+            :math:`Q_E`, :math:`I^2`, :math:`H^2` and :math:`R^2` are estimated as
+            without them; the coefficients are their weighted least-squares
+            estimate :math:`(X^\top A X)^{-1}X^\top A y` with the sandwich
+            covariance :math:`(X^\top A X)^{-1}X^\top A V A X(X^\top A X)^{-1}`,
+            :math:`V = \operatorname{diag}(v + \hat\tau^2)` (times the usual
+            Knapp–Hartung factor under ``inference="knapp-hartung"``), and
+            ``loglik_`` is evaluated at them. These are not frequency weights.
+            Not available with ``cluster_robust="cr2"``.
 
         Returns
         -------
@@ -250,11 +266,32 @@ class RandomEffectsMeta(_BaseMeta):
             The fitted estimator.
         """
         X, y, v, design, meta = self._validate_training_data(
-            X, y, sample_var, groups=groups
+            X, y, sample_var, groups=groups, sample_weight=sample_weight
         )
-        return self._fit_design(design, y, v, meta["groups"])
+        weights = self._check_user_weights(meta["sample_weight"], design)
+        return self._fit_design(design, y, v, meta["groups"], weights)
 
-    def _fit_design(self, design, y, v, groups):
+    @staticmethod
+    def _check_user_weights(sample_weight, design):
+        """Validated user weights scaled to a maximum of 1, or None."""
+        if sample_weight is None:
+            return None
+        k, p = design.shape
+        a = check_sample_weight(sample_weight, k)
+        positive = a > 0
+        if not positive.any():
+            raise ValueError(
+                "sample_weight must contain at least one non-zero weight (all are 0)."
+            )
+        if positive.sum() <= p or dependent_columns(design[positive]):
+            raise ValueError(
+                "sample_weight: the studies with positive weight must identify the "
+                f"{p} fixed effect(s) (more of them than that, with a full-rank "
+                "design)."
+            )
+        return a / a.max()
+
+    def _fit_design(self, design, y, v, groups, sample_weight=None):
         """Fit on a validated design matrix (with its intercept column)."""
         k = design.shape[0]
         weights = self._resolve_genq_weights(v, k)
@@ -273,10 +310,12 @@ class RandomEffectsMeta(_BaseMeta):
             tol=self.tol,
             clusters=clusters,
             cluster_robust=self.cluster_robust,
+            sample_weight=sample_weight,
         )
         self._warn_about(result)
         self._store(result, design, y, v)
         self._genq_weights = weights
+        self._sample_weight = sample_weight
         return self
 
     def _warn_about(self, result):
@@ -423,6 +462,8 @@ class RandomEffectsMeta(_BaseMeta):
     def _pseudo_r2(self, design, y, v, weights):
         if not self.fit_intercept:
             return None
+        if self._fixed_effect:
+            return self._adjusted_r2(design, y, v)
         null = fit_random_effects(
             design[:, :1],
             y,
@@ -432,15 +473,20 @@ class RandomEffectsMeta(_BaseMeta):
             max_iter=self.max_iter,
             tol=self.tol,
         )
-        if self._fixed_effect:
-            # metafor reports, for a common-effect model, the proportional reduction
-            # of H^2 = Q_E / (k - p) relative to the intercept-only model.
-            before, after = null.h2, self.h2_
-        else:
-            before, after = null.tau2, self.tau2_
-        if before <= 0:
+        if null.tau2 <= 0:
             return 0.0
-        return float(max(0.0, 100.0 * (before - after) / before))
+        return float(max(0.0, 100.0 * (null.tau2 - self.tau2_) / null.tau2))
+
+    def _adjusted_r2(self, design, y, v):
+        """Adjusted R^2 (percent) of the weighted least-squares fit (metafor's R^2
+        for common-effect models): :math:`1 - (RSS/(k-p)) / (TSS/(k-1))` with the
+        weights of the fit (1/v, or ``sample_weight``); with 1/v it is the
+        proportional reduction of :math:`H^2 = Q_E/(k-p)`."""
+        k, p = design.shape
+        a = 1.0 / v if self._sample_weight is None else self._sample_weight
+        rss = uni.stable_weighted_fit(design, y, a).rss / (k - p)
+        tss = uni.stable_weighted_fit(design[:, :1], y, a).rss / (k - 1)
+        return float(max(0.0, 100.0 * (1.0 - rss / tss))) if tss > 0 else 0.0
 
     # -------------------------------------------------------------- predictions
     def predict_interval(
@@ -547,6 +593,11 @@ class RandomEffectsMeta(_BaseMeta):
           errors :math:`\sqrt{\operatorname{diag}(X^\top W_{(-i)} X)^{-1}}` of all
           studies with weights at :math:`\hat\tau^2_{(-i)}` (as metafor).
 
+        With ``sample_weight`` (user weights :math:`a_i`), as metafor: ``hat`` and
+        ``weight`` come from :math:`a`, and ``dffits`` and ``dfbetas`` are scaled
+        by the sandwich covariance of all studies at :math:`\hat\tau^2_{(-i)}`
+        (``dffits`` by :math:`\sqrt{x_i^\top S_{(-i)} x_i}`).
+
         A study whose leave-one-out model cannot be fitted (the remaining
         design is rank-deficient, e.g. a dummy moderator only that study has, or
         has no residual degrees of freedom left) gets NaN in every column but
@@ -562,7 +613,11 @@ class RandomEffectsMeta(_BaseMeta):
         check_is_fitted(self)
         design, y, v = self._profile_data
         k, p = design.shape
-        w = 1.0 / (v + self.tau2_)
+        w = (
+            1.0 / (v + self.tau2_)
+            if self._sample_weight is None
+            else self._sample_weight
+        )
         unscaled = uni.stable_weighted_fit(design, y, w).cov
         hat = w * np.einsum("ij,jk,ik->i", design, unscaled, design)
         names = ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
@@ -574,7 +629,8 @@ class RandomEffectsMeta(_BaseMeta):
             if k - 1 <= p or dependent_columns(design[keep]):
                 skipped.append(i)
                 continue
-            sub = refit._fit_design(design[keep], y[keep], v[keep], groups=None)
+            weights = None if self._sample_weight is None else self._sample_weight[keep]
+            sub = refit._fit_design(design[keep], y[keep], v[keep], None, weights)
             rows[i] = self._deletion_row(design, y, v, i, hat[i], sub)
         if skipped:
             warnings.warn(
@@ -593,23 +649,41 @@ class RandomEffectsMeta(_BaseMeta):
         return frame
 
     def _deletion_row(self, design, y, v, i, hat, sub):
-        """The diagnostics of study ``i`` from the fit ``sub`` without it."""
+        """The diagnostics of study ``i`` from the fit ``sub`` without it.
+
+        ``dfbetas`` (and, with user weights, ``dffits``) are scaled by the
+        covariance of the coefficients of all studies at
+        :math:`\\hat\\tau^2_{(-i)}` (as metafor).
+        """
         beta = self._beta
         delta = beta - sub._beta
         xi = design[i]
         rstudent = (y[i] - xi @ sub._beta) / np.sqrt(
             v[i] + sub.tau2_ + float(xi @ sub.cov_params_ @ xi)
         )
-        dffits = (xi @ delta) / np.sqrt(hat * (v[i] + sub.tau2_))
+        scale = self._deletion_scale(design, y, v, sub.tau2_)
+        if self._sample_weight is None:
+            dffits = (xi @ delta) / np.sqrt(hat * (v[i] + sub.tau2_))
+        else:
+            dffits = (xi @ delta) / np.sqrt(xi @ scale @ xi)
         cook_d = delta @ np.linalg.solve(self.cov_params_, delta)
         cov_r = np.exp(
             np.linalg.slogdet(sub.cov_params_)[1]
             - np.linalg.slogdet(self.cov_params_)[1]
         )
-        # metafor scales by the covariance of all k studies at tau2_(-i).
-        scale = uni.stable_weighted_fit(design, y, 1.0 / (v + sub.tau2_)).cov
         dfbetas = delta / np.sqrt(np.diag(scale))
         return [rstudent, dffits, cook_d, cov_r, sub.tau2_, sub.q_, *dfbetas]
+
+    def _deletion_scale(self, design, y, v, tau2):
+        """Covariance of the coefficients of all studies at ``tau2``: the
+        model-based :math:`(X^\\top W X)^{-1}`, or the sandwich with user
+        weights."""
+        if self._sample_weight is None:
+            return uni.stable_weighted_fit(design, y, 1.0 / (v + tau2)).cov
+        a = self._sample_weight
+        bread = uni.stable_weighted_fit(design, y, a).cov
+        half = design * (a * np.sqrt(v + tau2))[:, None]
+        return bread @ (half.T @ half) @ bread
 
     # ------------------------------------------------------------------ summary
     @property
@@ -646,24 +720,38 @@ class RandomEffectsMeta(_BaseMeta):
         return info + self._fit_statistics_info()
 
     def _summary_notes(self, confidence_level):
+        notes = []
+        if getattr(self, "_sample_weight", None) is not None:
+            notes.append(
+                "Coefficients weighted by sample_weight (sandwich covariance)."
+            )
         if self.robust_dof_ is not None:
             return [
+                *notes,
                 f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
-                f"{self.n_groups_} clusters); t tests with the listed df."
+                f"{self.n_groups_} clusters); t tests with the listed df.",
             ]
         return [
+            *notes,
             {
                 "z": "Tests and intervals use the standard normal distribution.",
                 "t": f"Tests and intervals use t with {self.dof_} df.",
                 "knapp-hartung": f"Knapp-Hartung adjustment; t with {self.dof_} df.",
                 "knapp-hartung-adhoc": "Ad hoc Knapp-Hartung adjustment "
                 f"(s^2 >= 1); t with {self.dof_} df.",
-            }[self.inference]
+            }[self.inference],
         ]
 
     # --------------------------------------------------------- self-description
     def _model_label(self):
         return "FE Model" if self._fixed_effect else "RE Model"
+
+    def _study_weights(self, sample_var, **metadata):
+        """Percentage weights: the user's ``sample_weight`` when fitted with it."""
+        weights = getattr(self, "_sample_weight", None)
+        if weights is None or len(weights) != np.shape(sample_var)[0]:
+            return super()._study_weights(sample_var, **metadata)
+        return 100.0 * weights / weights.sum()
 
     def _profile_targets(self):
         return {

@@ -103,3 +103,26 @@ def test_influence_without_residual_degrees_of_freedom_is_nan(name):
     assert frame.filter(like="dfbetas_").isna().all().all()
     np.testing.assert_allclose(frame["hat"], case["hat"], rtol=1e-6)
     np.testing.assert_allclose(frame["weight"], case["weight"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case", REFERENCE["weighted"], ids=lambda c: f"{c['method']} {c['mods']}"
+)
+def test_influence_with_user_weights_matches_metafor(case):
+    """rma(weights=): hat values and weights from the user weights; dffits and
+    dfbetas over the sandwich covariance of all studies at tau2_(-i)."""
+    X = None if case["mods"] == "~ 1" else np.asarray(case["ablat"], float)[:, None]
+    model = RandomEffectsMeta(method=case["method"].lower())
+    model.fit(
+        X,
+        np.asarray(case["yi"]),
+        sample_var=np.asarray(case["vi"]),
+        sample_weight=np.asarray(case["weights"], float),
+    )
+    frame = model.influence()
+    for column in COLUMNS:
+        np.testing.assert_allclose(
+            frame[column], case[column], rtol=1e-6, atol=1e-9, err_msg=column
+        )
+    dfbetas = frame.filter(like="dfbetas_").to_numpy()
+    np.testing.assert_allclose(dfbetas, np.asarray(case["dfbetas"]), rtol=1e-6)

@@ -85,8 +85,6 @@ class RandomEffectsFit(NamedTuple):
         is then set to 0).
     resid : ndarray of shape (k,)
         Residuals :math:`y - X\\hat\\beta`.
-    weights : ndarray of shape (k,)
-        The working weights :math:`1/(v_i + \\hat\\tau^2)`.
     q, q_pvalue, i2, h2, typical_var : float
         Cochran's :math:`Q_E` and its p-value, :math:`I^2` (percent), :math:`H^2`
         and the typical sampling variance (:func:`~skmeta._engine._univariate.
@@ -110,7 +108,6 @@ class RandomEffectsFit(NamedTuple):
     kh_factor: float | None
     exact_fit: bool
     resid: np.ndarray
-    weights: np.ndarray
     q: float
     q_pvalue: float
     i2: float
@@ -155,43 +152,97 @@ def _estimate(
     return _Tau2Step(est.tau2, 0.0, est.n_iter, est.converged, limit)
 
 
-def _fixed_effects(X, y, v, tau2, inference):
-    """The weighted fit at ``tau2`` and the (Knapp–Hartung scaled) covariance."""
-    k, p = X.shape
-    fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2))
+class _FixedEffects(NamedTuple):
+    beta: np.ndarray
+    cov: np.ndarray  # model-based (sandwich for user weights), KH-scaled
+    resid: np.ndarray  # y - X beta
+    weights: np.ndarray  # the estimation weights (1/(v + tau2) or the user's)
+    rss: float  # sum (y - X beta)^2 / (v + tau2)
+    re_fit: object  # the fit with weights 1/(v + tau2)
+    kh_factor: float | None
+    exact_fit: bool
+
+
+def _knapp_hartung(re_fit, y, inference):
+    """Knapp and Hartung's s^2 from the fit with weights 1/(v + tau2), or None.
+
+    Returns ``(s2, exact_fit)``; s^2 is 0 when the weighted residuals are zero to
+    rounding (the model fits y exactly) and at least 1 for the ad hoc variant.
+    """
     if inference not in KNAPP_HARTUNG:
-        return fit, fit.cov, None, False
-    s2 = fit.rss / (k - p)
+        return None, False
+    k, p = y.shape[0], re_fit.beta.shape[0]
     noise = _EXACT_RSS * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
-    exact_fit = fit.rss <= noise * fit.weights.max()
-    if exact_fit:
-        s2 = 0.0  # the model fits y exactly: s^2 is rounding noise
+    exact_fit = bool(re_fit.rss <= noise * re_fit.weights.max())
+    s2 = 0.0 if exact_fit else re_fit.rss / (k - p)
     if inference == "knapp-hartung-adhoc":
         s2 = max(1.0, s2)
-    return fit, fit.cov * s2, s2, exact_fit
+    return s2, exact_fit
 
 
-def _loglik(X, v, step, fit, method, logdet_xtx):
+def _fixed_effects(X, y, v, tau2, inference, sample_weight):
+    r"""The fixed effects at ``tau2`` and their covariance.
+
+    Without ``sample_weight``: weighted least squares with :math:`w_i = 1/(v_i +
+    \tau^2)` and covariance :math:`(X^\top W X)^{-1}`. With user weights
+    :math:`a_i` (metafor's ``rma(weights=)``): :math:`\hat\beta = (X^\top A
+    X)^{-1}X^\top A y` and the sandwich :math:`(X^\top A X)^{-1} X^\top A V A X
+    (X^\top A X)^{-1}`, :math:`V = \operatorname{diag}(v + \tau^2)`. Knapp and
+    Hartung's factor always comes from the :math:`1/(v_i + \tau^2)` fit (as
+    metafor).
+    """
+    re_fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2))
+    s2, exact_fit = _knapp_hartung(re_fit, y, inference)
+    if sample_weight is None:
+        beta, cov, resid, weights = (
+            re_fit.beta,
+            re_fit.cov,
+            re_fit.resid,
+            re_fit.weights,
+        )
+        rss = re_fit.rss
+    else:
+        fit = uni.stable_weighted_fit(X, y, sample_weight)
+        half = X * (sample_weight * np.sqrt(v + tau2))[:, None]  # A V^{1/2} X
+        cov = fit.cov @ (half.T @ half) @ fit.cov
+        beta, resid, weights = fit.beta, fit.resid, sample_weight
+        rss = float(np.sum(resid * resid / (v + tau2)))
+    if s2 is not None:
+        cov = cov * s2
+    return _FixedEffects(beta, cov, resid, weights, rss, re_fit, s2, exact_fit)
+
+
+def _loglik(v, step, fixed, method, logdet_xtx):
+    """The criterion at the fitted beta (metafor's ``logLik``; inf at a diverging
+    limit)."""
     if step.limit == "diverges":
         return np.inf
+    fit = fixed.re_fit._replace(rss=fixed.rss)
     if method == "reml":
         return uni.loglik_reml(v, step.tau2, fit, logdet_xtx)
     return uni.loglik_ml(v, step.tau2, fit)
 
 
-def _blups(X, v, tau2, fit, cov):
-    r"""BLUPs :math:`\lambda_i e_i`, :math:`\lambda_i = \tau^2/(v_i+\tau^2)`, and
-    their standard errors :math:`\sqrt{\lambda_i v_i + \lambda_i^2 x_i^\top C
-    x_i}`."""
+def _blups(X, v, tau2, resid, cov):
+    r"""BLUPs :math:`\lambda_i e_i`, :math:`\lambda_i = \tau^2/(v_i+\tau^2)`,
+    and their standard errors :math:`\sqrt{\lambda_i v_i + \lambda_i^2 x_i^\top C
+    x_i}`.
+
+    The variance of the prediction error :math:`u_i - \lambda_i(y_i -
+    x_i^\top\hat\beta)` has this form for any linear unbiased
+    :math:`\hat\beta` with covariance :math:`C` (the covariance of
+    :math:`(1-\lambda_i)u_i - \lambda_i e_i` with :math:`\hat\beta` vanishes),
+    so it holds for user weights too.
+    """
     lam = tau2 / (v + tau2)
     quad = np.einsum("ij,ij->i", X @ cov, X)
-    return lam * fit.resid, np.sqrt(lam * v + lam**2 * quad)
+    return lam * resid, np.sqrt(lam * v + lam**2 * quad)
 
 
-def _cluster_robust(X, fit, clusters, kind):
+def _cluster_robust(X, fixed, clusters, kind):
     codes, n_clusters = clusters
     return _sandwich.cluster_robust_diagonal(
-        X, fit.resid, fit.weights, codes, n_clusters, kind=kind
+        X, fixed.resid, fixed.weights, codes, n_clusters, kind=kind
     )
 
 
@@ -212,7 +263,6 @@ def _in_data_units(fit, unit, k, p, method):
         beta=fit.beta * unit,
         cov=fit.cov * u2,
         resid=fit.resid * unit,
-        weights=fit.weights / u2,
         typical_var=fit.typical_var * u2,
         loglik=fit.loglik - n_eff * np.log(unit),
         blups=fit.blups * unit,
@@ -224,6 +274,7 @@ def _in_data_units(fit, unit, k, p, method):
 def fit_random_effects(
     X, y, v, *, method="reml", tau2=None, genq_weights=None, inference="z",
     max_iter=100, tol=1e-10, clusters=None, cluster_robust="cr1",
+    sample_weight=None,
 ):  # fmt: skip
     """Fit the random-effects meta-regression of ``y`` on ``X``.
 
@@ -246,12 +297,22 @@ def fit_random_effects(
     clusters : (codes, n_clusters) or None
         Cluster codes 0..J-1 for a cluster-robust covariance.
     cluster_robust : {"cr0", "cr1", "cr2"}
+    sample_weight : ndarray of shape (k,) or None
+        User weights of the fixed effects (metafor's ``rma(weights=)``): tau^2,
+        Q and I^2 are as without them; beta is their weighted least squares
+        estimate with the sandwich covariance of :func:`_fixed_effects`, and the
+        log-likelihood is evaluated at that beta. CR2 is not available with them.
 
     Returns
     -------
     RandomEffectsFit
     """
     k, p = X.shape
+    if sample_weight is not None and clusters is not None and cluster_robust == "cr2":
+        raise ValueError(
+            "cluster_robust='cr2' is not available with sample_weight (its bias "
+            "correction assumes inverse-variance weights); use 'cr1' or 'cr0'."
+        )
     unit, y, v = standardise(y, v)
     if tau2 is not None:
         tau2 = tau2 / (unit * unit)
@@ -268,10 +329,12 @@ def fit_random_effects(
         X, y, v, method=method, tau2=tau2, genq_weights=genq_weights,
         max_iter=max_iter, tol=tol, fe_fit=fe_fit, logdet_xtx=logdet_xtx,
     )  # fmt: skip
-    fit, cov, kh_factor, exact_fit = _fixed_effects(X, y, v, step.tau2, inference)
+    fixed = _fixed_effects(X, y, v, step.tau2, inference, sample_weight)
     estimated = tau2 is None and record.standard_error is not None
     tau2_se = (
-        tau2_standard_error(X, y, v, method, step.tau2, weights=genq_weights, fit=fit)
+        tau2_standard_error(
+            X, y, v, method, step.tau2, weights=genq_weights, fit=fixed.re_fit
+        )
         if estimated
         else float("nan")
     )
@@ -279,29 +342,28 @@ def fit_random_effects(
         X, y, v, step.reported, fixed_effect=step.reported == 0 and not estimated,
         fe_fit=fe_fit,
     )  # fmt: skip
-    robust = None
+    cov, robust = fixed.cov, None
     if clusters is not None:
-        robust = _cluster_robust(X, fit, clusters, cluster_robust)
+        robust = _cluster_robust(X, fixed, clusters, cluster_robust)
         cov = robust.cov
-    blups, blup_se = _blups(X, v, step.tau2, fit, cov)
+    blups, blup_se = _blups(X, v, step.tau2, fixed.resid, cov)
     result = RandomEffectsFit(
         tau2=step.reported,
         tau2_se=tau2_se,
         n_iter=step.n_iter,
         converged=step.converged,
         limit=step.limit,
-        beta=fit.beta,
+        beta=fixed.beta,
         cov=cov,
-        kh_factor=kh_factor,
-        exact_fit=exact_fit,
-        resid=fit.resid,
-        weights=fit.weights,
+        kh_factor=fixed.kh_factor,
+        exact_fit=fixed.exact_fit,
+        resid=fixed.resid,
         q=het.q,
         q_pvalue=het.q_pvalue,
         i2=het.i2,
         h2=het.h2,
         typical_var=het.typical_var,
-        loglik=_loglik(X, v, step, fit, method, logdet_xtx),
+        loglik=_loglik(v, step, fixed, method, logdet_xtx),
         blups=blups,
         blup_se=blup_se,
         robust=robust,

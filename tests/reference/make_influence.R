@@ -41,9 +41,26 @@ degenerate <- list(
   degenerate_case("k3_moderator", c(0.2, 0.5, -0.1), c(0.05, 0.08, 0.06), cbind(x = c(1, 2, 4))),
   degenerate_case("k2", c(0.2, 0.5), c(0.05, 0.08), NULL)
 )
+# User weights (rma(weights = )): hat values and weights from the user weights,
+# dffits and dfbetas scaled by the sandwich covariance at tau^2_(-i).
+weighted <- list()
+w <- 1 + (seq_len(nrow(dat)) - 1) %% 4
+for (method in c("REML", "DL")) {
+  for (mods in c("~ 1", "~ ablat")) {
+    res <- rma(yi, vi, mods = as.formula(mods), data = dat, method = method, weights = w,
+               control = list(threshold = 1e-13, maxiter = 1000))
+    inf <- influence(res)
+    weighted[[length(weighted) + 1]] <- list(
+      method = method, mods = mods, weights = w,
+      yi = as.numeric(dat$yi), vi = as.numeric(dat$vi), ablat = dat$ablat,
+      rstudent = inf$inf$rstudent, dffits = inf$inf$dffits, cook_d = inf$inf$cook.d,
+      cov_r = inf$inf$cov.r, tau2_del = inf$inf$tau2.del, qe_del = inf$inf$QE.del,
+      hat = inf$inf$hat, weight = inf$inf$weight, dfbetas = as.matrix(inf$dfbs))
+  }
+}
 out <- list(
   versions = list(R = R.version.string, metafor = as.character(packageVersion("metafor"))),
-  cases = cases, degenerate = degenerate
+  cases = cases, degenerate = degenerate, weighted = weighted
 )
 write_json(out, "tests/reference/influence.json", digits = NA, auto_unbox = TRUE,
            pretty = FALSE, na = "null")
