@@ -371,9 +371,7 @@ class RandomEffectsMeta(_BaseMeta):
         )
         # r2_ needs a second fit (the intercept-only model): computed on first use.
         self.__dict__.pop("_r2", None)
-        self.random_effects_ = pd.DataFrame(
-            {"estimate": result.blups, "se": result.blup_se}
-        )
+        self._blups = result.blups
         self.random_effects_se_ = result.blup_se
         # Sufficient data for tau2_confint at any confidence level (O(k) memory).
         self._profile_data = (design, y, v)
@@ -441,6 +439,16 @@ class RandomEffectsMeta(_BaseMeta):
                 f"more clusters than the {design.shape[1]} fixed-effect parameters."
             )
         return codes, n_groups
+
+    @property
+    def random_effects_(self) -> pd.DataFrame:
+        """BLUPs of the training studies' random effects (metafor's ``ranef``).
+
+        Columns ``estimate`` and ``se``, one row per study of the fit in order;
+        built on access from the fitted arrays.
+        """
+        check_is_fitted(self, "random_effects_se_")
+        return pd.DataFrame({"estimate": self._blups, "se": self.random_effects_se_})
 
     @property
     def r2_(self) -> float | None:

@@ -15,6 +15,7 @@ the units of ``y`` (effects of 1e100, variances of 1e300). Every result is
 returned in the units of the data.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,12 @@ __all__ = ["RandomEffectsFit", "fit_random_effects", "standardise"]
 #: Inference settings that scale the covariance by Knapp and Hartung's factor.
 KNAPP_HARTUNG = ("knapp-hartung", "knapp-hartung-adhoc")
 
+#: Data whose scale is within 2**+-64 (about 1e+-19) are left as they are: their
+#: weights, squared and cubed in the likelihood's moment sums, stay far inside
+#: the floating-point range (1e+-308); rescaling them would change nothing but
+#: cost time.
+_SAFE_EXPONENT = 64
+
 #: Weighted residuals below this many units in the last place of max|y| (per
 #: study and squared) are rounding noise: the model then fits y exactly.
 _EXACT_RSS = 1e4
@@ -41,18 +48,20 @@ def standardise(y, v):
     sampling standard deviation and the range of ``y`` (or the one of them that
     is positive; 1 if both are 0): the variances of the fit, the sampling
     variances and the squared deviations of ``y``, then lie around 1, as far
-    below as above it. Division by a power of two is exact.
+    below as above it. Division by a power of two is exact. ``unit`` is 1 when
+    the data are within :data:`_SAFE_EXPONENT` of 1 already.
 
     Returns
     -------
     unit : float
     y, v : ndarray
     """
-    sizes = np.array([np.sqrt(v.max()), y.max() - y.min()])
-    sizes = sizes[(sizes > 0) & np.isfinite(sizes)]
-    if sizes.size == 0:
+    sizes = [math.sqrt(float(v.max())), float(y.max() - y.min())]
+    logs = [math.log2(x) for x in sizes if 0.0 < x < math.inf]
+    exponent = round(sum(logs) / len(logs)) if logs else 0
+    if abs(exponent) <= _SAFE_EXPONENT:
         return 1.0, y, v
-    unit = float(np.ldexp(1.0, int(np.round(np.log2(sizes).mean()))))
+    unit = math.ldexp(1.0, exponent)
     return unit, y / unit, v / (unit * unit)
 
 
@@ -216,11 +225,11 @@ def _loglik(v, step, fixed, method, logdet_xtx):
     """The criterion at the fitted beta (metafor's ``logLik``; inf at a diverging
     limit)."""
     if step.limit == "diverges":
-        return np.inf
+        return math.inf
     fit = fixed.re_fit._replace(rss=fixed.rss)
     if method == "reml":
-        return uni.loglik_reml(v, step.tau2, fit, logdet_xtx)
-    return uni.loglik_ml(v, step.tau2, fit)
+        return float(uni.loglik_reml(v, step.tau2, fit, logdet_xtx))
+    return float(uni.loglik_ml(v, step.tau2, fit))
 
 
 def _blups(X, v, tau2, resid, cov):
@@ -248,6 +257,8 @@ def _cluster_robust(X, fixed, clusters, kind):
 
 def _in_data_units(fit, unit, k, p, method):
     """Undo :func:`standardise`: variances times unit^2, effects times unit."""
+    if unit == 1.0:
+        return fit
     u2 = unit * unit
     robust = fit.robust
     if robust is not None:
