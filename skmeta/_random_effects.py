@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
@@ -13,24 +14,17 @@ from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
+from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import wald_test
-from skmeta.utils._validation import check_groups
+from skmeta._engine._random_effects import fit_random_effects
+from skmeta._engine._tau2 import ALL_METHODS, tau2_method
+from skmeta.utils._validation import (
+    check_confidence_level,
+    check_groups,
+    check_sample_weight,
+)
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
-_METHOD_LABELS = {
-    "reml": "REML",
-    "ml": "ML",
-    "dl": "DerSimonian-Laird",
-    "pm": "Paule-Mandel",
-    "pmm": "median-unbiased Paule-Mandel",
-    "he": "Hedges",
-    "hs": "Hunter-Schmidt",
-    "hsk": "Hunter-Schmidt (k-corrected)",
-    "sj": "Sidik-Jonkman",
-    "eb": "empirical Bayes",
-    "genq": "generalized Q",
-    "fe": "fixed (common) effect",
-}
 
 
 class RandomEffectsMeta(_BaseMeta):
@@ -79,12 +73,16 @@ class RandomEffectsMeta(_BaseMeta):
         required there): ``"inverse_var"`` (:math:`1/v_i`, gives DL), ``"unit"``
         (gives HE), a callable ``f(sample_var) -> weights``, or one weight per study
         (then the estimator cannot be cross-validated on subsets).
-    cluster_robust : {"cr1", "cr0", "cr2"}, default="cr1"
+    cluster_robust : {"cr1", "cr0", "cr2"} or None, default="cr1"
         Cluster-robust covariance used when ``groups`` is passed to ``fit``:
         ``"cr1"`` (metafor's ``robust(adjust=TRUE)``, df = clusters − p),
         ``"cr0"`` (``adjust=FALSE``), ``"cr2"`` (bias-reduced, with Satterthwaite
-        degrees of freedom; ``robust(clubSandwich=TRUE)``).
-
+        degrees of freedom; ``robust(clubSandwich=TRUE)``), or None: the
+        model-based covariance even when ``groups`` is given. CR2 costs one
+        symmetric eigendecomposition per cluster of fewer than 64 studies
+        (:math:`O(n_j^3)`) and, for larger clusters, a quadrature with
+        :math:`O(n_j p^2)` time and memory per node; no matrix larger than
+        :math:`n_j \times n_j` is formed.
     missing : {"raise", "drop"}, default="raise"
         What to do with studies whose ``y``, ``sample_var``, ``X`` (or other
         per-study input of ``fit``) hold NaN: raise a ``ValueError``, or leave
@@ -120,9 +118,12 @@ class RandomEffectsMeta(_BaseMeta):
         Per-coefficient degrees of freedom under cluster-robust inference.
     n_groups_ : int or None
         Number of clusters under cluster-robust inference.
-    random_effects_, random_effects_se_ : ndarray of shape (n_samples,)
-        BLUPs of the training studies' :math:`u_i` and their standard errors
+    random_effects_ : DataFrame of shape (n_samples, 2)
+        BLUPs of the training studies' :math:`u_i` (column ``estimate``) and
+        their standard errors (``se``), one row per study of the fit in order
         (metafor's ``ranef``).
+    random_effects_se_ : ndarray of shape (n_samples,)
+        The standard errors of the BLUPs (the ``se`` column).
     loglik_ : float
         Maximised criterion: the restricted log-likelihood (with metafor's
         :math:`+\tfrac12\log|X^\top X|`) for REML, else the log-likelihood at
@@ -145,6 +146,22 @@ class RandomEffectsMeta(_BaseMeta):
     ``sample_var=None`` means zero sampling variances: the model is then an
     ordinary linear regression whose residual variance is :math:`\tau^2`.
     Estimators that need weights :math:`1/v_i` (DL, HS, HSk, FE) then raise.
+    Studies with :math:`v_i = 0` and :math:`\hat\tau^2 = 0` have zero total
+    variance and are fitted exactly (with a warning); when the criterion grows
+    without bound as :math:`\tau^2 \to 0` (ML, or REML with more such studies
+    than the rank of their moderators) ``tau2_`` is 0 and ``loglik_`` is
+    ``inf``.
+
+    The REML and ML estimates are global maxima: Newton's method on
+    :math:`\tau^2` is checked by a search of the profile likelihood over a
+    logarithmic grid spanning the scales of the sampling variances when those
+    span more than four orders of magnitude, when the path ends at
+    :math:`\tau^2 = 0`, or when :math:`\tau^2 = 0` beats the path's maximum
+    (metafor's ``ll0check``). Studies whose weight dominates the others (a
+    sampling variance of 1e-12 beside ordinary ones) are eliminated exactly in
+    the weighted least squares, and the data are rescaled internally by a power
+    of two, so that the results keep full precision at any spread of the
+    weights and in any units.
 
     Under metadata routing ``sample_var`` is requested by default for ``fit`` and
     ``score``; ``groups`` (cluster-robust inference) must be requested explicitly
@@ -168,7 +185,7 @@ class RandomEffectsMeta(_BaseMeta):
     """
 
     _parameter_constraints: dict = {
-        "method": [StrOptions(set(uni.ALL_METHODS))],
+        "method": [StrOptions(set(ALL_METHODS))],
         "tau2": [Interval(Real, 0, None, closed="left"), None],
         "inference": [StrOptions(set(_INFERENCE))],
         "fit_intercept": ["boolean"],
@@ -180,7 +197,7 @@ class RandomEffectsMeta(_BaseMeta):
             "array-like",
             None,
         ],
-        "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"})],
+        "cluster_robust": [StrOptions({"cr0", "cr1", "cr2"}), None],
         "missing": [StrOptions(set(MISSING_POLICIES))],
     }
 
@@ -209,8 +226,16 @@ class RandomEffectsMeta(_BaseMeta):
 
     # ------------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, *, sample_var=None, groups=None):
-        """Fit the random-effects model.
+    def fit(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        *,
+        sample_var: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> "RandomEffectsMeta":
+        r"""Fit the random-effects model.
 
         Parameters
         ----------
@@ -223,6 +248,17 @@ class RandomEffectsMeta(_BaseMeta):
         groups : array-like of shape (n_samples,), default=None
             Cluster labels: when given, the covariance of the coefficients is the
             cluster-robust sandwich of ``cluster_robust``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            User weights of the fixed effects, metafor's ``rma(weights=)``
+            (finite, >= 0; only their ratios matter). :math:`\tau^2`,
+            :math:`Q_E`, :math:`I^2`, :math:`H^2` and :math:`R^2` are estimated as
+            without them; the coefficients are their weighted least-squares
+            estimate :math:`(X^\top A X)^{-1}X^\top A y` with the sandwich
+            covariance :math:`(X^\top A X)^{-1}X^\top A V A X(X^\top A X)^{-1}`,
+            :math:`V = \operatorname{diag}(v + \hat\tau^2)` (times the usual
+            Knapp–Hartung factor under ``inference="knapp-hartung"``), and
+            ``loglik_`` is evaluated at them. These are not frequency weights.
+            Not available with ``cluster_robust="cr2"``.
 
         Returns
         -------
@@ -230,139 +266,127 @@ class RandomEffectsMeta(_BaseMeta):
             The fitted estimator.
         """
         X, y, v, design, meta = self._validate_training_data(
-            X, y, sample_var, groups=groups
+            X, y, sample_var, groups=groups, sample_weight=sample_weight
         )
-        return self._fit_design(design, y, v, meta["groups"])
+        weights = self._check_user_weights(meta["sample_weight"], design)
+        return self._fit_design(design, y, v, meta["groups"], weights)
 
-    def _fit_design(self, design, y, v, groups):
-        """Fit on a validated design matrix (with its intercept column)."""
+    @staticmethod
+    def _check_user_weights(sample_weight, design):
+        """Validated user weights scaled to a maximum of 1, or None."""
+        if sample_weight is None:
+            return None
         k, p = design.shape
-        method = self.method
-        if method in uni.NEEDS_POSITIVE_VAR and self.tau2 is None and np.any(v <= 0):
+        a = check_sample_weight(sample_weight, k)
+        positive = a > 0
+        if not positive.any():
             raise ValueError(
-                f"method={method!r} weights studies by 1/sample_var, so sample_var "
-                "must be > 0; use method='reml', 'ml', 'he' or 'sj' for zero "
-                "variances."
+                "sample_weight must contain at least one non-zero weight (all are 0)."
             )
+        if positive.sum() <= p or dependent_columns(design[positive]):
+            raise ValueError(
+                "sample_weight: the studies with positive weight must identify the "
+                f"{p} fixed effect(s) (more of them than that, with a full-rank "
+                "design)."
+            )
+        return a / a.max()
+
+    def _fit_design(self, design, y, v, groups, sample_weight=None):
+        """Fit on a validated design matrix (with its intercept column)."""
+        k = design.shape[0]
         weights = self._resolve_genq_weights(v, k)
-        # The fixed-effect fit serves the DL start and the Q statistic.
-        fe_fit = uni.weighted_fit(design, y, 1.0 / v) if v.min() > 0 else None
-        logdet_xtx = uni.logdet_crossprod(design)
-        if self.tau2 is not None:
-            tau2_fit = uni.Tau2Fit(float(self.tau2), 1, True)
-        else:
-            tau2_fit = uni.estimate_tau2(
-                design,
-                y,
-                v,
-                method,
-                weights=weights,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                fe_fit=fe_fit,
-                logdet_xtx=logdet_xtx,
-            )
-        tau2 = tau2_fit.tau2
-        if np.any(v + tau2 <= 0):
-            raise ValueError(
-                "Zero total variance: sample_var has zeros and tau2 is fixed at 0, "
-                "so the model is degenerate. Pass positive sample_var or tau2 > 0."
-            )
-        self.tau2_ = float(tau2)
-        if self.tau2 is None and v.min() == 0 and tau2 <= uni.variance_floor(v, y):
-            # Zero sampling variances and an exact fit: the likelihood increases up to
-            # tau2 = 0 where the model degenerates. Report the limit: tau2 = 0 and
-            # the least-squares coefficients (weights at the floor are uniform).
+        clusters = None
+        if groups is not None and self.cluster_robust is not None:
+            clusters = self._clusters(groups, design)
+        result = fit_random_effects(
+            design,
+            y,
+            v,
+            method=self.method,
+            tau2=self.tau2,
+            genq_weights=weights,
+            inference=self.inference,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            clusters=clusters,
+            cluster_robust=self.cluster_robust,
+            sample_weight=sample_weight,
+        )
+        self._warn_about(result)
+        self._store(result, design, y, v)
+        self._genq_weights = weights
+        self._sample_weight = sample_weight
+        return self
+
+    def _warn_about(self, result):
+        """The warnings a fit can give (degenerate limit, convergence, exact fit)."""
+        if result.limit == "diverges":
             warnings.warn(
                 "The likelihood increases without bound as tau2 -> 0: the studies "
-                "with zero sample_var are fitted exactly. tau2_ is reported as 0.",
+                "with zero sample_var are fitted exactly. tau2_ is reported as 0 "
+                "and loglik_ as inf.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            self.tau2_ = 0.0
-        self.n_iter_, self.converged_ = tau2_fit.n_iter, tau2_fit.converged
-        if not self.converged_:
+        elif result.limit == "exact":
             warnings.warn(
-                f"tau^2 estimation ({method}) did not converge in {self.max_iter} "
-                "iterations; increase max_iter.",
+                "tau2 is estimated at 0 and some sample_var are 0: those studies "
+                "have zero total variance and are fitted exactly.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if not result.converged:
+            warnings.warn(
+                f"tau^2 estimation ({self.method}) did not converge in "
+                f"{self.max_iter} iterations; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        fit = uni.weighted_fit(design, y, 1.0 / (v + tau2))
-        self.dof_ = k - p
-        cov = fit.cov
-        if self.inference in ("knapp-hartung", "knapp-hartung-adhoc"):
-            s2 = fit.rss / (k - p)
-            noise = 1e4 * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
-            if fit.rss <= noise * fit.weights.max():
-                # The model fits y exactly: s^2 is rounding noise, not evidence.
-                warnings.warn(
-                    "The weighted residuals are zero to rounding (y is fitted "
-                    "exactly): the Knapp-Hartung variance factor is 0 and the "
-                    "tests are undefined.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                s2 = 0.0
-            if self.inference == "knapp-hartung-adhoc":
-                s2 = max(1.0, s2)
-            cov = cov * s2
-        self.robust_dof_ = None
-        self.n_groups_ = None
-        robust = None
-        if groups is not None:
-            robust = self._cluster_robust(design, fit, groups, k)
-            cov = robust.cov
-        self._robust = robust
-        self._set_fixed_effects(fit.beta, cov)
+        if result.exact_fit:
+            warnings.warn(
+                "The weighted residuals are zero to rounding (y is fitted exactly): "
+                "the Knapp-Hartung variance factor is 0 and the tests are undefined.",
+                UserWarning,
+                stacklevel=4,
+            )
 
-        estimated = self.tau2 is None and method != "fe"
-        self.tau2_se_ = (
-            uni.tau2_standard_error(
-                design, y, v, method, tau2, weights=weights, fit=fit
-            )
-            if estimated
-            else float("nan")
+    def _store(self, result, design, y, v):
+        """Set the fitted attributes from a :class:`RandomEffectsFit`."""
+        k, p = design.shape
+        self.tau2_ = float(result.tau2)
+        self.tau2_se_ = float(result.tau2_se)
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
+        self.dof_ = k - p
+        self._robust = result.robust
+        self.robust_dof_ = None if result.robust is None else result.robust.dof
+        self.n_groups_ = None if result.robust is None else result.robust.n_clusters
+        self._set_fixed_effects(result.beta, result.cov)
+        self.q_, self.q_pvalue_ = result.q, result.q_pvalue
+        self.i2_, self.h2_ = result.i2, result.h2
+        self._typical_var = result.typical_var
+        self._set_moderator_test(result.beta)
+        estimated = self.tau2 is None and not self._fixed_effect
+        self._set_fit_statistics(
+            result.loglik, p + int(estimated), k, p, self.method == "reml"
         )
-        het = uni.heterogeneity(
-            design, y, v, tau2, fixed_effect=tau2 == 0 and not estimated, fe_fit=fe_fit
-        )
-        self.q_, self.q_pvalue_, self.i2_, self.h2_ = (
-            het.q,
-            het.q_pvalue,
-            het.i2,
-            het.h2,
-        )
-        self._typical_var = het.typical_var
+        # r2_ needs a second fit (the intercept-only model): computed on first use.
+        self.__dict__.pop("_r2", None)
+        self._blups = result.blups
+        self.random_effects_se_ = result.blup_se
+        # Sufficient data for tau2_confint at any confidence level (O(k) memory).
+        self._profile_data = (design, y, v)
+
+    def _set_moderator_test(self, beta):
+        """The omnibus test of the moderators: ``qm_``, ``qm_pvalue_``."""
         index = self._moderator_index
-        if robust is not None and index.size:
-            test = _sandwich.cluster_wald_test(robust, fit.beta, index)
+        if self._robust is not None and index.size:
+            test = _sandwich.cluster_wald_test(self._robust, beta, index)
             omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
         else:
             test = wald_test(self._beta, self.cov_params_, index, self._test_dof())
             omnibus = (test.statistic, test.p_value, test.df1, test.df2)
         self.qm_, self.qm_pvalue_ = omnibus[:2]
         self._qm_df = omnibus[2:]
-
-        reml = method == "reml"
-        loglik = (
-            uni.loglik_reml(v, tau2, fit, logdet_xtx)
-            if reml
-            else uni.loglik_ml(v, tau2, fit)
-        )
-        if self.tau2_ == 0.0 < tau2 and not reml:
-            loglik = np.inf  # the warned-about unbounded likelihood at the limit
-        self._set_fit_statistics(loglik, p + int(estimated), k, p, reml)
-        # r2_ needs a second fit (the intercept-only model): computed on first use.
-        self.__dict__.pop("_r2", None)
-        self._genq_weights = weights
-        lam = tau2 / (v + tau2)
-        self.random_effects_ = lam * fit.resid
-        quad = np.einsum("ij,ij->i", design @ self.cov_params_, design)
-        self.random_effects_se_ = np.sqrt(lam * v + lam**2 * quad)
-        # Sufficient data for tau2_confint at any confidence level (O(k) memory).
-        self._profile_data = (design, y, v)
-        return self
 
     def _resolve_genq_weights(self, v, k):
         if self.method != "genq" or self.tau2 is not None:
@@ -405,23 +429,29 @@ class RandomEffectsMeta(_BaseMeta):
             return _sandwich.contrast_dof(self._robust, design)
         return self._test_dof()
 
-    def _cluster_robust(self, design, fit, groups, k):
-        codes = check_groups(groups, k)
+    def _clusters(self, groups, design):
+        """Cluster codes and their number, checked against the design."""
+        codes = check_groups(groups, design.shape[0])
         n_groups = int(codes.max()) + 1
         if n_groups <= design.shape[1]:
             raise ValueError(
                 f"groups has {n_groups} cluster(s); cluster-robust inference needs "
                 f"more clusters than the {design.shape[1]} fixed-effect parameters."
             )
-        result = _sandwich.cluster_robust_diagonal(
-            design, fit.resid, fit.weights, codes, n_groups, kind=self.cluster_robust
-        )
-        self.n_groups_ = n_groups
-        self.robust_dof_ = np.asarray(result.dof, dtype=float)
-        return result
+        return codes, n_groups
 
     @property
-    def r2_(self):
+    def random_effects_(self) -> pd.DataFrame:
+        """BLUPs of the training studies' random effects (metafor's ``ranef``).
+
+        Columns ``estimate`` and ``se``, one row per study of the fit in order;
+        built on access from the fitted arrays.
+        """
+        check_is_fitted(self, "random_effects_se_")
+        return pd.DataFrame({"estimate": self._blups, "se": self.random_effects_se_})
+
+    @property
+    def r2_(self) -> float | None:
         """Pseudo-R^2 (percent) relative to the intercept-only model, or None.
 
         Computed on first access (it refits the intercept-only model with the
@@ -440,28 +470,36 @@ class RandomEffectsMeta(_BaseMeta):
     def _pseudo_r2(self, design, y, v, weights):
         if not self.fit_intercept:
             return None
-        if self.method == "fe" and self.tau2 is None:
-            # metafor reports, for a common-effect model, the proportional reduction
-            # of H^2 = Q_E / (k - p) relative to the intercept-only model.
-            null = uni.heterogeneity(design[:, :1], y, v, 0.0, fixed_effect=True).h2
-            return (
-                float(max(0.0, 100.0 * (null - self.h2_) / null)) if null > 0 else 0.0
-            )
-        null = uni.estimate_tau2(
+        if self._fixed_effect:
+            return self._adjusted_r2(design, y, v)
+        null = fit_random_effects(
             design[:, :1],
             y,
             v,
-            self.method,
-            weights=weights,
+            method=self.method,
+            genq_weights=weights,
             max_iter=self.max_iter,
             tol=self.tol,
-        ).tau2
-        if null <= 0:
+        )
+        if null.tau2 <= 0:
             return 0.0
-        return float(max(0.0, 100.0 * (null - self.tau2_) / null))
+        return float(max(0.0, 100.0 * (null.tau2 - self.tau2_) / null.tau2))
+
+    def _adjusted_r2(self, design, y, v):
+        """Adjusted R^2 (percent) of the weighted least-squares fit (metafor's R^2
+        for common-effect models): :math:`1 - (RSS/(k-p)) / (TSS/(k-1))` with the
+        weights of the fit (1/v, or ``sample_weight``); with 1/v it is the
+        proportional reduction of :math:`H^2 = Q_E/(k-p)`."""
+        k, p = design.shape
+        a = 1.0 / v if self._sample_weight is None else self._sample_weight
+        rss = uni.stable_weighted_fit(design, y, a).rss / (k - p)
+        tss = uni.stable_weighted_fit(design[:, :1], y, a).rss / (k - 1)
+        return float(max(0.0, 100.0 * (1.0 - rss / tss))) if tss > 0 else 0.0
 
     # -------------------------------------------------------------- predictions
-    def predict_interval(self, X=None, *, confidence_level=0.95):
+    def predict_interval(
+        self, X: ArrayLike | None = None, *, confidence_level: float = 0.95
+    ) -> pd.DataFrame:
         """Predict the mean effect with confidence and prediction intervals.
 
         Parameters
@@ -480,7 +518,14 @@ class RandomEffectsMeta(_BaseMeta):
         design = self._design(self._validate_new_X(X))
         return self._interval_frame(design, confidence_level, self.tau2_)
 
-    def score(self, X, y, sample_weight=None, *, sample_var=None):
+    def score(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        sample_var: ArrayLike | None = None,
+    ) -> float:
         """Return the log-likelihood of ``y`` under the fitted model.
 
         :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
@@ -505,7 +550,7 @@ class RandomEffectsMeta(_BaseMeta):
         return self._gaussian_score(X, y, sample_weight, sample_var, self.tau2_)
 
     # ---------------------------------------------------------------- inference
-    def tau2_confint(self, confidence_level=0.95):
+    def tau2_confint(self, confidence_level: float = 0.95) -> pd.DataFrame:
         """Q-profile confidence intervals for tau^2, tau, I^2 and H^2.
 
         The bounds solve :math:`y^\\top P_{\\tau^2} y = \\chi^2_{k-p}` quantiles
@@ -521,8 +566,9 @@ class RandomEffectsMeta(_BaseMeta):
             Index ``tau2, tau, i2, h2``; columns ``estimate, ci_lower, ci_upper``.
         """
         check_is_fitted(self)
+        level = check_confidence_level(confidence_level)
         design, y, v = self._profile_data
-        lo, hi = uni.q_profile_interval(design, y, v, confidence_level)
+        lo, hi = uni.q_profile_interval(design, y, v, level)
         vt = self._typical_var
         rows = {
             "tau2": (self.tau2_, lo, hi),
@@ -534,7 +580,7 @@ class RandomEffectsMeta(_BaseMeta):
             rows, orient="index", columns=["estimate", "ci_lower", "ci_upper"]
         )
 
-    def influence(self):
+    def influence(self) -> pd.DataFrame:
         r"""Leave-one-out influence diagnostics (metafor's ``influence()``).
 
         For each study the model is refitted without it (same method and
@@ -555,6 +601,18 @@ class RandomEffectsMeta(_BaseMeta):
           errors :math:`\sqrt{\operatorname{diag}(X^\top W_{(-i)} X)^{-1}}` of all
           studies with weights at :math:`\hat\tau^2_{(-i)}` (as metafor).
 
+        With ``sample_weight`` (user weights :math:`a_i`), as metafor: ``hat`` and
+        ``weight`` come from :math:`a`, and ``dffits`` and ``dfbetas`` are scaled
+        by the sandwich covariance of all studies at :math:`\hat\tau^2_{(-i)}`
+        (``dffits`` by :math:`\sqrt{x_i^\top S_{(-i)} x_i}`).
+
+        A study whose leave-one-out model cannot be fitted (the remaining
+        design is rank-deficient, e.g. a dummy moderator only that study has, or
+        has no residual degrees of freedom left) gets NaN in every column but
+        ``hat`` and ``weight``, with a warning, as metafor reports NA. (For two
+        studies without moderators metafor fits the remaining single study with
+        tau^2 = 0; here that fit is not made either.)
+
         Returns
         -------
         DataFrame
@@ -562,42 +620,78 @@ class RandomEffectsMeta(_BaseMeta):
         """
         check_is_fitted(self)
         design, y, v = self._profile_data
-        k = design.shape[0]
-        w = 1.0 / (v + self.tau2_)
-        unscaled = uni.weighted_fit(design, y, w).cov
+        k, p = design.shape
+        w = (
+            1.0 / (v + self.tau2_)
+            if self._sample_weight is None
+            else self._sample_weight
+        )
+        unscaled = uni.stable_weighted_fit(design, y, w).cov
         hat = w * np.einsum("ij,jk,ik->i", design, unscaled, design)
-        beta = self._beta
-        cov_inv = np.linalg.inv(self.cov_params_)
-        logdet = np.linalg.slogdet(self.cov_params_)[1]
-        columns = {
-            name: np.empty(k)
-            for name in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
-        }
-        dfbetas = np.empty((k, beta.shape[0]))
+        names = ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del")
+        rows = np.full((k, len(names) + p), np.nan)
         refit = clone(self)
+        skipped = []
         for i in range(k):
             keep = np.arange(k) != i
-            sub = refit._fit_design(design[keep], y[keep], v[keep], groups=None)
-            delta = beta - sub._beta
-            xi = design[i]
-            se_pred2 = float(xi @ sub.cov_params_ @ xi)
-            columns["rstudent"][i] = (y[i] - xi @ sub._beta) / np.sqrt(
-                v[i] + sub.tau2_ + se_pred2
+            if k - 1 <= p or dependent_columns(design[keep]):
+                skipped.append(i)
+                continue
+            weights = None if self._sample_weight is None else self._sample_weight[keep]
+            sub = refit._fit_design(design[keep], y[keep], v[keep], None, weights)
+            rows[i] = self._deletion_row(design, y, v, i, hat[i], sub)
+        if skipped:
+            warnings.warn(
+                f"influence(): the model without one study cannot be fitted for "
+                f"{len(skipped)} stud{'y' if len(skipped) == 1 else 'ies'} (rows "
+                f"{skipped}; rank-deficient design or no residual degrees of "
+                "freedom): their diagnostics are NaN.",
+                UserWarning,
+                stacklevel=2,
             )
-            columns["dffits"][i] = (xi @ delta) / np.sqrt(hat[i] * (v[i] + sub.tau2_))
-            columns["cook_d"][i] = delta @ cov_inv @ delta
-            columns["cov_r"][i] = np.exp(np.linalg.slogdet(sub.cov_params_)[1] - logdet)
-            columns["tau2_del"][i] = sub.tau2_
-            columns["qe_del"][i] = sub.q_
-            # metafor scales by the covariance of all k studies at tau2_(-i).
-            scale = uni.weighted_fit(design, y, 1.0 / (v + sub.tau2_)).cov
-            dfbetas[i] = delta / np.sqrt(np.diag(scale))
-        frame = pd.DataFrame(columns)
+        frame = pd.DataFrame(rows[:, : len(names)], columns=list(names))
         frame["hat"] = hat
         frame["weight"] = 100.0 * w / w.sum()
         for j, name in enumerate(self._term_names):
-            frame[f"dfbetas_{name}"] = dfbetas[:, j]
+            frame[f"dfbetas_{name}"] = rows[:, len(names) + j]
         return frame
+
+    def _deletion_row(self, design, y, v, i, hat, sub):
+        """The diagnostics of study ``i`` from the fit ``sub`` without it.
+
+        ``dfbetas`` (and, with user weights, ``dffits``) are scaled by the
+        covariance of the coefficients of all studies at
+        :math:`\\hat\\tau^2_{(-i)}` (as metafor).
+        """
+        beta = self._beta
+        delta = beta - sub._beta
+        xi = design[i]
+        rstudent = (y[i] - xi @ sub._beta) / np.sqrt(
+            v[i] + sub.tau2_ + float(xi @ sub.cov_params_ @ xi)
+        )
+        scale = self._deletion_scale(design, y, v, sub.tau2_)
+        if self._sample_weight is None:
+            dffits = (xi @ delta) / np.sqrt(hat * (v[i] + sub.tau2_))
+        else:
+            dffits = (xi @ delta) / np.sqrt(xi @ scale @ xi)
+        cook_d = delta @ np.linalg.solve(self.cov_params_, delta)
+        cov_r = np.exp(
+            np.linalg.slogdet(sub.cov_params_)[1]
+            - np.linalg.slogdet(self.cov_params_)[1]
+        )
+        dfbetas = delta / np.sqrt(np.diag(scale))
+        return [rstudent, dffits, cook_d, cov_r, sub.tau2_, sub.q_, *dfbetas]
+
+    def _deletion_scale(self, design, y, v, tau2):
+        """Covariance of the coefficients of all studies at ``tau2``: the
+        model-based :math:`(X^\\top W X)^{-1}`, or the sandwich with user
+        weights."""
+        if self._sample_weight is None:
+            return uni.stable_weighted_fit(design, y, 1.0 / (v + tau2)).cov
+        a = self._sample_weight
+        bread = uni.stable_weighted_fit(design, y, a).cov
+        half = design * (a * np.sqrt(v + tau2))[:, None]
+        return bread @ (half.T @ half) @ bread
 
     # ------------------------------------------------------------------ summary
     @property
@@ -609,7 +703,8 @@ class RandomEffectsMeta(_BaseMeta):
         k = self.dof_ + self._beta.shape[0]
         if self.tau2 is not None:
             return f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
-        return f"{kind} model (k = {k}; tau^2 estimator: {_METHOD_LABELS[self.method]})"
+        label = tau2_method(self.method).label
+        return f"{kind} model (k = {k}; tau^2 estimator: {label})"
 
     def _summary_info(self, confidence_level):
         info = [
@@ -633,24 +728,38 @@ class RandomEffectsMeta(_BaseMeta):
         return info + self._fit_statistics_info()
 
     def _summary_notes(self, confidence_level):
+        notes = []
+        if getattr(self, "_sample_weight", None) is not None:
+            notes.append(
+                "Coefficients weighted by sample_weight (sandwich covariance)."
+            )
         if self.robust_dof_ is not None:
             return [
+                *notes,
                 f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
-                f"{self.n_groups_} clusters); t tests with the listed df."
+                f"{self.n_groups_} clusters); t tests with the listed df.",
             ]
         return [
+            *notes,
             {
                 "z": "Tests and intervals use the standard normal distribution.",
                 "t": f"Tests and intervals use t with {self.dof_} df.",
                 "knapp-hartung": f"Knapp-Hartung adjustment; t with {self.dof_} df.",
                 "knapp-hartung-adhoc": "Ad hoc Knapp-Hartung adjustment "
                 f"(s^2 >= 1); t with {self.dof_} df.",
-            }[self.inference]
+            }[self.inference],
         ]
 
     # --------------------------------------------------------- self-description
     def _model_label(self):
         return "FE Model" if self._fixed_effect else "RE Model"
+
+    def _study_weights(self, sample_var, **metadata):
+        """Percentage weights: the user's ``sample_weight`` when fitted with it."""
+        weights = getattr(self, "_sample_weight", None)
+        if weights is None or len(weights) != np.shape(sample_var)[0]:
+            return super()._study_weights(sample_var, **metadata)
+        return 100.0 * weights / weights.sum()
 
     def _profile_targets(self):
         return {

@@ -22,6 +22,14 @@ EXPECTED_FAILED = {
     # SPEC 2.2: X with zero columns means an intercept-only model (a plain
     # meta-analysis), so it is valid input rather than an error.
     "check_estimators_empty_data_messages": "zero columns = intercept-only model",
+    # sample_weight are metafor's user weights of the fixed effects (rma(weights=)),
+    # not frequency weights: weight 2 is not a duplicated study (tau^2, Q and the
+    # sandwich covariance do not change as they would with a repeated row).
+    "check_sample_weight_equivalence_on_dense_data": "user weights, not frequencies",
+    # The check's data (make_classification, with redundant features) give a
+    # rank-deficient design, which is reported first; all-zero weights are a
+    # ValueError naming sample_weight (test_random_effects.py).
+    "check_all_zero_sample_weights_error": "rank-deficient design reported first",
 }
 
 

@@ -351,3 +351,63 @@ def test_bad_input_raises():
         htz_wald_test(res, np.zeros(2), [1])
     with pytest.raises(ValueError, match="constraints"):
         cluster_wald_test(res, np.zeros(2), [5])
+
+
+# --------------------------------------------------------------------------- #
+# Large clusters: quadrature for G_j^{-1/2} Q_j instead of an eigendecomposition
+# --------------------------------------------------------------------------- #
+def _large_clusters(seed, sizes, dummy=False, spread=20.0):
+    r = np.random.default_rng(seed)
+    k = sum(sizes)
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    X = np.column_stack([np.ones(k), r.normal(size=(k, 2))])
+    if dummy:  # a moderator that only cluster 0 has: a singular CR2 block
+        X = np.column_stack([X, (codes == 0) * r.normal(size=k)])
+    w = 1.0 / np.exp(r.uniform(0.0, np.log(spread), k))
+    y = X @ np.full(X.shape[1], 0.2) + r.normal(size=k) / np.sqrt(w)
+    beta = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (w * y))
+    return X, y - X @ beta, w, codes
+
+
+def _cr2_with_eigendecompositions(monkeypatch, *args):
+    from skmeta._engine import _sandwich
+
+    with monkeypatch.context() as m:
+        m.setattr(_sandwich, "_QUADRATURE_MIN_SIZE", 10**9)
+        return cluster_robust_diagonal(*args, kind="cr2")
+
+
+@pytest.mark.parametrize("dummy", [False, True])
+def test_cr2_quadrature_equals_the_eigendecomposition(monkeypatch, dummy):
+    """Clusters of 300, 150 and 80 rows take the quadrature (the singular block of
+    a cluster-specific dummy falls back to the eigendecomposition, whose
+    pseudo-inverse clubSandwich uses); covariance, Satterthwaite df and HTZ agree
+    with the all-eigendecomposition path to rounding."""
+    X, resid, w, codes = _large_clusters(4, [300, 150, 80, 80, 2, 1], dummy=dummy)
+    J = 6
+    fast = cluster_robust_diagonal(X, resid, w, codes, J, kind="cr2")
+    exact = _cr2_with_eigendecompositions(monkeypatch, X, resid, w, codes, J)
+    np.testing.assert_allclose(fast.cov, exact.cov, rtol=1e-11, atol=0)
+    np.testing.assert_allclose(fast.dof, exact.dof, rtol=1e-11)
+    index = np.arange(1, X.shape[1])
+    assert htz_wald_test(fast, np.zeros(X.shape[1]), index).df_denom == pytest.approx(
+        htz_wald_test(exact, np.zeros(X.shape[1]), index).df_denom, rel=1e-10
+    )
+
+
+@pytest.mark.parametrize("spread", [1.0, 1e3, 1e9])
+def test_quadrature_inverse_square_root_identity(spread):
+    """Y = G^{-1/2} Q for G = D(I - QQ')D satisfies Y'GY = Q'Q and Q'Y = Q'G^{-1/2}Q
+    is symmetric; with weights spread over 1e9 (where an eigendecomposition
+    loses the small eigenvalues' relative precision) too."""
+    from skmeta._engine._sandwich import _quadrature_inv_sqrt
+
+    r = np.random.default_rng(0)
+    X = np.column_stack([np.ones(800), r.normal(size=(800, 2))])
+    Q = np.linalg.qr(X)[0][:200]
+    d = np.exp(r.uniform(0.0, np.log(spread), 200))
+    Y = _quadrature_inv_sqrt(Q, d)
+    G_Y = d[:, None] * (d[:, None] * Y - Q @ (Q.T @ (d[:, None] * Y)))
+    np.testing.assert_allclose(Y.T @ G_Y, Q.T @ Q, rtol=1e-12, atol=1e-14)
+    QY = Q.T @ Y
+    np.testing.assert_allclose(QY, QY.T, rtol=1e-12)

@@ -188,7 +188,9 @@ def test_two_level_one_effect_per_group_equals_random_effects(method, with_x):
     assert a.bic_ == pytest.approx(b.bic_, abs=1e-7)
     assert a.q_m_ == pytest.approx(b.q_, rel=1e-10)
     np.testing.assert_allclose(
-        a.random_effects_[a.level_names_[0]]["intercept"], b.random_effects_, atol=1e-6
+        a.random_effects_[a.level_names_[0]]["intercept"],
+        b.random_effects_["estimate"],
+        atol=1e-6,
     )
     assert a.i2_[a.level_names_[0]] == pytest.approx(b.i2_, rel=1e-5)
 

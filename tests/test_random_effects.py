@@ -342,3 +342,161 @@ def test_ml_bimodal_profile_finds_the_interior_maximum():
     assert model.loglik_ == pytest.approx(0.199015, abs=1e-6)
     boundary = RandomEffectsMeta(method="ml", tau2=0.0).fit(X, y, sample_var=v)
     assert model.loglik_ > boundary.loglik_ + 0.4
+
+
+# --------------------------------------------------------------------------- #
+# The tau^2 method registry and the shared vocabulary
+# --------------------------------------------------------------------------- #
+def test_tau2_method_registry_records():
+    from skmeta._engine import _univariate
+    from skmeta._engine._tau2 import ALL_METHODS, TAU2_METHODS
+
+    assert ALL_METHODS == tuple(TAU2_METHODS) == _univariate.ALL_METHODS
+    for name, record in TAU2_METHODS.items():
+        assert record.name == name and record.label and callable(record.estimate)
+        assert record.likelihood == (name in ("reml", "ml"))
+        assert record.needs_positive_var == (name in ("dl", "hs", "hsk", "fe"))
+        assert (record.standard_error is None) == (name == "fe")
+    assert set(RandomEffectsMeta._parameter_constraints["method"][0].options) == set(
+        ALL_METHODS
+    )
+
+
+def test_unknown_tau2_method_is_an_error_not_nan():
+    from skmeta._engine._tau2 import estimate_tau2, tau2_standard_error
+
+    X = np.ones((10, 1))
+    with pytest.raises(ValueError, match="Unknown tau\\^2 method 'nope'"):
+        estimate_tau2(X, Y, V, "nope")
+    with pytest.raises(ValueError, match="Unknown tau\\^2 method 'nope'"):
+        tau2_standard_error(X, Y, V, "nope", 0.1)
+
+
+@pytest.mark.parametrize(
+    ("method", "label"),
+    [("reml", "REML"), ("dl", "DerSimonian-Laird"), ("pmm", "median-unbiased")],
+)
+def test_summary_labels_come_from_the_registry(method, label):
+    model = RandomEffectsMeta(method=method).fit(None, Y, sample_var=V)
+    assert label in model.summary().title
+
+
+@pytest.mark.parametrize(
+    "level", ["0.95", None, 0, 1, 1.5, float("nan"), True, np.array([0.9])]
+)
+def test_tau2_confint_validates_confidence_level(level):
+    model = RandomEffectsMeta().fit(None, Y, sample_var=V)
+    with pytest.raises(ValueError, match="confidence_level"):
+        model.tau2_confint(confidence_level=level)
+
+
+def test_tau2_confint_accepts_numpy_scalars():
+    model = RandomEffectsMeta().fit(None, Y, sample_var=V)
+    expected = model.tau2_confint(confidence_level=0.9)
+    for level in (np.float32(0.9), np.array(0.9)):
+        pd.testing.assert_frame_equal(model.tau2_confint(level), expected)
+
+
+def test_vocabulary_random_effects_groups_and_robust_dof():
+    X, y, v, study = simulated()
+    plain = RandomEffectsMeta().fit(X, y, sample_var=v)
+    assert list(plain.random_effects_.columns) == ["estimate", "se"]
+    assert plain.random_effects_.shape == (len(y), 2)
+    np.testing.assert_array_equal(
+        plain.random_effects_["se"].to_numpy(), plain.random_effects_se_
+    )
+    assert plain.n_groups_ is None and plain.robust_dof_ is None
+    robust = RandomEffectsMeta().fit(X, y, sample_var=v, groups=study)
+    assert robust.n_groups_ == 20 and isinstance(robust.n_groups_, int)
+    assert robust.robust_dof_.shape == (4,)
+    np.testing.assert_allclose(robust.robust_dof_, 20 - 4)
+
+
+def test_cluster_robust_none_is_model_based_with_groups():
+    X, y, v, study = simulated()
+    plain = RandomEffectsMeta().fit(X, y, sample_var=v)
+    model = RandomEffectsMeta(cluster_robust=None).fit(X, y, sample_var=v, groups=study)
+    np.testing.assert_array_equal(model.cov_params_, plain.cov_params_)
+    assert model.n_groups_ is None and model.robust_dof_ is None
+    assert model.qm_ == plain.qm_
+
+
+# --------------------------------------------------------------------------- #
+# User weights (metafor's rma(weights=))
+# --------------------------------------------------------------------------- #
+A = np.array([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("inference", ["z", "knapp-hartung"])
+def test_user_weights_by_hand_intercept_only(inference):
+    """mu = sum a y / sum a, Var = sum a^2 (v + tau2) / (sum a)^2 (times the
+    Knapp-Hartung factor of the usual 1/(v + tau2) fit); tau2 and Q as without
+    weights; loglik at mu."""
+    plain = RandomEffectsMeta(inference=inference).fit(None, Y, sample_var=V)
+    model = RandomEffectsMeta(inference=inference)
+    model.fit(None, Y, sample_var=V, sample_weight=A)
+    t = plain.tau2_
+    mu = A @ Y / A.sum()
+    var = A**2 @ (V + t) / A.sum() ** 2
+    if inference == "knapp-hartung":
+        w = 1.0 / (V + t)
+        var *= w @ (Y - plain.intercept_) ** 2 / (len(Y) - 1)
+    assert model.tau2_ == plain.tau2_ and model.q_ == plain.q_
+    assert model.intercept_ == pytest.approx(mu, rel=1e-13)
+    assert model.cov_params_[0, 0] == pytest.approx(var, rel=1e-12)
+    resid = Y - mu
+    reml = -0.5 * (
+        (len(Y) - 1) * np.log(2 * np.pi)
+        + np.log(V + t).sum()
+        + np.log(np.sum(1.0 / (V + t)))
+        + np.sum(resid**2 / (V + t))
+    ) + 0.5 * np.log(len(Y))
+    assert model.loglik_ == pytest.approx(reml, rel=1e-12)
+    # only the ratios of the weights matter
+    scaled = RandomEffectsMeta(inference=inference)
+    scaled.fit(None, Y, sample_var=V, sample_weight=A * 1e-3)
+    assert scaled.intercept_ == pytest.approx(model.intercept_, rel=1e-14)
+
+
+def test_user_weights_are_routed_in_cross_validation():
+    X, y, v, _ = simulated()
+    a = np.random.default_rng(3).uniform(0.5, 2.0, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = RandomEffectsMeta().set_fit_request(sample_weight=True)
+        model = model.set_score_request(sample_weight=False)
+        scores = cross_validate(
+            model, X, y, cv=KFold(3), params={"sample_var": v, "sample_weight": a}
+        )["test_score"]
+    train, test = next(iter(KFold(3).split(X)))
+    direct = RandomEffectsMeta().fit(
+        X.iloc[train], y[train], sample_var=v[train], sample_weight=a[train]
+    )
+    assert scores[0] == pytest.approx(
+        direct.score(X.iloc[test], y[test], sample_var=v[test]), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (-A, "sample_weight must be >= 0"),
+        (np.where(np.arange(10) == 2, np.nan, A), "sample_weight contains NaN"),
+        (np.zeros(10), "at least one non-zero weight"),
+        (A[:5], "sample_weight has 5 entries"),
+    ],
+)
+def test_bad_user_weights_are_rejected(weights, match):
+    with pytest.raises(ValueError, match=match):
+        RandomEffectsMeta().fit(None, Y, sample_var=V, sample_weight=weights)
+
+
+def test_user_weights_with_cr2_are_refused_and_summarised():
+    X, y, v, study = simulated()
+    a = np.ones(len(y))
+    with pytest.raises(ValueError, match="'cr2' is not available with sample_weight"):
+        RandomEffectsMeta(cluster_robust="cr2").fit(
+            X, y, sample_var=v, groups=study, sample_weight=a
+        )
+    model = RandomEffectsMeta().fit(X, y, sample_var=v, sample_weight=a + 1.0)
+    assert any("sample_weight" in note for note in model.summary().notes)
+    assert model._study_weights(v) == pytest.approx(np.full(len(y), 100 / len(y)))

@@ -108,7 +108,7 @@ def make_estimator(case, **extra):
     params = {
         "method": METHOD[case["method"]],
         "inference": TEST[case["test"]],
-        "tau2": case["tau2_fixed"],
+        "tau2": case.get("tau2_fixed"),
     }
     if case["method"] == "GENQ":
         params["genq_weights"] = _genq_weights(case)
@@ -394,7 +394,13 @@ def test_random_effects(idx):
     est = fitted(idx)
     X, _, _, _ = design_data(case["design"])
     m = Mismatches(case["id"])
-    m.check("random_effects_", est.random_effects_, _arr(rec["ranef"]["pred"]))
+    m.check(
+        "random_effects_", est.random_effects_["estimate"], _arr(rec["ranef"]["pred"])
+    )
+    m.check_equal(
+        "random_effects_ columns", list(est.random_effects_.columns), ["estimate", "se"]
+    )
+    m.check("random_effects_[se]", est.random_effects_["se"], est.random_effects_se_)
     m.check(
         "random_effects_se_",
         est.random_effects_se_,
@@ -404,7 +410,7 @@ def test_random_effects(idx):
     mean = est.intercept_ + (0.0 if X is None else X.to_numpy() @ est.coef_)
     m.check(
         "intercept_ + X coef_ + random_effects_ (blup)",
-        mean + np.asarray(est.random_effects_, dtype=float),
+        mean + est.random_effects_["estimate"].to_numpy(),
         _arr(rec["blup"]["pred"]),
     )
     m.assert_ok()
@@ -474,6 +480,146 @@ def test_cluster_robust(idx, j):
     if _has_mods(case):
         m.check("qm_", est.qm_, rob["QM"])
         m.check("qm_pvalue_", est.qm_pvalue_, rob["QMp"], atol=0.0)
+    m.assert_ok()
+
+
+CR2_PREDICT = [(i, j) for i, j in ROBUST if "predict" in CASES[i]["robust"][j]]
+
+
+@pytest.mark.parametrize(
+    ("idx", "j"),
+    CR2_PREDICT,
+    ids=[
+        f"{CASES[i]['id']}|{CASES[i]['robust'][j]['cluster']}" for i, j in CR2_PREDICT
+    ],
+)
+def test_cr2_predict_interval_matches_metafor(idx, j):
+    """predict() after robust(clubSandwich=TRUE): each new row's CI and PI use
+    the Satterthwaite df of its own contrast (clubSandwich's linear_contrast),
+    not k - p; new rows at the minimum, median and maximum of each moderator."""
+    case = CASES[idx]
+    rec = case["robust"][j]["predict"]
+    est = fitted_robust(idx, j)
+    names = DESIGNS[case["design"]]["X_names"]
+    newmods = _mat(rec["newmods"]) if names else None
+    X = pd.DataFrame(newmods, columns=names) if names else None
+    frame = est.predict_interval(X)
+    m = Mismatches(f"{case['id']}|{case['robust'][j]['cluster']}|cr2 predict")
+    design = est._design(np.empty((1, 0)) if X is None else newmods)
+    m.check("contrast df", est._contrast_dof(design), _arr(rec["ddf"]))
+    for col, key in [
+        ("mean", "pred"),
+        ("se", "se"),
+        ("ci_lower", "ci_lb"),
+        ("ci_upper", "ci_ub"),
+        ("pi_lower", "pi_lb"),
+        ("pi_upper", "pi_ub"),
+    ]:
+        m.check(f"predict_interval[{col}]", frame[col].to_numpy(), _arr(rec[key]))
+    m.assert_ok()
+
+
+# ----------------------------------------------------------- user weights
+USER_WEIGHTS = REF["user_weight_cases"]
+
+
+@functools.cache
+def fitted_user_weights(index):
+    case = USER_WEIGHTS[index]
+    X, y, v, _ = design_data(case["design"])
+    model = make_estimator(case)
+    return model.fit(X, y, sample_var=v, sample_weight=_arr(case["weights"]))
+
+
+@pytest.mark.parametrize(
+    "index", range(len(USER_WEIGHTS)), ids=[c["id"] for c in USER_WEIGHTS]
+)
+def test_user_weights_match_metafor(index):
+    """rma(yi, vi, weights = w, ...): tau^2 (and its SE), Q_E, I^2, H^2, R^2 as
+    without weights; beta by WLS with w, the sandwich vcov (times the usual
+    Knapp-Hartung factor), the tests and intervals built on it, logLik at that
+    beta, predictions at new moderator values; iterative methods run to
+    convergence by the fixture."""
+    case = USER_WEIGHTS[index]
+    fit = case["fit"]
+    est = fitted_user_weights(index)
+    m = Mismatches(case["id"])
+    m.check("tau2_", est.tau2_, fit["tau2"])
+    m.check("tau2_se_", est.tau2_se_, fit["se_tau2"])
+    beta = _arr(fit["beta"])
+    m.check("intercept_", est.intercept_, beta[0])
+    m.check("coef_", est.coef_, beta[1:])
+    m.check("cov_params_", est.cov_params_, _mat(fit["vcov"]))
+    frame = est.summary().to_frame()
+    for col, key in [
+        ("se", "se"),
+        ("statistic", "zval"),
+        ("p_value", "pval"),
+        ("ci_lower", "ci_lb"),
+        ("ci_upper", "ci_ub"),
+    ]:
+        m.check(f"summary[{col}]", frame[col].to_numpy(), _arr(fit[key]))
+    m.check("q_", est.q_, fit["QE"])
+    m.check("i2_", est.i2_, fit["I2"])
+    m.check("h2_", est.h2_, fit["H2"])
+    if _has_mods(case):
+        m.check("qm_", est.qm_, fit["QM"])
+        m.check("qm_pvalue_", est.qm_pvalue_, fit["QMp"], atol=0.0)
+        if fit["R2"] is not None:
+            m.check("r2_", est.r2_, fit["R2"])
+    m.check("loglik_", est.loglik_, fit["logLik"])
+    m.check("aic_", est.aic_, fit["AIC"])
+    m.check("bic_", est.bic_, fit["BIC"])
+    pred = case["predict"]
+    names = DESIGNS[case["design"]]["X_names"]
+    X = pd.DataFrame(_mat(pred["newmods"]), columns=names) if names else None
+    frame = est.predict_interval(X)
+    for col, key in [
+        ("mean", "pred"),
+        ("se", "se"),
+        ("ci_lower", "ci_lb"),
+        ("ci_upper", "ci_ub"),
+        ("pi_lower", "pi_lb"),
+        ("pi_upper", "pi_ub"),
+    ]:
+        m.check(f"predict_interval[{col}]", frame[col].to_numpy(), _arr(pred[key]))
+    m.assert_ok()
+
+
+USER_WEIGHTS_ROBUST = [
+    (i, j) for i, c in enumerate(USER_WEIGHTS) for j in range(len(c.get("robust", [])))
+]
+
+
+@pytest.mark.parametrize(
+    ("index", "j"),
+    USER_WEIGHTS_ROBUST,
+    ids=[
+        f"{USER_WEIGHTS[i]['id']}|{USER_WEIGHTS[i]['robust'][j]['kind']}"
+        for i, j in USER_WEIGHTS_ROBUST
+    ],
+)
+def test_user_weights_cluster_robust_match_metafor(index, j):
+    """robust() of a model with user weights: the meat of the sandwich weights
+    the residuals by the user weights, (X'AX)^{-1} sum_j X_j'A e_j e_j'A X_j
+    (X'AX)^{-1}, times J/(J-p) for CR1."""
+    case = USER_WEIGHTS[index]
+    rob = case["robust"][j]
+    X, y, v, clusters = design_data(case["design"])
+    est = make_estimator(case, cluster_robust=rob["kind"]).fit(
+        X,
+        y,
+        sample_var=v,
+        sample_weight=_arr(case["weights"]),
+        groups=clusters[rob["cluster"]],
+    )
+    m = Mismatches(f"{case['id']}|{rob['kind']}")
+    m.check("cov_params_", est.cov_params_, _mat(rob["vcov"]))
+    frame = est.summary().to_frame()
+    m.check("summary[p_value]", frame["p_value"].to_numpy(), _arr(rob["pval"]))
+    m.check("summary[ci_lower]", frame["ci_lower"].to_numpy(), _arr(rob["ci_lb"]))
+    if _has_mods(case):
+        m.check("qm_", est.qm_, rob["QM"])
     m.assert_ok()
 
 

@@ -173,16 +173,37 @@ record_blup <- function(res) {
        blup = list(pred = vec(bl$pred), se = vec(bl$se), pi_lb = vec(bl$pi.lb), pi_ub = vec(bl$pi.ub)))
 }
 
+# predict() after robust(clubSandwich = TRUE): per-row Satterthwaite df
+# (clubSandwich's linear_contrast) for the CI and the PI. New moderator rows: the
+# minimum, median and maximum of every moderator (one row each).
+record_robust_predict <- function(rr) {
+  X <- rr$X[, -1, drop = FALSE]
+  if (ncol(X) == 0) {
+    newmods <- matrix(numeric(0), nrow = 1, ncol = 0)
+    pr <- predict(rr)
+  } else {
+    newmods <- apply(X, 2, function(x) c(min(x), median(x), max(x)))
+    pr <- predict(rr, newmods = newmods)
+  }
+  # an equal-effects model has no PI (tau^2 = 0): it is the CI
+  list(newmods = mat(newmods), pred = vec(pr$pred), se = vec(pr$se),
+       ci_lb = vec(pr$ci.lb), ci_ub = vec(pr$ci.ub),
+       pi_lb = vec(if (is.null(pr$pi.lb)) pr$ci.lb else pr$pi.lb),
+       pi_ub = vec(if (is.null(pr$pi.ub)) pr$ci.ub else pr$pi.ub), ddf = vec(pr$ddf))
+}
+
 record_robust <- function(res, cluster, kind) {
   rr <- suppressWarnings(switch(kind,
     cr1 = do.call(robust, list(res, cluster = cluster, adjust = TRUE)),
     cr0 = do.call(robust, list(res, cluster = cluster, adjust = FALSE)),
     cr2 = do.call(robust, list(res, cluster = cluster, clubSandwich = TRUE))))
-  list(kind = kind, n_clusters = length(unique(cluster)),
+  out <- list(kind = kind, n_clusters = length(unique(cluster)),
        beta = vec(rr$beta), se = vec(rr$se), tval = vec(rr$zval), pval = vec(rr$pval),
        ci_lb = vec(rr$ci.lb), ci_ub = vec(rr$ci.ub), vcov = mat(vcov(rr)),
        dfs = vec(rep_len(rr$dfs, length(rr$beta))), QM = num(rr$QM), QMdf = vec(rr$QMdf),
        QMp = num(rr$QMp), test = rr$test)
+  if (kind == "cr2") out$predict <- record_robust_predict(rr)
+  out
 }
 
 # Iterative estimators: metafor's defaults stop Fisher scoring (REML, ML, EB)
@@ -283,6 +304,46 @@ for (d in c("linde2005", "linde2005_mreg")) for (test in tests)
 for (d in c("bcg", "bcg_ablat", "pupil_iq")) for (test in tests)
   run_case(d, "REML", test, tau2 = 0.1)
 
+# User weights (rma(weights = )): tau^2, QE, I^2 as without them; beta by WLS
+# with the user weights and a sandwich vcov; logLik at that beta. Weights
+# 1, 2, 3, 4, 1, 2, ... (only their ratios matter); predictions at the minimum,
+# median and maximum of each moderator; robust() CR1 and CR0.
+record_predict_at <- function(res) {
+  X <- res$X[, -1, drop = FALSE]
+  if (ncol(X) == 0) {
+    newmods <- matrix(numeric(0), nrow = 1, ncol = 0)
+    pr <- predict(res)
+  } else {
+    newmods <- apply(X, 2, function(x) c(min(x), median(x), max(x)))
+    pr <- predict(res, newmods = newmods)
+  }
+  list(newmods = mat(newmods), pred = vec(pr$pred), se = vec(pr$se),
+       ci_lb = vec(pr$ci.lb), ci_ub = vec(pr$ci.ub),
+       pi_lb = vec(if (is.null(pr$pi.lb)) pr$ci.lb else pr$pi.lb),
+       pi_ub = vec(if (is.null(pr$pi.ub)) pr$ci.ub else pr$pi.ub))
+}
+user_weight_designs <- list(bcg = "alloc", bcg_ablat = "alloc", pupil_iq_weeks_c = "study")
+user_weight_cases <- list()
+for (d in names(user_weight_designs)) {
+  k <- designs[[d]]$k
+  w <- 1 + (seq_len(k) - 1) %% 4
+  for (method in c("REML", "ML", "DL", "PM", "HE", "SJ", "EE")) {
+    for (test in tests) {
+      iterative <- method %in% iterative_methods
+      res <- fit_design(d, method, test, w, NULL, if (iterative) precise_control else NULL)
+      case <- list(id = paste(d, method, test, "user weights", sep = "|"), design = d,
+                   method = method, test = test, weights = vec(w),
+                   fit = record_fit(res), predict = record_predict_at(res))
+      if (test == "z") {
+        g <- as.character(designs[[d]]$clusters[[user_weight_designs[[d]]]])
+        case$robust <- lapply(c("cr1", "cr0"), function(kind)
+          c(list(cluster = user_weight_designs[[d]]), record_robust(res, g, kind)))
+      }
+      user_weight_cases[[length(user_weight_cases) + 1]] <- case
+    }
+  }
+}
+
 out <- list(
   description = paste(
     "metafor rma.uni reference fits for skmeta.RandomEffectsMeta;",
@@ -301,7 +362,8 @@ out <- list(
     precise = precise_control, confint = ci_control,
     genq_confint = "type='GENQ' needs CompQuadForm (not installed): only type='QP' recorded"),
   designs = designs,
-  cases = cases
+  cases = cases,
+  user_weight_cases = user_weight_cases
 )
 write_json(out, file.path("tests", "reference", "rma_uni.json"), digits = NA, auto_unbox = TRUE,
            na = "null", pretty = FALSE)
