@@ -68,7 +68,7 @@ import pandas as pd
 from skmeta._engine import _bias
 from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import coefficient_table
-from skmeta._engine._univariate import ALL_METHODS
+from skmeta._engine._tau2 import ALL_METHODS
 from skmeta._summary import coefficient_frame
 from skmeta.utils._validation import (
     check_confidence_level,

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special, stats
 
-from skmeta._engine import _univariate as uni
+from skmeta._engine._gls import weighted_fit
+from skmeta._engine._tau2 import estimate_tau2
 
 #: Predictors of the regression test and what they are a function of.
 PREDICTORS = {
@@ -92,7 +93,7 @@ def dispersion_regression(design, y, v):
     its weighted-regression form; Sterne & Egger 2005).
     """
     k, p = design.shape
-    fit = uni.weighted_fit(design, y, 1.0 / v)
+    fit = weighted_fit(design, y, 1.0 / v)
     dof = k - p
     s2 = fit.rss / dof
     return DispersionFit(fit.beta, fit.cov * s2, float(s2), dof)
@@ -132,8 +133,8 @@ def kendall_test(x, y):
 def _mean_estimate(y, v, method):
     """Intercept-only random-effects estimate with ``method``."""
     ones = np.ones((y.shape[0], 1))
-    tau2 = uni.estimate_tau2(ones, y, v, method).tau2
-    return float(uni.weighted_fit(ones, y, 1.0 / (v + tau2)).beta[0])
+    tau2 = estimate_tau2(ones, y, v, method).tau2
+    return float(weighted_fit(ones, y, 1.0 / (v + tau2)).beta[0])
 
 
 def funnel_slope(y, v, method):
@@ -143,8 +144,8 @@ def funnel_slope(y, v, method):
     small studies lean right), on the right otherwise.
     """
     design = np.column_stack([np.ones(y.shape[0]), np.sqrt(v)])
-    tau2 = uni.estimate_tau2(design, y, v, method).tau2
-    return float(uni.weighted_fit(design, y, 1.0 / (v + tau2)).beta[1])
+    tau2 = estimate_tau2(design, y, v, method).tau2
+    return float(weighted_fit(design, y, 1.0 / (v + tau2)).beta[1])
 
 
 class TrimFill(NamedTuple):

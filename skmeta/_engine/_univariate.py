@@ -875,13 +875,3 @@ def q_profile_interval(X, y, v, confidence_level):
     lo = _decreasing_root(q_func, lower, stats.chi2.ppf(1 - alpha / 2, df), scale)
     hi = _decreasing_root(q_func, lower, stats.chi2.ppf(alpha / 2, df), scale)
     return lo, hi
-
-
-def __getattr__(name):
-    # The tau^2 method registry and its dispatchers live in skmeta._engine._tau2,
-    # which builds on this module; they stay importable from here.
-    if name in ("ALL_METHODS", "TAU2_METHODS", "estimate_tau2", "tau2_standard_error"):
-        from skmeta._engine import _tau2
-
-        return getattr(_tau2, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
