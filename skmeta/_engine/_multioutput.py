@@ -78,6 +78,13 @@ LARGEST_CUT = 0.9
 #: Smallest admissible tau^2 relative to the variance scale when some sampling
 #: variances are zero (the likelihood is unbounded at tau^2 = 0 there).
 FLOOR_RTOL = 1e-12
+#: Grid of the certification of likelihood estimates with zero sampling
+#: variances: points evenly spaced in log tau^2 from the floor (1e-12 of the
+#: variance scale) to 100 times the scale (about 4 per decade).
+CERTIFY_GRID_POINTS = 57
+#: A grid point beats an estimate when its criterion is larger by more than
+#: this share of the criterion (the rounding of the criterion).
+CERTIFY_RTOL = 1e-12
 #: Newton's method on the generalised Q stops at a step below
 #: ``ROOT_XTOL * scale + ROOT_RTOL * tau2`` (brentq's tolerances in the single fit).
 ROOT_XTOL = 1e-15
@@ -381,23 +388,58 @@ class _Fits(NamedTuple):
 
 
 def _weighted_fits(design, y, w):
-    """Weighted least squares of every output: the vectorized ``weighted_fit``."""
+    """Weighted least squares of every output: the vectorized ``weighted_fit``.
+
+    As there, with an intercept the other columns are centred at their
+    *weighted* means (per output): one study with a dominant weight then costs
+    no precision.  The coefficients and their covariance are returned in the
+    parametrisation of ``design.X``.
+    """
     p = design.X.shape[1]
     b = y.shape[1]
     if p == 0:
         rss = np.einsum("kb,kb,kb->b", w, y, y)
         empty = (np.zeros((0, b)), np.zeros((0, 0, b)))
         return _Fits(*empty, y, w, rss, np.zeros(b), w.sum(axis=0))
-    gram = _gram(design, w)
-    cov, logdet = _cholesky_inverse(gram)
-    if p == 1 and design.intercept:
-        beta = cov[0] * np.einsum("kb,kb->b", w, y)
-        resid = y - beta[0]
-    else:
-        beta = np.einsum("acb,cb->ab", cov, design.X.T @ (w * y))
-        resid = y - design.X @ beta
+    if not design.intercept or p == 1:
+        gram = _gram(design, w)
+        cov, logdet = _cholesky_inverse(gram)
+        if p == 1 and design.intercept:
+            beta = cov[0] * np.einsum("kb,kb->b", w, y)
+            resid = y - beta[0]
+        else:
+            beta = np.einsum("acb,cb->ab", cov, design.X.T @ (w * y))
+            resid = y - design.X @ beta
+        rss = np.einsum("kb,kb,kb->b", w, resid, resid)
+        sum_w = gram[0, 0] if design.intercept else w.sum(axis=0)
+        return _Fits(beta, cov, resid, w, rss, logdet, sum_w)
+    sum_w = w.sum(axis=0)
+    means = (design.X[:, 1:].T @ w) / sum_w  # (p - 1, b) weighted means
+    centred = [design.X[:, a, None] - means[a - 1] for a in range(1, p)]
+    A = np.empty((p, p, b))
+    A[0, 0] = sum_w
+    xwy = np.empty((p, b))
+    xwy[0] = np.einsum("kb,kb->b", w, y)
+    for a in range(1, p):
+        wx = w * centred[a - 1]
+        xwy[a] = np.einsum("kb,kb->b", wx, y)
+        # not 0 in floating point: with a dominant weight, the rounding of the
+        # weighted mean matters, and the solve must see it
+        A[0, a] = A[a, 0] = wx.sum(axis=0)
+        for c in range(a, p):
+            A[a, c] = A[c, a] = np.einsum("kb,kb->b", wx, centred[c - 1])
+    cov, logdet = _cholesky_inverse(A)
+    beta = np.einsum("acb,cb->ab", cov, xwy)
+    resid = y - beta[0]
+    for a in range(1, p):
+        resid = resid - centred[a - 1] * beta[a]
     rss = np.einsum("kb,kb,kb->b", w, resid, resid)
-    sum_w = gram[0, 0] if design.intercept else w.sum(axis=0)
+    # back to the columns of design.X: beta_0 - means . beta_rest
+    T = np.zeros((p, p, b))
+    T[np.arange(p), np.arange(p)] = 1.0
+    T[0, 1:] = -means
+    beta = np.einsum("acb,cb->ab", T, beta)
+    cov = np.einsum("acb,cdb,edb->aeb", T, cov, T)
     return _Fits(beta, cov, resid, w, rss, logdet, sum_w)
 
 
@@ -476,10 +518,11 @@ def _sum_log(x):
         return np.log(x).sum(axis=0)
     product = x[0::LOG_GROUP].copy()
     rows = product.shape[0]
-    for j in range(1, LOG_GROUP):
-        part = x[j::LOG_GROUP]
-        product[: part.shape[0]] *= part
-    total = np.log(product).sum(axis=0)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        for j in range(1, LOG_GROUP):
+            part = x[j::LOG_GROUP]
+            product[: part.shape[0]] *= part
+        total = np.log(product).sum(axis=0)
     bad = ~np.isfinite(total) | (product < np.finfo(float).tiny).any(axis=0)
     if rows and bad.any():
         total[bad] = np.log(x[:, bad]).sum(axis=0)
@@ -558,10 +601,15 @@ def _inverse_variance_moments(design, block, extra):
 
 
 def _generalized_q(design, block, tau2):
-    r""":math:`Q(\tau^2) = y^\top P y` and :math:`y^\top P^2 y = -Q'(\tau^2)`."""
-    w = _inverse_variance(block, tau2)
-    prof = _profile_moments(_weighted_moments(design, block, w, 2), design.X.shape[1])
-    return prof["rss"], prof["ypy2"]
+    r""":math:`Q(\tau^2) = y^\top P y` and :math:`y^\top P^2 y = -Q'(\tau^2)`.
+
+    From the residuals of the weighted fit (as the single fit's
+    ``generalized_q``), which stay accurate when a zero sampling variance gives
+    a study the weight :math:`1/\tau^2` at the floor.
+    """
+    fit = _weighted_fits(design, block.y, _inverse_variance(block, tau2))
+    wr = fit.weights * fit.resid
+    return fit.rss, np.einsum("kb,kb->b", wr, wr)
 
 
 def _final_moments(design, block, tau2, *, trace_pp, sum_w2, max_w):
@@ -769,6 +817,7 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
     active = np.arange(b)
     terms = _chunked(_likelihood_terms, design, block, tau2, logdet_xtx, reml=reml)
     last = terms.criterion.copy()
+    invalid = ~_valid(terms)
     sqrt_tol = np.sqrt(tol)
     for iteration in range(1, max_iter + 1):
         n_iter[active] = iteration
@@ -790,7 +839,9 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
         # a small Newton step in a concave region leaves an O(tol) error: taken
         tau2[active[newton]] = np.maximum(cur + step, low)[newton]
         converged[active[at_bound | newton]] = True
-        go = ~(at_bound | newton)
+        lost = ~np.isfinite(step)  # no step from these terms: stop, uncertified
+        invalid[active[lost]] = True
+        go = ~(at_bound | newton | lost)
         if not go.any():
             break
         active, cur, step = active[go], cur[go], step[go]
@@ -825,6 +876,7 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
             for mine, theirs in zip(terms, retry, strict=True):
                 mine[bad] = theirs
             worse[bad] = retry.criterion < ll[bad] - slack[bad]
+        invalid[active[~_valid(terms)]] = True
         tau2[active] = new
         last[active] = terms.criterion
         done = np.abs(new - cur) <= tol * (new + scale)
@@ -834,7 +886,136 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
             break
         active = active[keep]
         terms = _Terms(*(a[keep] for a in terms))
-    return tau2, n_iter, converged, last
+    # Terms that cannot be right (a non-positive expected information: tr P^2
+    # and sum w^2 are positive) come from weights so extreme that the moment
+    # sums lost every digit; the path they steered is not certified.
+    return tau2, n_iter, converged & ~invalid, last
+
+
+def _valid(terms):
+    """Evaluations whose terms are finite with a positive expected information."""
+    return (
+        np.isfinite(terms.criterion)
+        & np.isfinite(terms.score)
+        & np.isfinite(terms.observed)
+        & (terms.expected > 0)
+    )
+
+
+def _criterion(design, block, tau2, logdet_xtx, *, reml):
+    """The (restricted) log-likelihood from the residuals of the weighted fit.
+
+    Accurate where the moment sums of :func:`_likelihood_terms` are not: a zero
+    sampling variance gives its study the weight 1/tau^2 near the floor.
+    """
+    w = _inverse_variance(block, tau2)
+    fit = _weighted_fits(design, block.y, w)
+    p = design.X.shape[1]
+    logdet = fit.logdet
+    return _loglik(
+        block.n, p, _sum_log_var(block, w), fit.rss, reml, logdet, logdet_xtx
+    )
+
+
+def _interpolable_zero_variances(design, block):
+    r"""Whether the studies with zero sampling variance can be fitted exactly.
+
+    They can when their rows of the design are linearly independent (at most p
+    of them).  Then, as :math:`\tau^2 \to 0`, their terms of the likelihood
+    grow as :math:`\tfrac12\log(1/\tau^2)` each while the fit passes through
+    them: the likelihood is unbounded (the restricted likelihood is not: its
+    :math:`\log|X^\top W X|` grows as fast).  The rank is the number of
+    pivots of the Gram matrix of those rows (normalised) above ``RANK_RTOL``.
+    """
+    zero = (block.v <= 0) if block.mask is None else (block.v <= 0) & block.mask
+    count = zero.sum(axis=0)
+    p = design.X.shape[1]
+    X = design.X.copy()
+    X[:, 1:] += design.means[1:]
+    upper = np.triu_indices(p)
+    pairs = (X[:, upper[0]] * X[:, upper[1]]).T
+    packed = pairs @ zero.astype(float)
+    G = np.empty((p, p, count.shape[0]))
+    G[upper] = packed
+    G[upper[::-1]] = packed
+    norms = np.sqrt(np.einsum("iib->ib", G))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        G = G / (norms[:, None] * norms[None, :])
+    G = np.nan_to_num(G)
+    # Cholesky that skips dependent columns: the number of pivots is the rank
+    L = np.zeros_like(G)
+    rank = np.zeros(count.shape[0], dtype=int)
+    for j in range(p):
+        d = G[j, j] - np.einsum("lb,lb->b", L[j, :j], L[j, :j])
+        independent = d > RANK_RTOL
+        rank += independent
+        root = np.sqrt(np.where(independent, d, 1.0))
+        L[j, j] = np.where(independent, root, 0.0)
+        for i in range(j + 1, p):
+            s = G[i, j] - np.einsum("lb,lb->b", L[i, :j], L[j, :j])
+            L[i, j] = np.where(independent, s / root, 0.0)
+    return (count > 0) & (rank == count)
+
+
+def _certify_floor(design, block, which, state, *, reml, max_iter, tol, logdet_xtx):
+    r"""Certify the likelihood estimates of outputs ``which`` against a grid.
+
+    With zero sampling variances (a floor above 0) the likelihood terms near
+    the floor come from moment sums dominated by a weight :math:`1/\tau^2`, so
+    the Newton path can stop there although the optimum is inside; the same
+    holds wherever the terms were found invalid (not converged).  The criterion
+    computed from the residuals (:func:`_criterion`) is compared on a grid of
+    :data:`CERTIFY_GRID_POINTS` values spaced evenly in :math:`\log\tau^2` from
+    the floor to 100 times the variance scale; from a grid point that beats the
+    estimate, the maximisation restarts.  An output whose final estimate is
+    still beaten by the grid is not converged.
+    """
+    tau2, n_iter, converged = (a.copy() for a in state)
+    index = np.flatnonzero(which)
+    sub = _take(block, index)
+    xtx = logdet_xtx[index]
+    low, scale = sub.lower, sub.scale
+    tiny = np.where(low > 0, low, FLOOR_RTOL * scale)
+    steps = np.geomspace(1.0, 1e2 * scale / tiny, CERTIFY_GRID_POINTS)  # (g, b)
+    grid = np.concatenate([np.maximum(low, 0.0)[None], tiny * steps])
+    values = np.stack(
+        [_chunked(_criterion, design, sub, t, xtx, reml=reml) for t in grid]
+    )
+    best = np.nanargmax(values, axis=0)
+    best_tau2 = grid[best, np.arange(index.size)]
+    best_value = values[best, np.arange(index.size)]
+    current = _chunked(_criterion, design, sub, tau2[index], xtx, reml=reml)
+    current = np.where(np.isnan(current), -np.inf, current)
+    slack = CERTIFY_RTOL * (1.0 + np.abs(best_value))
+    beaten = best_value > current + slack
+    # Highest at the floor: the criterion increases towards tau^2 = 0 (zero
+    # variances fitted exactly; unbounded for ML), which the caller reports.
+    at_floor = beaten & (best == 0) & (low > 0)
+    tau2[index[at_floor]] = low[at_floor]
+    converged[index[at_floor]] = True
+    beaten &= ~at_floor
+    if beaten.any():
+        restart = np.flatnonzero(beaten)
+        again = _maximize_likelihood(
+            design,
+            _take(sub, restart),
+            reml=reml,
+            start=best_tau2[restart],
+            max_iter=max_iter,
+            tol=tol,
+            logdet_xtx=xtx[restart],
+        )
+        where = index[restart]
+        found = _chunked(
+            _criterion, design, _take(sub, restart), again[0], xtx[restart], reml=reml
+        )
+        better = found >= current[restart]
+        tau2[where] = np.where(better, again[0], best_tau2[restart])
+        n_iter[where] += again[1]
+        still_beaten = best_value[restart] > found + slack[restart]
+        converged[where] = again[2] & ~still_beaten
+    converged[index[~beaten & ~at_floor]] = True
+    return tau2, n_iter, converged
 
 
 # --------------------------------------------------------------------------------------
@@ -869,10 +1050,10 @@ def _generalized_q_root(design, block, target):
             step = excess / slope
         rising = (excess > 0) & np.isfinite(step)
         t[active] = np.where(rising, cur + step, cur)
-        # also stops where the step is not a number
         tolerance = ROOT_XTOL * block.scale[active] + ROOT_RTOL * cur
         done = ~(rising & (step > tolerance))
-        converged[active[done]] = True
+        # a slope that is not a positive number cannot be right: not converged
+        converged[active[done & ((excess <= 0) | (slope > 0))]] = True
         keep = ~done
         if not keep.any():
             break
@@ -967,6 +1148,25 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
                 block.n, p, fe["sum_log_v"], fe["q"], reml, fe["logdet"], xtx
             )
             tau2 = np.where(pos & (tau2 > 0.0) & (at_zero > last), 0.0, tau2)
+        if not reml and not pos.all():
+            # ML with zero variances: unbounded as tau^2 -> 0 where their studies
+            # can be fitted exactly; reported at the floor (as tau^2 = 0).
+            interpolated = _interpolable_zero_variances(design, block) & ~pos
+            tau2 = np.where(interpolated, block.lower, tau2)
+            converged = converged | interpolated
+            pos = pos | interpolated  # nothing to certify there
+        floor = ~pos | ~converged
+        if floor.any():
+            tau2, n_iter, converged = _certify_floor(
+                design,
+                block,
+                floor,
+                (tau2, n_iter, converged),
+                reml=reml,
+                max_iter=max_iter,
+                tol=tol,
+                logdet_xtx=xtx,
+            )
         return tau2, n_iter, converged, moments
     if method == "he":
         moments = _chunked(_unit_weight_moments, design, block)
@@ -1005,7 +1205,8 @@ def _tau2_standard_error(method, tau2, n, p, final, fe, moments):
     fixed-effect fit and ``moments`` those the estimator computed.
     """
     if method == "reml":
-        return np.sqrt(2.0 / final["trpp"])
+        with np.errstate(invalid="ignore"):  # where the fit is not converged
+            return np.sqrt(2.0 / final["trpp"])
     if method == "ml":
         return np.sqrt(2.0 / final["sum_w2"])
     if method in ("pm", "pmm", "eb"):
