@@ -28,6 +28,7 @@ GROUPS = {
     "location_scale": ("ls", "LocationScaleMeta"),
     "multilevel": ("ml", "MultilevelMeta"),
     "robust": ("RobustMeta",),
+    "many": ("mo", "multi_output"),
 }
 PEER_ORDER = ("metafor", "pimeta", "PyMARE", "statsmodels")
 

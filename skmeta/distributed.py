@@ -382,7 +382,7 @@ def fit_outputs(
         if y.ndim == 1:
             y = y[:, None]
     else:
-        y = as_float_array(y, "y", ndim=(1, 2), allow_nan=True)
+        y = _as_float(y, "y")
         if y.ndim == 1:
             y = y[:, None]
     k = y.shape[0]
@@ -442,6 +442,20 @@ def _is_dask(a):
     return type(a).__module__.split(".")[0] == "dask"
 
 
+def _as_float(values, name):
+    """1-D or 2-D float64 array (no copy of a float64 ndarray: the values are
+    checked where the outputs are fitted, see :func:`_check_block`)."""
+    if type(values) is np.ndarray and values.dtype == np.float64:
+        if values.ndim not in (1, 2):
+            raise ValueError(
+                f"{name} must be 1-D or 2-D, got an array of shape {values.shape}."
+            )
+        if values.shape[0] == 0:
+            raise ValueError(f"{name} is empty: at least one study is needed.")
+        return values
+    return as_float_array(values, name, ndim=(1, 2), allow_nan=True)
+
+
 def _check_sample_var(sample_var, y, lazy):
     if sample_var is None:
         raise ValueError(
@@ -451,7 +465,7 @@ def _check_sample_var(sample_var, y, lazy):
     if _is_dask(sample_var):
         v = sample_var
     else:
-        v = as_float_array(sample_var, "sample_var", ndim=(1, 2), allow_nan=True)
+        v = _as_float(sample_var, "sample_var")
         if v.ndim == 2 and v.shape[1] == 1 and y.shape[1] != 1:
             v = v[:, 0]
     if v.ndim == 1:
@@ -525,24 +539,29 @@ def _check_genq_weights(estimator, keep):
 
 def _check_block(y, v, spec):
     """Checks of a block of ``y`` and ``sample_var`` (run where it is fitted)."""
-    if spec.missing == "raise":
+    finite = np.isfinite(y).all() and np.isfinite(v).all()
+    if not finite:
         for name, a in (("y", y), ("sample_var", v)):
-            if np.isnan(a).any():
+            if spec.missing == "raise" and np.isnan(a).any():
                 raise ValueError(
                     f"{name} contains NaN (a missing value; use missing='drop' to "
                     "leave out studies with missing values)."
                 )
-    for name, a in (("y", y), ("sample_var", v)):
-        if np.isinf(a).any():
-            raise ValueError(f"{name} contains infinity.")
-    if np.any(v < 0):
+            if np.isinf(a).any():
+                raise ValueError(f"{name} contains infinity.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN
+        smallest = np.nanmin(v) if v.size else 0.0
+    if smallest < 0:
         raise ValueError("sample_var must be >= 0.")
-    if spec.tau2 is None and spec.method in NEEDS_POSITIVE_VAR and np.any(v <= 0):
+    if smallest > 0:
+        return
+    if spec.tau2 is None and spec.method in NEEDS_POSITIVE_VAR:
         raise ValueError(
             f"method={spec.method!r} weights studies by 1/sample_var, so sample_var "
             "must be > 0; use method='reml', 'ml', 'he' or 'sj' for zero variances."
         )
-    if spec.tau2 == 0.0 and np.any(v <= 0):
+    if spec.tau2 == 0.0:
         raise ValueError(
             "Zero total variance: sample_var has zeros and tau2 is fixed at 0, so "
             "the model is degenerate. Pass positive sample_var or tau2 > 0."
