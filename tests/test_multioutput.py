@@ -775,3 +775,24 @@ def test_sum_of_logs_in_groups_is_exact_and_falls_back_on_extremes():
     np.testing.assert_allclose(
         mo._sum_log(x), np.log(x).sum(axis=0), rtol=1e-14, atol=1e-12
     )
+
+
+def test_voxelwise_example_runs_headless_and_saves_its_figure(tmp_path, monkeypatch):
+    """examples/plot_voxelwise.py as a script without a display (Agg): it prints
+    its results and saves the maps."""
+    import runpy
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "plot_voxelwise.py"
+    monkeypatch.chdir(tmp_path)
+    figures = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: figures.extend(plt.get_fignums()))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+        assert len(set(figures)) == 1
+        assert (tmp_path / "voxelwise_maps.png").stat().st_size > 10_000
+    finally:
+        plt.close("all")
