@@ -59,7 +59,7 @@ _OUTPUT_FIELDS = ("q", "q_pvalue", "i2", "h2", "qm", "qm_pvalue", "loglik")
 _FLAGS = ("estimable", "converged", "unbounded", "kh_degenerate")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OutputFits:
     """Per-output results of :func:`fit_outputs` (leading axis: output).
 
@@ -121,6 +121,13 @@ class OutputFits:
     confidence_level: float
     fdr: str | None
     _flags: Any = field(default=None, repr=False)
+
+    def __repr__(self):
+        kind = "Dask" if self.is_lazy else "NumPy"
+        return (
+            f"OutputFits(n_outputs={self.n_outputs}, terms={self.terms}, "
+            f"method={self.method!r}, inference={self.inference!r}, {kind} arrays)"
+        )
 
     @property
     def n_outputs(self):

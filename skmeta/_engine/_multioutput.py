@@ -31,6 +31,14 @@ step rules, tolerances relative to each output's variance scale, boundary check
 and standard-error formulas (Viechtbauer 2005, 2007; Raudenbush 2009), so that
 output ``j`` equals the single fit of column ``j`` on its complete rows.
 
+Zero sampling variances put a floor under :math:`\tau^2` where one study's
+weight :math:`1/\tau^2` dominates the moment sums of the likelihood terms; there
+(and wherever the terms come out impossible) the likelihood estimates are
+certified against the criterion computed from the residuals on a grid of
+:math:`\tau^2` (:func:`_certify_floor`), and ML, which is unbounded as
+:math:`\tau^2 \to 0` when the zero-variance studies can be fitted exactly, is
+reported at the floor (as the single fit reports it, as :math:`\tau^2 = 0`).
+
 References
 ----------
 Viechtbauer, W. (2005). Bias and efficiency of meta-analytic variance
@@ -806,9 +814,11 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
 
     Returns
     -------
-    tau2, n_iter, converged, last_criterion : ndarray of shape (b,)
+    tau2, n_iter, converged, last_criterion, invalid : ndarray of shape (b,)
         ``last_criterion`` is the criterion at the last evaluated point (the
-        boundary check compares it with the criterion at 0).
+        boundary check compares it with the criterion at 0); ``invalid`` marks
+        the outputs whose terms were numerically impossible somewhere on the
+        path (not converged).
     """
     b = start.shape[0]
     tau2 = np.maximum(start, block.lower)
@@ -889,7 +899,7 @@ def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xt
     # Terms that cannot be right (a non-positive expected information: tr P^2
     # and sum w^2 are positive) come from weights so extreme that the moment
     # sums lost every digit; the path they steered is not certified.
-    return tau2, n_iter, converged & ~invalid, last
+    return tau2, n_iter, converged & ~invalid, last, invalid
 
 
 def _valid(terms):
@@ -1004,7 +1014,7 @@ def _certify_floor(design, block, which, state, *, reml, max_iter, tol, logdet_x
             max_iter=max_iter,
             tol=tol,
             logdet_xtx=xtx[restart],
-        )
+        )[:3]
         where = index[restart]
         found = _chunked(
             _criterion, design, _take(sub, restart), again[0], xtx[restart], reml=reml
@@ -1133,7 +1143,7 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
             he_tau2 = np.maximum((he["rss"] - he["trpv"]) / (block.n - p), 0.0)
             start[low_start] = np.maximum(he_tau2, block.lower)[low_start]
         xtx = logdet_xtx if reml else np.zeros(b)
-        tau2, n_iter, converged, last = _maximize_likelihood(
+        tau2, n_iter, converged, last, invalid = _maximize_likelihood(
             design,
             block,
             reml=reml,
@@ -1155,7 +1165,7 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
             tau2 = np.where(interpolated, block.lower, tau2)
             converged = converged | interpolated
             pos = pos | interpolated  # nothing to certify there
-        floor = ~pos | ~converged
+        floor = ~pos | invalid
         if floor.any():
             tau2, n_iter, converged = _certify_floor(
                 design,
