@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmeta import RandomEffectsMeta
 from skmeta._engine import _multioutput as mo
+from skmeta._engine import _univariate as uni
 from skmeta._engine._inference import coefficient_table
 from skmeta.distributed import OutputFits, fit_outputs
 
@@ -796,3 +797,20 @@ def test_voxelwise_example_runs_headless_and_saves_its_figure(tmp_path, monkeypa
         assert (tmp_path / "voxelwise_maps.png").stat().st_size > 10_000
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("confidence_level", [0.9, 0.95])
+def test_q_profile_intervals_equal_the_single_fit(confidence_level):
+    """The vectorized Q-profile interval of tau^2 (for tau2_confint per output)
+    equals the single fit's, on each output's studies (zero variances too)."""
+    X, Y, V = _data(21, k=12, m=40, n_mods=1, missing=0.2, zero_v=0.05)
+    design = np.column_stack([np.ones(12), X])
+    lower, upper = mo.q_profile_intervals(design, Y, V, confidence_level)
+    for j in range(40):
+        keep = ~np.isnan(Y[:, j])
+        lo, hi = uni.q_profile_interval(
+            design[keep], Y[keep, j], V[keep, j], confidence_level
+        )
+        scale = _variance_scale(Y[:, j], V[:, j])
+        np.testing.assert_allclose(lower[j], lo, rtol=1e-10, atol=1e-12 * scale)
+        np.testing.assert_allclose(upper[j], hi, rtol=1e-10, atol=1e-12 * scale)

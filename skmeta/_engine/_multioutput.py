@@ -1567,3 +1567,49 @@ _FLOAT_FIELDS = (
     "qm_pvalue",
     "loglik",
 )
+
+
+def q_profile_intervals(design, y, v, confidence_level):
+    r"""Q-profile confidence interval of :math:`\tau^2` of every output.
+
+    The vectorized ``q_profile_interval`` of the single fit (Viechtbauer 2007):
+    the bounds solve :math:`y^\top P_{\tau^2} y = \chi^2_{k-p;\,1-\alpha/2}` and
+    :math:`\chi^2_{k-p;\,\alpha/2}` on each output's studies; a bound is the
+    floor (0 unless some sampling variances are 0) where :math:`Q` at the floor
+    is already below its quantile.
+
+    Parameters
+    ----------
+    design : ndarray of shape (k, p)
+    y, v : ndarray of shape (k, m)
+        NaN marks a study missing for that output.
+    confidence_level : float
+
+    Returns
+    -------
+    lower, upper : ndarray of shape (m,)
+        NaN for the outputs that cannot be estimated.
+    """
+    p = design.shape[1]
+    m = y.shape[1]
+    prepared = _prepare_design(design)
+    alpha = 1.0 - confidence_level
+    lower = np.full(m, np.nan)
+    upper = np.full(m, np.nan)
+    size = max(1, PASS_BYTES // (8 * max(y.shape[0], 1)))
+    for start in range(0, m, size):
+        cols = slice(start, min(start + size, m))
+        block = _make_block(y[:, cols], v[:, cols], True)
+        ok = _estimable(prepared, block)["ok"]
+        if not ok.any():
+            continue
+        block = _take(block, np.flatnonzero(ok)) if not ok.all() else block
+        df = block.n - p
+        index = np.arange(cols.start, cols.stop)[ok]
+        lower[index] = _generalized_q_root(
+            prepared, block, stats.chi2.ppf(1.0 - alpha / 2.0, df)
+        )[0]
+        upper[index] = _generalized_q_root(
+            prepared, block, stats.chi2.ppf(alpha / 2.0, df)
+        )[0]
+    return lower, upper
