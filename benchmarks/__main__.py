@@ -29,6 +29,7 @@ GROUPS = {
     "multilevel": ("ml", "MultilevelMeta"),
     "robust": ("RobustMeta",),
     "bias": ("multimodel", "regtest", "trimfill"),
+    "many": ("mo", "multi_output"),
 }
 PEER_ORDER = ("metafor", "pimeta", "PyMARE", "statsmodels")
 

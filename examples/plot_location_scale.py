@@ -15,11 +15,7 @@ sample size with the fitted regression line.
 # Fit
 # ---
 # ``rma(yi, vi, mods = ~ ni100, scale = ~ ni100)``:
-import sys
-from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -31,30 +27,13 @@ from skmeta import (
     profile_likelihood,
 )
 from skmeta.datasets import load_writing_to_learn
-from skmeta.plotting import profile_plot, scale_plot
+from skmeta.plotting import profile_plot, scale_plot, show_or_save
 
 data = load_writing_to_learn()
 ni100 = pd.DataFrame({"ni100": data["ni"] / 100})
 yi, vi = data["yi"], data["vi"]
 model = LocationScaleMeta().fit(ni100, yi, sample_var=vi, Z=ni100)
 print(model.summary())
-
-# %%
-# Figures open in a window; without a display (e.g. on a server) they are saved
-# as PNG files in the current directory instead.
-NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-
-
-def show(filename):
-    """Show the current figure, or save it when matplotlib cannot display it."""
-    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
-    # the documentation build (sphinx-gallery) collects the figures itself
-    if headless and "sphinx_gallery" not in sys.modules:
-        plt.savefig(filename, dpi=100, bbox_inches="tight")
-        plt.close()
-        print(f"Figure saved to {Path(filename).resolve()}")
-    else:
-        plt.show()
 
 
 # %%
@@ -103,7 +82,7 @@ profile = profile_likelihood(
 )
 print(f"95% profile CI: [{profile.ci_lower:.3f}, {profile.ci_upper:.3f}]")
 profile_plot(profile)
-show("location_scale_profile.png")
+show_or_save("location_scale_profile.png")
 
 # %%
 # Study-specific heterogeneity
@@ -113,7 +92,7 @@ show("location_scale_profile.png")
 # \hat\alpha_1 n/100)/2\}` and its 95% confidence band: the figure of the seed
 # slides.
 scale_plot(model, ni100, x_values=lambda z: 100 * z, xlabel="Sample size")
-show("location_scale_tau.png")
+show_or_save("location_scale_tau.png")
 
 # %%
 # With ``Z=None`` the model is the ordinary random-effects model:

@@ -14,38 +14,17 @@ with a bubble plot (``regplot``).
 # Effect sizes
 # ------------
 # ``escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)``:
-import sys
-from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from skmeta import RandomEffectsMeta
 from skmeta.datasets import load_bcg
 from skmeta.effect_sizes import log_risk_ratio
-from skmeta.plotting import bubble_plot, forest_plot, funnel_plot
+from skmeta.plotting import bubble_plot, forest_plot, funnel_plot, show_or_save
 
 bcg = load_bcg()
 yi, vi = log_risk_ratio(bcg["tpos"], bcg["tneg"], bcg["cpos"], bcg["cneg"])
 labels = bcg["author"] + ", " + bcg["year"].astype(str)
-
-# %%
-# Figures open in a window; without a display (e.g. on a server) they are saved
-# as PNG files in the current directory instead.
-NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-
-
-def show(filename):
-    """Show the current figure, or save it when matplotlib cannot display it."""
-    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
-    # the documentation build (sphinx-gallery) collects the figures itself
-    if headless and "sphinx_gallery" not in sys.modules:
-        plt.savefig(filename, dpi=100, bbox_inches="tight")
-        plt.close()
-        print(f"Figure saved to {Path(filename).resolve()}")
-    else:
-        plt.show()
 
 
 # %%
@@ -73,13 +52,13 @@ print(model.tau2_confint().round(4))
 forest_plot(
     model, yi, vi, labels=labels, transform=np.exp, xlabel="Risk ratio (log scale)"
 )
-show("bcg_forest.png")
+show_or_save("bcg_forest.png")
 
 # %%
 # Subgroups by the method of treatment allocation, each with its own
 # random-effects summary:
 forest_plot(model, yi, vi, labels=labels, subgroups=bcg["alloc"])
-show("bcg_forest_subgroups.png")
+show_or_save("bcg_forest_subgroups.png")
 
 # %%
 # Funnel plot
@@ -87,7 +66,7 @@ show("bcg_forest_subgroups.png")
 # A contour-enhanced funnel plot (Peters et al., 2008): shading shows where a
 # study's effect would be significant at the 10%, 5% and 1% levels.
 funnel_plot(model, yi, vi, contours=(0.90, 0.95, 0.99), xlabel="Log risk ratio")
-show("bcg_funnel.png")
+show_or_save("bcg_funnel.png")
 
 # %%
 # Meta-regression on absolute latitude
@@ -112,4 +91,4 @@ bubble_plot(
     xlabel="Absolute latitude",
     ylabel="Log risk ratio",
 )
-show("bcg_bubble.png")
+show_or_save("bcg_bubble.png")

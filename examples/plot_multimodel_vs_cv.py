@@ -24,10 +24,7 @@ studies they need not agree in detail.
 
 # %%
 import itertools
-import sys
-from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 import sklearn
@@ -39,6 +36,7 @@ from sklearn.pipeline import Pipeline
 from skmeta import RandomEffectsMeta
 from skmeta.datasets import load_writing_to_learn
 from skmeta.model_selection import multimodel
+from skmeta.plotting import show_or_save
 
 data = load_writing_to_learn()
 moderators = ["grade", "length", "feedback", "pers", "meta"]
@@ -46,24 +44,6 @@ moderators = ["grade", "length", "feedback", "pers", "meta"]
 data = data.dropna(subset=moderators).reset_index(drop=True)
 X, yi, vi = data[moderators], data["yi"], data["vi"]
 print(f"{len(data)} studies with all of {', '.join(moderators)}")
-
-
-# %%
-# Figures open in a window; without a display (e.g. on a server) they are saved
-# as PNG files in the current directory instead.
-NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-
-
-def show(filename):
-    """Show the current figure, or save it when matplotlib cannot display it."""
-    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
-    # the documentation build (sphinx-gallery) collects the figures itself
-    if headless and "sphinx_gallery" not in sys.modules:
-        plt.savefig(filename, dpi=100, bbox_inches="tight")
-        plt.close()
-        print(f"Figure saved to {Path(filename).resolve()}")
-    else:
-        plt.show()
 
 
 # %%
@@ -82,7 +62,7 @@ print(result)
 # unconditional standard errors, which include the uncertainty about the model.
 result.plot_importance()
 plt.tight_layout()
-show("multimodel_importance.png")
+show_or_save("multimodel_importance.png")
 
 # %%
 # Cross-validated selection over the same 32 subsets
@@ -176,7 +156,7 @@ ax.set_xlabel(f"AICc (all {len(data)} studies)")
 ax.set_ylabel("mean held-out log-likelihood (5-fold CV, twice)")
 ax.set_title("Information criterion vs. cross-validation")
 plt.tight_layout()
-show("multimodel_vs_cv.png")
+show_or_save("multimodel_vs_cv.png")
 
 rho = comparison[["AICc", "held-out log-lik"]].corr(method="spearman").iloc[0, 1]
 print(f"Spearman correlation of AICc and held-out log-likelihood: {rho:.2f}")

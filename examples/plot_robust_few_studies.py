@@ -11,38 +11,17 @@ idiopathic arthritis, three studies (log odds ratios).
 """
 
 # %%
-import sys
-from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from skmeta import RandomEffectsMeta, RobustMeta
 from skmeta.datasets import load_jia
-from skmeta.plotting import forest_plot
+from skmeta.plotting import forest_plot, show_or_save
 
 jia = load_jia()
 yi, vi = jia["log_or"], jia["vi"]
 print(jia[["study", "log_or", "vi"]])
-
-# %%
-# Figures open in a window; without a display (e.g. on a server) they are saved
-# as PNG files in the current directory instead.
-NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-
-
-def show(filename):
-    """Show the current figure, or save it when matplotlib cannot display it."""
-    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
-    # the documentation build (sphinx-gallery) collects the figures itself
-    if headless and "sphinx_gallery" not in sys.modules:
-        plt.savefig(filename, dpi=100, bbox_inches="tight")
-        plt.close()
-        print(f"Figure saved to {Path(filename).resolve()}")
-    else:
-        plt.show()
 
 
 # %%
@@ -86,4 +65,4 @@ forest_plot(
     transform=np.exp,
     xlabel="Odds ratio (log scale)",
 )
-show("jia_forest.png")
+show_or_save("jia_forest.png")

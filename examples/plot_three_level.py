@@ -11,36 +11,14 @@ effect of the publication year vary between districts (a random slope).
 """
 
 # %%
-import sys
-from pathlib import Path
-
-import matplotlib
-import matplotlib.pyplot as plt
 
 from skmeta import MultilevelMeta
 from skmeta.datasets import load_school_calendar
-from skmeta.plotting import forest_plot
+from skmeta.plotting import forest_plot, show_or_save
 
 data = load_school_calendar()
 groups = data[["district", "school"]]  # outermost level first
 yi, vi = data["yi"], data["vi"]
-
-# %%
-# Figures open in a window; without a display (e.g. on a server) they are saved
-# as PNG files in the current directory instead.
-NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-
-
-def show(filename):
-    """Show the current figure, or save it when matplotlib cannot display it."""
-    headless = matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS
-    # the documentation build (sphinx-gallery) collects the figures itself
-    if headless and "sphinx_gallery" not in sys.modules:
-        plt.savefig(filename, dpi=100, bbox_inches="tight")
-        plt.close()
-        print(f"Figure saved to {Path(filename).resolve()}")
-    else:
-        plt.show()
 
 
 # %%
@@ -74,7 +52,7 @@ forest_plot(
     labels="school " + data["school"].astype(str),
     xlabel="Standardized mean difference",
 )
-show("school_calendar_forest.png")
+show_or_save("school_calendar_forest.png")
 
 # %%
 # Random slope of year at the district level

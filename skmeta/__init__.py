@@ -45,6 +45,7 @@ _LAZY = {
     "peto": "skmeta._binary",
     "MantelHaenszelResult": "skmeta._binary",
     "PetoResult": "skmeta._binary",
+    "distributed": "skmeta.distributed",
 }
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

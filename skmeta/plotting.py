@@ -91,6 +91,50 @@ def _accepted(method, metadata):
     return {name: value for name, value in metadata.items() if name in parameters}
 
 
+#: matplotlib backends that cannot open a window.
+NON_INTERACTIVE_BACKENDS = frozenset(
+    {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+)
+
+
+def show_or_save(filename: str, fig=None) -> str | None:
+    """Show a figure, or save it when matplotlib cannot display one.
+
+    In a session with a display, this is ``plt.show()``.  On a server, in a
+    script run without a display or in continuous integration (a
+    non-interactive backend such as Agg), the figure is saved as ``filename``
+    (PNG at 100 dpi) and closed, and the path is printed, so that running a
+    script always leaves its figures behind.  Inside a sphinx-gallery build the
+    gallery collects the figures itself and nothing is saved.
+
+    Parameters
+    ----------
+    filename : str
+        Where to save the figure when there is no display.
+    fig : matplotlib Figure, default=None
+        The figure (the current one when None).
+
+    Returns
+    -------
+    str or None
+        The absolute path of the saved file, or None when the figure was shown.
+    """
+    import sys
+    from pathlib import Path
+
+    plt = _pyplot()
+    headless = plt.get_backend().lower() in NON_INTERACTIVE_BACKENDS
+    if not headless or "sphinx_gallery" in sys.modules:
+        plt.show()
+        return None
+    fig = plt.gcf() if fig is None else fig
+    fig.savefig(filename, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    path = str(Path(filename).resolve())
+    print(f"Figure saved to {path}")
+    return path
+
+
 def study_weights(estimator, sample_var, **metadata) -> np.ndarray:
     """Return the percentage weights of the studies in a fitted model.
 

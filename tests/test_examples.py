@@ -33,6 +33,7 @@ EXPECTED = {
     "plot_robust_few_studies.py": ["jia_forest.png"],
     "plot_three_level.py": ["school_calendar_forest.png"],
     "plot_multimodel_vs_cv.py": ["multimodel_importance.png", "multimodel_vs_cv.png"],
+    "plot_voxelwise.py": ["voxelwise_maps.png"],
 }
 
 
