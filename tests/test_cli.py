@@ -12,8 +12,6 @@ from skmeta.__main__ import main
 from skmeta.datasets import load_bcg, load_school_calendar, load_writing_to_learn
 from skmeta.effect_sizes import log_risk_ratio
 
-pytest.importorskip("matplotlib")
-
 
 @pytest.fixture
 def bcg_csv(tmp_path):

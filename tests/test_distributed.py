@@ -4,6 +4,7 @@
 ``dask.distributed`` cluster; a fixed ``random_state`` gives the serial answer.
 """
 
+import distributed
 import joblib
 import numpy as np
 import pytest
@@ -16,8 +17,6 @@ from skmeta import (
 )
 from skmeta.datasets import load_bcg
 from skmeta.effect_sizes import log_risk_ratio
-
-distributed = pytest.importorskip("distributed", reason="pip install '.[dask]'")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import runpy
 import sys
 from pathlib import Path
 
+import matplotlib
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import sklearn  # noqa: E402
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import sklearn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))

@@ -393,7 +393,8 @@ def test_ndarray_input_max_terms_and_printout():
 
 
 def test_plot_importance():
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -452,7 +453,8 @@ def test_bad_input():
 
 def test_dask_backend():
     """``joblib.parallel_config(backend="dask")`` distributes the batches."""
-    distributed = pytest.importorskip("dask.distributed")
+    import dask.distributed as distributed
+
     case = CASES[0]
     serial = _run(case)
     with (

@@ -6,32 +6,32 @@ Set ``SKMETA_PLOT_DIR`` to keep the rendered images for inspection.
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Polygon  # noqa: E402
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+from matplotlib.patches import Polygon
 
-from skmeta import (  # noqa: E402
+from skmeta import (
     LocationScaleMeta,
     MultilevelMeta,
     RandomEffectsMeta,
     RobustMeta,
     profile_likelihood,
 )
-from skmeta.datasets import (  # noqa: E402
+from skmeta.datasets import (
     load_bcg,
     load_nielweise2007,
     load_school_calendar,
     load_writing_to_learn,
 )
-from skmeta.effect_sizes import log_risk_ratio  # noqa: E402
-from skmeta.plotting import (  # noqa: E402
+from skmeta.effect_sizes import log_risk_ratio
+from skmeta.plotting import (
     bubble_plot,
     forest_plot,
     funnel_plot,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skmeta import RandomEffectsMeta
+from skmeta import RandomEffectsMeta, lr_test
 
 _REF = json.loads(
     (Path(__file__).parent / "reference" / "rma_uni.json").read_text(encoding="utf-8")
@@ -372,14 +372,6 @@ def test_bcg_anova_lrt_from_logliks():
     assert reml == printed(8.2301, 4)
 
 
-def _lr_test():
-    try:
-        from skmeta import lr_test
-    except ImportError:  # skmeta.lr_test is written concurrently (SPEC §7)
-        pytest.skip("skmeta.lr_test not available yet")
-    return lr_test
-
-
 def _stat(result):
     if hasattr(result, "statistic"):
         return result.statistic
@@ -387,7 +379,6 @@ def _stat(result):
 
 
 def test_bcg_anova_lr_test():
-    lr_test = _lr_test()
     full, reduced = fit("bcg_ablat", method="ml"), fit("bcg", method="ml")
     assert _stat(lr_test(full, reduced)) == printed(9.9588, 4)
 

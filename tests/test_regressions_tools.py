@@ -321,7 +321,8 @@ def test_cli_numeric_codes_are_categorical_only_when_declared(tmp_path, capsys):
 # ------------------------------------------------------- examples and plots
 def test_three_level_forest_plot_names_the_fitted_model():
     """The summary row of a REML multilevel fit used to read "ML model"."""
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -372,7 +373,8 @@ def _plot_calls():
 @pytest.mark.parametrize("bad", ["0.95", None, 0, 1, 1.5, np.nan, True])
 def test_plots_and_tools_validate_confidence_level(bad):
     """A string or None used to raise TypeError from a comparison."""
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

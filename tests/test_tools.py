@@ -207,7 +207,8 @@ def test_profile_of_scale_intercept_equals_random_effects_tau2_profile():
 
 
 def test_profile_plot(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
+
     matplotlib.use("Agg")
     pl = profile_likelihood(
         LocationScaleMeta(),
@@ -321,7 +322,8 @@ def test_heteroscedasticity_random_ml_with_moderator():
 
 
 def test_permutation_and_profile_run_on_dask():
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     k = 20
     rng = np.random.default_rng(5)
     z = rng.uniform(0, 2, size=k)
