@@ -18,6 +18,7 @@ _LAZY = {
     "LocationScaleMeta": "skmeta._location_scale",
     "MultilevelMeta": "skmeta._multilevel",
     "RobustMeta": "skmeta._robust",
+    "SelectionModelMeta": "skmeta._selection",
     "lr_test": "skmeta._tools",
     "permutation_test": "skmeta._tools",
     "profile_likelihood": "skmeta._tools",

@@ -47,3 +47,13 @@ __all__ = [
     "load_school_calendar",
     "load_writing_to_learn",
 ]
+
+# Datasets of the selection-model examples (Cohen 1981; Hackshaw 1998;
+# Baskerville, Liddy & Hogg 2012).
+from skmeta.datasets._base import (
+    load_baskerville2012,
+    load_cohen1981,
+    load_hackshaw1998,
+)
+
+__all__ += ["load_baskerville2012", "load_cohen1981", "load_hackshaw1998"]
