@@ -28,6 +28,7 @@ GROUPS = {
     "location_scale": ("ls", "LocationScaleMeta"),
     "multilevel": ("ml", "MultilevelMeta"),
     "robust": ("RobustMeta",),
+    "selection": ("sel", "SelectionModelMeta"),
 }
 PEER_ORDER = ("metafor", "pimeta", "PyMARE", "statsmodels")
 

@@ -113,7 +113,9 @@ class SelectionModelMeta(_BaseMeta):
         log-likelihood over :math:`\beta`, :math:`\tau^2` and the estimated
         :math:`\delta`, on that natural scale, as metafor).
     tau2_, tau2_se_ : float
-        Estimated :math:`\tau^2` and its standard error.
+        Estimated :math:`\tau^2` and its standard error; ``nan`` when
+        :math:`\hat\tau^2 = 0` (on its bound the other standard errors are
+        those of the model with :math:`\tau^2 = 0`, as in metafor 4).
     delta_ : ndarray of shape (n_delta,)
         Selection parameters (fixed ones included).
     delta_se_ : ndarray of shape (n_delta,)
@@ -428,11 +430,16 @@ class SelectionModelMeta(_BaseMeta):
                 UserWarning,
                 stacklevel=2,
             )
-        cov = self._inverse_information(result.hess, p, free)
+        # tau^2 on its bound (0): the standard errors are those of the model
+        # with tau^2 = 0, as metafor >= 4.0 does; metafor 3.8-1 differentiates
+        # across the bound numerically, with the same result for beta and delta
+        # but an arbitrary one for tau^2
+        tau2_inside = result.tau2 > tau2_lower
+        estimated = np.concatenate([np.ones(p, bool), [tau2_inside], free])
+        cov = self._inverse_information(result.hess, estimated)
         self._set_fixed_effects(result.beta, cov[:p, :p])
         self.tau2_se_ = float(np.sqrt(cov[p, p]))
-        self.delta_se_ = np.full(n_delta, np.nan)
-        self.delta_se_[free] = np.sqrt(np.diag(cov)[p + 1 :])
+        self.delta_se_ = np.sqrt(np.diag(cov)[p + 1 :])
         self._cov_all = cov
         self.dof_ = k - p
         self.lr_dof_ = n_free
@@ -453,13 +460,15 @@ class SelectionModelMeta(_BaseMeta):
         return self
 
     @staticmethod
-    def _inverse_information(hess, p, free):
-        """Inverse of minus the Hessian over (beta, tau2, free delta).
+    def _inverse_information(hess, estimated):
+        """Inverse of minus the Hessian over the ``estimated`` parameters.
 
-        ``nan`` (with a warning) when it is not positive definite: a flat
-        likelihood or a maximum on a bound with a singular curvature.
+        Returns a matrix over all of (beta, tau2, delta), ``nan`` outside the
+        estimated block, and ``nan`` altogether (with a warning) when the block
+        is not positive definite: a likelihood that is flat in some direction.
         """
-        index = np.concatenate([np.arange(p + 1), p + 1 + np.flatnonzero(free)])
+        index = np.flatnonzero(estimated)
+        cov = np.full(hess.shape, np.nan)
         info = -hess[np.ix_(index, index)]
         try:
             chol = np.linalg.cholesky(info)
@@ -474,9 +483,10 @@ class SelectionModelMeta(_BaseMeta):
                 UserWarning,
                 stacklevel=3,
             )
-            return np.full(info.shape, np.nan)
+            return cov
         inv_chol = np.linalg.inv(chol)
-        return inv_chol.T @ inv_chol
+        cov[np.ix_(index, index)] = inv_chol.T @ inv_chol
+        return cov
 
     # -------------------------------------------------------------- predictions
     def predict_interval(self, X=None, *, confidence_level=0.95):

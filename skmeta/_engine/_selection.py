@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import special
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotrs as _potrs
 
 from skmeta._engine._univariate import LOG_2PI
 
@@ -560,11 +562,9 @@ def _ascent_direction(grad, hess):
     criterion.
     """
     info = -hess
-    try:
-        chol = np.linalg.cholesky(info)
-        return np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
-    except np.linalg.LinAlgError:
-        pass
+    chol, failed = _potrf(info, lower=1)
+    if not failed:
+        return _potrs(chol, grad, lower=1)[0]
     scale = np.sqrt(np.abs(np.diag(info)))
     scale[~(scale > 0)] = 1.0
     vals, vecs = np.linalg.eigh(info / np.outer(scale, scale))
@@ -650,14 +650,16 @@ def maximize_selection(
     for n_iter in range(1, max_iter + 1):  # noqa: B007
         x = full[index]
         g = current.grad[index]
-        H = current.hess[np.ix_(index, index)]
+        H = current.hess[index][:, index]
         span = np.maximum(1.0, np.abs(x))
         at_lower = (x <= lo + 1e-12 * span) & (g <= 0)
         at_upper = (x >= hi - 1e-12 * span) & (g >= 0)
         free = ~(at_lower | at_upper)
         step = np.zeros_like(x)
-        if free.any():
-            step[free] = _ascent_direction(g[free], H[np.ix_(free, free)])
+        if free.all():
+            step = _ascent_direction(g, H)
+        elif free.any():
+            step[free] = _ascent_direction(g[free], H[free][:, free])
         decrement = float(g[free] @ step[free])
         if decrement <= tol:
             converged = True
