@@ -20,7 +20,7 @@ from skmeta._engine._inference import (
     wald_test,
 )
 from skmeta._summary import COLUMNS, MetaSummary, coefficient_frame
-from skmeta.utils._validation import check_sample_var
+from skmeta.utils._validation import check_confidence_level, check_sample_var
 
 #: Default bounds of the selection parameters (metafor's ``delta.min`` and
 #: ``delta.max``): weights of a step function in [0, 100], beta exponents in
@@ -30,10 +30,6 @@ _DEFAULT_BOUNDS = {"step": (0.0, 100.0), "beta": (1e-5, 100.0)}
 #: and 100 eps^(1/4) of the upper bound.
 _BOUND_MARGIN = np.finfo(float).eps ** 0.25
 _ALTERNATIVES = ("greater", "less", "two-sided")
-
-
-def _format_step(value):
-    return f"{value:g}"
 
 
 class SelectionModelMeta(_BaseMeta):
@@ -200,7 +196,6 @@ class SelectionModelMeta(_BaseMeta):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from skmeta import SelectionModelMeta
     >>> from skmeta.datasets import load_cohen1981
     >>> from skmeta.effect_sizes import fisher_z
@@ -209,7 +204,7 @@ class SelectionModelMeta(_BaseMeta):
     >>> model = SelectionModelMeta(steps=0.025).fit(
     ...     None, es.yi, sample_var=es.vi
     ... )
-    >>> round(model.intercept_, 4), round(model.delta_[1], 4)
+    >>> round(model.intercept_, 4), round(float(model.delta_[1]), 4)
     (0.3379, 0.5085)
     """
 
@@ -309,10 +304,7 @@ class SelectionModelMeta(_BaseMeta):
 
     def _interval_labels(self, cuts):
         left = np.concatenate([[0.0], cuts[:-1]])
-        return [
-            f"{_format_step(a)} < p <= {_format_step(b)}"
-            for a, b in zip(left, cuts, strict=True)
-        ]
+        return [f"{a:g} < p <= {b:g}" for a, b in zip(left, cuts, strict=True)]
 
     # ------------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -365,12 +357,16 @@ class SelectionModelMeta(_BaseMeta):
                 if f and c == 0
             ]
             if empty:
+                suggestion = ", ".join(
+                    "nan" if f and c else f"{d:g}" if not f else "1"
+                    for d, c, f in zip(delta, counts, free, strict=True)
+                )
                 raise ValueError(
                     "No observed p-value lies in the interval(s) "
                     + ", ".join(repr(lab) for lab in empty)
                     + " of the step function, so their selection weights cannot "
-                    "be estimated. Change steps, or fix those weights with delta "
-                    "(e.g. delta=[1, nan, 1] fixes the third)."
+                    "be estimated (metafor's selmodel stops here too). Change "
+                    f"steps, or fix those weights, e.g. delta=[{suggestion}]."
                 )
         start = np.where(free, np.clip(1.0, lower, upper), delta)
         tau2_lower = uni.variance_floor(v, y)
@@ -413,7 +409,7 @@ class SelectionModelMeta(_BaseMeta):
                 f"The selection model did not converge in {self.max_iter} "
                 "iterations; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         self.tau2_ = result.tau2
         self.delta_ = result.delta
@@ -428,7 +424,7 @@ class SelectionModelMeta(_BaseMeta):
                 "their lower or upper bound: treat the results with caution, or "
                 "widen delta_bounds.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         # tau^2 on its bound (0): the standard errors are those of the model
         # with tau^2 = 0, as metafor >= 4.0 does; metafor 3.8-1 differentiates
@@ -440,7 +436,6 @@ class SelectionModelMeta(_BaseMeta):
         self._set_fixed_effects(result.beta, cov[:p, :p])
         self.tau2_se_ = float(np.sqrt(cov[p, p]))
         self.delta_se_ = np.sqrt(np.diag(cov)[p + 1 :])
-        self._cov_all = cov
         self.dof_ = k - p
         self.lr_dof_ = n_free
         self.lr_statistic_ = max(0.0, 2.0 * (result.loglik - re_loglik))
@@ -481,7 +476,7 @@ class SelectionModelMeta(_BaseMeta):
                 "likelihood is flat in some direction, so the standard errors are "
                 "nan.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return cov
         inv_chol = np.linalg.inv(chol)
@@ -507,6 +502,7 @@ class SelectionModelMeta(_BaseMeta):
             :math:`\\pm z\\sqrt{SE^2 + \\hat\\tau^2}` for a new study's true
             effect before selection (metafor's ``predict``).
         """
+        confidence_level = check_confidence_level(confidence_level)
         X = self._validate_new_X(X)
         design = self._design(X)
         mean = design @ self._beta
@@ -617,13 +613,14 @@ class SelectionModelMeta(_BaseMeta):
             :math:`\\delta = 1`, intervals truncated at 0).
         """
         check_is_fitted(self)
+        confidence_level = check_confidence_level(confidence_level)
         table = coefficient_table(
             self._beta, self.cov_params_, float("inf"), confidence_level
         )
         crit = critical_value(confidence_level, float("inf"))
         k = self.dof_ + self._beta.shape[0]
         if self.selection == "step":
-            cuts = ", ".join(_format_step(s) for s in self._steps_fitted[:-1])
+            cuts = ", ".join(f"{s:g}" for s in self._steps_fitted[:-1])
             kind = f"step function (steps: {cuts})"
         else:
             kind = "beta selection function"
@@ -638,7 +635,7 @@ class SelectionModelMeta(_BaseMeta):
                     self.tau2_se_,
                     np.nan,
                     np.nan,
-                    max(0.0, self.tau2_ - crit * self.tau2_se_),
+                    np.maximum(0.0, self.tau2_ - crit * self.tau2_se_),
                     self.tau2_ + crit * self.tau2_se_,
                 ]
             ],

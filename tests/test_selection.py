@@ -433,7 +433,7 @@ def test_step_loglik_by_hand(alternative):
     assert ours == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("alternative", ["greater", "two-sided"])
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
 @pytest.mark.parametrize("delta", [(0.7, 1.4), (0.05, 3.0), (20.0, 0.2)])
 def test_beta_loglik_by_hand(alternative, delta):
     a, b = delta
@@ -442,13 +442,17 @@ def test_beta_loglik_by_hand(alternative, delta):
 
     def pvalue(u, vi):
         z = u / np.sqrt(vi)
-        p = stats.norm.sf(z) if alternative == "greater" else 2 * stats.norm.sf(abs(z))
+        p = {
+            "greater": stats.norm.sf(z),
+            "less": stats.norm.cdf(z),
+            "two-sided": 2 * stats.norm.sf(abs(z)),
+        }[alternative]
         return min(max(p, floor), 1 - floor)
 
     def weight_of_p(p):
         return p ** (a - 1) * (1 - p) ** (b - 1)
 
-    if alternative == "greater":
+    if alternative != "two-sided":
         breaks = np.array([-1.0, 1.0]) * -special.ndtri(floor)
     else:
         edge = np.array([-special.ndtri(floor / 2), -special.ndtri((1 - floor) / 2)])
@@ -567,6 +571,17 @@ def test_beta_quadrature_over_the_parameter_range(alternative, a, b, z_mu, ratio
     assert log_a == pytest.approx(
         _reference_log_a(a, b, mu, sd, sqrt_v, alternative), abs=1e-9
     )
+
+
+def test_pvalues_with_zero_sampling_variance_are_the_limit():
+    # v -> 0: z -> +-inf (0 for y = 0), so one-sided p-values are 0 or 1
+    y = np.array([0.5, -0.5, 0.0])
+    v = np.zeros(3)
+    np.testing.assert_array_equal(sel.pvalues(y, v, "greater"), [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(sel.pvalues(y, v, "less"), [1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(sel.pvalues(y, v, "two-sided"), [0.0, 0.0, 1.0])
+    small = sel.pvalues(y, np.full(3, 1e-300), "greater")
+    np.testing.assert_array_equal(small, [0.0, 1.0, 0.5])
 
 
 # --------------------------------------------------------------------- properties

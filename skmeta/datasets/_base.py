@@ -758,8 +758,8 @@ def load_cohen1981() -> pd.DataFrame:
     >>> data = load_cohen1981()
     >>> data.shape
     (20, 5)
-    >>> data.loc[0, ["ni", "ri"]].tolist()
-    [10, 0.68]
+    >>> int(data.loc[0, "ni"]), float(data.loc[0, "ri"])
+    (10, 0.68)
     """
     return _read(
         "cohen1981.csv",
@@ -812,8 +812,8 @@ def load_hackshaw1998() -> pd.DataFrame:
     >>> data = load_hackshaw1998()
     >>> data.shape
     (37, 11)
-    >>> data.loc[0, ["author", "or"]].tolist()
-    ['Garfinkel', 1.18]
+    >>> str(data.loc[0, "author"]), float(data.loc[0, "or"])
+    ('Garfinkel', 1.18)
     """
     return _read(
         "hackshaw1998.csv",
@@ -913,6 +913,3 @@ def load_baskerville2012() -> pd.DataFrame:
             "se": _F,
         },
     )
-
-
-__all__ += ["load_baskerville2012", "load_cohen1981", "load_hackshaw1998"]
