@@ -42,10 +42,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, special, stats
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, cross_validate
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmeta import RandomEffectsMeta, SelectionModelMeta
@@ -631,6 +633,19 @@ def test_score_on_training_data_is_loglik():
         assert est.score(X, y, sample_var=v) == pytest.approx(est.loglik_, rel=1e-12)
         weighted = est.score(X, y, np.full(y.shape, 2.0), sample_var=v)
         assert weighted == pytest.approx(2 * est.loglik_, rel=1e-12)
+
+
+@sklearn.config_context(enable_metadata_routing=True)
+def test_cross_validate_routes_sample_var_to_fit_and_heldout_score():
+    # sample_var is requested by default for fit and score: each held-out fold
+    # is scored with its own sampling variances
+    X, y, v = design_data("bangertdrowns2004_imag")
+    cv = KFold(4, shuffle=True, random_state=0)
+    result = cross_validate(SelectionModelMeta(), X, y, params={"sample_var": v}, cv=cv)
+    for fold, (train, test) in enumerate(cv.split(X, y)):
+        model = SelectionModelMeta().fit(X.iloc[train], y[train], sample_var=v[train])
+        expected = model.score(X.iloc[test], y[test], sample_var=v[test])
+        assert result["test_score"][fold] == pytest.approx(expected, rel=1e-10)
 
 
 def test_score_warns_without_sample_var():
