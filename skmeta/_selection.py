@@ -666,6 +666,11 @@ class SelectionModelMeta(_BaseMeta):
             "Tests and intervals use the standard normal distribution; standard "
             "errors from the observed information of beta, tau^2 and delta."
         ]
+        if np.isnan(self.tau2_se_):
+            notes.append(
+                "tau^2 is estimated on its bound 0: the standard errors are those "
+                "of the model with tau^2 = 0."
+            )
         if not self.converged_:
             notes.append("The maximisation did not converge.")
         return MetaSummary(
