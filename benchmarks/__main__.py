@@ -30,6 +30,7 @@ GROUPS = {
     "robust": ("RobustMeta",),
     "bias": ("multimodel", "regtest", "trimfill"),
     "many": ("mo", "multi_output"),
+    "selection": ("sel", "SelectionModelMeta"),
 }
 PEER_ORDER = ("metafor", "pimeta", "PyMARE", "statsmodels")
 

@@ -7,6 +7,8 @@ The estimators share one numerical engine (``skmeta._engine``):
 - :class:`MultilevelMeta`: nested multilevel meta-regression with random slopes
   and dependent effect sizes.
 - :class:`RobustMeta`: inference robust to the randomness of the tau^2 estimate.
+- :class:`SelectionModelMeta`: random-effects models under publication
+  selection (step-function and beta selection models).
 
 Functions for binary outcomes (:func:`mantel_haenszel`, :func:`peto`), inference
 tools (:func:`lr_test`, :func:`permutation_test`, :func:`profile_likelihood`,
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "bias",
     "datasets",
+    "distributed",
     "effect_sizes",
     "exceptions",
     "model_selection",
@@ -45,7 +48,6 @@ _LAZY = {
     "peto": "skmeta._binary",
     "MantelHaenszelResult": "skmeta._binary",
     "PetoResult": "skmeta._binary",
-    "distributed": "skmeta.distributed",
 }
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

@@ -55,6 +55,7 @@ ESTIMATORS: dict[str, RegisteredEstimator] = {
         cli_required=("--groups",),
     ),
     "robust": RegisteredEstimator("skmeta._robust:RobustMeta"),
+    "selection": RegisteredEstimator("skmeta._selection:SelectionModelMeta"),
 }
 
 

@@ -8,7 +8,13 @@ import sklearn
 from _checks import assert_summary_printout
 
 import skmeta
-from skmeta import LocationScaleMeta, MultilevelMeta, RandomEffectsMeta, RobustMeta
+from skmeta import (
+    LocationScaleMeta,
+    MultilevelMeta,
+    RandomEffectsMeta,
+    RobustMeta,
+    SelectionModelMeta,
+)
 from skmeta.datasets import load_school_calendar
 
 COMMON = [
@@ -41,6 +47,10 @@ SPECIFIC = {
         "random_effects_",
     ],
     RobustMeta: ["tau2_", "tau2_m_"],
+    SelectionModelMeta: [
+        "tau2_", "tau2_se_", "delta_", "delta_se_", "lr_statistic_", "lr_pvalue_",
+        "qm_", "qm_pvalue_",
+    ],
 }  # fmt: skip
 # SPEC 2.7: default metadata requests (True: requested; None: the user decides).
 FIT_REQUESTS = {
@@ -48,6 +58,7 @@ FIT_REQUESTS = {
     LocationScaleMeta: {"sample_var": True, "Z": True},
     MultilevelMeta: {"sample_var": True, "groups": True, "Z": True},
     RobustMeta: {"sample_var": True},
+    SelectionModelMeta: {"sample_var": True},
 }
 
 
@@ -129,6 +140,7 @@ def test_public_names():
         "LocationScaleMeta",
         "MultilevelMeta",
         "RobustMeta",
+        "SelectionModelMeta",
         "lr_test",
         "permutation_test",
         "profile_likelihood",

@@ -41,6 +41,9 @@ SHAPES = {
     "colditz1994": (13, 9),
     "hine1989": (6, 6),
     "nielweise2007": (18, 7),
+    "cohen1981": (20, 5),
+    "hackshaw1998": (37, 11),
+    "baskerville2012": (23, 18),
 }
 
 REQUIRED_COLUMNS = {
@@ -52,6 +55,12 @@ REQUIRED_COLUMNS = {
     ),
     "school_calendar": "district school study year yi vi",
     "jia": "study log_or se_printed ci_lower ci_upper vi",
+    "cohen1981": "study sample control ni ri",
+    "hackshaw1998": "study author year country design cases or or_lb or_ub yi vi",
+    "baskerville2012": (
+        "author year score design alloconc blind itt fumonths retention country "
+        "outcomes duration pperf meetings hours tailor smd se"
+    ),
 }
 
 # "- ``name`` (dtype): ..." or "- ``a``, ``b`` (dtype): ..." in a Returns section

@@ -18,14 +18,22 @@ name to its loader, and :func:`load_dataset` loads by name.
 - :func:`load_hine1989`: lidocaine, Hine et al. (1989); 6 x 6.
 - :func:`load_nielweise2007`: anti-infective catheters, Niel-Weise et al.
   (2007); 18 x 7.
+- :func:`load_cohen1981`: validity of instructor ratings, Cohen (1981); 20 x 5.
+- :func:`load_hackshaw1998`: environmental tobacco smoke and lung cancer,
+  Hackshaw (1998); 37 x 11.
+- :func:`load_baskerville2012`: practice facilitation, Baskerville, Liddy & Hogg
+  (2012); 23 x 18.
 """
 
 from skmeta.datasets._base import (
     DATASETS,
+    load_baskerville2012,
     load_bcg,
+    load_cohen1981,
     load_colditz1994,
     load_collins1985b,
     load_dataset,
+    load_hackshaw1998,
     load_hine1989,
     load_jia,
     load_laopaiboon2015,
@@ -38,10 +46,13 @@ from skmeta.datasets._base import (
 
 __all__ = [
     "DATASETS",
+    "load_baskerville2012",
     "load_bcg",
+    "load_cohen1981",
     "load_colditz1994",
     "load_collins1985b",
     "load_dataset",
+    "load_hackshaw1998",
     "load_hine1989",
     "load_jia",
     "load_laopaiboon2015",

@@ -26,10 +26,13 @@ import pandas as pd
 
 __all__ = [
     "DATASETS",
+    "load_baskerville2012",
     "load_bcg",
+    "load_cohen1981",
     "load_colditz1994",
     "load_collins1985b",
     "load_dataset",
+    "load_hackshaw1998",
     "load_hine1989",
     "load_jia",
     "load_laopaiboon2015",
@@ -718,6 +721,203 @@ def load_nielweise2007() -> pd.DataFrame:
 
 
 #: Registry of the bundled datasets: name -> loader (read-only mapping).
+def load_cohen1981() -> pd.DataFrame:
+    """Load the instructor-rating validity studies (Cohen, 1981).
+
+    Twenty multisection validity studies of the correlation between the mean
+    instructor rating of a course section and the section's mean achievement
+    on a common final examination (studies with at least 10 sections, Table
+    A.3 of Cooper & Hedges, 1994). The unit of analysis is the section, so
+    ``ni`` counts sections. Compute Fisher's z with
+    ``skmeta.effect_sizes.fisher_z(ri, ni)``; metafor's documentation uses it
+    as an example of selection models (``selmodel``).
+
+    Transcribed from Cooper & Hedges (1994, Appendix A); cross-checked against
+    R package metadat 1.2.0 (``dat.cohen1981``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (20, 5)
+        Columns:
+
+        - ``study`` (str): study author(s) and year.
+        - ``sample`` (str): course type.
+        - ``control`` (str): how prior ability was controlled for.
+        - ``ni`` (int64): sample size of the study (number of sections).
+        - ``ri`` (float64): observed correlation.
+
+    References
+    ----------
+    .. [1] Cohen, P. A. (1981). Student ratings of instruction and student
+       achievement: A meta-analysis of multisection validity studies. Review
+       of Educational Research, 51(3), 281-309. doi:10.3102/00346543051003281
+    .. [2] Cooper, H., & Hedges, L. V. (1994). Appendix A: Data sets. In H.
+       Cooper & L. V. Hedges (Eds.), The handbook of research synthesis
+       (pp. 543-547). New York: Russell Sage Foundation.
+
+    Examples
+    --------
+    >>> from skmeta.datasets import load_cohen1981
+    >>> data = load_cohen1981()
+    >>> data.shape
+    (20, 5)
+    >>> int(data.loc[0, "ni"]), float(data.loc[0, "ri"])
+    (10, 0.68)
+    """
+    return _read(
+        "cohen1981.csv",
+        {"study": _S, "sample": _S, "control": _S, "ni": _I, "ri": _F},
+    )
+
+
+def load_hackshaw1998() -> pd.DataFrame:
+    """Load the environmental tobacco smoke and lung cancer studies (Hackshaw, 1998).
+
+    Thirty-seven studies (4 cohort, 33 case-control) of lung cancer in
+    lifelong non-smoking women exposed to environmental tobacco smoke from a
+    smoking spouse. The log odds ratios ``yi`` and their sampling variances
+    ``vi`` were back-calculated (by metadat) from the reported odds ratios and
+    95% confidence limits, which were rounded: the back-calculation is
+    approximate, but it reproduces the published pooled estimate.
+
+    Transcribed from Hackshaw, Law & Wald (1997) and Hackshaw (1998);
+    cross-checked against R package metadat 1.2.0 (``dat.hackshaw1998``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (37, 11)
+        Columns:
+
+        - ``study`` (int64): study number.
+        - ``author`` (str): first author.
+        - ``year`` (int64): publication year.
+        - ``country`` (str): country where the study was conducted.
+        - ``design`` (str): ``"cohort"`` or ``"case-control"``.
+        - ``cases`` (int64): number of lung cancer cases.
+        - ``or`` (float64): odds ratio.
+        - ``or_lb`` (float64): lower 95% confidence limit of the odds ratio.
+        - ``or_ub`` (float64): upper 95% confidence limit of the odds ratio.
+        - ``yi`` (float64): log odds ratio.
+        - ``vi`` (float64): its sampling variance.
+
+    References
+    ----------
+    .. [1] Hackshaw, A. K., Law, M. R., & Wald, N. J. (1997). The accumulated
+       evidence on lung cancer and environmental tobacco smoke. British
+       Medical Journal, 315(7114), 980-988. doi:10.1136/bmj.315.7114.980
+    .. [2] Hackshaw, A. K. (1998). Lung cancer and passive smoking. Statistical
+       Methods in Medical Research, 7(2), 119-136.
+       doi:10.1177/096228029800700203
+
+    Examples
+    --------
+    >>> from skmeta.datasets import load_hackshaw1998
+    >>> data = load_hackshaw1998()
+    >>> data.shape
+    (37, 11)
+    >>> str(data.loc[0, "author"]), float(data.loc[0, "or"])
+    ('Garfinkel', 1.18)
+    """
+    return _read(
+        "hackshaw1998.csv",
+        {
+            "study": _I,
+            "author": _S,
+            "year": _I,
+            "country": _S,
+            "design": _S,
+            "cases": _I,
+            "or": _F,
+            "or_lb": _F,
+            "or_ub": _F,
+            "yi": _F,
+            "vi": _F,
+        },
+    )
+
+
+def load_baskerville2012() -> pd.DataFrame:
+    """Load the practice-facilitation trials (Baskerville, Liddy & Hogg, 2012).
+
+    Twenty-three studies of practice facilitation (outreach) interventions in
+    primary care, each summarised by a standardized mean difference of the
+    change in an evidence-based practice behaviour (``smd``) with its
+    standard error (``se``; the sampling variance is ``se**2``).
+    Citkowicz & Vevea (2017) used the data to illustrate the beta selection
+    model, with blinding (``blind``) as a moderator in metafor's example.
+
+    Transcribed from Baskerville, Liddy & Hogg (2012); cross-checked against R
+    package metadat 1.2.0 (``dat.baskerville2012``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (23, 18)
+        Columns:
+
+        - ``author`` (str): study author(s).
+        - ``year`` (int64): publication year.
+        - ``score`` (int64): quality score (0 to 12).
+        - ``design`` (str): ``"cct"`` (controlled clinical trial), ``"rct"``
+          (randomized) or ``"crct"`` (cluster randomized).
+        - ``alloconc`` (int64): allocation concealed (0 = no, 1 = yes).
+        - ``blind`` (int64): single- or double-blind (0 = no, 1 = yes).
+        - ``itt`` (int64): intention-to-treat analysis (0 = no, 1 = yes).
+        - ``fumonths`` (int64): follow-up in months.
+        - ``retention`` (float64): retention in percent (missing for some).
+        - ``country`` (str): country where the study was conducted.
+        - ``outcomes`` (int64): number of outcomes assessed.
+        - ``duration`` (int64): duration of the intervention.
+        - ``pperf`` (float64): practices per facilitator (missing for some).
+        - ``meetings`` (float64): (average) number of meetings.
+        - ``hours`` (float64): (average) hours per meeting.
+        - ``tailor`` (int64): intervention tailored to the practice (0 = no,
+          1 = yes).
+        - ``smd`` (float64): standardized mean difference.
+        - ``se`` (float64): its standard error.
+
+    References
+    ----------
+    .. [1] Baskerville, N. B., Liddy, C., & Hogg, W. (2012). Systematic review
+       and meta-analysis of practice facilitation within primary care
+       settings. Annals of Family Medicine, 10(1), 63-74. doi:10.1370/afm.1312
+    .. [2] Citkowicz, M., & Vevea, J. L. (2017). A parsimonious weight function
+       for modeling publication bias. Psychological Methods, 22(1), 28-41.
+       doi:10.1037/met0000119
+
+    Examples
+    --------
+    >>> from skmeta.datasets import load_baskerville2012
+    >>> data = load_baskerville2012()
+    >>> data.shape
+    (23, 18)
+    >>> data.loc[0, ["smd", "se"]].tolist()
+    [1.01, 0.52]
+    """
+    return _read(
+        "baskerville2012.csv",
+        {
+            "author": _S,
+            "year": _I,
+            "score": _I,
+            "design": _S,
+            "alloconc": _I,
+            "blind": _I,
+            "itt": _I,
+            "fumonths": _I,
+            "retention": _F,
+            "country": _S,
+            "outcomes": _I,
+            "duration": _I,
+            "pperf": _F,
+            "meetings": _F,
+            "hours": _F,
+            "tailor": _I,
+            "smd": _F,
+            "se": _F,
+        },
+    )
+
+
 DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
     {
         "bcg": load_bcg,
@@ -731,6 +931,9 @@ DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
         "colditz1994": load_colditz1994,
         "hine1989": load_hine1989,
         "nielweise2007": load_nielweise2007,
+        "cohen1981": load_cohen1981,
+        "hackshaw1998": load_hackshaw1998,
+        "baskerville2012": load_baskerville2012,
     }
 )
 
