@@ -36,7 +36,7 @@ SPECIFIC = {
         "study_tau2_",
     ],
     MultilevelMeta: [
-        "sigma2_", "re_covariances_", "n_groups_", "q_m_", "q_m_pvalue_", "i2_",
+        "sigma2_", "re_covariances_", "n_groups_", "q_", "q_pvalue_", "i2_",
         "random_effects_",
     ],
     RobustMeta: ["tau2_", "tau2_m_"],
@@ -45,7 +45,8 @@ SPECIFIC = {
 FIT_REQUESTS = {
     RandomEffectsMeta: {"sample_var": True, "groups": None},
     LocationScaleMeta: {"sample_var": True, "Z": True},
-    MultilevelMeta: {"sample_var": True, "groups": True, "Z": True},
+    # sample_cov (k x k) is fit-only: not requested, the user decides
+    MultilevelMeta: {"sample_var": True, "groups": True, "Z": True, "sample_cov": None},
     RobustMeta: {"sample_var": True},
 }
 
