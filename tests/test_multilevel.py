@@ -553,3 +553,62 @@ def test_property_recursion_equals_dense_and_order_invariant(
         ml.prepare_intercepts(y[perm], v[perm], X[perm], codes_p), s2, reml
     )
     assert c.loglik == pytest.approx(a.loglik, rel=1e-10, abs=1e-9)
+
+
+# ------------------------------------------------------------ vocabulary
+def test_shared_vocabulary_names_and_types():
+    y, v, x, G = _nested(16, L=2, slopes=True)
+    m = MultilevelMeta(random_slopes={0: [0]}).fit(
+        x[:, None], y, sample_var=v, groups=G, Z=x[:, None]
+    )
+    for name in ("q_", "q_pvalue_", "qm_", "qm_pvalue_", "loglik_"):
+        assert isinstance(getattr(m, name), float), name
+    assert list(m.i2_.index) == ["level0", "level1", "total", "cochran"]
+    assert list(m.h2_.index) == list(m.i2_.index)
+    assert m.h2_["total"] == pytest.approx(1.0 / (1.0 - m.i2_["total"] / 100.0))
+    assert isinstance(m.n_groups_, pd.Series)
+    assert list(m.n_groups_.index) == ["level0", "level1"]
+    assert m.robust_dof_ is None
+    inner = m.random_effects_["level1"]
+    assert list(inner.columns) == ["estimate", "se"]
+    outer = m.random_effects_["level0"]
+    assert list(outer.columns.get_level_values(0).unique()) == ["estimate", "se"]
+    ci = m.sigma2_confint("level1")
+    assert list(ci.columns) == ["estimate", "ci_lower", "ci_upper"]
+    res = m.lr_test_level(1)
+    for field in ("statistic", "df", "p_value", "p_value_boundary"):
+        assert hasattr(res, field)
+    no_mods = MultilevelMeta().fit(None, y, sample_var=v, groups=G)
+    assert np.isnan(no_mods.qm_) and np.isnan(no_mods.qm_pvalue_)
+
+
+@pytest.mark.parametrize("kind", ["cr0", "cr1", "cr2"])
+def test_cluster_robust_one_level_equals_random_effects(kind):
+    """With one effect size per group the multilevel model is the random-effects
+    model, and its cluster-robust covariance (the multilevel whitening path)
+    equals RandomEffectsMeta's (diagonal weights) with the same clusters."""
+    rng = np.random.default_rng(1)
+    k = 30
+    X = rng.normal(size=(k, 2))
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.2 + X @ [0.3, -0.1] + rng.normal(0, np.sqrt(v + 0.1))
+    a = MultilevelMeta(cluster_robust=kind).fit(X, y, sample_var=v)
+    b = RandomEffectsMeta(cluster_robust=kind, tol=1e-14, max_iter=1000).fit(
+        X, y, sample_var=v, groups=np.arange(k)
+    )
+    # agreement limited by the two tau^2 optimizers (~1e-9 relative)
+    np.testing.assert_allclose(a.cov_params_, b.cov_params_, rtol=1e-6)
+    np.testing.assert_allclose(a.robust_dof_, b.robust_dof_, rtol=1e-6)
+    assert a.qm_ == pytest.approx(b.qm_, rel=1e-6)
+    assert a.qm_pvalue_ == pytest.approx(b.qm_pvalue_, rel=1e-5)
+    pa, pb = a.predict_interval(X[:4]), b.predict_interval(X[:4])
+    np.testing.assert_allclose(pa.to_numpy(), pb.to_numpy(), rtol=1e-6, atol=1e-9)
+    text = str(a.summary())
+    assert kind.upper() in text and f"{k} clusters" in text
+
+
+def test_cluster_robust_needs_more_clusters_than_coefficients():
+    y, v, x, G = _nested(17, n_outer=3, L=2)
+    X = np.column_stack([x, x**2, np.sin(x)])
+    with pytest.raises(ValueError, match="more clusters"):
+        MultilevelMeta(cluster_robust="cr2").fit(X, y, sample_var=v, groups=G)

@@ -221,25 +221,32 @@ def matrix_covariance(matrix, clusters, *, name="sample_cov"):
             "independent (add a level that contains both, or set those entries "
             "to 0)."
         )
-    scale = max(float(np.max(np.abs(diag), initial=0.0)), 1e-300)
+    values = _symmetrized(
+        rows, cols, values, k, np.max(np.abs(diag), initial=0.0), name
+    )
+    if np.any(diag < 0):
+        raise ValueError(f"{name} has negative variances on its diagonal.")
+    return BlockCovariance(diag, rows, cols, values)
+
+
+def _symmetrized(rows, cols, values, k, scale, name):
+    """The off-diagonal values averaged with their mirror images; a ValueError
+    when the mirror is missing or differs by more than SYMMETRY_RTOL * scale."""
+    if values.size == 0:
+        return values
     key = rows * k + cols
     order = np.argsort(key)
-    key, rows, cols, values = key[order], rows[order], cols[order], values[order]
-    mirror = np.searchsorted(key, cols * k + rows)
-    mirror = np.minimum(mirror, max(key.size - 1, 0))
-    found = key.size > 0 and np.all(key[mirror] == cols * k + rows)
-    if key.size and (
-        not found or np.max(np.abs(values - values[mirror])) > SYMMETRY_RTOL * scale
-    ):
+    mirror_key = cols * k + rows
+    pos = np.minimum(np.searchsorted(key[order], mirror_key), key.size - 1)
+    mirror = order[pos]
+    if not np.all(key[mirror] == mirror_key) or np.max(
+        np.abs(values - values[mirror])
+    ) > SYMMETRY_RTOL * max(float(scale), 1e-300):
         raise ValueError(
             f"{name} must be symmetric: V[i, j] and V[j, i] differ by more than "
             f"{SYMMETRY_RTOL:g} relative to its largest variance."
         )
-    if key.size:
-        values = 0.5 * (values + values[mirror])
-    if np.any(diag < 0):
-        raise ValueError(f"{name} has negative variances on its diagonal.")
-    return BlockCovariance(diag, rows, cols, values)
+    return 0.5 * (values + values[mirror])
 
 
 def cluster_blocks(cov, clusters):

@@ -167,26 +167,44 @@ def make_cov_spec(structure, q):
         entry = custom[0, 0] if q == 1 else None
         if q == 1 and (_is_free(entry) or isinstance(entry, str)):
             return _variance_spec(label)
-    n = 0
+    sd_index, sd_fixed, labels = _sd_parameters(custom, q)
+    n_sd = len(labels)
+    corr_index, corr_fixed = _correlation_parameters(custom, q, labels)
+    return CovSpec(
+        "sdcorr",
+        q,
+        len(labels),
+        sd_index,
+        sd_fixed,
+        corr_index,
+        corr_fixed,
+        n_sd,
+        label,
+    )
+
+
+def _sd_parameters(custom, q):
+    """Parameter index (-1 = fixed) and fixed value of every SD of a custom
+    matrix, and the labels dict (label or position -> parameter index)."""
     sd_index = np.full(q, -1)
     sd_fixed = np.zeros(q)
     labels = {}
     for a in range(q):
         val = custom[a, a]
-        if isinstance(val, str):
-            if ("d", val) not in labels:
-                labels[("d", val)] = n
-                n += 1
-            sd_index[a] = labels[("d", val)]
-        elif _is_free(val):
-            sd_index[a] = n
-            n += 1
-        else:
-            val = float(val)
-            if not np.isfinite(val) or val < 0:
-                raise ValueError(f"covariance: a fixed SD must be >= 0; got {val}")
-            sd_fixed[a] = val
-    n_sd = n
+        if isinstance(val, str) or _is_free(val):
+            key = ("d", val) if isinstance(val, str) else ("free", a)
+            sd_index[a] = labels.setdefault(key, len(labels))
+            continue
+        val = float(val)
+        if not np.isfinite(val) or val < 0:
+            raise ValueError(f"covariance: a fixed SD must be >= 0; got {val}")
+        sd_fixed[a] = val
+    return sd_index, sd_fixed, labels
+
+
+def _correlation_parameters(custom, q, labels):
+    """Parameter index (-1 = fixed) and fixed value of every correlation;
+    adds the correlation parameters to ``labels``."""
     corr_index = np.full((q, q), -1)
     corr_fixed = np.eye(q)
     for a in range(q):
@@ -197,24 +215,19 @@ def make_cov_spec(structure, q):
                     "covariance: a custom matrix must be symmetric "
                     f"(entries [{a}, {b}] and [{b}, {a}] differ)"
                 )
-            if isinstance(val, str):
-                if ("c", val) not in labels:
-                    labels[("c", val)] = n
-                    n += 1
-                corr_index[a, b] = corr_index[b, a] = labels[("c", val)]
-            elif _is_free(val):
-                corr_index[a, b] = corr_index[b, a] = n
-                n += 1
-            else:
-                val = float(val)
-                if not -1.0 <= val <= 1.0:
-                    raise ValueError(
-                        f"covariance: a fixed correlation must be in [-1, 1]; got {val}"
-                    )
-                corr_fixed[a, b] = corr_fixed[b, a] = val
-    return CovSpec(
-        "sdcorr", q, n, sd_index, sd_fixed, corr_index, corr_fixed, n_sd, label
-    )
+            if isinstance(val, str) or _is_free(val):
+                key = ("c", val) if isinstance(val, str) else ("free", a, b)
+                corr_index[a, b] = corr_index[b, a] = labels.setdefault(
+                    key, len(labels)
+                )
+                continue
+            val = float(val)
+            if not -1.0 <= val <= 1.0:
+                raise ValueError(
+                    f"covariance: a fixed correlation must be in [-1, 1]; got {val}"
+                )
+            corr_fixed[a, b] = corr_fixed[b, a] = val
+    return corr_index, corr_fixed
 
 
 def _variance_spec(label):

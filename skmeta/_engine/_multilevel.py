@@ -660,7 +660,6 @@ def intercept_loglik(design, sigma2, reml, *, gradient=True, blups=False):
     """
     sigma2 = np.asarray(sigma2, dtype=float)
     gradient = gradient or blups
-    L = sigma2.size
     p, n = design.n_coef, design.n_obs
     up = _bottom_up(design, sigma2)
     if up is None:
@@ -678,60 +677,66 @@ def intercept_loglik(design, sigma2, reml, *, gradient=True, blups=False):
     )
     if not gradient:
         return LogLik(ll, None, beta, hinv)
+    grad, out_blups = _top_down(design, sigma2, beta, hinv, rows0, d, reml, blups)
+    return LogLik(ll, [np.array([[g]]) for g in grad], beta, hinv, out_blups)
+
+
+def _group_terms(design, lev, rows0, d, m_par, par, Pp, beta):
+    """For every group g of level ``lev``: (alpha_g, b_g, s0_g, bvec_g, w_g) with
+    alpha_g = 1_g'V^-1 1_g, b_g = 1_g'V^-1 X (bx) and 1_g'V^-1 r (br); at
+    single-observation leaves w_g = z_i/d_i (see :func:`intercept_loglik`)."""
+    p = design.n_coef
+    L = len(rows0)
+    if design.singleton_leaf and lev == L - 1:
+        # the observations themselves, in the contiguous (m, k) layout
+        s0 = 1.0 / d
+        wz = design.AT[0] / d  # z_i / d_i (= s0 without rotation)
+        bT = design.AT[1:] / d
+        if lev > 0:
+            bT -= m_par.T[:, par] * wz
+        return s0 - wz**2 * Pp, bT[:p].T, bT[-1] - beta @ bT[:p], s0, None, wz
+    r0 = rows0[lev]
+    mp = m_par[par] if lev > 0 else 0.0
+    s0 = r0[:, 0]
+    bvec = r0[:, 1:] - s0[:, None] * mp  # 1_g' V^-1 [X, y]
+    bx = bvec[:, :p]
+    return s0 - s0**2 * Pp, bx, bvec[:, -1] - bx @ beta, s0, bvec, None
+
+
+def _top_down(design, sigma2, beta, hinv, rows0, d, reml, blups):
+    """Top-down pass: the gradient in the level variances and the BLUPs."""
+    L = sigma2.size
+    p = design.n_coef
     grad = np.zeros(L)
     out_blups = []
-    m_par = P_par = None  # posterior mean operator / variance of the parent
+    m_par = P_par = par = None  # posterior mean operator / variance of the parent
     for lev in range(L):
-        if lev == 0:
-            mp, Pp = 0.0, 0.0
-        else:
-            par = design.parent[lev - 1]
-            Pp = P_par[par]
-        leaf_level = design.singleton_leaf and lev == L - 1
-        if leaf_level:
-            # the observations themselves, in the contiguous (m, k) layout
-            s0 = 1.0 / d
-            wz = design.AT[0] / d  # z_i / d_i (= s0 without rotation)
-            bT = design.AT[1:] / d
-            if lev > 0:
-                bT -= m_par.T[:, par] * wz
-            alpha = s0 - wz**2 * Pp
-            bx = bT[:p].T
-            br = bT[-1] - beta @ bT[:p]
-        else:
-            r0 = rows0[lev]
-            if lev > 0:
-                mp = m_par[par]
-            s0 = r0[:, 0]
-            alpha = s0 - s0**2 * Pp
-            bvec = r0[:, 1:] - s0[:, None] * mp  # 1_g' V^-1 [X, y]
-            bx = bvec[:, :p]
-            br = bvec[:, -1] - bx @ beta
+        Pp = 0.0 if lev == 0 else P_par[design.parent[lev - 1]]
+        par = None if lev == 0 else design.parent[lev - 1]
+        alpha, bx, br, s0, bvec, wz = _group_terms(
+            design, lev, rows0, d, m_par, par, Pp, beta
+        )
         need_quad = p and (reml or blups)
         quad = np.sum((bx @ hinv) * bx, axis=1) if need_quad else 0.0
         term = alpha - br**2
         if reml and p:
             term = term - quad
         grad[lev] = -0.5 * term.sum()
+        s2 = sigma2[lev]
         if blups:
-            s2 = sigma2[lev]
-            if leaf_level and design.rotation:
+            if wz is not None and design.rotation:
                 u, pdiag = _unrotate_leaf(design, br, bx, hinv, d, wz, Pp, alpha)
             else:
                 u, pdiag = br, alpha - quad
             # rows in the order of the group codes (single-observation leaves
             # are sorted by their codes)
-            out_blups.append(
-                Blups(
-                    (s2 * u)[:, None],
-                    np.sqrt(np.maximum(s2 - s2**2 * pdiag, 0))[:, None],
-                )
-            )
+            se = np.sqrt(np.maximum(s2 - s2**2 * pdiag, 0.0))
+            out_blups.append(Blups((s2 * u)[:, None], se[:, None]))
         if lev < L - 1:
-            s2 = sigma2[lev]
+            mp = 0.0 if lev == 0 else m_par[par]
             m_par = mp + s2 * bvec
             P_par = (1.0 - s2 * s0) ** 2 * Pp + s2 - s2**2 * s0
-    return LogLik(ll, [np.array([[g]]) for g in grad], beta, hinv, out_blups or None)
+    return grad, (out_blups or None)
 
 
 def _unrotate_leaf(design, br, bx, hinv, d, wz, Pp, alpha):
