@@ -28,6 +28,7 @@ _LAZY = {
     "exceptions": "skmeta.exceptions",
     "datasets": "skmeta.datasets",
     "effect_sizes": "skmeta.effect_sizes",
+    "impute_covariance": "skmeta._dependence",
 }
 
 __all__ = ["__version__", *_LAZY]

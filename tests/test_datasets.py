@@ -40,6 +40,8 @@ SHAPES = {
     "linde2005": (26, 17),
     "colditz1994": (13, 9),
     "hine1989": (6, 6),
+    "knapp2017": (66, 14),
+    "assink2016": (100, 8),
 }
 
 REQUIRED_COLUMNS = {

@@ -51,12 +51,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg, optimize, special
+from scipy import optimize, special
 
 from skmeta._engine import _sandwich
 from skmeta._engine._dependence import cluster_blocks
 from skmeta._engine._gls import (
     LOG_2PI,
+    cholesky_inverse,
     logdet_crossprod,
     profiled_loglik,
     weighted_fit,
@@ -345,12 +346,10 @@ def _gls_solve(xtvx, xtvy, p):
     if not p:
         return np.zeros(0), 0.0, np.zeros((0, 0))
     try:
-        cf = linalg.cho_factor(xtvx)
-    except linalg.LinAlgError:
+        chol, inv = cholesky_inverse(xtvx)
+    except np.linalg.LinAlgError:
         return None
-    beta = linalg.cho_solve(cf, xtvy)
-    logdet_h = 2.0 * float(np.log(np.diag(cf[0])).sum())
-    return beta, logdet_h, linalg.cho_solve(cf, np.eye(p))
+    return inv @ xtvy, 2.0 * float(np.log(np.diag(chol)).sum()), inv
 
 
 class LogLik(NamedTuple):

@@ -47,3 +47,7 @@ __all__ = [
     "load_school_calendar",
     "load_writing_to_learn",
 ]
+
+from skmeta.datasets._base import load_assink2016, load_knapp2017
+
+__all__ += ["load_assink2016", "load_knapp2017"]
