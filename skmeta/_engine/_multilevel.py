@@ -476,6 +476,7 @@ class InterceptDesign:
     logdet_xtx: float
     order: np.ndarray  # (k,) original row of every sorted row
     rotation: tuple  # per cluster size > 1: (sorted positions (m, n), U (m, n, n))
+    packed: tuple  # (iu, ju): the upper triangle of an (m, m) matrix, packed
 
 
 def _rotate(A, v, codes, order, sampling):
@@ -562,6 +563,7 @@ def prepare_intercepts(y, v, X, codes, sampling=None):
         logdet_crossprod(X),
         order,
         rotation,
+        (iu, ju),
     )
 
 
@@ -592,7 +594,7 @@ def _bottom_up(design, sigma2):
     """Bottom-up pass: (log|V|, X'V^-1X-type totals T, first rows per level, d)."""
     L = sigma2.size
     m = design.A.shape[1]
-    iu, ju = np.triu_indices(m)
+    iu, ju = design.packed
     d = design.v + sigma2[-1] if design.singleton_leaf else design.v
     if np.any(d <= 0):
         return None
@@ -806,6 +808,9 @@ def _objective(theta, design, specs, reml):
     res = evaluate(design, sj[0], reml)
     if not np.isfinite(res.loglik):
         return np.inf, np.zeros_like(theta)
+    if all(spec.kind == "variance" for spec in specs):
+        # d Sigma / d theta = 1: the gradient in the variances themselves
+        return -res.loglik, -np.array([G[0, 0] for G in res.grads])
     g = np.concatenate(
         [
             np.tensordot(G, J, axes=([0, 1], [0, 1]))
@@ -1020,7 +1025,8 @@ def _starts(problem, n_starts, rng):
     ``n_starts`` interior splits (equal, then concentrated on each level in turn,
     then random), then the boundary starts (one level at zero, and all of
     them), with slope correlations cycling through 0, 0.5, -0.5, 0.9, -0.9.
-    Returns ``(starts, n_interior)``.
+    Returns ``(starts, n_interior, corner)``: ``corner`` has every variance at
+    0 (the homogeneous model), which is checked rather than searched from.
     """
     total = _total_heterogeneity(problem)
     L = len(problem.specs)
@@ -1040,7 +1046,6 @@ def _starts(problem, n_starts, rng):
             e = np.full(L, 1.0 / (L - 1))
             e[lev] = 0.0
             shares.append(e)
-    shares.append(np.zeros(L))
     corr_options = (0.0, 0.5, -0.5, 0.9, -0.9)
     starts = [
         _theta_for_shares(problem, sh, total, corr_options[i % len(corr_options)])
@@ -1049,7 +1054,7 @@ def _starts(problem, n_starts, rng):
     if problem.extreme_weights:
         starts.insert(1, _bracketing_start(problem, total))
         n_interior += 1
-    return starts, n_interior
+    return starts, n_interior, _theta_for_shares(problem, np.zeros(L), total, 0.0)
 
 
 def _bracketing_start(problem, total):
@@ -1083,6 +1088,7 @@ class _Run(NamedTuple):
     fun: float
     nit: int
     success: bool
+    hinv: np.ndarray | None = None
 
 
 def _steepest_scale(x, pg):
@@ -1092,7 +1098,7 @@ def _steepest_scale(x, pg):
     return np.eye(x.size) * (size / max(float(np.max(np.abs(pg))), 1e-300))
 
 
-def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=()):
+def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=(), hinv0=None):
     """Minimize f subject to box constraints by projected BFGS.
 
     Parameters at a bound whose gradient points outward are held fixed; the
@@ -1104,26 +1110,34 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=()):
     Stops when the projected gradient is below ``gtol`` (relative to
     1 + |x|) or f changes by at most ``ftol * max(1, |f|)``, or (a basin
     search) when x comes within :data:`_SAME_BASIN` of an optimum in ``known``
-    (pairs ``(x, f)``), which it then returns.
+    (pairs ``(x, f)``), which it then returns. ``hinv0`` is a first inverse
+    Hessian approximation (e.g. from a run on the same problem).
     """
     x = np.clip(np.asarray(x, dtype=float), lower, upper)
     f, g = fg(x)
     if not np.isfinite(f):
         return _Run(x, f, 0, False)
     n = x.size
-    Hinv = None
-    fresh = True
+    Hinv = None if hinv0 is None else hinv0.copy()
+    fresh = hinv0 is None
     active_prev = None
     for it in range(1, max_iter + 1):
         active = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))
         pg = np.where(active, 0.0, g)
         if np.max(np.abs(pg) * (1.0 + np.abs(x)), initial=0.0) <= gtol:
-            return _Run(x, f, it, True)
-        if Hinv is None or np.any(active != active_prev):
+            return _Run(x, f, it, True, Hinv)
+        changed = active_prev is not None and np.any(active != active_prev)
+        if Hinv is None or changed:
             Hinv = _steepest_scale(x, pg)
             fresh = True
         active_prev = active
         d = np.where(active, 0.0, -(Hinv @ pg))
+        if it == 1 and hinv0 is not None:
+            # a borrowed approximation: cap the first step as a steepest one
+            cap = _steepest_scale(x, pg)[0, 0] * float(np.max(np.abs(pg)))
+            if np.max(np.abs(d)) > cap:
+                Hinv = Hinv * (cap / np.max(np.abs(d)))
+                d = np.where(active, 0.0, -(Hinv @ pg))
         if float(g @ d) >= 0:
             Hinv = _steepest_scale(x, pg)
             fresh = True
@@ -1136,7 +1150,7 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=()):
                 break
             alpha *= 0.5
         else:
-            return _Run(x, f, it, False)
+            return _Run(x, f, it, False, Hinv)
         s_, y_ = xn - x, gn - g
         sy = float(s_ @ y_)
         if sy > 1e-12 * float(np.linalg.norm(s_) * np.linalg.norm(y_)):
@@ -1151,21 +1165,28 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=()):
         done = alpha == 1.0 and f - fn <= ftol * max(1.0, abs(f), abs(fn))
         x, f, g = xn, fn, gn
         if done:
-            return _Run(x, f, it, True)
+            return _Run(x, f, it, True, Hinv)
         for x_known, f_known in known:
             span = _SAME_BASIN * (1.0 + np.max(np.abs(x_known)))
             close = f_known <= f <= f_known + _SAME_BASIN**2 * (1.0 + abs(f_known))
             if close and np.max(np.abs(x - x_known)) <= span:
                 return _Run(x_known, f_known, it, True)
-    return _Run(x, f, max_iter, False)
+    return _Run(x, f, max_iter, False, Hinv)
 
 
-def _minimize(problem, theta0, max_iter, options, known=()):
+def _minimize(problem, theta0, max_iter, options, known=(), hinv0=None):
     def fg(t):
         return _objective(t, problem.design, problem.specs, problem.reml)
 
     return _projected_bfgs(
-        fg, theta0, problem.lower, problem.upper, max_iter, **options, known=known
+        fg,
+        theta0,
+        problem.lower,
+        problem.upper,
+        max_iter,
+        **options,
+        known=known,
+        hinv0=hinv0,
     )
 
 
@@ -1346,6 +1367,18 @@ class MultilevelFit(NamedTuple):
     theta: np.ndarray
 
 
+def _is_kkt_point(problem, theta):
+    """Whether f is finite at ``theta`` and no parameter can decrease it to first
+    order (parameters at their lower bound with an outward gradient, the others
+    with a zero gradient to rounding)."""
+    f, g = _objective(theta, problem.design, problem.specs, problem.reml)
+    if not np.isfinite(f):
+        return False
+    at_bound = theta <= problem.lower
+    scale = 1e-8 * (1.0 + abs(f))
+    return bool(np.all(np.where(at_bound, g >= 0, np.abs(g) <= scale)))
+
+
 def _distinct_optima(problem, runs, best, max_iter):
     """Distinct local optima, best first (log-likelihood scale).
 
@@ -1423,10 +1456,13 @@ def fit_multilevel(
     problem = standardize(
         y, v, X, codes, Zlev, structures, sampling=sampling, reml=reml
     )
-    starts, n_interior = _starts(problem, n_starts, np.random.default_rng(random_state))
+    starts, n_interior, corner = _starts(
+        problem, n_starts, np.random.default_rng(random_state)
+    )
     n_par = problem.lower.size
     runs = []
     n_iter = 0
+    first_hinv = None
     for i, th0 in enumerate(starts):
         if n_par == 0:
             f, _ = _objective(th0, problem.design, problem.specs, reml)
@@ -1434,11 +1470,23 @@ def fit_multilevel(
             continue
         known = [(x, f) for f, x, _ in runs]
         res = _minimize(
-            problem, th0, max_iter, _FIRST_RUN if i == 0 else _BASIN_RUN, known
+            problem,
+            th0,
+            max_iter,
+            _FIRST_RUN if i == 0 else _BASIN_RUN,
+            known,
+            hinv0=first_hinv if i < n_interior else None,
         )
+        if i == 0:
+            # the curvature learnt by the first run starts the basin searches
+            first_hinv = res.hinv
         n_iter += int(res.nit)
         if np.isfinite(res.fun):
             runs.append((float(res.fun), res.x, i >= n_interior))
+    if n_par and _is_kkt_point(problem, corner):
+        # every variance at 0 is a local maximum (metafor's ll0check)
+        f0, _ = _objective(corner, problem.design, problem.specs, reml)
+        runs.append((float(f0), corner, True))
     if not runs:
         raise ValueError("could not find a starting point with a finite likelihood")
     runs.sort(key=lambda t: t[0])
