@@ -93,7 +93,7 @@ class MultilevelMeta(_BaseMeta):
     (also with correlated sampling errors in one- and two-level models whose
     inner groups are single effect sizes), batched per-cluster Cholesky
     factorizations otherwise (cost O(sum of cubed cluster sizes)); never a
-    dense k×k matrix. The optimizer (L-BFGS-B with analytic gradients on a
+    dense k×k matrix. The optimizer (projected BFGS with analytic gradients on a
     parametrization that keeps every :math:`\Sigma_l` positive semi-definite)
     runs from ``n_starts`` starting points, keeps the best optimum and certifies
     it with Newton steps (the likelihood of random-slope models can have several
@@ -1051,14 +1051,21 @@ class MultilevelMeta(_BaseMeta):
         re = self.re_parameters("sd")
         re.index = [f"{a}: {b}" for a, b in re.index]
         het = pd.DataFrame({"I2 (%)": self.i2_, "H2": self.h2_})
-        return [("Random-effects parameters", re), ("Heterogeneity", het)]
+        sections = [("Random-effects parameters", re), ("Heterogeneity", het)]
+        if self.robust_dof_ is not None:
+            dof = pd.DataFrame(
+                {"df": self.robust_dof_}, index=pd.Index(self._term_names, name="term")
+            )
+            kind = "Satterthwaite" if self.cluster_robust == "cr2" else "J - p"
+            sections.insert(0, (f"Degrees of freedom of the t tests ({kind})", dof))
+        return sections
 
     def _summary_notes(self, confidence_level):
         if self._robust is not None:
             notes = [
                 f"Cluster-robust covariance ({self.cluster_robust.upper()}, "
                 f"{self._robust.n_clusters} clusters of {self.level_names_[0]}); "
-                "t tests with the listed df."
+                "t tests with the degrees of freedom listed."
             ]
         else:
             notes = super()._summary_notes(confidence_level)

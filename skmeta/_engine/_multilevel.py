@@ -38,7 +38,7 @@ is::
 
 The fit (:func:`fit_multilevel`) works on a standardized problem (y centred by
 a weighted least-squares fit and scaled by a robust scale, moderators centred
-and scaled, slope covariates scaled), runs L-BFGS-B on box-constrained
+and scaled, slope covariates scaled), runs a projected BFGS on box-constrained
 parameters (:mod:`skmeta._engine._ml_structures`) from several starts and
 certifies the best optimum with projected Newton steps on a finite-difference
 Hessian of the analytic gradient (Karush-Kuhn-Tucker conditions: the predicted
@@ -108,7 +108,7 @@ _EXTREME_WEIGHT_RATIO = 1e6
 #: start when the sampling variances are extreme.
 _BRACKET_GRID = np.geomspace(1e-8, 1e2, 41)
 
-#: L-BFGS-B options: the first start runs to a working tolerance, the others
+#: Quasi-Newton options: the first start runs to a working tolerance, the others
 #: only locate their basin; the best optimum is then certified by Newton steps.
 _FIRST_RUN = {"ftol": 1e-9, "gtol": 1e-6}
 _BASIN_RUN = {"ftol": 1e-8, "gtol": 1e-5}
@@ -1297,7 +1297,7 @@ def _certify(problem, theta, tol, max_steps, max_iter):
                 # of a zero sampling variance as tau^2 -> 0), and this point is
                 # a minimum to that precision
                 return theta, f, True, step
-            # from the escaped point, L-BFGS-B follows the (often curved) valley
+            # from the escaped point, BFGS follows the (often curved) valley
             res = _minimize(problem, moved[0], max_iter, _FIRST_RUN)
             theta = res.x if np.isfinite(res.fun) and res.fun < moved[1] else moved[0]
             f, g = fg(theta)
@@ -1418,9 +1418,10 @@ def fit_multilevel(
 
     The problem is standardized (:func:`standardize`) so that the optimizer
     works on O(1) parameters; the estimates are transformed back exactly.
-    L-BFGS-B with the analytic gradient and box constraints (SDs >= 0) runs
-    from the starts of :func:`_starts`; the first start to the working
-    tolerance, the others only to locate their basin. The best optimum is
+    Projected BFGS with the analytic gradient and box constraints (variances
+    and SDs >= 0) runs from the starts of :func:`_starts`; the first start to
+    the working tolerance, the others only to locate their basin (they stop
+    once they reach an optimum already found). The best optimum is
     certified by projected Newton steps (:func:`_certify`). All distinct local
     optima reached are returned (``optima``, best first), so that callers can
     see when the likelihood is multimodal.
@@ -1441,7 +1442,7 @@ def fit_multilevel(
         Correlated sampling errors within the outermost groups.
     reml : bool
     max_iter : int
-        Iterations per L-BFGS-B run (and bound on the Newton steps).
+        Iterations per quasi-Newton run (and bound on the Newton steps).
     tol : float
         Relative tolerance of the certification (predicted log-likelihood gain).
     n_starts : int
