@@ -287,6 +287,21 @@ def test_unstructured_random_slope_of_uncentred_year_converges():
         np.testing.assert_allclose(raw.sigma2_[1], centred.sigma2_[1], rtol=1e-5)
 
 
+def test_independent_random_slope_of_uncentred_year_converges():
+    """An independent random slope of raw year: a long, flat likelihood valley
+    (the intercept SD at year 0 is barely identified) where the fit used to stop
+    early and report converged_=False in some folds."""
+    df, X, G, folds = _cv_folds()
+    y, v = df["yi"].to_numpy(), df["vi"].to_numpy()
+    for tr in folds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            m = MultilevelMeta(random_slopes={0: [0]}).fit(
+                X[tr], y[tr], sample_var=v[tr], groups=G[tr], Z=X[tr]
+            )
+        assert m.converged_
+
+
 # --------------------------------------------------------- routing alias
 @pytest.fixture
 def routing():

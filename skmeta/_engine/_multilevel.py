@@ -113,20 +113,20 @@ _BRACKET_GRID = np.geomspace(1e-8, 1e2, 41)
 _FIRST_RUN = {"ftol": 1e-9, "gtol": 1e-6}
 _BASIN_RUN = {"ftol": 1e-8, "gtol": 1e-5}
 
-#: A basin search that comes within this distance (relative to 1 + |x|, in the
-#: standardized parameters) of an optimum already found, with a log-likelihood
-#: within its square (relative), has found that optimum.
-_SAME_BASIN = 3e-2
+#: A basin search that comes within this distance of a certified optimum
+#: (relative to 0.1 + |x*| in the standardized parameters), where that optimum's
+#: quadratic model predicts the objective to 25%, has found that optimum.
+_BASIN_SPAN = 0.5
 
-#: Relative step of the finite-difference Hessian (of the analytic gradient):
-#: balances truncation (~h^2) and rounding (~eps/h) error at ~1e-10 relative.
-_FD_STEP = 1e-5
+#: Relative step of the forward-difference Hessian (of the analytic gradient):
+#: balances truncation (~h) and rounding (~eps/h) error at ~1e-8 relative.
+_FD_STEP = 1e-7
 
 #: Newton steps of the certification.
-_MAX_NEWTON_STEPS = 40
+_MAX_NEWTON_STEPS = 100
 
 #: A Hessian eigenvalue below -this * max(|eigenvalues|, 1) is negative
-#: curvature, not finite-difference noise (~1e-10 relative, see _FD_STEP).
+#: curvature, not finite-difference noise (~1e-8 relative, see _FD_STEP).
 _NEGATIVE_CURVATURE_RTOL = 1e-6
 
 #: Steps (relative to max(1, |theta|)) tried along a direction of negative
@@ -1081,6 +1081,31 @@ def _bracketing_start(problem, total):
 # --------------------------------------------------------------------------
 # optimization and certification
 # --------------------------------------------------------------------------
+class _Optimum(NamedTuple):
+    """A certified optimum: parameters, f, gradient and (finite-difference)
+    Hessian, whose local quadratic model identifies its basin."""
+
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    H: np.ndarray
+
+
+def _in_basin(x, f, optimum):
+    """Whether (x, f) lies where the quadratic model of ``optimum`` holds: x
+    within :data:`_BASIN_SPAN` of it (relative to 0.1 + |x*|, the parameters
+    being standardized) and f - f* within 25% of the model's
+    g'(x - x*) + (x - x*)'H(x - x*)/2 (the gradient term covers active bounds).
+    """
+    delta = x - optimum.x
+    span = _BASIN_SPAN * (0.1 + float(np.max(np.abs(optimum.x))))
+    if np.max(np.abs(delta)) > span:
+        return False
+    q = float(optimum.g @ delta + 0.5 * delta @ optimum.H @ delta)
+    excess = f - optimum.f
+    return excess >= 0.0 and abs(excess - q) <= 0.25 * max(q, 0.0)
+
+
 class _Run(NamedTuple):
     """Result of :func:`_projected_bfgs`."""
 
@@ -1109,9 +1134,10 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=(), hinv0=N
     every iteration, whose wake-up latency dominates on a busy machine).
     Stops when the projected gradient is below ``gtol`` (relative to
     1 + |x|) or f changes by at most ``ftol * max(1, |f|)``, or (a basin
-    search) when x comes within :data:`_SAME_BASIN` of an optimum in ``known``
-    (pairs ``(x, f)``), which it then returns. ``hinv0`` is a first inverse
-    Hessian approximation (e.g. from a run on the same problem).
+    search) when x enters the basin of an optimum in ``known``
+    (:class:`_Optimum`, see :func:`_in_basin`), which it then returns.
+    ``hinv0`` is a first inverse Hessian approximation (e.g. from a run on the
+    same problem).
     """
     x = np.clip(np.asarray(x, dtype=float), lower, upper)
     f, g = fg(x)
@@ -1146,9 +1172,15 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=(), hinv0=N
         for _ in range(40):
             xn = np.clip(x + alpha * d, lower, upper)
             fn, gn = fg(xn)
-            if np.isfinite(fn) and fn <= f + 1e-4 * float(g @ (xn - x)):
+            slope = float(g @ (xn - x))
+            if np.isfinite(fn) and fn <= f + 1e-4 * slope:
                 break
-            alpha *= 0.5
+            # backtrack to the minimum of the quadratic through f, its slope
+            # and fn along the step, within [0.1, 0.5] of the step
+            shrink = 0.5
+            if np.isfinite(fn) and slope < 0:
+                shrink = -slope / (2.0 * (fn - f - slope))
+            alpha *= min(max(shrink, 0.1), 0.5)
         else:
             return _Run(x, f, it, False, Hinv)
         s_, y_ = xn - x, gn - g
@@ -1166,11 +1198,9 @@ def _projected_bfgs(fg, x, lower, upper, max_iter, ftol, gtol, known=(), hinv0=N
         x, f, g = xn, fn, gn
         if done:
             return _Run(x, f, it, True, Hinv)
-        for x_known, f_known in known:
-            span = _SAME_BASIN * (1.0 + np.max(np.abs(x_known)))
-            close = f_known <= f <= f_known + _SAME_BASIN**2 * (1.0 + abs(f_known))
-            if close and np.max(np.abs(x - x_known)) <= span:
-                return _Run(x_known, f_known, it, True)
+        for optimum in known:
+            if _in_basin(x, f, optimum):
+                return _Run(optimum.x, optimum.f, it, True, Hinv)
     return _Run(x, f, max_iter, False, Hinv)
 
 
@@ -1191,33 +1221,26 @@ def _minimize(problem, theta0, max_iter, options, known=(), hinv0=None):
 
 
 def _fd_hessian(fg, theta, g, lower):
-    """Hessian of f by finite differences of its analytic gradient.
+    """Hessian of f by forward differences of its analytic gradient.
 
-    Central differences, or forward ones for parameters at their lower bound.
-    A variance or SD just above its bound 0 gets a step relative to its own
-    size: with a zero sampling variance the likelihood varies on the scale of
-    the variance itself there. Returns None when a gradient evaluation is not
-    finite.
+    Forward differences cost one gradient per parameter and never leave the
+    feasible box (parameters are only bounded below). A variance or SD just
+    above its bound 0 gets a step relative to its own size: with a zero sampling
+    variance the likelihood varies on the scale of the variance itself there.
+    Returns None when a gradient evaluation is not finite.
     """
     n = theta.size
     H = np.empty((n, n))
     for i in range(n):
         room = theta[i] - lower[i]
-        h = _FD_STEP * (min(room, 1.0) if 0.0 < room < 1.0 else max(abs(theta[i]), 1.0))
+        size = min(room, 1.0) if 0.0 < room < 1.0 else max(abs(theta[i]), 1.0)
+        h = _FD_STEP * size
         up = theta.copy()
         up[i] += h
         f_up, g_up = fg(up)
         if not np.isfinite(f_up):
             return None
-        if theta[i] - h >= lower[i]:
-            down = theta.copy()
-            down[i] -= h
-            f_dn, g_dn = fg(down)
-            if not np.isfinite(f_dn):
-                return None
-            H[:, i] = (g_up - g_dn) / (2.0 * h)
-        else:
-            H[:, i] = (g_up - g) / h
+        H[:, i] = (g_up - g) / h
     return 0.5 * (H + H.T)
 
 
@@ -1266,7 +1289,8 @@ def _certify(problem, theta, tol, max_steps, max_iter):
     counts as converged if the predicted gain is at most
     :data:`_CONVERGED_GAIN`: a change of the log-likelihood below the precision
     of any likelihood-ratio statistic or information criterion. Returns
-    ``(theta, f, converged, steps)``.
+    ``(theta, f, converged, steps, optimum)`` with the :class:`_Optimum` (None
+    when the Hessian could not be formed).
     """
     lower, upper = problem.lower, problem.upper
 
@@ -1275,19 +1299,25 @@ def _certify(problem, theta, tol, max_steps, max_iter):
 
     f, g = fg(theta)
     if not np.isfinite(f):
-        return theta, f, False, 0
+        return theta, f, False, 0, None
     gain = np.inf
+    H = None
+
+    def done(converged, steps):
+        optimum = None if H is None else _Optimum(theta, f, g, H)
+        return theta, f, converged, steps, optimum
+
     for step in range(max_steps + 1):
         target = tol * (1.0 + abs(f))
         free = ~((theta <= lower) & (g > 0))
         H = _fd_hessian(fg, theta, g, lower)
         if H is None:
-            return theta, f, False, step
+            return done(False, step)
         HF = H[np.ix_(free, free)]
         w, U = np.linalg.eigh(HF) if HF.size else (np.zeros(0), None)
         if w.size and w[0] < -_NEGATIVE_CURVATURE_RTOL * max(np.abs(w).max(), 1.0):
             if step == max_steps:
-                return theta, f, False, step
+                return done(False, step)
             full = np.zeros_like(theta)
             full[free] = U[:, 0]
             moved = _escape(fg, theta, f, full, lower, upper)
@@ -1296,7 +1326,7 @@ def _certify(problem, theta, tol, max_steps, max_iter):
                 # it is rounding noise of f (e.g. the cancelling log-determinants
                 # of a zero sampling variance as tau^2 -> 0), and this point is
                 # a minimum to that precision
-                return theta, f, True, step
+                return done(True, step)
             # from the escaped point, BFGS follows the (often curved) valley
             res = _minimize(problem, moved[0], max_iter, _FIRST_RUN)
             theta = res.x if np.isfinite(res.fun) and res.fun < moved[1] else moved[0]
@@ -1318,13 +1348,13 @@ def _certify(problem, theta, tol, max_steps, max_iter):
             alpha *= 0.5
         else:
             if certified:
-                return theta, f, True, step
+                return done(True, step)
             break  # no descent along the Newton direction: flat to rounding
         if certified:
             # one more (quadratically convergent) step polishes the estimates
             # well below the tolerance of the log-likelihood
-            return theta, f, True, step + 1
-    return theta, f, gain <= max(tol * (1.0 + abs(f)), _CONVERGED_GAIN), max_steps
+            return done(True, step + 1)
+    return done(gain <= max(tol * (1.0 + abs(f)), _CONVERGED_GAIN), max_steps)
 
 
 class MultilevelFit(NamedTuple):
@@ -1399,6 +1429,57 @@ def _distinct_optima(problem, runs, best, max_iter):
     return optima
 
 
+def _search(problem, starts, n_interior, corner, tol, max_iter):
+    """Multi-start search; every new best optimum is certified (:func:`_certify`)
+    and its quadratic model then ends the basin searches that reach it.
+
+    Returns ``(theta, f, converged, n_iter, runs)`` with ``runs`` the list of
+    ``(f, x, from_boundary_start)`` of the searches.
+    """
+    reml = problem.reml
+    if problem.lower.size == 0:
+        f, _ = _objective(starts[0], problem.design, problem.specs, reml)
+        return starts[0], float(f), True, 1, [(float(f), starts[0], False)]
+    runs, known = [], []
+    best = None  # (f, theta, converged)
+    n_iter = 0
+    first_hinv = None
+    for i, th0 in enumerate(starts):
+        res = _minimize(
+            problem,
+            th0,
+            max_iter,
+            _FIRST_RUN if i == 0 else _BASIN_RUN,
+            known,
+            hinv0=first_hinv if i < n_interior else None,
+        )
+        n_iter += int(res.nit)
+        if i == 0:
+            # the curvature learnt by the first run starts the basin searches
+            first_hinv = res.hinv
+        if not np.isfinite(res.fun):
+            continue
+        x, f = res.x, float(res.fun)
+        if best is None or f < best[0] - 1e-9 * (1.0 + abs(best[0])):
+            x, f, conv, steps, optimum = _certify(
+                problem, x, tol, min(max_iter, _MAX_NEWTON_STEPS), max_iter
+            )
+            n_iter += steps
+            best = (f, x, conv)
+            if optimum is not None:
+                known.append(optimum)
+        runs.append((f, x, i >= n_interior))
+    if _is_kkt_point(problem, corner):
+        # every variance at 0 is a local maximum (metafor's ll0check)
+        f0, _ = _objective(corner, problem.design, problem.specs, reml)
+        runs.append((float(f0), corner, True))
+        if best is None or f0 < best[0]:
+            best = (float(f0), corner, True)
+    if best is None:
+        raise ValueError("could not find a starting point with a finite likelihood")
+    return best[1], best[0], best[2], n_iter, runs
+
+
 def fit_multilevel(
     y,
     v,
@@ -1460,44 +1541,9 @@ def fit_multilevel(
     starts, n_interior, corner = _starts(
         problem, n_starts, np.random.default_rng(random_state)
     )
-    n_par = problem.lower.size
-    runs = []
-    n_iter = 0
-    first_hinv = None
-    for i, th0 in enumerate(starts):
-        if n_par == 0:
-            f, _ = _objective(th0, problem.design, problem.specs, reml)
-            runs.append((float(f), th0, False))
-            continue
-        known = [(x, f) for f, x, _ in runs]
-        res = _minimize(
-            problem,
-            th0,
-            max_iter,
-            _FIRST_RUN if i == 0 else _BASIN_RUN,
-            known,
-            hinv0=first_hinv if i < n_interior else None,
-        )
-        if i == 0:
-            # the curvature learnt by the first run starts the basin searches
-            first_hinv = res.hinv
-        n_iter += int(res.nit)
-        if np.isfinite(res.fun):
-            runs.append((float(res.fun), res.x, i >= n_interior))
-    if n_par and _is_kkt_point(problem, corner):
-        # every variance at 0 is a local maximum (metafor's ll0check)
-        f0, _ = _objective(corner, problem.design, problem.specs, reml)
-        runs.append((float(f0), corner, True))
-    if not runs:
-        raise ValueError("could not find a starting point with a finite likelihood")
-    runs.sort(key=lambda t: t[0])
-    best_f, theta, _ = runs[0]
-    converged = True
-    if n_par:
-        theta, best_f, converged, steps = _certify(
-            problem, theta, tol, min(max_iter, _MAX_NEWTON_STEPS), max_iter
-        )
-        n_iter += steps
+    theta, best_f, converged, n_iter, runs = _search(
+        problem, starts, n_interior, corner, tol, max_iter
+    )
     sigmas_s, _ = _sigmas(theta, problem.specs)
     res = evaluate(problem.design, sigmas_s, reml, blups=True)
     sigmas, beta, cov, loglik, blups = _to_data_scale(problem, sigmas_s, res)
