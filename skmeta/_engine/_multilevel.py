@@ -695,13 +695,21 @@ def _group_terms(design, lev, rows0, d, m_par, par, Pp, beta):
         bT = design.AT[1:] / d
         if lev > 0:
             bT -= m_par.T[:, par] * wz
-        return s0 - wz**2 * Pp, bT[:p].T, bT[-1] - beta @ bT[:p], s0, None, wz
+        br = bT[-1] - np.einsum("a,ak->k", beta, bT[:p])
+        return s0 - wz**2 * Pp, bT[:p].T, br, s0, None, wz
     r0 = rows0[lev]
     mp = m_par[par] if lev > 0 else 0.0
     s0 = r0[:, 0]
     bvec = r0[:, 1:] - s0[:, None] * mp  # 1_g' V^-1 [X, y]
     bx = bvec[:, :p]
-    return s0 - s0**2 * Pp, bx, bvec[:, -1] - bx @ beta, s0, bvec, None
+    br = bvec[:, -1] - np.einsum("ka,a->k", bx, beta)
+    return s0 - s0**2 * Pp, bx, br, s0, bvec, None
+
+
+def _rowwise_quadratic(B, H):
+    """b_i' H b_i for every row of B (n, p), without BLAS: on the O(k) arrays a
+    threaded BLAS call costs more in thread wake-ups than the arithmetic."""
+    return np.einsum("ka,ab,kb->k", B, H, B)
 
 
 def _top_down(design, sigma2, beta, hinv, rows0, d, reml, blups):
@@ -718,7 +726,7 @@ def _top_down(design, sigma2, beta, hinv, rows0, d, reml, blups):
             design, lev, rows0, d, m_par, par, Pp, beta
         )
         need_quad = p and (reml or blups)
-        quad = np.sum((bx @ hinv) * bx, axis=1) if need_quad else 0.0
+        quad = _rowwise_quadratic(bx, hinv) if need_quad else 0.0
         term = alpha - br**2
         if reml and p:
             term = term - quad
@@ -748,7 +756,7 @@ def _unrotate_leaf(design, br, bx, hinv, d, wz, Pp, alpha):
     (U x)_i and diag(U P_rot U^T)_i.
     """
     u = br.copy()
-    pdiag = alpha - (np.sum((bx @ hinv) * bx, axis=1) if bx.shape[1] else 0.0)
+    pdiag = alpha - (_rowwise_quadratic(bx, hinv) if bx.shape[1] else 0.0)
     Pp = np.broadcast_to(Pp, d.shape)
     for pos, U in design.rotation:
         u[pos] = np.einsum("mij,mj->mi", U, br[pos])
