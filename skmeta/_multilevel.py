@@ -15,8 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 from skmeta._base import MISSING_POLICIES, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _dependence as dep
+from skmeta._engine import _ml_fit, _sandwich
 from skmeta._engine import _multilevel as ml
-from skmeta._engine import _sandwich
 from skmeta._engine._inference import (
     boundary_pvalue,
     information_criteria,
@@ -527,7 +527,7 @@ class MultilevelMeta(_BaseMeta):
         )
         data, G, level_names, slopes, z_names = self._training_data(y, v, design, meta)
         n_starts = self.n_starts or (8 if any(slopes) else 3)
-        res = ml.fit_multilevel(
+        res = _ml_fit.fit_multilevel(
             data.y,
             data.v,
             data.X,
@@ -812,7 +812,7 @@ class MultilevelMeta(_BaseMeta):
         check_is_fitted(self)
         lev = self._level_index(level)
         confidence_level = check_confidence_level(confidence_level)
-        lo, hi = ml.profile_ci(self._fit, lev, confidence_level)
+        lo, hi = _ml_fit.profile_ci(self._fit, lev, confidence_level)
         s2 = self.sigma2_[lev]
         return pd.DataFrame(
             {
@@ -859,7 +859,7 @@ class MultilevelMeta(_BaseMeta):
             )
         keep = [j for j in range(L) if j != lev]
         codes = ml.encode_nested_groups(data.codes[:, keep])
-        res = ml.fit_multilevel(
+        res = _ml_fit.fit_multilevel(
             data.y,
             data.v,
             data.X,

@@ -16,6 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skmeta._engine import _ml_fit as mlf
+from skmeta._engine import _ml_structures as mls
 from skmeta._engine import _multilevel as ml
 from skmeta._multilevel import MultilevelMeta
 from skmeta._random_effects import RandomEffectsMeta
@@ -134,19 +136,19 @@ def test_analytic_gradient_matches_finite_differences(structure, q, reml):
     X = np.column_stack([np.ones(k), x])
     codes = ml.encode_nested_groups(G)
     des = ml.prepare_design(y, v, X, codes, [Zq, None])
-    specs = [ml.make_cov_spec(structure, q), ml.make_cov_spec("independent", 1)]
+    specs = [mls.make_cov_spec(structure, q), mls.make_cov_spec("independent", 1)]
     n = sum(s.n_params for s in specs)
     theta = np.random.default_rng(4).uniform(0.1, 0.4, n)
-    f, g = ml._objective(theta, des, specs, reml)
+    f, g = mlf._objective(theta, des, specs, reml)
     assert np.isfinite(f)
     num = optimize.approx_fprime(
-        theta, lambda t: ml._objective(t, des, specs, reml)[0], 1e-7
+        theta, lambda t: mlf._objective(t, des, specs, reml)[0], 1e-7
     )
     np.testing.assert_allclose(g, num, rtol=1e-4, atol=1e-5)
 
 
 def test_custom_spec_parsing():
-    spec = ml.make_cov_spec(
+    spec = mls.make_cov_spec(
         np.array(
             [
                 [1.2, 0.5, "b", "b"],
@@ -166,7 +168,7 @@ def test_custom_spec_parsing():
     assert spec.corr_index[0, 2] == spec.corr_index[0, 3] >= 0
     assert spec.corr_index[1, 3] == spec.corr_index[2, 3] >= 0
     assert spec.n_params == 2 + 3  # SDs a, free; correlations b, c, free
-    S, _ = ml.sigma_and_jac(spec, np.full(spec.n_params, 0.2))
+    S, _ = mls.sigma_and_jac(spec, np.full(spec.n_params, 0.2))
     assert S[0, 0] == pytest.approx(1.44)
     assert S[1, 1] == S[2, 2]
 

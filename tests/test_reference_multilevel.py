@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
+from skmeta._engine import _ml_fit as mlf
+from skmeta._engine import _ml_structures as mls
 from skmeta._engine import _multilevel as ml
 from skmeta._multilevel import MultilevelMeta
 
@@ -279,14 +281,14 @@ def test_stata_example5_is_a_local_maximum_and_we_find_the_global_one():
     assert ll_stata == pytest.approx(-7.2095301, abs=2e-6)
     assert stata.beta == pytest.approx([0.1609612, 0.0096021], abs=2e-6)
     # a local maximum: L-BFGS from Stata's point stays at -7.2095
-    specs = [ml.make_cov_spec("independent", 2), ml.make_cov_spec("independent", 1)]
+    specs = [mls.make_cov_spec("independent", 2), mls.make_cov_spec("independent", 1)]
     # (SDs of the slope level; the intercept-only school level is
     # parametrized by its variance)
     th0 = np.array(
         [STATA_EX5["sd_cons"], STATA_EX5["sd_slope"], STATA_EX5["sd_school"] ** 2]
     )
     res = optimize.minimize(
-        ml._objective, th0, args=(des, specs, True), jac=True, method="L-BFGS-B"
+        mlf._objective, th0, args=(des, specs, True), jac=True, method="L-BFGS-B"
     )
     assert -res.fun == pytest.approx(-7.2095301, abs=1e-5)
     # ... while the multi-start fit finds the better maximum

@@ -22,6 +22,7 @@ from sklearn.model_selection import GroupKFold, KFold, cross_validate
 from threadpoolctl import threadpool_info
 
 from skmeta import MultilevelMeta
+from skmeta._engine import _ml_fit as mlf
 from skmeta._engine import _multilevel as ml
 from skmeta._engine._gls import logdet_crossprod, profiled_loglik, weighted_fit
 
@@ -167,13 +168,13 @@ def test_lr_test_level_refits_with_the_same_starts(monkeypatch):
     df = _school_calendar()
     df["year_c"] = df["year"] - 1990
     seen = []
-    original = ml.fit_multilevel
+    original = mlf.fit_multilevel
 
     def spy(*args, **kwargs):
         seen.append(kwargs["n_starts"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(ml, "fit_multilevel", spy)
+    monkeypatch.setattr(mlf, "fit_multilevel", spy)
     m = MultilevelMeta(random_slopes={"district": ["year_c"]}).fit(
         df[["year_c"]],
         df["yi"],
