@@ -48,6 +48,7 @@ _LAZY = {
     "peto": "skmeta._binary",
     "MantelHaenszelResult": "skmeta._binary",
     "PetoResult": "skmeta._binary",
+    "impute_covariance": "skmeta._dependence",
 }
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

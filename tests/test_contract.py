@@ -43,7 +43,7 @@ SPECIFIC = {
         "study_tau2_",
     ],
     MultilevelMeta: [
-        "sigma2_", "re_covariances_", "n_groups_", "q_m_", "q_m_pvalue_", "i2_",
+        "sigma2_", "re_covariances_", "n_groups_", "q_", "q_pvalue_", "i2_",
         "random_effects_",
     ],
     RobustMeta: ["tau2_", "tau2_m_"],
@@ -56,7 +56,8 @@ SPECIFIC = {
 FIT_REQUESTS = {
     RandomEffectsMeta: {"sample_var": True, "groups": None, "sample_weight": None},
     LocationScaleMeta: {"sample_var": True, "Z": True},
-    MultilevelMeta: {"sample_var": True, "groups": True, "Z": True},
+    # sample_cov (k x k) is fit-only: not requested, the user decides
+    MultilevelMeta: {"sample_var": True, "groups": True, "Z": True, "sample_cov": None},
     RobustMeta: {"sample_var": True},
     SelectionModelMeta: {"sample_var": True},
 }

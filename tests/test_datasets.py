@@ -44,6 +44,8 @@ SHAPES = {
     "cohen1981": (20, 5),
     "hackshaw1998": (37, 11),
     "baskerville2012": (23, 18),
+    "knapp2017": (66, 14),
+    "assink2016": (100, 8),
 }
 
 REQUIRED_COLUMNS = {

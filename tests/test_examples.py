@@ -34,14 +34,8 @@ EXPECTED = {
     "plot_three_level.py": ["school_calendar_forest.png"],
     "plot_multimodel_vs_cv.py": ["multimodel_importance.png", "multimodel_vs_cv.png"],
     "plot_voxelwise.py": ["voxelwise_maps.png"],
+    "plot_dependent_effects.py": ["dependent_effects_sensitivity.png"],
 }
-
-
-MULTILEVEL_WEIGHTS = pytest.mark.xfail(
-    strict=True,
-    reason="MultilevelMeta._study_weights lands with the multilevel branch (with "
-    "lr_test_level returning an LRTestResult)",
-)
 
 
 def test_examples_are_the_documented_ones():
@@ -50,11 +44,7 @@ def test_examples_are_the_documented_ones():
 
 @pytest.mark.parametrize(
     "script",
-    [
-        pytest.param(p, marks=MULTILEVEL_WEIGHTS) if p.name == "plot_three_level.py"
-        else p
-        for p in SCRIPTS
-    ],
+    SCRIPTS,
     ids=lambda p: p.name,
 )  # fmt: skip
 def test_example_runs_headless_and_saves_its_figures(

@@ -16,6 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skmeta._engine import _ml_fit as mlf
+from skmeta._engine import _ml_structures as mls
 from skmeta._engine import _multilevel as ml
 from skmeta._multilevel import MultilevelMeta
 from skmeta._random_effects import RandomEffectsMeta
@@ -57,12 +59,13 @@ def test_intercept_recursion_equals_dense_path(L, singleton, reml):
     dense = ml.prepare_design(y, v, X, codes, [None] * L)
     a = ml.intercept_loglik(rec, s2, reml, blups=True)
     b = ml.profile_loglik(dense, [np.array([[s]]) for s in s2], reml)
-    assert a[0] == pytest.approx(b[0], rel=1e-12)
-    np.testing.assert_allclose(a[1], [g[0, 0] for g in b[1]], rtol=1e-9, atol=1e-9)
-    bl = ml.random_effects_blups(
-        dense, [np.array([[s]]) for s in s2], b[2]["beta"], b[2]["hinv"]
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-12)
+    np.testing.assert_allclose(
+        [g[0, 0] for g in a.grads], [g[0, 0] for g in b.grads], rtol=1e-9, atol=1e-9
     )
-    for (u1, se1), (u2, se2) in zip(a[2]["blups"], bl, strict=True):
+    bl = ml.random_effects_blups(dense, [np.array([[s]]) for s in s2], b.beta, b.cov)
+    for b1, b2 in zip(a.blups, bl, strict=True):
+        u1, se1, u2, se2 = b1.estimate, b1.se, b2.estimate, b2.se
         np.testing.assert_allclose(u1, u2, atol=1e-12)
         np.testing.assert_allclose(se1, se2, atol=1e-12)
 
@@ -96,11 +99,13 @@ def test_dense_likelihood_equals_full_matrix_computation():
         + 0.5 * np.linalg.slogdet(X.T @ X)[1]
     )
     des = ml.prepare_design(y, v, X, codes, [Z0, None])
-    assert ml.profile_loglik(des, [S0, S1], False)[0] == pytest.approx(ll_ml, rel=1e-12)
-    assert ml.profile_loglik(des, [S0, S1], True)[0] == pytest.approx(
+    assert ml.profile_loglik(des, [S0, S1], False).loglik == pytest.approx(
+        ll_ml, rel=1e-12
+    )
+    assert ml.profile_loglik(des, [S0, S1], True).loglik == pytest.approx(
         ll_reml, rel=1e-12
     )
-    assert ml.gaussian_loglik(y, v, X, codes, [Z0, None], [S0, S1], beta) == (
+    assert ml.marginal_loglik(y, v, X, codes, [Z0, None], [S0, S1], beta) == (
         pytest.approx(ll_ml, rel=1e-12)
     )
 
@@ -131,19 +136,19 @@ def test_analytic_gradient_matches_finite_differences(structure, q, reml):
     X = np.column_stack([np.ones(k), x])
     codes = ml.encode_nested_groups(G)
     des = ml.prepare_design(y, v, X, codes, [Zq, None])
-    specs = [ml.make_cov_spec(structure, q), ml.make_cov_spec("independent", 1)]
+    specs = [mls.make_cov_spec(structure, q), mls.make_cov_spec("independent", 1)]
     n = sum(s.n_params for s in specs)
     theta = np.random.default_rng(4).uniform(0.1, 0.4, n)
-    f, g = ml._objective(theta, des, specs, reml)
+    f, g = mlf._objective(theta, des, specs, reml)
     assert np.isfinite(f)
     num = optimize.approx_fprime(
-        theta, lambda t: ml._objective(t, des, specs, reml)[0], 1e-7
+        theta, lambda t: mlf._objective(t, des, specs, reml)[0], 1e-7
     )
     np.testing.assert_allclose(g, num, rtol=1e-4, atol=1e-5)
 
 
 def test_custom_spec_parsing():
-    spec = ml.make_cov_spec(
+    spec = mls.make_cov_spec(
         np.array(
             [
                 [1.2, 0.5, "b", "b"],
@@ -163,7 +168,7 @@ def test_custom_spec_parsing():
     assert spec.corr_index[0, 2] == spec.corr_index[0, 3] >= 0
     assert spec.corr_index[1, 3] == spec.corr_index[2, 3] >= 0
     assert spec.n_params == 2 + 3  # SDs a, free; correlations b, c, free
-    S, _ = ml.sigma_and_jac(spec, np.full(spec.n_params, 0.2))
+    S, _ = mls.sigma_and_jac(spec, np.full(spec.n_params, 0.2))
     assert S[0, 0] == pytest.approx(1.44)
     assert S[1, 1] == S[2, 2]
 
@@ -186,9 +191,9 @@ def test_two_level_one_effect_per_group_equals_random_effects(method, with_x):
     assert a.loglik_ == pytest.approx(b.loglik_, abs=1e-8)
     assert a.aic_ == pytest.approx(b.aic_, abs=1e-7)
     assert a.bic_ == pytest.approx(b.bic_, abs=1e-7)
-    assert a.q_m_ == pytest.approx(b.q_, rel=1e-10)
+    assert a.q_ == pytest.approx(b.q_, rel=1e-10)
     np.testing.assert_allclose(
-        a.random_effects_[a.level_names_[0]]["intercept"],
+        a.random_effects_[a.level_names_[0]]["estimate"],
         b.random_effects_["estimate"],
         atol=1e-6,
     )
@@ -244,8 +249,8 @@ def test_labels_are_nested_in_their_parent():
     """School 1 of district A and school 1 of district B are different schools."""
     y, v, _, G = _nested(9, L=2)
     m = MultilevelMeta().fit(None, y, sample_var=v, groups=G)
-    assert m.n_groups_[1] == len({(a, b) for a, b in G})
-    assert m.n_groups_[1] > len(set(G[:, 1]))
+    assert m.n_groups_.iloc[1] == len({(a, b) for a, b in G})
+    assert m.n_groups_.iloc[1] > len(set(G[:, 1]))
 
 
 # ---------------------------------------------------------------- sklearn
@@ -318,7 +323,7 @@ def test_pipeline_groupkfold_routing(routing):
     Xte = m.named_steps["ct"].transform(df.iloc[te])
     codes = ml.encode_nested_groups(G[te])
     Zl = [np.column_stack([np.ones(len(te)), x[te]]), None]
-    ref = ml.gaussian_loglik(
+    ref = ml.marginal_loglik(
         y[te],
         v[te],
         np.column_stack([np.ones(len(te)), Xte]),
@@ -404,7 +409,7 @@ def test_summary_and_views():
         "ci_upper",
     ]
     text = str(s)
-    assert "district: corr(dose, intercept)" in text and "Q_M" in text
+    assert "district: corr(dose, intercept)" in text and "Q (df" in text
     assert "<table" in s._repr_html_()
     sd = m.re_parameters("sd")["estimate"]
     var = m.re_parameters("var")["estimate"]
@@ -416,12 +421,15 @@ def test_summary_and_views():
         var[("district", "cov(dose, intercept)")]
     )
     assert set(m.random_effects_) == {"district", "school"}
-    assert list(m.random_effects_["district"].columns) == [
-        "intercept",
-        "dose",
-        "se_intercept",
-        "se_dose",
+    district = m.random_effects_["district"]
+    assert list(district.columns) == [
+        ("estimate", "intercept"),
+        ("estimate", "dose"),
+        ("se", "intercept"),
+        ("se", "dose"),
     ]
+    assert list(district["estimate"].columns) == ["intercept", "dose"]
+    assert list(m.random_effects_["school"].columns) == ["estimate", "se"]
 
 
 def test_zero_sampling_variance_is_a_linear_mixed_model():
@@ -536,13 +544,75 @@ def test_property_recursion_equals_dense_and_order_invariant(
     dense = ml.prepare_design(y, v, X, codes, [None] * L)
     a = ml.intercept_loglik(rec, s2, reml)
     b = ml.profile_loglik(dense, [np.array([[s]]) for s in s2], reml)
-    assert a[0] == pytest.approx(b[0], rel=1e-9, abs=1e-9)
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-9, abs=1e-9)
     np.testing.assert_allclose(
-        a[1], [g[0, 0] for g in b[1]], rtol=1e-7, atol=1e-9 / scale
+        [g[0, 0] for g in a.grads],
+        [g[0, 0] for g in b.grads],
+        rtol=1e-7,
+        atol=1e-9 / scale,
     )
     perm = rng.permutation(k)
     codes_p = ml.encode_nested_groups(G[perm])
     c = ml.intercept_loglik(
         ml.prepare_intercepts(y[perm], v[perm], X[perm], codes_p), s2, reml
     )
-    assert c[0] == pytest.approx(a[0], rel=1e-10, abs=1e-9)
+    assert c.loglik == pytest.approx(a.loglik, rel=1e-10, abs=1e-9)
+
+
+# ------------------------------------------------------------ vocabulary
+def test_shared_vocabulary_names_and_types():
+    y, v, x, G = _nested(16, L=2, slopes=True)
+    m = MultilevelMeta(random_slopes={0: [0]}).fit(
+        x[:, None], y, sample_var=v, groups=G, Z=x[:, None]
+    )
+    for name in ("q_", "q_pvalue_", "qm_", "qm_pvalue_", "loglik_"):
+        assert isinstance(getattr(m, name), float), name
+    assert list(m.i2_.index) == ["level0", "level1", "total", "cochran"]
+    assert list(m.h2_.index) == list(m.i2_.index)
+    assert m.h2_["total"] == pytest.approx(1.0 / (1.0 - m.i2_["total"] / 100.0))
+    assert isinstance(m.n_groups_, pd.Series)
+    assert list(m.n_groups_.index) == ["level0", "level1"]
+    assert m.robust_dof_ is None
+    inner = m.random_effects_["level1"]
+    assert list(inner.columns) == ["estimate", "se"]
+    outer = m.random_effects_["level0"]
+    assert list(outer.columns.get_level_values(0).unique()) == ["estimate", "se"]
+    ci = m.sigma2_confint("level1")
+    assert list(ci.columns) == ["estimate", "ci_lower", "ci_upper"]
+    res = m.lr_test_level(1)
+    for field in ("statistic", "df", "p_value", "p_value_boundary"):
+        assert hasattr(res, field)
+    no_mods = MultilevelMeta().fit(None, y, sample_var=v, groups=G)
+    assert np.isnan(no_mods.qm_) and np.isnan(no_mods.qm_pvalue_)
+
+
+@pytest.mark.parametrize("kind", ["cr0", "cr1", "cr2"])
+def test_cluster_robust_one_level_equals_random_effects(kind):
+    """With one effect size per group the multilevel model is the random-effects
+    model, and its cluster-robust covariance (the multilevel whitening path)
+    equals RandomEffectsMeta's (diagonal weights) with the same clusters."""
+    rng = np.random.default_rng(1)
+    k = 30
+    X = rng.normal(size=(k, 2))
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.2 + X @ [0.3, -0.1] + rng.normal(0, np.sqrt(v + 0.1))
+    a = MultilevelMeta(cluster_robust=kind).fit(X, y, sample_var=v)
+    b = RandomEffectsMeta(cluster_robust=kind, tol=1e-14, max_iter=1000).fit(
+        X, y, sample_var=v, groups=np.arange(k)
+    )
+    # agreement limited by the two tau^2 optimizers (~1e-9 relative)
+    np.testing.assert_allclose(a.cov_params_, b.cov_params_, rtol=1e-6)
+    np.testing.assert_allclose(a.robust_dof_, b.robust_dof_, rtol=1e-6)
+    assert a.qm_ == pytest.approx(b.qm_, rel=1e-6)
+    assert a.qm_pvalue_ == pytest.approx(b.qm_pvalue_, rel=1e-5)
+    pa, pb = a.predict_interval(X[:4]), b.predict_interval(X[:4])
+    np.testing.assert_allclose(pa.to_numpy(), pb.to_numpy(), rtol=1e-6, atol=1e-9)
+    text = str(a.summary())
+    assert kind.upper() in text and f"{k} clusters" in text
+
+
+def test_cluster_robust_needs_more_clusters_than_coefficients():
+    y, v, x, G = _nested(17, n_outer=3, L=2)
+    X = np.column_stack([x, x**2, np.sin(x)])
+    with pytest.raises(ValueError, match="more clusters"):
+        MultilevelMeta(cluster_robust="cr2").fit(X, y, sample_var=v, groups=G)

@@ -210,11 +210,6 @@ def test_forest_plot_meta_regression_shows_fitted_values(bcg, tmp_path):
         forest_plot(model, yi, vi)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MultilevelMeta._study_weights lands with the multilevel branch (with "
-    "random_effects_ as level -> DataFrame(estimate, se))",
-)
 def test_forest_plot_multilevel_clusters_and_weights(tmp_path):
     sc = load_school_calendar()
     groups = sc[["district", "school"]]

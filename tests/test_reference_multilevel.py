@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
+from skmeta._engine import _ml_fit as mlf
+from skmeta._engine import _ml_structures as mls
 from skmeta._engine import _multilevel as ml
 from skmeta._multilevel import MultilevelMeta
 
@@ -84,7 +86,7 @@ def test_against_metafor(fitted, name):
     assert m.aic_ == pytest.approx(fs["AIC"], abs=1e-5)
     assert m.bic_ == pytest.approx(fs["BIC"], abs=1e-5)
     assert m.aicc_ == pytest.approx(fs["AICc"], abs=1e-5)
-    assert m.q_m_ == pytest.approx(ref["QE"], rel=1e-10)
+    assert m.q_ == pytest.approx(ref["QE"], rel=1e-10)
     if "tau2" in ref:  # random slopes at the outer level, then intercept levels
         S = m._sigmas[0]
         # variances near 0 or correlations at the boundary are only as precise
@@ -123,9 +125,9 @@ def test_blups_against_metafor(fitted, name):
         # BLUPs inherit the ~1e-5 relative precision of the variance components
         # (both optimizers stop there; our log-likelihood is >= metafor's)
         np.testing.assert_allclose(
-            frame["intercept"], r["intrcpt"], rtol=1e-4, atol=1e-6
+            frame["estimate"], r["intrcpt"], rtol=1e-4, atol=1e-6
         )
-        np.testing.assert_allclose(frame["se_intercept"], r["se"], rtol=1e-4)
+        np.testing.assert_allclose(frame["se"], r["se"], rtol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -140,11 +142,11 @@ def test_inner_blups_of_slope_models_against_metafor(fitted, name):
         r = ref["ranef"][key]["values"]
         frame = m.random_effects_[m.level_names_[lev]]
         np.testing.assert_allclose(
-            frame["intercept"], r["intrcpt"], rtol=1e-3, atol=2e-5
+            frame["estimate"], r["intrcpt"], rtol=1e-3, atol=2e-5
         )
         # where metafor's inner variance stops at ~1e-8 instead of 0 (bimodal
         # data), its prediction-error SD is sqrt(~1e-8) ~ 1e-4 instead of ~0
-        np.testing.assert_allclose(frame["se_intercept"], r["se"], rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(frame["se"], r["se"], rtol=1e-3, atol=1e-4)
 
 
 def test_konstantopoulos_profile_ci(fitted):
@@ -169,12 +171,12 @@ def test_profile_ci_bound_is_exact(fitted):
 
     m = fitted["konst_3level_REML"]
     lo = m.sigma2_confint(1).loc["sigma2", "ci_lower"]
-    y, v, X, codes, *_ = m._train
+    y, v, X, codes, *_ = m._data
     des = ml.prepare_intercepts(y, v, X, codes)
 
     def prof(s2):
         res = optimize.minimize_scalar(
-            lambda a: -ml.intercept_loglik(des, [a, s2], True, gradient=False)[0],
+            lambda a: -ml.intercept_loglik(des, [a, s2], True, gradient=False).loglik,
             bounds=(0.0, 1.0),
             method="bounded",
             options={"xatol": 1e-12},
@@ -213,7 +215,7 @@ def test_stata_example2_three_level():
     assert sd[("school", "sd(intercept)")] == pytest.approx(0.1809324, abs=5e-7)
     # Stata's data (se = sqrt(var) in double) vs metadat's vi: 1e-7 apart
     assert m.loglik_ == pytest.approx(-7.9587239, abs=2e-7)
-    assert m.q_m_ == pytest.approx(578.86, abs=0.005)
+    assert m.q_ == pytest.approx(578.86, abs=0.005)
     assert m.dof_ == 55
     ci = m.summary().to_frame().loc["intercept"]
     assert ci["ci_lower"] == pytest.approx(0.0189866, abs=5e-7)
@@ -233,14 +235,14 @@ def test_stata_example4_lr_tests_and_information_criteria():
     m = _fit_konst()
     school = m.lr_test_level("school")  # H0: tau_2^2 = 0 (model || district:)
     dist = m.lr_test_level("district")  # H0: tau_3^2 = 0 (model || study:)
-    assert school["statistic"] == pytest.approx(48.52, abs=0.005)
-    assert dist["statistic"] == pytest.approx(17.77, abs=0.005)
+    assert school.statistic == pytest.approx(48.52, abs=0.005)
+    assert dist.statistic == pytest.approx(17.77, abs=0.005)
     for t in (school, dist):
-        assert t["df"] == 1
+        assert t.df == 1
         # boundary-corrected p-value: half the naive chi2_1 one
-        assert t["p_value_mixture"] == pytest.approx(0.5 * t["p_value"], rel=1e-12)
-    assert school["loglik_reduced"] == pytest.approx(-32.21648, abs=5e-6)
-    assert dist["loglik_reduced"] == pytest.approx(-16.8455, abs=5e-5)
+        assert t.p_value_boundary == pytest.approx(0.5 * t.p_value, rel=1e-12)
+    assert school.table.loc["reduced", "loglik"] == pytest.approx(-32.21648, abs=5e-6)
+    assert dist.table.loc["reduced", "loglik"] == pytest.approx(-16.8455, abs=5e-5)
     # estimates stats main_model dist_effect school_effect, all n(55)
     assert (m.aic_, m.bic_, m.aicc_, m.caic_) == pytest.approx(
         (21.91745, 27.93945, 22.38804, 30.93945), abs=5e-6
@@ -268,22 +270,25 @@ def test_stata_example5_is_a_local_maximum_and_we_find_the_global_one():
     (corr0: _cons 0.181, se 0.090), the same model fitted as a custom structure.
     """
     m = _fit_konst(X=["year_c"], random_slopes={"district": ["year_c"]})
-    y, v, X, codes, Zlev, *_ = m._train
+    y, v, X, codes, Zlev, *_ = m._data
     des = ml.prepare_design(y, v, X, codes, Zlev)
     S = [
         np.diag([STATA_EX5["sd_cons"] ** 2, STATA_EX5["sd_slope"] ** 2]),
         np.array([[STATA_EX5["sd_school"] ** 2]]),
     ]
-    ll_stata, _, info = ml.profile_loglik(des, S, True, gradient=False)
+    stata = ml.profile_loglik(des, S, True, gradient=False)
+    ll_stata = stata.loglik
     assert ll_stata == pytest.approx(-7.2095301, abs=2e-6)
-    assert info["beta"] == pytest.approx([0.1609612, 0.0096021], abs=2e-6)
+    assert stata.beta == pytest.approx([0.1609612, 0.0096021], abs=2e-6)
     # a local maximum: L-BFGS from Stata's point stays at -7.2095
-    specs = [ml.make_cov_spec("independent", 2), ml.make_cov_spec("independent", 1)]
+    specs = [mls.make_cov_spec("independent", 2), mls.make_cov_spec("independent", 1)]
+    # (SDs of the slope level; the intercept-only school level is
+    # parametrized by its variance)
     th0 = np.array(
-        [STATA_EX5["sd_cons"], STATA_EX5["sd_slope"], STATA_EX5["sd_school"]]
+        [STATA_EX5["sd_cons"], STATA_EX5["sd_slope"], STATA_EX5["sd_school"] ** 2]
     )
     res = optimize.minimize(
-        ml._objective, th0, args=(des, specs, True), jac=True, method="L-BFGS-B"
+        mlf._objective, th0, args=(des, specs, True), jac=True, method="L-BFGS-B"
     )
     assert -res.fun == pytest.approx(-7.2095301, abs=1e-5)
     # ... while the multi-start fit finds the better maximum
@@ -307,7 +312,7 @@ def test_stata_example6_unstructured():
     se = np.sqrt(np.diag(m.cov_params_))
     assert np.round([m.intercept_, *m.coef_], 3).tolist() == [0.160, 0.007]
     assert np.round(se, 3).tolist() == [0.076, 0.010]
-    assert m.q_m_ == pytest.approx(550.26, abs=0.005)
+    assert m.q_ == pytest.approx(550.26, abs=0.005)
 
 
 def test_stata_example6_custom_fixed_correlation():
@@ -386,7 +391,7 @@ def test_stata_example1_pupil_iq():
     assert np.sqrt(m.sigma2_[0]) == pytest.approx(0.1372184, rel=rel)
     assert round(m.sigma2_[0], 4) == 0.0188  # meta summarize's tau2
     assert m.loglik_ == pytest.approx(-3.7365412, rel=rel)
-    assert m.q_m_ == pytest.approx(35.83, abs=0.005)
+    assert m.q_ == pytest.approx(35.83, abs=0.005)
     w = MultilevelMeta().fit(
         df[["weeks"]], df["yi"], sample_var=df["vi"], groups=df["study"]
     )
@@ -396,8 +401,8 @@ def test_stata_example1_pupil_iq():
         np.sqrt(np.diag(w.cov_params_)), [0.0633561, 0.0057447], rtol=rel
     )
     assert w.sigma2_[0] == pytest.approx(0.011166, rel=2e-3)  # printed to 5 digits
-    assert w.q_m_ == pytest.approx(27.66, abs=0.02)  # 27.673 on metadat's rounded yi
-    assert w.wald_ == pytest.approx(7.51, abs=0.005)
+    assert w.q_ == pytest.approx(27.66, abs=0.02)  # 27.673 on metadat's rounded yi
+    assert w.qm_ == pytest.approx(7.51, abs=0.005)
     assert w.loglik_ == pytest.approx(-0.71388211, abs=1e-3)
 
 
@@ -419,10 +424,11 @@ def test_bimodal_likelihood_global_maximum():
     np.testing.assert_allclose([m.intercept_, *m.coef_], ref["beta"], atol=1e-6)
     S = m._sigmas[0]
     np.testing.assert_allclose(np.diag(S), ref["tau2"], rtol=1e-4)
-    # a single start can end at the local maximum: the third default start does
+    # the starts matter: the first four end at the global maximum, the fifth
+    # (the first random split of the heterogeneity) at the other one
     singles = []
     df = _data("bimodal")
-    for n in (1, 2, 3):
+    for n in (1, 4, 5):
         fit = MultilevelMeta(
             n_starts=n,
             random_slopes={0: ["x"]},
@@ -506,7 +512,7 @@ def test_konstantopoulos_published_numbers():
     )
     district = reml.random_effects_["district"]
     np.testing.assert_allclose(
-        district["intercept"],
+        district["estimate"],
         [
             -0.18998596,
             -0.08467077,
@@ -523,7 +529,7 @@ def test_konstantopoulos_published_numbers():
         atol=5e-7,
     )
     np.testing.assert_allclose(
-        district["se_intercept"],
+        district["se"],
         [
             0.16653966,
             0.12407891,

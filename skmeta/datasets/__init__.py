@@ -21,12 +21,17 @@ name to its loader, and :func:`load_dataset` loads by name.
 - :func:`load_cohen1981`: validity of instructor ratings, Cohen (1981); 20 x 5.
 - :func:`load_hackshaw1998`: environmental tobacco smoke and lung cancer,
   Hackshaw (1998); 37 x 11.
+- :func:`load_knapp2017`: cognitive flexibility tasks in schizophrenia, Knapp et
+  al. (2017); several effect sizes per study; 66 x 14.
+- :func:`load_assink2016`: delinquency and juvenile offending, Assink et al.
+  (2016); several effect sizes per study; 100 x 8.
 - :func:`load_baskerville2012`: practice facilitation, Baskerville, Liddy & Hogg
   (2012); 23 x 18.
 """
 
 from skmeta.datasets._base import (
     DATASETS,
+    load_assink2016,
     load_baskerville2012,
     load_bcg,
     load_cohen1981,
@@ -36,6 +41,7 @@ from skmeta.datasets._base import (
     load_hackshaw1998,
     load_hine1989,
     load_jia,
+    load_knapp2017,
     load_laopaiboon2015,
     load_linde2005,
     load_nielweise2007,
@@ -46,6 +52,7 @@ from skmeta.datasets._base import (
 
 __all__ = [
     "DATASETS",
+    "load_assink2016",
     "load_baskerville2012",
     "load_bcg",
     "load_cohen1981",
@@ -55,6 +62,7 @@ __all__ = [
     "load_hackshaw1998",
     "load_hine1989",
     "load_jia",
+    "load_knapp2017",
     "load_laopaiboon2015",
     "load_linde2005",
     "load_nielweise2007",

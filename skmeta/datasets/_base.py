@@ -26,6 +26,7 @@ import pandas as pd
 
 __all__ = [
     "DATASETS",
+    "load_assink2016",
     "load_baskerville2012",
     "load_bcg",
     "load_cohen1981",
@@ -35,6 +36,7 @@ __all__ = [
     "load_hackshaw1998",
     "load_hine1989",
     "load_jia",
+    "load_knapp2017",
     "load_laopaiboon2015",
     "load_linde2005",
     "load_nielweise2007",
@@ -918,6 +920,137 @@ def load_baskerville2012() -> pd.DataFrame:
     )
 
 
+def load_knapp2017() -> pd.DataFrame:
+    """Load the planning-performance studies of Knapp et al. (2017).
+
+    Standardized mean differences in planning performance (tower of London and
+    similar tasks) between schizophrenia patients and healthy controls: 66
+    effect sizes from 31 studies (positive: the controls performed better).
+    Several studies compared more than one patient group with one control
+    group, used several tasks or reported subgroups, so their effect sizes are
+    dependent: the worked example of dependent effect sizes with correlated
+    sampling errors.
+
+    Transcribed from Knapp et al. (2017); cross-checked against R package
+    metadat 1.2.0 (``dat.knapp2017``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (66, 14)
+        Columns:
+
+        - ``authors`` (str): author(s) of the study.
+        - ``year`` (int64): publication year.
+        - ``study`` (int64): study id, 1 to 31.
+        - ``task`` (str): type of task (e.g. ``"SOC (CANTAB)"``, ``"TOL"``).
+        - ``difficulty`` (float64): task difficulty (average number of moves;
+          NaN where not reported).
+        - ``group1`` (str): patient group within the study.
+        - ``group2`` (str): control group within the study.
+        - ``comp`` (int64): comparison within the study.
+        - ``yi`` (float64): standardized mean difference.
+        - ``vi`` (float64): its sampling variance.
+        - ``n_sz`` (int64): number of patients.
+        - ``n_hc`` (int64): number of healthy controls.
+        - ``yi_iq`` (float64): standardized mean difference in IQ (NaN where
+          not reported).
+        - ``vi_iq`` (float64): its sampling variance.
+
+    References
+    ----------
+    .. [1] Knapp, F., Viechtbauer, W., Leonhart, R., Nitschke, K., & Kaller, C.
+       P. (2017). Planning performance in schizophrenia patients: A
+       meta-analysis of the influence of task difficulty and clinical and
+       sociodemographic variables. Psychological Medicine, 47(11), 2002-2016.
+       doi:10.1017/S0033291717000459
+
+    Examples
+    --------
+    >>> from skmeta.datasets import load_knapp2017
+    >>> knapp = load_knapp2017()
+    >>> knapp.groupby("study").size().max()
+    np.int64(8)
+    """
+    return _read(
+        "knapp2017.csv",
+        {
+            "authors": _S,
+            "year": _I,
+            "study": _I,
+            "task": _S,
+            "difficulty": _F,
+            "group1": _S,
+            "group2": _S,
+            "comp": _I,
+            "yi": _F,
+            "vi": _F,
+            "n_sz": _I,
+            "n_hc": _I,
+            "yi_iq": _F,
+            "vi_iq": _F,
+        },
+    )
+
+
+def load_assink2016() -> pd.DataFrame:
+    """Load the recidivism and mental-health studies of Assink & Wibbelink (2016).
+
+    Standardized mean differences in recidivism between delinquent juveniles
+    with and without a mental health disorder: 100 effect sizes from 17
+    studies, several per study (different delinquent behaviours), the
+    three-level example of Assink & Wibbelink's tutorial (a subset of the data
+    of Assink et al., 2015; positive: more recidivism with a disorder).
+
+    Transcribed from Assink & Wibbelink (2016); cross-checked against R package
+    metadat 1.2.0 (``dat.assink2016``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (100, 8)
+        Columns:
+
+        - ``study`` (int64): study id, 1 to 17.
+        - ``esid`` (int64): effect size within the study.
+        - ``id`` (int64): row id, 1 to 100.
+        - ``yi`` (float64): standardized mean difference.
+        - ``vi`` (float64): its sampling variance.
+        - ``pubstatus`` (int64): 1 = published, 0 = not.
+        - ``year`` (float64): publication year, approximately mean centred.
+        - ``deltype`` (str): type of delinquent behaviour, ``"general"``,
+          ``"overt"`` or ``"covert"``.
+
+    References
+    ----------
+    .. [1] Assink, M., & Wibbelink, C. J. M. (2016). Fitting three-level
+       meta-analytic models in R: A step-by-step tutorial. The Quantitative
+       Methods for Psychology, 12(3), 154-174. doi:10.20982/tqmp.12.3.p154
+    .. [2] Assink, M., van der Put, C. E., Hoeve, M., de Vries, S. L. A.,
+       Stams, G. J. J. M., & Oort, F. J. (2015). Risk factors for persistent
+       delinquent behavior among juveniles: A meta-analytic review. Clinical
+       Psychology Review, 42, 47-61. doi:10.1016/j.cpr.2015.08.002
+
+    Examples
+    --------
+    >>> from skmeta.datasets import load_assink2016
+    >>> assink = load_assink2016()
+    >>> assink["deltype"].value_counts().to_dict()
+    {'general': 78, 'overt': 13, 'covert': 9}
+    """
+    return _read(
+        "assink2016.csv",
+        {
+            "study": _I,
+            "esid": _I,
+            "id": _I,
+            "yi": _F,
+            "vi": _F,
+            "pubstatus": _I,
+            "year": _F,
+            "deltype": _S,
+        },
+    )
+
+
 DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
     {
         "bcg": load_bcg,
@@ -934,6 +1067,8 @@ DATASETS: MappingProxyType[str, Callable[[], pd.DataFrame]] = MappingProxyType(
         "cohen1981": load_cohen1981,
         "hackshaw1998": load_hackshaw1998,
         "baskerville2012": load_baskerville2012,
+        "knapp2017": load_knapp2017,
+        "assink2016": load_assink2016,
     }
 )
 
