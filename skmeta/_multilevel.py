@@ -23,7 +23,11 @@ from skmeta._engine._inference import (
     wald_test,
 )
 from skmeta._engine._ml_structures import make_cov_spec
-from skmeta.utils._validation import check_confidence_level, check_sample_var
+from skmeta.utils._validation import (
+    check_confidence_level,
+    check_groups,
+    check_sample_var,
+)
 
 _STRUCTURES = ("independent", "identity", "exchangeable", "unstructured")
 _ROBUST_KINDS = ("cr0", "cr1", "cr2")
@@ -40,17 +44,6 @@ class _TrainingData(NamedTuple):
     structures: list
     sampling: dep.BlockCovariance | None
     reml: bool
-
-
-def _factorize_labels(G):
-    """Integer codes of the labels of every column of G (any hashable labels)."""
-    out = np.empty(G.shape, dtype=np.int64)
-    for j in range(G.shape[1]):
-        col = G[:, j]
-        if col.dtype == object:
-            col = pd.Series(col, dtype=object)
-        out[:, j] = pd.factorize(col, sort=False)[0]
-    return out
 
 
 def _group_frame(values, index, effects, columns_name=None):
@@ -330,13 +323,6 @@ class MultilevelMeta(_BaseMeta):
             raise ValueError(
                 f"groups has {G.shape[0]} rows but X and y have n_samples={k}."
             )
-        if G.shape[1] == 0:
-            raise ValueError("groups has no columns: give at least one level.")
-        missing = pd.isna(G) if G.dtype.kind not in "iub" else np.zeros(G.shape, bool)
-        if np.any(missing):
-            raise ValueError(
-                f"groups contains {int(np.sum(missing))} missing label(s) (NaN/None)."
-            )
         if names is None:
             names = [f"level{j}" for j in range(G.shape[1])]
         return G, names
@@ -554,7 +540,7 @@ class MultilevelMeta(_BaseMeta):
         G, level_names = self._check_groups(meta["groups"], k, fitting=True)
         Zarr, z_names = self._check_Z(meta["Z"], k)
         L = G.shape[1]
-        codes = ml.encode_nested_groups(_factorize_labels(G))
+        codes = check_groups(G, k, allow_2d=True)
         n_groups = codes.max(axis=0) + 1
         for lev in range(L):
             if n_groups[lev] < 2:
@@ -957,7 +943,7 @@ class MultilevelMeta(_BaseMeta):
                 f"groups has {G.shape[1]} level(s) but the model has "
                 f"{len(self.level_names_)}."
             )
-        codes = ml.encode_nested_groups(_factorize_labels(G))
+        codes = check_groups(G, k, allow_2d=True)
         Zarr, _ = self._check_Z(Z, k)
         if any(self._slopes) and Zarr is None:
             raise ValueError("Z is required: the model has random slopes.")

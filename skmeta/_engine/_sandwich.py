@@ -51,7 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import linalg, stats
+from scipy import stats
 
 from skmeta._engine._gls import cholesky_inverse, dependent_columns
 
@@ -478,8 +478,12 @@ def _contrast_moments(gram, cross, C):
 
 
 def _to_orthonormal(result, C):
-    """Map contrasts of beta to contrasts of gamma = R beta: C R^{-1}."""
-    return linalg.solve_triangular(result.r_factor, C.T, trans="T").T
+    """Map contrasts of beta to contrasts of gamma = R beta: C R^{-1}.
+
+    A p x p solve with numpy's LAPACK (scipy's triangular solve pays a
+    thread-pool start per call, milliseconds on a busy machine, for p ~ 5).
+    """
+    return np.linalg.solve(result.r_factor.T, C.T).T
 
 
 def contrast_dof(result: ClusterRobustResult, contrasts: ArrayLike) -> NDArray:
@@ -624,7 +628,7 @@ def cluster_robust_covariance(
     # CR2 works in orthonormal coordinates gamma = R beta (X_tilde = Q R)
     Q, R = np.linalg.qr(X)
     scores, gram, cross = _cr2_pieces(Q, e, codes, J, sizes, metric)
-    Rinv_s = linalg.solve_triangular(R, scores.T)  # R^{-1} u_j, (p, J)
+    Rinv_s = np.linalg.solve(R, scores.T)  # R^{-1} u_j, (p, J)
     cov = Rinv_s @ Rinv_s.T
     cov = 0.5 * (cov + cov.T)
     res = ClusterRobustResult(cov, np.empty(p), kind, J, M, R, gram, cross)

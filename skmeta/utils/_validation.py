@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import DataConversionWarning
 
+from skmeta._engine._multilevel import encode_nested_groups
+
 
 def check_confidence_level(confidence_level, name="confidence_level"):
     """Validate a confidence level: a real number strictly between 0 and 1.
@@ -239,13 +241,15 @@ def check_groups(groups, n_samples, *, name="groups", allow_2d=False):
 
     Returns
     -------
-    codes : ndarray of int of shape (n_samples,) or (n_samples, n_levels)
-        For 2-D input, level ``l``'s code identifies the label *path* from the
-        outermost level to ``l`` (a label is nested in its parent).
+    codes : ndarray of int64 of shape (n_samples,) or (n_samples, n_levels)
+        1-D: labels numbered in order of first appearance. 2-D: level ``l``'s
+        code identifies the label *path* from the outermost level to ``l`` (a
+        label is nested in its parent: school 1 of district 11 and school 1 of
+        district 12 are different schools).
     """
     if isinstance(groups, pd.DataFrame | pd.Series):
         groups = groups.to_numpy()
-    g = np.asarray(groups, dtype=object)
+    g = np.asarray(groups)
     if g.ndim == 2 and not allow_2d:
         if g.shape[1] == 1:
             g = g[:, 0]
@@ -257,29 +261,28 @@ def check_groups(groups, n_samples, *, name="groups", allow_2d=False):
         raise ValueError(
             f"{name} has {g.shape[0]} rows but X and y have n_samples={n_samples}."
         )
-    missing = pd.isna(g)
+    if g.ndim == 2 and g.shape[1] == 0:
+        raise ValueError(f"{name} has no columns: give at least one level.")
+    missing = pd.isna(g) if g.dtype.kind not in "iub" else np.zeros(g.shape, bool)
     if np.any(missing):
-        raise ValueError(f"{name} contains {int(np.sum(missing))} missing label(s).")
+        raise ValueError(
+            f"{name} contains {int(np.sum(missing))} missing label(s) (NaN/None)."
+        )
     if g.ndim == 1:
-        return _encode(g)
-    codes = np.empty(g.shape, dtype=np.intp)
-    path = np.zeros(n_samples, dtype=np.intp)
-    for level in range(g.shape[1]):
-        inner = _encode(g[:, level])
-        path = _encode(np.stack([path, inner], axis=1).tolist(), tuples=True)
-        codes[:, level] = path
-    return codes
+        return factorize_labels(g[:, None])[:, 0]
+    return encode_nested_groups(factorize_labels(g))
 
 
-def _encode(labels, tuples=False):
-    if tuples:
-        labels = [tuple(x) for x in labels]
-    keys = {}
-    return np.fromiter(
-        (keys.setdefault(x, len(keys)) for x in labels),
-        dtype=np.intp,
-        count=len(labels),
-    )
+def factorize_labels(G):
+    """Integer codes of the labels of every column of ``G`` (any hashable labels),
+    numbered in order of first appearance."""
+    out = np.empty(G.shape, dtype=np.int64)
+    for j in range(G.shape[1]):
+        col = G[:, j]
+        if col.dtype == object:
+            col = pd.Series(col, dtype=object)
+        out[:, j] = pd.factorize(col, sort=False)[0]
+    return out
 
 
 def check_design(Z, n_samples, *, name="Z"):
