@@ -18,7 +18,7 @@ from skmeta import effect_sizes
 from skmeta._engine import _binary as engine
 from skmeta._engine._inference import coefficient_table, critical_value
 from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.effect_sizes import check_correction, two_by_two_tables
+from skmeta.effect_sizes import check_correction, fill_doc, two_by_two_tables
 from skmeta.utils._validation import check_confidence_level
 
 __all__ = ["MantelHaenszelResult", "PetoResult", "mantel_haenszel", "peto"]
@@ -46,22 +46,51 @@ _RATIO_NAMES = {"OR": "odds ratio", "RR": "risk ratio"}
 #: raw counts, nothing added, nothing dropped.
 _POOLED_DEFAULTS = {"correction": 0.0, "add_to": "none", "drop00": False}
 
-_ZERO_CELL_DOC = """\
+#: Docstring fragments shared by :func:`mantel_haenszel` and :func:`peto`.
+_DOC = {
+    "tables": """\
+ai, bi, ci, di : array-like of shape (n_tables,)
+    Cell counts: events (``ai``) and non-events (``bi``) in group 1,
+    events (``ci``) and non-events (``di``) in group 2.  Counts need not be
+    integers.  A table with a missing (``NaN``) count is left out, with a
+    warning.
+n1i, n2i : array-like of shape (n_tables,), default=None
+    Group sizes, instead of ``bi`` and ``di`` (``bi = n1i - ai``).""",
+    "zero_cell_options": """\
+correction : float or (float, float), default=0.5
+    Amount added to the cells (metafor's ``add``); see Notes.
+add_to : {"only0", "all", "if0all", "none"} or pair of them, default="only0"
+    Which tables get ``correction`` (metafor's ``to``); see Notes and
+    :mod:`skmeta.effect_sizes`.
+drop00 : bool or (bool, bool), default=True
+    Whether tables with no events or only events in both groups are
+    dropped; see Notes.""",
+    "labels_level": """\
+labels : array-like of shape (n_tables,), default=None
+    Study labels (``"Study 1"``, ... when None).
+confidence_level : float, default=0.95
+    Level of the confidence interval.""",
+    "result": """\
+Frozen dataclass; ``summary()`` gives the printed summary and the
+coefficient table, ``per_study()`` the per-study effect sizes.""",
+    "zero_cells": """\
 Zero cells are handled in two stages, as in metafor.  Each of
-    ``correction``, ``add_to`` and ``drop00`` is either one value, which applies to
-    the per-study effect sizes ``yi``, ``vi`` (used for Q, I^2, H^2 and plots
-    only), or a pair ``(per_study, pooled)``.  One value leaves the pooled
-    computation on the raw counts (``correction=0``, ``add_to="none"``,
-    ``drop00=False``).  So by default:
+``correction``, ``add_to`` and ``drop00`` is either one value, which applies to
+the per-study effect sizes ``yi``, ``vi`` (used for Q, I^2, H^2 and plots
+only), or a pair ``(per_study, pooled)``.  One value leaves the pooled
+computation on the raw counts (``correction=0``, ``add_to="none"``,
+``drop00=False``).  So by default:
 
-    - per study: tables with a zero cell get ``correction = 1/2`` added to all
-      four cells; tables with no events in both groups (``ai = ci = 0``) or only
-      events (``bi = di = 0``) get ``NaN`` (for the risk difference too, as
-      in metafor) and are left out of Q, I^2 and H^2, with a warning;
-    - pooled estimate, its standard error and the tests: the raw counts of all
-      tables.  Double-zero tables stay in: they add nothing to the odds ratio,
-      risk ratio or Peto sums but do add to the denominator of the risk
-      difference."""
+- per study: tables with a zero cell get ``correction = 1/2`` added to all
+  four cells; tables with no events in both groups (``ai = ci = 0``) or only
+  events (``bi = di = 0``) get ``NaN`` (for the risk difference too, as
+  in metafor) and are left out of Q, I^2 and H^2, with a warning;
+- pooled estimate, its standard error and the tests: the raw counts of all
+  tables.  Double-zero tables stay in: they add nothing to the odds ratio,
+  risk ratio or Peto sums but do add to the denominator of the risk
+  difference.""",
+}
+_doc = fill_doc(_DOC)
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,6 +355,7 @@ class PetoResult(_PooledTables):
     """
 
 
+@_doc
 def mantel_haenszel(
     ai,
     bi=None,
@@ -380,36 +410,19 @@ def mantel_haenszel(
 
     Parameters
     ----------
-    ai, bi, ci, di : array-like of shape (n_tables,)
-        Cell counts: events (``ai``) and non-events (``bi``) in group 1,
-        events (``ci``) and non-events (``di``) in group 2.  Counts need not be
-        integers.  A table with a missing (``NaN``) count is left out, with a
-        warning.
-    n1i, n2i : array-like of shape (n_tables,), default=None
-        Group sizes, instead of ``bi`` and ``di`` (``bi = n1i - ai``).
+    %(tables)s
     measure : {"OR", "RR", "RD"}, default="OR"
         Odds ratio, risk ratio or risk difference.  OR and RR are pooled and
         reported on the log scale; ``exp_estimate`` gives the ratio.
-    correction : float or (float, float), default=0.5
-        Amount added to the cells (metafor's ``add``); see Notes.
-    add_to : {"only0", "all", "if0all", "none"} or pair of them, default="only0"
-        Which tables get ``correction`` (metafor's ``to``); see Notes and
-        :mod:`skmeta.effect_sizes`.
-    drop00 : bool or (bool, bool), default=True
-        Whether tables with no events or only events in both groups are
-        dropped; see Notes.
+    %(zero_cell_options)s
     correct : bool, default=True
         Continuity correction of the CMH statistic.
-    labels : array-like of shape (n_tables,), default=None
-        Study labels (``"Study 1"``, ... when None).
-    confidence_level : float, default=0.95
-        Level of the confidence interval.
+    %(labels_level)s
 
     Returns
     -------
     MantelHaenszelResult
-        Frozen dataclass; ``summary()`` gives the printed summary and the
-        coefficient table, ``per_study()`` the per-study effect sizes.
+        %(result)s
 
     Raises
     ------
@@ -431,7 +444,7 @@ def mantel_haenszel(
 
     Notes
     -----
-    {zero_cells}
+    %(zero_cells)s
 
     The CMH continuity correction 1/2 is applied when the summed difference
     :math:`|\Delta|` between observed and expected events is at least 1/2, as in
@@ -510,19 +523,13 @@ def mantel_haenszel(
     return MantelHaenszelResult(
         method="Mantel-Haenszel",
         measure=measure,
-        **_inference(pooled, confidence_level),
-        **_heterogeneity_fields(het),
-        k=data.k,
-        k_yi=int(defined.sum()),
-        yi=_frozen(yi),
-        vi=_frozen(vi),
-        weights=_frozen(data.full_weights(pooled.weights)),
-        labels=data.labels,
+        **_pooled_fields(pooled, het, data, yi, vi, confidence_level),
         correct=bool(correct),
         **tests,
     )
 
 
+@_doc
 def peto(
     ai,
     bi=None,
@@ -573,30 +580,14 @@ def peto(
 
     Parameters
     ----------
-    ai, bi, ci, di : array-like of shape (n_tables,)
-        Cell counts: events (``ai``) and non-events (``bi``) in group 1,
-        events (``ci``) and non-events (``di``) in group 2.  Counts need not be
-        integers.  A table with a missing (``NaN``) count is left out, with a
-        warning.
-    n1i, n2i : array-like of shape (n_tables,), default=None
-        Group sizes, instead of ``bi`` and ``di``.
-    correction : float or (float, float), default=0.5
-        Amount added to the cells (metafor's ``add``); see Notes.
-    add_to : {"only0", "all", "if0all", "none"} or pair of them, default="only0"
-        Which tables get ``correction`` (metafor's ``to``).
-    drop00 : bool or (bool, bool), default=True
-        Whether tables with no events or only events in both groups are
-        dropped; see Notes.
-    labels : array-like of shape (n_tables,), default=None
-        Study labels (``"Study 1"``, ... when None).
-    confidence_level : float, default=0.95
-        Level of the confidence interval.
+    %(tables)s
+    %(zero_cell_options)s
+    %(labels_level)s
 
     Returns
     -------
     PetoResult
-        Frozen dataclass; ``summary()`` gives the printed summary and the
-        coefficient table, ``per_study()`` the per-study effect sizes.
+        %(result)s
 
     Raises
     ------
@@ -614,7 +605,7 @@ def peto(
 
     Notes
     -----
-    {zero_cells}
+    %(zero_cells)s
 
     Equivalents: R ``metafor::rma.peto(ai, bi, ci, di)``; Stata ``meta esize``
     with ``esize(lnorpeto)`` and ``common``, or ``metan ..., peto``.
@@ -655,21 +646,8 @@ def peto(
     return PetoResult(
         method="Peto",
         measure="OR",
-        **_inference(pooled, confidence_level),
-        **_heterogeneity_fields(het),
-        k=data.k,
-        k_yi=int(defined.sum()),
-        yi=_frozen(yi),
-        vi=_frozen(vi),
-        weights=_frozen(data.full_weights(pooled.weights)),
-        labels=data.labels,
+        **_pooled_fields(pooled, het, data, yi, vi, confidence_level),
     )
-
-
-mantel_haenszel.__doc__ = mantel_haenszel.__doc__.replace(
-    "{zero_cells}", _ZERO_CELL_DOC
-)
-peto.__doc__ = peto.__doc__.replace("{zero_cells}", _ZERO_CELL_DOC)
 
 
 # --------------------------------------------------------------------------------------
@@ -858,7 +836,8 @@ def _odds_ratio_tests(a, b, c, d, log_odds_ratio, correct):
     return dict(zip(_ODDS_RATIO_TESTS, values, strict=True))
 
 
-def _inference(pooled, confidence_level):
+def _pooled_fields(pooled, het, data, yi, vi, confidence_level):
+    """Fields of :class:`_PooledTables` other than ``method`` and ``measure``."""
     table = coefficient_table(
         np.array([pooled.estimate]),
         np.array([[pooled.variance]]),
@@ -873,16 +852,17 @@ def _inference(pooled, confidence_level):
         "ci_lower": float(table.ci_lower[0]),
         "ci_upper": float(table.ci_upper[0]),
         "confidence_level": confidence_level,
-    }
-
-
-def _heterogeneity_fields(het):
-    return {
         "q": het.q,
         "q_df": het.df,
         "q_pvalue": het.q_pvalue,
         "i2": het.i2,
         "h2": het.h2,
+        "k": data.k,
+        "k_yi": int(np.isfinite(yi).sum()),
+        "yi": _frozen(yi),
+        "vi": _frozen(vi),
+        "weights": _frozen(data.full_weights(pooled.weights)),
+        "labels": data.labels,
     }
 
 

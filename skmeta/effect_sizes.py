@@ -20,15 +20,7 @@ correction).
 
 **Two groups, binary outcome (2x2 tables)**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"RR"``
      - :func:`log_risk_ratio`
      - ``ai, bi, ci, di``
@@ -67,15 +59,7 @@ correction).
 
 **Association of two binary variables (2x2 tables)**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"PHI"``
      - :func:`phi_coefficient`
      - ``ai, bi, ci, di``, ``vtype``
@@ -99,15 +83,7 @@ correction).
 
 **Two groups, quantitative outcome**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"MD"``
      - :func:`mean_difference`
      - ``m1i, sd1i, n1i, m2i, sd2i, n2i``
@@ -161,15 +137,7 @@ correction).
 
 **Change scores and matched pairs**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"MC"``
      - :func:`mean_change`
      - ``m1i, sd1i, m2i, sd2i, ni, ri``
@@ -193,15 +161,7 @@ correction).
 
 **Correlations**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"COR"``
      - :func:`correlation`
      - ``ri, ni``
@@ -240,15 +200,7 @@ correction).
 
 **Single groups, quantitative**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"MN"``
      - :func:`raw_mean`
      - ``mi, sdi, ni``
@@ -272,15 +224,7 @@ correction).
 
 **Single groups, proportions**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"PR"``
      - :func:`proportion`
      - ``xi, ni``
@@ -309,15 +253,7 @@ correction).
 
 **Incidence rates**
 
-.. list-table::
-   :header-rows: 1
-   :widths: 9 27 20 30 14
-
-   * - Measure
-     - Function
-     - Inputs
-     - Estimate :math:`y_i`
-     - Reference
+%(measure_table)s
    * - ``"IR"``
      - :func:`incidence_rate`
      - ``xi, ti``
@@ -399,7 +335,9 @@ Conventions (those of metafor's ``escalc``, checked against metafor 3.8.1 to
 """
 
 import inspect
+import re
 import warnings
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -467,6 +405,293 @@ __all__ = [
 ]
 
 _ADD_TO = ("only0", "all", "if0all", "none")
+
+# --------------------------------------------------------------------------- #
+# docstring fragments
+# --------------------------------------------------------------------------- #
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _fill(doc: str | None, fragments: Mapping[str, str]) -> str | None:
+    """Substitute shared fragments into a docstring.
+
+    Each ``%(name)s`` in ``doc`` is replaced by ``fragments[name]``, itself
+    filled the same way. Fragments are written flush left: their continuation
+    lines get the indentation of the line that holds the placeholder, so a
+    placeholder on a line of its own stands for whole numpydoc entries or
+    sections. Nothing else in ``doc`` changes (``%`` and braces stay literal).
+    ``None`` (docstrings stripped by ``python -OO``) stays ``None``.
+    """
+    if doc is None:
+        return None
+
+    def fill_line(line: str) -> str:
+        indent = line[: len(line) - len(line.lstrip())]
+
+        def fragment(match: re.Match) -> str:
+            first, *rest = _fill(fragments[match.group(1)], fragments).split("\n")
+            return "\n".join([first, *(indent + r if r else r for r in rest)])
+
+        return _PLACEHOLDER.sub(fragment, line)
+
+    return "\n".join(fill_line(line) for line in doc.split("\n"))
+
+
+def fill_doc(fragments: Mapping[str, str]) -> Callable[[Callable], Callable]:
+    """Return a decorator that fills a function's docstring from ``fragments``.
+
+    The ``%(name)s`` placeholders are replaced as :func:`_fill` describes;
+    ``%(<parameter>)s`` also stands for the default of that parameter of the
+    function (it takes precedence over a fragment of the same name), so that a
+    shared fragment states each function's own default.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        defaults = {
+            name: str(param.default)
+            for name, param in inspect.signature(func).parameters.items()
+            if param.default is not param.empty
+        }
+        func.__doc__ = _fill(func.__doc__, {**fragments, **defaults})
+        return func
+
+    return decorate
+
+
+#: Docstring fragments shared by the functions of this module (see
+#: :func:`fill_doc`). A ``*_parameters`` fragment is a whole Parameters section
+#: followed by the Returns section; the others are parameter entries, sections
+#: or references.
+_DOC = {
+    # the head of each table of measures in the module docstring
+    "measure_table": """\
+.. list-table::
+   :header-rows: 1
+   :widths: 9 27 20 30 14
+
+   * - Measure
+     - Function
+     - Inputs
+     - Estimate :math:`y_i`
+     - Reference""",
+    "returns": """\
+Returns
+-------
+result : EffectSize
+    Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).""",
+    # 2x2 tables
+    "table_parameters": """\
+Parameters
+----------
+ai : array-like of shape (n_studies,)
+    Events in group 1 (e.g. treated).
+bi : array-like of shape (n_studies,), default=None
+    Non-events in group 1. Give either ``bi`` or ``n1i``.
+ci : array-like of shape (n_studies,)
+    Events in group 2 (e.g. control).
+di : array-like of shape (n_studies,), default=None
+    Non-events in group 2. Give either ``di`` or ``n2i``.
+n1i : array-like of shape (n_studies,), default=None
+    Size of group 1, instead of ``bi`` (``bi = n1i - ai``).
+n2i : array-like of shape (n_studies,), default=None
+    Size of group 2, instead of ``di`` (``di = n2i - ci``).
+%(table_options)s
+
+%(returns)s""",
+    "table_parameters_short": """\
+Parameters
+----------
+%(table_cells_short)s
+%(table_options)s
+
+%(returns)s""",
+    "table_cells_short": """\
+ai, bi, ci, di : array-like of shape (n_studies,)
+    Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
+    :func:`log_odds_ratio`.
+n1i, n2i : array-like of shape (n_studies,), default=None
+    Row totals, instead of ``bi`` and ``di``.""",
+    "table_options": """\
+correction : float, default=%(correction)s
+    Continuity correction added to the cells (metafor's ``add``).
+add_to : {"only0", "all", "if0all", "none"}, default="only0"
+    Which tables get the correction (metafor's ``to``); see the module
+    docstring.
+drop00 : bool, default=False
+    Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.""",
+    # two groups, quantitative outcome
+    "group_means": """\
+m1i : array-like of shape (n_studies,)
+    Means of group 1.
+sd1i : array-like of shape (n_studies,)
+    Standard deviations of group 1.
+n1i : array-like of shape (n_studies,)
+    Sizes of group 1.
+m2i : array-like of shape (n_studies,)
+    Means of group 2.
+sd2i : array-like of shape (n_studies,)
+    Standard deviations of group 2.
+n2i : array-like of shape (n_studies,)
+    Sizes of group 2.""",
+    "group_summary_parameters": """\
+Parameters
+----------
+m1i, m2i : array-like of shape (n_studies,)
+    Means of groups 1 and 2.
+sd1i, sd2i : array-like of shape (n_studies,)
+    Standard deviations of groups 1 and 2.
+n1i, n2i : array-like of shape (n_studies,)
+    Sizes of groups 1 and 2.
+
+%(returns)s""",
+    "metafor_46_notes": """\
+Notes
+-----
+metafor 4.6 "slightly adjusted" this variance "for consistency" (its NEWS)
+without documenting the new formula; this function reproduces metafor 3.8.""",
+    "variability_ratio": """\
+sd1i, sd2i : array-like of shape (n_studies,)
+    Standard deviations of groups 1 and 2 (positive).
+n1i, n2i : array-like of shape (n_studies,)
+    Sizes of groups 1 and 2 (at least 2).
+correct : bool, default=True
+    Whether to apply the bias correction to :math:`y_i`.""",
+    # change scores and matched pairs
+    "paired_means": """\
+m1i, m2i : array-like of shape (n_studies,)
+    Means at the two occasions (or of the two matched groups).""",
+    "paired_sizes": """\
+ni : array-like of shape (n_studies,)
+    Number of individuals (pairs), at least 3.
+ri : array-like of shape (n_studies,)
+    Correlation between the two measurements, in [-1, 1].""",
+    # regression results
+    "regression": """\
+ti : array-like of shape (n_studies,)
+    t-statistics of the focal regression coefficient.
+ni : array-like of shape (n_studies,)
+    Sample sizes.
+mi : array-like of shape (n_studies,)
+    Numbers of predictors in the models, counting the focal predictor.""",
+    "semipartial_parameters": """\
+Parameters
+----------
+%(regression)s
+r2i : array-like of shape (n_studies,)
+    :math:`R^2` of the full models, in [0, 1).
+
+%(returns)s""",
+    # single groups
+    "log_sd": """\
+sdi : array-like of shape (n_studies,)
+    Standard deviations (positive).
+ni : array-like of shape (n_studies,)
+    Sample sizes, at least 2.""",
+    # counts
+    "proportion_parameters": """\
+Parameters
+----------
+xi : array-like of shape (n_studies,)
+    Numbers of individuals with the event.
+ni : array-like of shape (n_studies,)
+    Sample sizes (positive, at least ``xi``).
+correction : float, default=%(correction)s
+    Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
+    ``add``).
+add_to : {"only0", "all", "if0all", "none"}, default="only0"
+    Which studies get the correction (metafor's ``to``): with ``"only0"``
+    those with ``xi = 0`` or ``xi = ni``.
+
+%(returns)s""",
+    "event_rate_parameters": """\
+Parameters
+----------
+xi : array-like of shape (n_studies,)
+    Numbers of events.
+ti : array-like of shape (n_studies,)
+    Person-times at risk (positive).
+correction : float, default=%(correction)s
+    Continuity correction added to ``xi`` (metafor's ``add``).
+add_to : {"only0", "all", "if0all", "none"}, default="only0"
+    Which studies get the correction (metafor's ``to``): with ``"only0"``
+    those with no event.
+
+%(returns)s""",
+    "two_group_rate_parameters": """\
+Parameters
+----------
+x1i : array-like of shape (n_studies,)
+    Events in group 1.
+t1i : array-like of shape (n_studies,)
+    Person-time at risk in group 1 (positive).
+x2i : array-like of shape (n_studies,)
+    Events in group 2.
+t2i : array-like of shape (n_studies,)
+    Person-time at risk in group 2 (positive).
+correction : float, default=%(correction)s
+    Continuity correction added to ``x1i`` and ``x2i`` (metafor's ``add``).
+add_to : {"only0", "all", "if0all", "none"}, default="only0"
+    Which studies get the correction (metafor's ``to``): with ``"only0"``
+    those with a zero count in either group.
+drop00 : bool, default=False
+    Whether studies with ``x1i = x2i = 0`` give ``NaN``.
+
+%(returns)s""",
+    # references cited by several functions
+    "fleiss_berlin_2009": """\
+Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
+   data. In H. Cooper, L. V. Hedges, & J. C. Valentine (Eds.), The handbook
+   of research synthesis and meta-analysis (2nd ed., pp. 237-253).""",
+    "nakagawa_2015": """\
+Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
+   L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
+   Ecological and evolutionary applications and beyond. Methods in Ecology
+   and Evolution, 6(2), 143-152.""",
+    "rothman_2008": """\
+Rothman, K. J., Greenland, S., & Lash, T. L. (2008). Modern
+   epidemiology (3rd ed.). Lippincott Williams & Wilkins.""",
+    "sanchez_meca_2003": """\
+Sánchez-Meca, J., Marín-Martínez, F., & Chacón-Moscoso, S. (2003).
+   Effect-size indices for dichotomized outcomes in meta-analysis.
+   Psychological Methods, 8(4), 448-467.""",
+    "freeman_tukey_1950": """\
+Freeman, M. F., & Tukey, J. W. (1950). Transformations related to the
+   angular and the square root. Annals of Mathematical Statistics, 21(4),
+   607-611.""",
+    "borenstein_2009": """\
+Borenstein, M. (2009). Effect sizes for continuous data. In H.
+   Cooper, L. V. Hedges, & J. C. Valentine (Eds.), The handbook of research
+   synthesis and meta-analysis (2nd ed., pp. 221-235).""",
+    "yule_1912": """\
+Yule, G. U. (1912). On the methods of measuring association between
+   two attributes. Journal of the Royal Statistical Society, 75(6),
+   579-652.""",
+    "senior_2020": """\
+Senior, A. M., Viechtbauer, W., & Nakagawa, S. (2020). Revisiting
+   and expanding the meta-analysis of variation: The log coefficient of
+   variation ratio. Research Synthesis Methods, 11(4), 553-567.""",
+    "morris_deshon_2002": """\
+Morris, S. B., & DeShon, R. P. (2002). Combining effect size
+   estimates in meta-analysis with repeated measures and independent-groups
+   designs. Psychological Methods, 7(1), 105-125.""",
+    "hasselblad_hedges_1995": """\
+Hasselblad, V., & Hedges, L. V. (1995). Meta-analysis of screening
+   and diagnostic tests. Psychological Bulletin, 117(1), 167-178.""",
+    "cox_snell_1989": """\
+Cox, D. R., & Snell, E. J. (1989). Analysis of binary data (2nd
+   ed.). Chapman & Hall.""",
+    "aloe_thompson_2013": """\
+Aloe, A. M., & Thompson, C. G. (2013). The synthesis of partial
+   effect sizes. Journal of the Society for Social Work and Research, 4(4),
+   390-405.""",
+    "aloe_becker_2012": """\
+Aloe, A. M., & Becker, B. J. (2012). An effect size for regression
+   predictors in meta-analysis. Journal of Educational and Behavioral
+   Statistics, 37(2), 278-297.""",
+}
+
+__doc__ = _fill(__doc__, _DOC)
+_doc = fill_doc(_DOC)
 
 
 class EffectSize(NamedTuple):
@@ -561,17 +786,35 @@ def check_correction(correction: float, add_to: str, drop00: bool = False) -> No
     _check_bool("drop00", drop00)
 
 
-def _correction_mask(
+def _continuity_correction(
     has_zero: NDArray[np.bool_], correction: float, add_to: str
-) -> NDArray[np.bool_]:
-    """Studies that receive the continuity correction."""
+) -> NDArray[np.float64]:
+    """Amount added to the counts of each study: ``correction`` or 0."""
     if add_to == "none" or correction == 0:
-        return np.zeros_like(has_zero)
-    if add_to == "all":
-        return np.ones_like(has_zero)
-    if add_to == "if0all":
-        return np.full_like(has_zero, bool(has_zero.any()))
-    return has_zero  # "only0"
+        corrected = np.zeros_like(has_zero)
+    elif add_to == "all":
+        corrected = np.ones_like(has_zero)
+    elif add_to == "if0all":
+        corrected = np.full_like(has_zero, bool(has_zero.any()))
+    else:  # "only0"
+        corrected = has_zero
+    return correction * corrected
+
+
+def _counts(
+    named: dict[str, ArrayLike],
+    counts: tuple[str, ...],
+    totals: tuple[str, ...],
+    correction: float,
+    add_to: str,
+    drop00: bool = False,
+) -> dict[str, NDArray[np.float64]]:
+    """Validate the correction options, event counts and their (positive) totals."""
+    check_correction(correction, add_to, drop00)
+    x = _arrays(**named)
+    _nonneg(x, *counts)
+    _positive(x, *totals)
+    return x
 
 
 def _missing(arrays: dict[str, NDArray[np.float64]]) -> NDArray[np.bool_]:
@@ -646,10 +889,11 @@ def _average(values: NDArray[np.float64], weights: NDArray[np.float64]) -> float
     return float(np.sum(weights[ok] * values[ok]) / np.sum(weights[ok]))
 
 
-def _at_least(arrays: dict[str, NDArray[np.float64]], name: str, low: float) -> None:
-    with np.errstate(invalid="ignore"):
-        if np.any(arrays[name] < low):
-            raise ValueError(f"{name} must be at least {low:g}")
+def _at_least(arrays: dict[str, NDArray[np.float64]], low: float, *names: str) -> None:
+    for name in names:
+        with np.errstate(invalid="ignore"):
+            if np.any(arrays[name] < low):
+                raise ValueError(f"{name} must be at least {low:g}")
 
 
 def _in_range(
@@ -700,10 +944,11 @@ def two_by_two_tables(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
         drop = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
     drop = drop if drop00 else np.zeros_like(drop)
     # dropped studies do not trigger "if0all" (as in metafor)
-    add = correction * _correction_mask(has_zero & ~drop, correction, add_to)
+    add = _continuity_correction(has_zero & ~drop, correction, add_to)
     return a + add, b + add, c + add, d + add, drop | missing
 
 
+@_doc
 def log_risk_ratio(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -727,38 +972,11 @@ def log_risk_ratio(
         y_i = \\log\\frac{a_i / n_{1i}}{c_i / n_{2i}}, \\qquad
         v_i = \\frac{1}{a_i} - \\frac{1}{n_{1i}} + \\frac{1}{c_i} - \\frac{1}{n_{2i}}.
 
-    Parameters
-    ----------
-    ai : array-like of shape (n_studies,)
-        Events in group 1 (e.g. treated).
-    bi : array-like of shape (n_studies,), default=None
-        Non-events in group 1. Give either ``bi`` or ``n1i``.
-    ci : array-like of shape (n_studies,)
-        Events in group 2 (e.g. control).
-    di : array-like of shape (n_studies,), default=None
-        Non-events in group 2. Give either ``di`` or ``n2i``.
-    n1i : array-like of shape (n_studies,), default=None
-        Size of group 1, instead of ``bi`` (``bi = n1i - ai``).
-    n2i : array-like of shape (n_studies,), default=None
-        Size of group 2, instead of ``di`` (``di = n2i - ci``).
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``); see the module
-        docstring.
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In H. Cooper, L. V. Hedges, & J. C. Valentine (Eds.), The handbook
-       of research synthesis and meta-analysis (2nd ed., pp. 237-253).
+    .. [1] %(fleiss_berlin_2009)s
     .. [2] Viechtbauer, W. (2010). Conducting meta-analyses in R with the
        metafor package. Journal of Statistical Software, 36(3), 1-48.
 
@@ -779,6 +997,7 @@ def log_risk_ratio(
     return _finish(yi, vi, skip)
 
 
+@_doc
 def log_odds_ratio(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -802,44 +1021,20 @@ def log_odds_ratio(
 
     (Woolf's variance).
 
-    Parameters
-    ----------
-    ai : array-like of shape (n_studies,)
-        Events in group 1.
-    bi : array-like of shape (n_studies,), default=None
-        Non-events in group 1. Give either ``bi`` or ``n1i``.
-    ci : array-like of shape (n_studies,)
-        Events in group 2.
-    di : array-like of shape (n_studies,), default=None
-        Non-events in group 2. Give either ``di`` or ``n2i``.
-    n1i : array-like of shape (n_studies,), default=None
-        Size of group 1, instead of ``bi``.
-    n2i : array-like of shape (n_studies,), default=None
-        Size of group 2, instead of ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters)s
 
     References
     ----------
     .. [1] Woolf, B. (1955). On estimating the relation between blood group and
        disease. Annals of Human Genetics, 19(4), 251-253.
-    .. [2] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [2] %(fleiss_berlin_2009)s
     """
     return _log_odds_ratio_scaled(
         ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, 1.0
     )
 
 
+@_doc
 def peto_log_odds_ratio(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -862,31 +1057,7 @@ def peto_log_odds_ratio(
 
         y_i = \frac{a_i - E_i}{V_i}, \qquad v_i = \frac{1}{V_i}.
 
-    Parameters
-    ----------
-    ai : array-like of shape (n_studies,)
-        Events in group 1.
-    bi : array-like of shape (n_studies,), default=None
-        Non-events in group 1. Give either ``bi`` or ``n1i``.
-    ci : array-like of shape (n_studies,)
-        Events in group 2.
-    di : array-like of shape (n_studies,), default=None
-        Non-events in group 2. Give either ``di`` or ``n2i``.
-    n1i : array-like of shape (n_studies,), default=None
-        Size of group 1, instead of ``bi``.
-    n2i : array-like of shape (n_studies,), default=None
-        Size of group 2, instead of ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters)s
 
     References
     ----------
@@ -902,12 +1073,33 @@ def peto_log_odds_ratio(
         return _finish(o_minus_e / v, 1.0 / v, skip)
 
 
-def _woolf(a, b, c, d):
-    """Log odds ratio and Woolf's variance of the (corrected) cells."""
+def _risks(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
+    """Event proportions and sizes of the two groups of the corrected tables.
+
+    Returns ``p1, p2, n1, n2`` and the mask of the studies that are NaN by
+    design (see :func:`two_by_two_tables`).
+    """
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
+    n1, n2 = a + b, c + d
+    return a / n1, c / n2, n1, n2, skip
+
+
+def _woolf(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00):
+    """Log odds ratios and Woolf's variances of the validated, corrected tables.
+
+    Also returns the mask of the studies that are NaN by design (see
+    :func:`two_by_two_tables`).
+    """
+    a, b, c, d, skip = two_by_two_tables(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(a / b) - np.log(c / d), 1 / a + 1 / b + 1 / c + 1 / d
+        return np.log(a / b) - np.log(c / d), 1 / a + 1 / b + 1 / c + 1 / d, skip
 
 
+@_doc
 def risk_difference(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -930,47 +1122,19 @@ def risk_difference(
         y_i = p_{1i} - p_{2i}, \\qquad
         v_i = \\frac{p_{1i}(1 - p_{1i})}{n_{1i}} + \\frac{p_{2i}(1 - p_{2i})}{n_{2i}}.
 
-    Parameters
-    ----------
-    ai : array-like of shape (n_studies,)
-        Events in group 1.
-    bi : array-like of shape (n_studies,), default=None
-        Non-events in group 1. Give either ``bi`` or ``n1i``.
-    ci : array-like of shape (n_studies,)
-        Events in group 2.
-    di : array-like of shape (n_studies,), default=None
-        Non-events in group 2. Give either ``di`` or ``n2i``.
-    n1i : array-like of shape (n_studies,), default=None
-        Size of group 1, instead of ``bi``.
-    n2i : array-like of shape (n_studies,), default=None
-        Size of group 2, instead of ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(fleiss_berlin_2009)s
     """
-    a, b, c, d, skip = two_by_two_tables(
-        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-    )
-    n1, n2 = a + b, c + d
-    p1, p2 = a / n1, c / n2
+    p1, p2, n1, n2, skip = _risks(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
     yi = p1 - p2
     vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
     return _finish(yi, vi, skip)
 
 
+@_doc
 def arcsine_risk_difference(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -994,31 +1158,7 @@ def arcsine_risk_difference(
     :math:`y_i` is Cohen's *h*. As in metafor, no continuity correction is
     applied by default.
 
-    Parameters
-    ----------
-    ai : array-like of shape (n_studies,)
-        Events in group 1.
-    bi : array-like of shape (n_studies,), default=None
-        Non-events in group 1. Give either ``bi`` or ``n1i``.
-    ci : array-like of shape (n_studies,)
-        Events in group 2.
-    di : array-like of shape (n_studies,), default=None
-        Non-events in group 2. Give either ``di`` or ``n2i``.
-    n1i : array-like of shape (n_studies,), default=None
-        Size of group 1, instead of ``bi``.
-    n2i : array-like of shape (n_studies,), default=None
-        Size of group 2, instead of ``di``.
-    correction : float, default=0.0
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters)s
 
     References
     ----------
@@ -1027,11 +1167,8 @@ def arcsine_risk_difference(
        effect in meta-analysis with zero cells. Statistics in Medicine, 28(5),
        721-738.
     """
-    a, b, c, d, skip = two_by_two_tables(
-        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-    )
-    n1, n2 = a + b, c + d
-    yi = np.arcsin(np.sqrt(a / n1)) - np.arcsin(np.sqrt(c / n2))
+    p1, p2, n1, n2, skip = _risks(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
+    yi = np.arcsin(np.sqrt(p1)) - np.arcsin(np.sqrt(p2))
     vi = 1 / (4 * n1) + 1 / (4 * n2)
     return _finish(yi, vi, skip)
 
@@ -1064,6 +1201,7 @@ def _per_study_vtype(vtype, allowed, k):
     return values
 
 
+@_doc
 def phi_coefficient(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1117,31 +1255,18 @@ def phi_coefficient(
 
     Parameters
     ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
+    %(table_cells_short)s
     vtype : {"CS", "ST", "LS"} or array-like of these, default="CS"
         Sampling scheme, for all studies or per study.
-    correction : float, default=0.0
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
+    %(table_options)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
     .. [1] Bishop, Y. M. M., Fienberg, S. E., & Holland, P. W. (1975). Discrete
        multivariate analysis: Theory and practice. MIT Press.
-    .. [2] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [2] %(fleiss_berlin_2009)s
     """
     a, b, c, d, skip = two_by_two_tables(
         ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
@@ -1168,6 +1293,21 @@ def phi_coefficient(
     return _finish(phi, np.where(stratified, v_st, v_cs), skip)
 
 
+def _yule(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, k):
+    """Yule's coefficient ``tanh(ln OR / k)`` and its delta-method variance.
+
+    ``k = 2`` gives Q = (OR - 1) / (OR + 1), ``k = 4`` gives
+    Y = (sqrt(OR) - 1) / (sqrt(OR) + 1); the variance is
+    ``(1 - y**2)**2 / k**2`` times Woolf's variance of ln OR.
+    """
+    log_or, v_log_or, skip = _woolf(
+        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
+    )
+    y = np.tanh(log_or / k)
+    return _finish(y, (1 - y**2) ** 2 * v_log_or / k**2, skip)
+
+
+@_doc
 def yules_q(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1193,39 +1333,16 @@ def yules_q(
 
     (the delta method; Yule, 1912).
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     References
     ----------
-    .. [1] Yule, G. U. (1912). On the methods of measuring association between
-       two attributes. Journal of the Royal Statistical Society, 75(6),
-       579-652.
+    .. [1] %(yule_1912)s
     """
-    a, b, c, d, skip = two_by_two_tables(
-        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-    )
-    log_or, v_log_or = _woolf(a, b, c, d)
-    q = np.tanh(log_or / 2)  # = (OR - 1) / (OR + 1)
-    return _finish(q, (1 - q**2) ** 2 * v_log_or / 4, skip)
+    return _yule(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, 2)
 
 
+@_doc
 def yules_y(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1247,37 +1364,13 @@ def yules_y(
         y_i = Y_i = \\frac{\\sqrt{\\mathrm{OR}_i} - 1}{\\sqrt{\\mathrm{OR}_i} + 1},
         \\qquad v_i = \\frac{1}{16}(1 - Y_i^2)^2\\, v^{\\mathrm{OR}}_i.
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     References
     ----------
-    .. [1] Yule, G. U. (1912). On the methods of measuring association between
-       two attributes. Journal of the Royal Statistical Society, 75(6),
-       579-652.
+    .. [1] %(yule_1912)s
     """
-    a, b, c, d, skip = two_by_two_tables(
-        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-    )
-    log_or, v_log_or = _woolf(a, b, c, d)
-    y = np.tanh(log_or / 4)  # = (sqrt(OR) - 1) / (sqrt(OR) + 1)
-    return _finish(y, (1 - y**2) ** 2 * v_log_or / 16, skip)
+    return _yule(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, 4)
 
 
 #: Gauss-Legendre rule for the bivariate normal probability: 128 nodes give an
@@ -1352,6 +1445,7 @@ def _tetrachoric(p11, p12, p21, n):
     return rho, vi
 
 
+@_doc
 def tetrachoric_correlation(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1397,24 +1491,7 @@ def tetrachoric_correlation(
     :class:`RuntimeWarning`; pass ``correction=0.5`` to use such tables. As in
     metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.0
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     Notes
     -----
@@ -1462,6 +1539,7 @@ def tetrachoric_correlation(
     return _finish(rho, vi, skip)
 
 
+@_doc
 def probit_risk_difference(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1488,36 +1566,13 @@ def probit_risk_difference(
     the standardized mean difference of an underlying normal variable
     dichotomized at a common threshold (Sánchez-Meca et al., 2003).
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     References
     ----------
-    .. [1] Sánchez-Meca, J., Marín-Martínez, F., & Chacón-Moscoso, S. (2003).
-       Effect-size indices for dichotomized outcomes in meta-analysis.
-       Psychological Methods, 8(4), 448-467.
+    .. [1] %(sanchez_meca_2003)s
     """
-    a, b, c, d, skip = two_by_two_tables(
-        ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
-    )
-    n1, n2 = a + b, c + d
-    p1, p2 = a / n1, c / n2
+    p1, p2, n1, n2, skip = _risks(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z1, z2 = special.ndtri(p1), special.ndtri(p2)
         vi = (
@@ -1530,13 +1585,13 @@ def probit_risk_difference(
 
 def _log_odds_ratio_scaled(ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, f):
     """``f`` times the log odds ratio, with variance ``f**2`` times Woolf's."""
-    a, b, c, d, skip = two_by_two_tables(
+    log_or, v_log_or, skip = _woolf(
         ai, bi, ci, di, n1i, n2i, correction, add_to, drop00
     )
-    log_or, v_log_or = _woolf(a, b, c, d)
     return _finish(f * log_or, f**2 * v_log_or, skip)
 
 
+@_doc
 def odds_ratio_to_d_normal(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1560,38 +1615,19 @@ def odds_ratio_to_d_normal(
 
     with the log odds ratio and Woolf's variance of :func:`log_odds_ratio`.
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     References
     ----------
-    .. [1] Cox, D. R., & Snell, E. J. (1989). Analysis of binary data (2nd
-       ed.). Chapman & Hall.
-    .. [2] Sánchez-Meca, J., Marín-Martínez, F., & Chacón-Moscoso, S. (2003).
-       Effect-size indices for dichotomized outcomes in meta-analysis.
-       Psychological Methods, 8(4), 448-467.
+    .. [1] %(cox_snell_1989)s
+    .. [2] %(sanchez_meca_2003)s
     """
     return _log_odds_ratio_scaled(
         ai, bi, ci, di, n1i, n2i, correction, add_to, drop00, 1 / _LOGIT_PROBIT_SCALE
     )
 
 
+@_doc
 def odds_ratio_to_d_logistic(
     ai: ArrayLike,
     bi: ArrayLike | None = None,
@@ -1616,29 +1652,11 @@ def odds_ratio_to_d_logistic(
 
     with the log odds ratio and Woolf's variance of :func:`log_odds_ratio`.
 
-    Parameters
-    ----------
-    ai, bi, ci, di : array-like of shape (n_studies,)
-        Cell counts (``bi``/``di`` may be replaced by ``n1i``/``n2i``), as in
-        :func:`log_odds_ratio`.
-    n1i, n2i : array-like of shape (n_studies,), default=None
-        Row totals, instead of ``bi`` and ``di``.
-    correction : float, default=0.5
-        Continuity correction added to the cells (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which tables get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether tables with ``ai = ci = 0`` or ``bi = di = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(table_parameters_short)s
 
     References
     ----------
-    .. [1] Hasselblad, V., & Hedges, L. V. (1995). Meta-analysis of screening
-       and diagnostic tests. Psychological Bulletin, 117(1), 167-178.
+    .. [1] %(hasselblad_hedges_1995)s
     .. [2] Chinn, S. (2000). A simple method for converting an odds ratio to
        effect size for use in meta-analysis. Statistics in Medicine, 19(22),
        3127-3131.
@@ -1658,6 +1676,18 @@ def _means(m1i, sd1i, n1i, m2i, sd2i, n2i):
     return x, _missing(x)
 
 
+def _unpooled_means(m1i, sd1i, n1i, m2i, sd2i, n2i):
+    """Validate two-group summaries for a variance that does not pool the SDs.
+
+    Each group needs its own variance (n >= 2), and the SDs cannot both be 0.
+    """
+    x, skip = _means(m1i, sd1i, n1i, m2i, sd2i, n2i)
+    _at_least(x, 2, "n1i", "n2i")
+    if np.any(x["sd1i"] ** 2 + x["sd2i"] ** 2 == 0):
+        raise ValueError("sd1i and sd2i cannot both be zero")
+    return x, skip
+
+
 def _pooled_sd(x):
     """Pooled SD of two groups (needs n1i + n2i > 2)."""
     n1, n2 = x["n1i"], x["n2i"]
@@ -1667,6 +1697,7 @@ def _pooled_sd(x):
     return np.sqrt(((n1 - 1) * x["sd1i"] ** 2 + (n2 - 1) * x["sd2i"] ** 2) / m)
 
 
+@_doc
 def mean_difference(
     *,
     m1i: ArrayLike,
@@ -1693,31 +1724,15 @@ def mean_difference(
 
     Parameters
     ----------
-    m1i : array-like of shape (n_studies,)
-        Means of group 1.
-    sd1i : array-like of shape (n_studies,)
-        Standard deviations of group 1.
-    n1i : array-like of shape (n_studies,)
-        Sizes of group 1.
-    m2i : array-like of shape (n_studies,)
-        Means of group 2.
-    sd2i : array-like of shape (n_studies,)
-        Standard deviations of group 2.
-    n2i : array-like of shape (n_studies,)
-        Sizes of group 2.
+    %(group_means)s
     vtype : {"LS", "HO"}, default="LS"
         Heteroscedastic ("LS") or homoscedastic ("HO") sampling variance.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Borenstein, M. (2009). Effect sizes for continuous data. In H.
-       Cooper, L. V. Hedges, & J. C. Valentine (Eds.), The handbook of research
-       synthesis and meta-analysis (2nd ed., pp. 221-235).
+    .. [1] %(borenstein_2009)s
     """
     _check_vtype(vtype, ("LS", "HO"))
     x, skip = _means(m1i, sd1i, n1i, m2i, sd2i, n2i)
@@ -1760,6 +1775,7 @@ def _hedges_j(m: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.where(small, direct, asymptotic)
 
 
+@_doc
 def standardized_mean_difference(
     *,
     m1i: ArrayLike,
@@ -1800,25 +1816,11 @@ def standardized_mean_difference(
 
     Parameters
     ----------
-    m1i : array-like of shape (n_studies,)
-        Means of group 1.
-    sd1i : array-like of shape (n_studies,)
-        Standard deviations of group 1.
-    n1i : array-like of shape (n_studies,)
-        Sizes of group 1.
-    m2i : array-like of shape (n_studies,)
-        Means of group 2.
-    sd2i : array-like of shape (n_studies,)
-        Standard deviations of group 2.
-    n2i : array-like of shape (n_studies,)
-        Sizes of group 2.
+    %(group_means)s
     vtype : {"LS", "UB", "LS2", "AV", "H0"}, default="LS"
         Which sampling variance to compute.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -1829,8 +1831,7 @@ def standardized_mean_difference(
        independent experiments. Psychological Bulletin, 92(2), 490-499.
     .. [3] Hedges, L. V. (1983). A random effects model for effect sizes.
        Psychological Bulletin, 93(2), 388-395.
-    .. [4] Borenstein, M. (2009). Effect sizes for continuous data. In The
-       handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [4] %(borenstein_2009)s
 
     Examples
     --------
@@ -1869,6 +1870,7 @@ def standardized_mean_difference(
 hedges_g = standardized_mean_difference
 
 
+@_doc
 def standardized_mean_difference_heteroscedastic(
     *,
     m1i: ArrayLike,
@@ -1904,15 +1906,9 @@ def standardized_mean_difference_heteroscedastic(
     n1i, n2i : array-like of shape (n_studies,)
         Sizes of groups 1 and 2 (at least 2 each).
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
-    Notes
-    -----
-    metafor 4.6 "slightly adjusted" this variance "for consistency" (its NEWS)
-    without documenting the new formula; this function reproduces metafor 3.8.
+    %(metafor_46_notes)s
 
     References
     ----------
@@ -1920,12 +1916,8 @@ def standardized_mean_difference_heteroscedastic(
        standardized and unstandardized mean differences. Psychological Methods,
        14(3), 225-238.
     """
-    x, skip = _means(m1i, sd1i, n1i, m2i, sd2i, n2i)
-    _at_least(x, "n1i", 2)
-    _at_least(x, "n2i", 2)
+    x, skip = _unpooled_means(m1i, sd1i, n1i, m2i, sd2i, n2i)
     n1, n2, s1, s2 = x["n1i"], x["n2i"], x["sd1i"], x["sd2i"]
-    if np.any(s1**2 + s2**2 == 0):
-        raise ValueError("sd1i and sd2i cannot both be zero")
     j = _hedges_j(n1 + n2 - 2)
     s2avg = (s1**2 + s2**2) / 2
     g = j * (x["m1i"] - x["m2i"]) / np.sqrt(s2avg)
@@ -1949,6 +1941,7 @@ def _same_sign_ratio(x, top, bottom):
     return m1 / m2
 
 
+@_doc
 def log_ratio_of_means(
     *,
     m1i: ArrayLike,
@@ -2003,10 +1996,7 @@ def log_ratio_of_means(
     correct : bool, default=True
         Whether to apply the bias correction to :math:`y_i`.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -2060,6 +2050,7 @@ def log_ratio_of_means(
     return _finish(yi, vi, skip)
 
 
+@_doc
 def log_variability_ratio(
     *,
     sd1i: ArrayLike,
@@ -2082,33 +2073,19 @@ def log_variability_ratio(
 
     Parameters
     ----------
-    sd1i, sd2i : array-like of shape (n_studies,)
-        Standard deviations of groups 1 and 2 (positive).
-    n1i, n2i : array-like of shape (n_studies,)
-        Sizes of groups 1 and 2 (at least 2).
-    correct : bool, default=True
-        Whether to apply the bias correction to :math:`y_i`.
+    %(variability_ratio)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
-       L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
-       Ecological and evolutionary applications and beyond. Methods in Ecology
-       and Evolution, 6(2), 143-152.
-    .. [2] Senior, A. M., Viechtbauer, W., & Nakagawa, S. (2020). Revisiting
-       and expanding the meta-analysis of variation: The log coefficient of
-       variation ratio. Research Synthesis Methods, 11(4), 553-567.
+    .. [1] %(nakagawa_2015)s
+    .. [2] %(senior_2020)s
     """
     _check_bool("correct", correct)
     x = _arrays(sd1i=sd1i, n1i=n1i, sd2i=sd2i, n2i=n2i)
     _positive(x, "sd1i", "sd2i")
-    _at_least(x, "n1i", 2)
-    _at_least(x, "n2i", 2)
+    _at_least(x, 2, "n1i", "n2i")
     b1, b2 = 1 / (2 * (x["n1i"] - 1)), 1 / (2 * (x["n2i"] - 1))
     yi = np.log(x["sd1i"] / x["sd2i"])
     if correct:
@@ -2116,6 +2093,7 @@ def log_variability_ratio(
     return _finish(yi, b1 + b2, _missing(x))
 
 
+@_doc
 def log_coefficient_of_variation_ratio(
     *,
     m1i: ArrayLike,
@@ -2147,17 +2125,9 @@ def log_coefficient_of_variation_ratio(
     ----------
     m1i, m2i : array-like of shape (n_studies,)
         Means of groups 1 and 2 (non-zero, of the same sign).
-    sd1i, sd2i : array-like of shape (n_studies,)
-        Standard deviations of groups 1 and 2 (positive).
-    n1i, n2i : array-like of shape (n_studies,)
-        Sizes of groups 1 and 2 (at least 2).
-    correct : bool, default=True
-        Whether to apply the bias correction to :math:`y_i`.
+    %(variability_ratio)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     Notes
     -----
@@ -2166,19 +2136,13 @@ def log_coefficient_of_variation_ratio(
 
     References
     ----------
-    .. [1] Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
-       L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
-       Ecological and evolutionary applications and beyond. Methods in Ecology
-       and Evolution, 6(2), 143-152.
-    .. [2] Senior, A. M., Viechtbauer, W., & Nakagawa, S. (2020). Revisiting
-       and expanding the meta-analysis of variation: The log coefficient of
-       variation ratio. Research Synthesis Methods, 11(4), 553-567.
+    .. [1] %(nakagawa_2015)s
+    .. [2] %(senior_2020)s
     """
     _check_bool("correct", correct)
     x, skip = _means(m1i, sd1i, n1i, m2i, sd2i, n2i)
     _positive(x, "sd1i", "sd2i")
-    _at_least(x, "n1i", 2)
-    _at_least(x, "n2i", 2)
+    _at_least(x, 2, "n1i", "n2i")
     ratio = _same_sign_ratio(x, "m1i", "m2i")
     n1, n2 = x["n1i"], x["n2i"]
     b1, b2 = 1 / (2 * (n1 - 1)), 1 / (2 * (n2 - 1))
@@ -2200,6 +2164,7 @@ def _d_to_log_odds_ratio(m1i, sd1i, n1i, m2i, sd2i, n2i, f):
     return _finish(f * d, f**2 * vd, skip)
 
 
+@_doc
 def d_to_log_odds_ratio_normal(
     *,
     m1i: ArrayLike,
@@ -2221,31 +2186,17 @@ def d_to_log_odds_ratio_normal(
         v_i = 1.65^2 \\left(\\frac{1}{n_{1i}} + \\frac{1}{n_{2i}}
               + \\frac{d_i^2}{2(n_{1i}+n_{2i})}\\right).
 
-    Parameters
-    ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means of groups 1 and 2.
-    sd1i, sd2i : array-like of shape (n_studies,)
-        Standard deviations of groups 1 and 2.
-    n1i, n2i : array-like of shape (n_studies,)
-        Sizes of groups 1 and 2.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(group_summary_parameters)s
 
     References
     ----------
-    .. [1] Cox, D. R., & Snell, E. J. (1989). Analysis of binary data (2nd
-       ed.). Chapman & Hall.
-    .. [2] Sánchez-Meca, J., Marín-Martínez, F., & Chacón-Moscoso, S. (2003).
-       Effect-size indices for dichotomized outcomes in meta-analysis.
-       Psychological Methods, 8(4), 448-467.
+    .. [1] %(cox_snell_1989)s
+    .. [2] %(sanchez_meca_2003)s
     """
     return _d_to_log_odds_ratio(m1i, sd1i, n1i, m2i, sd2i, n2i, _LOGIT_PROBIT_SCALE)
 
 
+@_doc
 def d_to_log_odds_ratio_logistic(
     *,
     m1i: ArrayLike,
@@ -2266,28 +2217,16 @@ def d_to_log_odds_ratio_logistic(
         v_i = \\frac{\\pi^2}{3} \\left(\\frac{1}{n_{1i}} + \\frac{1}{n_{2i}}
               + \\frac{d_i^2}{2(n_{1i}+n_{2i})}\\right).
 
-    Parameters
-    ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means of groups 1 and 2.
-    sd1i, sd2i : array-like of shape (n_studies,)
-        Standard deviations of groups 1 and 2.
-    n1i, n2i : array-like of shape (n_studies,)
-        Sizes of groups 1 and 2.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(group_summary_parameters)s
 
     References
     ----------
-    .. [1] Hasselblad, V., & Hedges, L. V. (1995). Meta-analysis of screening
-       and diagnostic tests. Psychological Bulletin, 117(1), 167-178.
+    .. [1] %(hasselblad_hedges_1995)s
     """
     return _d_to_log_odds_ratio(m1i, sd1i, n1i, m2i, sd2i, n2i, _LOGISTIC_SCALE)
 
 
+@_doc
 def area_under_curve(
     *,
     ai: ArrayLike,
@@ -2322,10 +2261,7 @@ def area_under_curve(
     vtype : {"LS", "LS2"}, default="LS"
         Which sampling variance to compute.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     Notes
     -----
@@ -2348,8 +2284,7 @@ def area_under_curve(
     _check_vtype(vtype, ("LS", "LS2"))
     x = _arrays(ai=ai, n1i=n1i, n2i=n2i)
     _in_range(x, "ai", 0, 1)
-    _at_least(x, "n1i", 2)
-    _at_least(x, "n2i", 2)
+    _at_least(x, 2, "n1i", "n2i")
     a, n1, n2 = x["ai"], x["n1i"], x["n2i"]
     q1, q2 = (1 - a) / (2 - a), a / (1 + a)
     if vtype == "LS":
@@ -2360,6 +2295,7 @@ def area_under_curve(
     return _finish(a.copy(), vi, _missing(x))
 
 
+@_doc
 def area_under_curve_binormal(
     *,
     m1i: ArrayLike,
@@ -2397,10 +2333,7 @@ def area_under_curve_binormal(
     n1i, n2i : array-like of shape (n_studies,)
         Sizes of groups 1 and 2 (at least 2).
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -2410,13 +2343,9 @@ def area_under_curve_binormal(
     .. [2] McGraw, K. O., & Wong, S. P. (1992). A common language effect size
        statistic. Psychological Bulletin, 111(2), 361-365.
     """
-    x, skip = _means(m1i, sd1i, n1i, m2i, sd2i, n2i)
-    _at_least(x, "n1i", 2)
-    _at_least(x, "n2i", 2)
+    x, skip = _unpooled_means(m1i, sd1i, n1i, m2i, sd2i, n2i)
     n1, n2, s1, s2 = x["n1i"], x["n2i"], x["sd1i"], x["sd2i"]
     total = s1**2 + s2**2
-    if np.any(total == 0):
-        raise ValueError("sd1i and sd2i cannot both be zero")
     z = (x["m1i"] - x["m2i"]) / np.sqrt(total)
     var_z = (s1**2 / (n1 - 1) + s2**2 / (n2 - 1)) / total + z**2 * (
         s1**4 / (n1 - 1) + s2**4 / (n2 - 1)
@@ -2443,6 +2372,7 @@ def _change_variance(x):
     return s1**2 + s2**2 - 2 * x["ri"] * s1 * s2
 
 
+@_doc
 def mean_change(
     *,
     m1i: ArrayLike,
@@ -2464,8 +2394,7 @@ def mean_change(
 
     Parameters
     ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means at the two occasions (or of the two matched groups).
+    %(paired_means)s
     sd1i, sd2i : array-like of shape (n_studies,)
         Their standard deviations.
     ni : array-like of shape (n_studies,)
@@ -2473,21 +2402,17 @@ def mean_change(
     ri : array-like of shape (n_studies,)
         Correlation between the two measurements, in [-1, 1].
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Morris, S. B., & DeShon, R. P. (2002). Combining effect size
-       estimates in meta-analysis with repeated measures and independent-groups
-       designs. Psychological Methods, 7(1), 105-125.
+    .. [1] %(morris_deshon_2002)s
     """
     x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
     return _finish(x["m1i"] - x["m2i"], _change_variance(x) / x["ni"], skip)
 
 
+@_doc
 def standardized_mean_change(
     *,
     m1i: ArrayLike,
@@ -2512,31 +2437,22 @@ def standardized_mean_change(
 
     Parameters
     ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means at the two occasions (or of the two matched groups).
+    %(paired_means)s
     sd1i, sd2i : array-like of shape (n_studies,)
         Their standard deviations.
-    ni : array-like of shape (n_studies,)
-        Number of individuals (pairs), at least 3.
-    ri : array-like of shape (n_studies,)
-        Correlation between the two measurements, in [-1, 1].
+    %(paired_sizes)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
     .. [1] Gibbons, R. D., Hedeker, D. R., & Davis, J. M. (1993). Estimation of
        effect size from a series of experiments involving paired comparisons.
        Journal of Educational Statistics, 18(3), 271-279.
-    .. [2] Morris, S. B., & DeShon, R. P. (2002). Combining effect size
-       estimates in meta-analysis with repeated measures and independent-groups
-       designs. Psychological Methods, 7(1), 105-125.
+    .. [2] %(morris_deshon_2002)s
     """
     x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
-    _at_least(x, "ni", 3)
+    _at_least(x, 3, "ni")
     var_change = _change_variance(x)
     with np.errstate(invalid="ignore"):
         if np.any(var_change <= 0):
@@ -2549,6 +2465,7 @@ def standardized_mean_change(
     return _finish(g, 1 / n + g**2 / (2 * n), skip)
 
 
+@_doc
 def standardized_mean_change_raw(
     *,
     m1i: ArrayLike,
@@ -2571,19 +2488,12 @@ def standardized_mean_change_raw(
 
     Parameters
     ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means at the two occasions (or of the two matched groups).
+    %(paired_means)s
     sd1i : array-like of shape (n_studies,)
         Standard deviation at the first occasion (positive).
-    ni : array-like of shape (n_studies,)
-        Number of individuals (pairs), at least 3.
-    ri : array-like of shape (n_studies,)
-        Correlation between the two measurements, in [-1, 1].
+    %(paired_sizes)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -2596,12 +2506,13 @@ def standardized_mean_change_raw(
     """
     x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, ni=ni, ri=ri)
     _positive(x, "sd1i")
-    _at_least(x, "ni", 3)
+    _at_least(x, 3, "ni")
     n = x["ni"]
     g = _hedges_j(n - 1) * (x["m1i"] - x["m2i"]) / x["sd1i"]
     return _finish(g, 2 * (1 - x["ri"]) / n + g**2 / (2 * n), skip)
 
 
+@_doc
 def standardized_mean_change_raw_heteroscedastic(
     *,
     m1i: ArrayLike,
@@ -2628,24 +2539,14 @@ def standardized_mean_change_raw_heteroscedastic(
 
     Parameters
     ----------
-    m1i, m2i : array-like of shape (n_studies,)
-        Means at the two occasions (or of the two matched groups).
+    %(paired_means)s
     sd1i, sd2i : array-like of shape (n_studies,)
         Their standard deviations (``sd1i`` positive).
-    ni : array-like of shape (n_studies,)
-        Number of individuals (pairs), at least 3.
-    ri : array-like of shape (n_studies,)
-        Correlation between the two measurements, in [-1, 1].
+    %(paired_sizes)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
-    Notes
-    -----
-    metafor 4.6 "slightly adjusted" this variance "for consistency" (its NEWS)
-    without documenting the new formula; this function reproduces metafor 3.8.
+    %(metafor_46_notes)s
 
     References
     ----------
@@ -2654,7 +2555,7 @@ def standardized_mean_change_raw_heteroscedastic(
     """
     x, skip = _changes(m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i, ni=ni, ri=ri)
     _positive(x, "sd1i")
-    _at_least(x, "ni", 3)
+    _at_least(x, 3, "ni")
     n = x["ni"]
     j = _hedges_j(n - 1)
     g = j * (x["m1i"] - x["m2i"]) / x["sd1i"]
@@ -2677,6 +2578,7 @@ def _correlations(ri, ni, min_n):
     return x["ri"], x["ni"], _missing(x)
 
 
+@_doc
 def correlation(ri: ArrayLike, ni: ArrayLike, *, vtype: str = "LS") -> EffectSize:
     """Use raw correlation coefficients as effect sizes (metafor ``"COR"``).
 
@@ -2700,15 +2602,11 @@ def correlation(ri: ArrayLike, ni: ArrayLike, *, vtype: str = "LS") -> EffectSiz
     vtype : {"LS", "AV", "H0"}, default="LS"
         Which sampling variance to compute.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Borenstein, M. (2009). Effect sizes for continuous data. In The
-       handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(borenstein_2009)s
     """
     _check_vtype(vtype, ("LS", "AV", "H0"))
     r, n, skip = _correlations(ri, ni, 2)
@@ -2748,6 +2646,7 @@ def _hyp2f1(a: float, b: float, c, z):
     return out
 
 
+@_doc
 def unbiased_correlation(
     ri: ArrayLike, ni: ArrayLike, *, vtype: str = "LS"
 ) -> EffectSize:
@@ -2779,10 +2678,7 @@ def unbiased_correlation(
     vtype : {"LS", "UB", "AV"}, default="LS"
         Which sampling variance to compute.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -2806,6 +2702,7 @@ def unbiased_correlation(
     return _finish(u, vi, skip)
 
 
+@_doc
 def fisher_z(ri: ArrayLike, ni: ArrayLike) -> EffectSize:
     """Compute Fisher's r-to-z transformed correlations (metafor ``"ZCOR"``).
 
@@ -2824,10 +2721,7 @@ def fisher_z(ri: ArrayLike, ni: ArrayLike) -> EffectSize:
     ni : array-like of shape (n_studies,)
         Sample sizes, at least 4.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
@@ -2847,7 +2741,7 @@ def _regressions(extra_df, **named):
     variance formula needs (n - p - 1 - extra_df > 0).
     """
     x = _arrays(**named)
-    _at_least(x, "mi", 1)
+    _at_least(x, 1, "mi")
     df = x["ni"] - x["mi"] - 1
     with np.errstate(invalid="ignore"):
         if np.any(df - extra_df <= 0):
@@ -2862,6 +2756,7 @@ def _partial(ti, df):
     return ti / np.sqrt(ti**2 + df)
 
 
+@_doc
 def partial_correlation(ti: ArrayLike, ni: ArrayLike, mi: ArrayLike) -> EffectSize:
     """Compute partial correlations from regression t-statistics (``"PCOR"``).
 
@@ -2888,10 +2783,7 @@ def partial_correlation(ti: ArrayLike, ni: ArrayLike, mi: ArrayLike) -> EffectSi
         Numbers of predictors in the models, counting the focal predictor (at
         least 1).
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     Notes
     -----
@@ -2900,15 +2792,14 @@ def partial_correlation(ti: ArrayLike, ni: ArrayLike, mi: ArrayLike) -> EffectSi
 
     References
     ----------
-    .. [1] Aloe, A. M., & Thompson, C. G. (2013). The synthesis of partial
-       effect sizes. Journal of the Society for Social Work and Research, 4(4),
-       390-405.
+    .. [1] %(aloe_thompson_2013)s
     """
     x, df = _regressions(0, ti=ti, ni=ni, mi=mi)
     r = _partial(x["ti"], df)
     return _finish(r, (1 - r**2) ** 2 / df, _missing(x))
 
 
+@_doc
 def fisher_z_partial_correlation(
     ti: ArrayLike, ni: ArrayLike, mi: ArrayLike
 ) -> EffectSize:
@@ -2928,17 +2819,9 @@ def fisher_z_partial_correlation(
 
     Parameters
     ----------
-    ti : array-like of shape (n_studies,)
-        t-statistics of the focal regression coefficient.
-    ni : array-like of shape (n_studies,)
-        Sample sizes.
-    mi : array-like of shape (n_studies,)
-        Numbers of predictors in the models, counting the focal predictor.
+    %(regression)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     Notes
     -----
@@ -2948,9 +2831,7 @@ def fisher_z_partial_correlation(
 
     References
     ----------
-    .. [1] Aloe, A. M., & Thompson, C. G. (2013). The synthesis of partial
-       effect sizes. Journal of the Society for Social Work and Research, 4(4),
-       390-405.
+    .. [1] %(aloe_thompson_2013)s
     """
     x, df = _regressions(1, ti=ti, ni=ni, mi=mi)
     return _finish(np.arctanh(_partial(x["ti"], df)), 1 / (df - 1), _missing(x))
@@ -2974,6 +2855,7 @@ def _semipartial(ti, ni, mi, r2i):
     return sr, vi, _missing(x)
 
 
+@_doc
 def semipartial_correlation(
     ti: ArrayLike, ni: ArrayLike, mi: ArrayLike, r2i: ArrayLike
 ) -> EffectSize:
@@ -2990,32 +2872,17 @@ def semipartial_correlation(
 
     (Aloe & Becker, 2012).
 
-    Parameters
-    ----------
-    ti : array-like of shape (n_studies,)
-        t-statistics of the focal regression coefficient.
-    ni : array-like of shape (n_studies,)
-        Sample sizes.
-    mi : array-like of shape (n_studies,)
-        Numbers of predictors in the models, counting the focal predictor.
-    r2i : array-like of shape (n_studies,)
-        :math:`R^2` of the full models, in [0, 1).
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(semipartial_parameters)s
 
     References
     ----------
-    .. [1] Aloe, A. M., & Becker, B. J. (2012). An effect size for regression
-       predictors in meta-analysis. Journal of Educational and Behavioral
-       Statistics, 37(2), 278-297.
+    .. [1] %(aloe_becker_2012)s
     """
     sr, vi, skip = _semipartial(ti, ni, mi, r2i)
     return _finish(sr, vi, skip)
 
 
+@_doc
 def fisher_z_semipartial_correlation(
     ti: ArrayLike, ni: ArrayLike, mi: ArrayLike, r2i: ArrayLike
 ) -> EffectSize:
@@ -3032,27 +2899,11 @@ def fisher_z_semipartial_correlation(
     The transformation does not stabilize the variance of a semi-partial
     correlation (metafor's documentation makes the same remark).
 
-    Parameters
-    ----------
-    ti : array-like of shape (n_studies,)
-        t-statistics of the focal regression coefficient.
-    ni : array-like of shape (n_studies,)
-        Sample sizes.
-    mi : array-like of shape (n_studies,)
-        Numbers of predictors in the models, counting the focal predictor.
-    r2i : array-like of shape (n_studies,)
-        :math:`R^2` of the full models, in [0, 1).
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(semipartial_parameters)s
 
     References
     ----------
-    .. [1] Aloe, A. M., & Becker, B. J. (2012). An effect size for regression
-       predictors in meta-analysis. Journal of Educational and Behavioral
-       Statistics, 37(2), 278-297.
+    .. [1] %(aloe_becker_2012)s
     """
     sr, vi, skip = _semipartial(ti, ni, mi, r2i)  # |sr| <= sqrt(r2i) < 1
     return _finish(np.arctanh(sr), vi / (1 - sr**2) ** 2, skip)
@@ -3068,6 +2919,7 @@ def _single_means(mi, sdi, ni):
     return x, _missing(x)
 
 
+@_doc
 def raw_mean(*, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     """Use raw means as effect sizes (metafor ``"MN"``).
 
@@ -3084,15 +2936,13 @@ def raw_mean(*, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     ni : array-like of shape (n_studies,)
         Sample sizes.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
     """
     x, skip = _single_means(mi, sdi, ni)
     return _finish(x["mi"].copy(), x["sdi"] ** 2 / x["ni"], skip)
 
 
+@_doc
 def log_mean(*, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     """Compute log-transformed means (metafor ``"MNLN"``).
 
@@ -3111,17 +2961,11 @@ def log_mean(*, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     ni : array-like of shape (n_studies,)
         Sample sizes.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
-       L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
-       Ecological and evolutionary applications and beyond. Methods in Ecology
-       and Evolution, 6(2), 143-152.
+    .. [1] %(nakagawa_2015)s
     """
     x, skip = _single_means(mi, sdi, ni)
     _positive(x, "mi")
@@ -3129,6 +2973,7 @@ def log_mean(*, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     return _finish(np.log(m), x["sdi"] ** 2 / (x["ni"] * m**2), skip)
 
 
+@_doc
 def log_standard_deviation(*, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
     """Compute bias-corrected log standard deviations (metafor ``"SDLN"``).
 
@@ -3141,32 +2986,24 @@ def log_standard_deviation(*, sdi: ArrayLike, ni: ArrayLike) -> EffectSize:
 
     Parameters
     ----------
-    sdi : array-like of shape (n_studies,)
-        Standard deviations (positive).
-    ni : array-like of shape (n_studies,)
-        Sample sizes, at least 2.
+    %(log_sd)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
     .. [1] Raudenbush, S. W., & Bryk, A. S. (1987). Examining correlates of
        diversity. Journal of Educational Statistics, 12(3), 241-269.
-    .. [2] Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
-       L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
-       Ecological and evolutionary applications and beyond. Methods in Ecology
-       and Evolution, 6(2), 143-152.
+    .. [2] %(nakagawa_2015)s
     """
     x = _arrays(sdi=sdi, ni=ni)
     _positive(x, "sdi")
-    _at_least(x, "ni", 2)
+    _at_least(x, 2, "ni")
     b = 1 / (2 * (x["ni"] - 1))
     return _finish(np.log(x["sdi"]) + b, b, _missing(x))
 
 
+@_doc
 def log_coefficient_of_variation(
     *, mi: ArrayLike, sdi: ArrayLike, ni: ArrayLike
 ) -> EffectSize:
@@ -3184,26 +3021,17 @@ def log_coefficient_of_variation(
     ----------
     mi : array-like of shape (n_studies,)
         Means (positive).
-    sdi : array-like of shape (n_studies,)
-        Standard deviations (positive).
-    ni : array-like of shape (n_studies,)
-        Sample sizes, at least 2.
+    %(log_sd)s
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     References
     ----------
-    .. [1] Nakagawa, S., Poulin, R., Mengersen, K., Reinhold, K., Engqvist,
-       L., Lagisz, M., & Senior, A. M. (2015). Meta-analysis of variation:
-       Ecological and evolutionary applications and beyond. Methods in Ecology
-       and Evolution, 6(2), 143-152.
+    .. [1] %(nakagawa_2015)s
     """
     x, skip = _single_means(mi, sdi, ni)
     _positive(x, "mi", "sdi")
-    _at_least(x, "ni", 2)
+    _at_least(x, 2, "ni")
     m, s, n = x["mi"], x["sdi"], x["ni"]
     b = 1 / (2 * (n - 1))
     return _finish(np.log(s / m) + b, b + s**2 / (n * m**2), skip)
@@ -3214,18 +3042,16 @@ def log_coefficient_of_variation(
 # --------------------------------------------------------------------------- #
 def _proportions(xi, ni, correction, add_to):
     """Validate event counts and apply the continuity correction to x and n-x."""
-    check_correction(correction, add_to)
-    x = _arrays(xi=xi, ni=ni)
-    _nonneg(x, "xi")
-    _positive(x, "ni")
+    x = _counts({"xi": xi, "ni": ni}, ("xi",), ("ni",), correction, add_to)
     with np.errstate(invalid="ignore"):
         if np.any(x["xi"] > x["ni"]):
             raise ValueError("xi cannot exceed ni")
         has_zero = (x["xi"] == 0) | (x["xi"] == x["ni"])
-    add = correction * _correction_mask(has_zero, correction, add_to)
+    add = _continuity_correction(has_zero, correction, add_to)
     return x["xi"] + add, x["ni"] + 2 * add, _missing(x)
 
 
+@_doc
 def proportion(
     xi: ArrayLike,
     ni: ArrayLike,
@@ -3248,28 +3074,11 @@ def proportion(
     :math:`\\bar p = \\sum_i x_i / \\sum_i n_i` (of all studies, after the
     correction) into the ``"LS"`` formula (both as metafor 3.8 computes them).
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of individuals with the event.
-    ni : array-like of shape (n_studies,)
-        Sample sizes (positive, at least ``xi``).
-    correction : float, default=0.5
-        Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
-        ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with ``xi = 0`` or ``xi = ni``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(proportion_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(fleiss_berlin_2009)s
     """
     _check_vtype(vtype, ("LS", "UB", "AV"))
     x, n, skip = _proportions(xi, ni, correction, add_to)
@@ -3285,6 +3094,7 @@ def proportion(
     return _finish(p, vi, skip)
 
 
+@_doc
 def log_proportion(
     xi: ArrayLike,
     ni: ArrayLike,
@@ -3305,28 +3115,11 @@ def log_proportion(
     ``vtype="AV"`` uses :math:`v_i = 1/(\\bar p n_i) - 1/n_i` with the pooled
     proportion :math:`\\bar p = \\sum_i x_i / \\sum_i n_i` (as metafor 3.8).
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of individuals with the event.
-    ni : array-like of shape (n_studies,)
-        Sample sizes (positive, at least ``xi``).
-    correction : float, default=0.5
-        Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
-        ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with ``xi = 0`` or ``xi = ni``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(proportion_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(fleiss_berlin_2009)s
     """
     _check_vtype(vtype, ("LS", "AV"))
     x, n, skip = _proportions(xi, ni, correction, add_to)
@@ -3338,6 +3131,7 @@ def log_proportion(
         return _finish(np.log(x / n), vi, skip)
 
 
+@_doc
 def logit_proportion(
     xi: ArrayLike,
     ni: ArrayLike,
@@ -3359,28 +3153,11 @@ def logit_proportion(
     ``vtype="AV"`` uses :math:`v_i = 1/(n_i \\bar p (1 - \\bar p))` with the
     pooled proportion :math:`\\bar p = \\sum_i x_i / \\sum_i n_i` (as metafor 3.8).
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of individuals with the event.
-    ni : array-like of shape (n_studies,)
-        Sample sizes (positive, at least ``xi``).
-    correction : float, default=0.5
-        Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
-        ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with ``xi = 0`` or ``xi = ni``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(proportion_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(fleiss_berlin_2009)s
     """
     _check_vtype(vtype, ("LS", "AV"))
     x, n, skip = _proportions(xi, ni, correction, add_to)
@@ -3393,6 +3170,7 @@ def logit_proportion(
         return _finish(np.log(x) - np.log(n - x), vi, skip)
 
 
+@_doc
 def arcsine_proportion(
     xi: ArrayLike, ni: ArrayLike, *, correction: float = 0.0, add_to: str = "only0"
 ) -> EffectSize:
@@ -3404,33 +3182,17 @@ def arcsine_proportion(
 
     As in metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of individuals with the event.
-    ni : array-like of shape (n_studies,)
-        Sample sizes (positive, at least ``xi``).
-    correction : float, default=0.0
-        Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
-        ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with ``xi = 0`` or ``xi = ni``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(proportion_parameters)s
 
     References
     ----------
-    .. [1] Fleiss, J. L., & Berlin, J. A. (2009). Effect sizes for dichotomous
-       data. In The handbook of research synthesis and meta-analysis (2nd ed.).
+    .. [1] %(fleiss_berlin_2009)s
     """
     x, n, skip = _proportions(xi, ni, correction, add_to)
     return _finish(np.arcsin(np.sqrt(x / n)), 1 / (4 * n), skip)
 
 
+@_doc
 def freeman_tukey_proportion(
     xi: ArrayLike, ni: ArrayLike, *, correction: float = 0.0, add_to: str = "only0"
 ) -> EffectSize:
@@ -3444,29 +3206,11 @@ def freeman_tukey_proportion(
 
     As in metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of individuals with the event.
-    ni : array-like of shape (n_studies,)
-        Sample sizes (positive, at least ``xi``).
-    correction : float, default=0.0
-        Continuity correction added to ``xi`` and ``ni - xi`` (metafor's
-        ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with ``xi = 0`` or ``xi = ni``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(proportion_parameters)s
 
     References
     ----------
-    .. [1] Freeman, M. F., & Tukey, J. W. (1950). Transformations related to the
-       angular and the square root. Annals of Mathematical Statistics, 21(4),
-       607-611.
+    .. [1] %(freeman_tukey_1950)s
     """
     x, n, skip = _proportions(xi, ni, correction, add_to)
     yi = 0.5 * (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1))))
@@ -3478,16 +3222,14 @@ def freeman_tukey_proportion(
 # --------------------------------------------------------------------------- #
 def _single_rates(xi, ti, correction, add_to):
     """Validate event counts over person-times and correct zero counts."""
-    check_correction(correction, add_to)
-    x = _arrays(xi=xi, ti=ti)
-    _nonneg(x, "xi")
-    _positive(x, "ti")
+    x = _counts({"xi": xi, "ti": ti}, ("xi",), ("ti",), correction, add_to)
     with np.errstate(invalid="ignore"):
         has_zero = x["xi"] == 0
-    add = correction * _correction_mask(has_zero, correction, add_to)
+    add = _continuity_correction(has_zero, correction, add_to)
     return x["xi"] + add, x["ti"], _missing(x)
 
 
+@_doc
 def incidence_rate(
     *, xi: ArrayLike, ti: ArrayLike, correction: float = 0.5, add_to: str = "only0"
 ) -> EffectSize:
@@ -3503,32 +3245,17 @@ def incidence_rate(
     With the expected number of events as ``ti``, this is the standardized
     incidence ratio.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of events.
-    ti : array-like of shape (n_studies,)
-        Person-times at risk (positive).
-    correction : float, default=0.5
-        Continuity correction added to ``xi`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with no event.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(event_rate_parameters)s
 
     References
     ----------
-    .. [1] Rothman, K. J., Greenland, S., & Lash, T. L. (2008). Modern
-       epidemiology (3rd ed.). Lippincott Williams & Wilkins.
+    .. [1] %(rothman_2008)s
     """
     x, t, skip = _single_rates(xi, ti, correction, add_to)
     return _finish(x / t, x / t**2, skip)
 
 
+@_doc
 def log_incidence_rate(
     *, xi: ArrayLike, ti: ArrayLike, correction: float = 0.5, add_to: str = "only0"
 ) -> EffectSize:
@@ -3540,33 +3267,18 @@ def log_incidence_rate(
 
     after the continuity correction of zero counts.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of events.
-    ti : array-like of shape (n_studies,)
-        Person-times at risk (positive).
-    correction : float, default=0.5
-        Continuity correction added to ``xi`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with no event.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(event_rate_parameters)s
 
     References
     ----------
-    .. [1] Rothman, K. J., Greenland, S., & Lash, T. L. (2008). Modern
-       epidemiology (3rd ed.). Lippincott Williams & Wilkins.
+    .. [1] %(rothman_2008)s
     """
     x, t, skip = _single_rates(xi, ti, correction, add_to)
     with np.errstate(divide="ignore"):
         return _finish(np.log(x / t), 1 / x, skip)
 
 
+@_doc
 def sqrt_incidence_rate(
     *, xi: ArrayLike, ti: ArrayLike, correction: float = 0.0, add_to: str = "only0"
 ) -> EffectSize:
@@ -3578,32 +3290,17 @@ def sqrt_incidence_rate(
 
     As in metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of events.
-    ti : array-like of shape (n_studies,)
-        Person-times at risk (positive).
-    correction : float, default=0.0
-        Continuity correction added to ``xi`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``).
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(event_rate_parameters)s
 
     References
     ----------
-    .. [1] Freeman, M. F., & Tukey, J. W. (1950). Transformations related to the
-       angular and the square root. Annals of Mathematical Statistics, 21(4),
-       607-611.
+    .. [1] %(freeman_tukey_1950)s
     """
     x, t, skip = _single_rates(xi, ti, correction, add_to)
     return _finish(np.sqrt(x / t), 1 / (4 * t), skip)
 
 
+@_doc
 def freeman_tukey_incidence_rate(
     *, xi: ArrayLike, ti: ArrayLike, correction: float = 0.0, add_to: str = "only0"
 ) -> EffectSize:
@@ -3617,27 +3314,11 @@ def freeman_tukey_incidence_rate(
 
     As in metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    xi : array-like of shape (n_studies,)
-        Numbers of events.
-    ti : array-like of shape (n_studies,)
-        Person-times at risk (positive).
-    correction : float, default=0.0
-        Continuity correction added to ``xi`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``).
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(event_rate_parameters)s
 
     References
     ----------
-    .. [1] Freeman, M. F., & Tukey, J. W. (1950). Transformations related to the
-       angular and the square root. Annals of Mathematical Statistics, 21(4),
-       607-611.
+    .. [1] %(freeman_tukey_1950)s
     """
     x, t, skip = _single_rates(xi, ti, correction, add_to)
     yi = (np.sqrt(x / t) + np.sqrt((x + 1) / t)) / 2
@@ -3650,18 +3331,17 @@ def _rates(x1i, t1i, x2i, t2i, correction, add_to, drop00):
     Returns the corrected counts, the person-times and the mask of studies that
     are NaN by design (a missing input, or dropped by ``drop00``).
     """
-    check_correction(correction, add_to, drop00)
-    x = _arrays(x1i=x1i, t1i=t1i, x2i=x2i, t2i=t2i)
-    _nonneg(x, "x1i", "x2i")
-    _positive(x, "t1i", "t2i")
+    named = {"x1i": x1i, "t1i": t1i, "x2i": x2i, "t2i": t2i}
+    x = _counts(named, ("x1i", "x2i"), ("t1i", "t2i"), correction, add_to, drop00)
     x1, x2 = x["x1i"], x["x2i"]
     with np.errstate(invalid="ignore"):
         has_zero = (x1 == 0) | (x2 == 0)
         drop = (x1 == 0) & (x2 == 0) if drop00 else np.zeros_like(has_zero)
-    add = correction * _correction_mask(has_zero & ~drop, correction, add_to)
+    add = _continuity_correction(has_zero & ~drop, correction, add_to)
     return x1 + add, x["t1i"], x2 + add, x["t2i"], drop | _missing(x)
 
 
+@_doc
 def log_incidence_rate_ratio(
     *,
     x1i: ArrayLike,
@@ -3682,33 +3362,11 @@ def log_incidence_rate_ratio(
         y_i = \\log\\frac{x_{1i} / t_{1i}}{x_{2i} / t_{2i}}, \\qquad
         v_i = \\frac{1}{x_{1i}} + \\frac{1}{x_{2i}}.
 
-    Parameters
-    ----------
-    x1i : array-like of shape (n_studies,)
-        Events in group 1.
-    t1i : array-like of shape (n_studies,)
-        Person-time at risk in group 1 (positive).
-    x2i : array-like of shape (n_studies,)
-        Events in group 2.
-    t2i : array-like of shape (n_studies,)
-        Person-time at risk in group 2 (positive).
-    correction : float, default=0.5
-        Continuity correction added to ``x1i`` and ``x2i`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with a zero count in either group.
-    drop00 : bool, default=False
-        Whether studies with ``x1i = x2i = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(two_group_rate_parameters)s
 
     References
     ----------
-    .. [1] Rothman, K. J., Greenland, S., & Lash, T. L. (2008). Modern
-       epidemiology (3rd ed.). Lippincott Williams & Wilkins.
+    .. [1] %(rothman_2008)s
     """
     x1, t1, x2, t2, skip = _rates(x1i, t1i, x2i, t2i, correction, add_to, drop00)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -3717,6 +3375,7 @@ def log_incidence_rate_ratio(
     return _finish(yi, vi, skip)
 
 
+@_doc
 def incidence_rate_difference(
     *,
     x1i: ArrayLike,
@@ -3736,38 +3395,17 @@ def incidence_rate_difference(
         y_i = \\frac{x_{1i}}{t_{1i}} - \\frac{x_{2i}}{t_{2i}}, \\qquad
         v_i = \\frac{x_{1i}}{t_{1i}^2} + \\frac{x_{2i}}{t_{2i}^2}.
 
-    Parameters
-    ----------
-    x1i : array-like of shape (n_studies,)
-        Events in group 1.
-    t1i : array-like of shape (n_studies,)
-        Person-time at risk in group 1 (positive).
-    x2i : array-like of shape (n_studies,)
-        Events in group 2.
-    t2i : array-like of shape (n_studies,)
-        Person-time at risk in group 2 (positive).
-    correction : float, default=0.5
-        Continuity correction added to ``x1i`` and ``x2i`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``): with ``"only0"``
-        those with a zero count in either group.
-    drop00 : bool, default=False
-        Whether studies with ``x1i = x2i = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(two_group_rate_parameters)s
 
     References
     ----------
-    .. [1] Rothman, K. J., Greenland, S., & Lash, T. L. (2008). Modern
-       epidemiology (3rd ed.). Lippincott Williams & Wilkins.
+    .. [1] %(rothman_2008)s
     """
     x1, t1, x2, t2, skip = _rates(x1i, t1i, x2i, t2i, correction, add_to, drop00)
     return _finish(x1 / t1 - x2 / t2, x1 / t1**2 + x2 / t2**2, skip)
 
 
+@_doc
 def sqrt_incidence_rate_difference(
     *,
     x1i: ArrayLike,
@@ -3787,27 +3425,7 @@ def sqrt_incidence_rate_difference(
 
     As in metafor, no continuity correction is applied by default.
 
-    Parameters
-    ----------
-    x1i : array-like of shape (n_studies,)
-        Events in group 1.
-    t1i : array-like of shape (n_studies,)
-        Person-time at risk in group 1 (positive).
-    x2i : array-like of shape (n_studies,)
-        Events in group 2.
-    t2i : array-like of shape (n_studies,)
-        Person-time at risk in group 2 (positive).
-    correction : float, default=0.0
-        Continuity correction added to ``x1i`` and ``x2i`` (metafor's ``add``).
-    add_to : {"only0", "all", "if0all", "none"}, default="only0"
-        Which studies get the correction (metafor's ``to``).
-    drop00 : bool, default=False
-        Whether studies with ``x1i = x2i = 0`` give ``NaN``.
-
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(two_group_rate_parameters)s
 
     References
     ----------
@@ -3877,6 +3495,7 @@ MEASURES = {
 }
 
 
+@_doc
 def escalc(measure: str, **kwargs: object) -> EffectSize:
     """Compute effect sizes by metafor measure code.
 
@@ -3896,10 +3515,7 @@ def escalc(measure: str, **kwargs: object) -> EffectSize:
     **kwargs : dict
         Keyword arguments of the corresponding function.
 
-    Returns
-    -------
-    result : EffectSize
-        Named tuple ``(yi, vi)`` of float arrays of shape (n_studies,).
+    %(returns)s
 
     Examples
     --------

@@ -14,6 +14,7 @@ warnings.
 """
 
 import dataclasses
+import inspect
 import json
 import warnings
 from fractions import Fraction
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numpydoc.docscrape import FunctionDoc
 
 import skmeta
 from skmeta._summary import COLUMNS
@@ -521,3 +523,22 @@ def test_no_per_study_effect_size_warns():
     assert any("Q, I^2 and H^2 are NaN" in str(w.message) for w in record)
     assert res.k_yi == 0 and np.isnan(res.q)
     assert np.isfinite(res.estimate)
+
+
+@pytest.mark.parametrize("func", [skmeta.mantel_haenszel, skmeta.peto])
+def test_docstrings_are_filled_and_state_the_signature_defaults(func):
+    # the parameter descriptions and the zero-cell notes are shared fragments
+    assert "%(" not in func.__doc__
+    doc = FunctionDoc(func)
+    assert "\n".join(doc["Notes"]).startswith("Zero cells are handled in two stages")
+    parameters = inspect.signature(func).parameters
+    documented = [
+        name for entry in doc["Parameters"] for name in entry.name.split(", ")
+    ]
+    assert documented == list(parameters)
+    for entry in doc["Parameters"]:
+        _, stated, default = entry.type.partition("default=")
+        for name in entry.name.split(", ") if stated else ():
+            expected = parameters[name].default
+            expected = f'"{expected}"' if isinstance(expected, str) else str(expected)
+            assert default == expected, name

@@ -15,6 +15,7 @@ records the formula and the metafor version whose convention it follows). In
 addition every measure is checked here on one study computed by hand.
 """
 
+import inspect
 import json
 import math
 import warnings
@@ -25,6 +26,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpydoc.docscrape import FunctionDoc
 from scipy import special
 
 from skmeta import effect_sizes as es
@@ -435,6 +437,32 @@ def test_escalc_is_case_insensitive_dispatcher():
     b = log_risk_ratio([4], [119], [11], [128])
     np.testing.assert_array_equal(a.yi, b.yi)
     np.testing.assert_array_equal(a.vi, b.vi)
+
+
+# --------------------------------------------------------------------------- #
+# docstrings assembled from shared fragments
+# --------------------------------------------------------------------------- #
+def _as_documented(default):
+    return f'"{default}"' if isinstance(default, str) else str(default)
+
+
+@pytest.mark.parametrize(
+    "func", [*MEASURES.values(), escalc], ids=lambda func: func.__name__
+)
+def test_docstrings_are_filled_and_state_the_signature_defaults(func):
+    assert "%(" not in func.__doc__
+    doc = FunctionDoc(func)
+    assert [r.type for r in doc["Returns"]] == ["EffectSize"]
+    parameters = inspect.signature(func).parameters
+    for entry in doc["Parameters"]:
+        _, stated, default = entry.type.partition("default=")
+        for name in entry.name.split(", ") if stated else ():
+            assert default == _as_documented(parameters[name].default), name
+
+
+def test_module_docstring_tables_are_filled():
+    assert "%(" not in es.__doc__
+    assert es.__doc__.count(".. list-table::") == 8
 
 
 # --------------------------------------------------------------------------- #
