@@ -18,7 +18,8 @@ from skmeta import effect_sizes
 from skmeta._engine import _binary as engine
 from skmeta._engine._inference import coefficient_table, critical_value
 from skmeta._summary import MetaSummary, coefficient_frame
-from skmeta.effect_sizes import check_correction, fill_doc, two_by_two_tables
+from skmeta.effect_sizes import check_correction, two_by_two_tables
+from skmeta.utils._docstrings import fill_doc
 from skmeta.utils._validation import check_confidence_level
 
 __all__ = ["MantelHaenszelResult", "PetoResult", "mantel_haenszel", "peto"]

@@ -335,9 +335,7 @@ Conventions (those of metafor's ``escalc``, checked against metafor 3.8.1 to
 """
 
 import inspect
-import re
 import warnings
-from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -347,6 +345,7 @@ from scipy import special
 from scipy.special import gamma
 
 from skmeta._engine._binary import peto_terms
+from skmeta.utils._docstrings import fill_doc, fill_docstring
 
 __all__ = [
     "MEASURES",
@@ -409,53 +408,6 @@ _ADD_TO = ("only0", "all", "if0all", "none")
 # --------------------------------------------------------------------------- #
 # docstring fragments
 # --------------------------------------------------------------------------- #
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
-def _fill(doc: str | None, fragments: Mapping[str, str]) -> str | None:
-    """Substitute shared fragments into a docstring.
-
-    Each ``%(name)s`` in ``doc`` is replaced by ``fragments[name]``, itself
-    filled the same way. Fragments are written flush left: their continuation
-    lines get the indentation of the line that holds the placeholder, so a
-    placeholder on a line of its own stands for whole numpydoc entries or
-    sections. Nothing else in ``doc`` changes (``%`` and braces stay literal).
-    ``None`` (docstrings stripped by ``python -OO``) stays ``None``.
-    """
-    if doc is None:
-        return None
-
-    def fill_line(line: str) -> str:
-        indent = line[: len(line) - len(line.lstrip())]
-
-        def fragment(match: re.Match) -> str:
-            first, *rest = _fill(fragments[match.group(1)], fragments).split("\n")
-            return "\n".join([first, *(indent + r if r else r for r in rest)])
-
-        return _PLACEHOLDER.sub(fragment, line)
-
-    return "\n".join(fill_line(line) for line in doc.split("\n"))
-
-
-def fill_doc(fragments: Mapping[str, str]) -> Callable[[Callable], Callable]:
-    """Return a decorator that fills a function's docstring from ``fragments``.
-
-    The ``%(name)s`` placeholders are replaced as :func:`_fill` describes;
-    ``%(<parameter>)s`` also stands for the default of that parameter of the
-    function (it takes precedence over a fragment of the same name), so that a
-    shared fragment states each function's own default.
-    """
-
-    def decorate(func: Callable) -> Callable:
-        defaults = {
-            name: str(param.default)
-            for name, param in inspect.signature(func).parameters.items()
-            if param.default is not param.empty
-        }
-        func.__doc__ = _fill(func.__doc__, {**fragments, **defaults})
-        return func
-
-    return decorate
 
 
 #: Docstring fragments shared by the functions of this module (see
@@ -690,7 +642,7 @@ Aloe, A. M., & Becker, B. J. (2012). An effect size for regression
    Statistics, 37(2), 278-297.""",
 }
 
-__doc__ = _fill(__doc__, _DOC)
+__doc__ = fill_docstring(__doc__, _DOC)
 _doc = fill_doc(_DOC)
 
 

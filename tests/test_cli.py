@@ -196,4 +196,5 @@ def test_registry_lists_the_public_classes():
         "LocationScaleMeta",
         "MultilevelMeta",
         "RobustMeta",
+        "SelectionModelMeta",
     }
