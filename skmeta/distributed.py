@@ -56,7 +56,7 @@ _COEFFICIENT_FIELDS = (
 )
 _OUTPUT_FIELDS = ("q", "q_pvalue", "i2", "h2", "qm", "qm_pvalue", "loglik")
 #: Per-output problems that the in-memory fit reports as warnings.
-_FLAGS = ("estimable", "converged", "unbounded", "kh_degenerate")
+_FLAGS = ("estimable", "converged", "limit", "kh_degenerate")
 
 
 @dataclass(frozen=True, repr=False)
@@ -667,7 +667,11 @@ def _coefficient_tables(fits, confidence_level):
 
 
 def _warn_flags(flags, n_params, stacklevel):
-    estimable, converged, unbounded, kh_degenerate = np.asarray(flags, bool).T
+    estimable, converged, limit, kh_degenerate = np.asarray(flags, float).T
+    estimable, converged, kh_degenerate = (
+        a.astype(bool) for a in (estimable, converged, kh_degenerate)
+    )
+    unbounded = limit == 2
     m = estimable.shape[0]
     bad = int((~estimable).sum())
     if bad:
@@ -779,7 +783,7 @@ def _fit_dask(design, y, v, spec, terms, fdr):
     arrays = {name: take(name) for name in rows}
     arrays["n_studies"] = arrays["n_studies"].astype(int)
     arrays["converged"] = arrays["converged"].astype(bool)
-    arrays["_flags"] = arrays["_flags"].astype(bool)
+
     q_value = None
     if fdr is not None:
         q_value = da.stack(

@@ -382,14 +382,10 @@ def test_one_tiny_or_zero_sampling_variance(method, extreme):
         _assert_output(res, j, single, scale, skip=skip, spread=spread)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap shared with the single fit: with one sampling variance at "
-    "1e-12 of the median, tr(P) = sum w - tr(A^-1 X'W^2X) loses every digit to "
-    "cancellation, so I^2 > 100 is reported (and DL/GENQ's tau^2, which divide "
-    "by tr(P), are inaccurate); a stable tr(P) is for the engine both fits share",
-)
 def test_tiny_sampling_variance_heterogeneity_shares_are_within_bounds():
+    """One sampling variance at 1e-12 of the median: tr(P) = sum w - tr(A^-1
+    X'W^2X) would cancel every digit; the dominant study is eliminated exactly,
+    so I^2 stays below 100."""
     est, X, Y, V = _extreme_data("reml", "tiny")
     res, _ = _fit_all(est, X, Y, V)
     assert np.all(res.i2[::2] <= 100.0)
