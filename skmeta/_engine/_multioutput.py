@@ -111,6 +111,7 @@ class RandomEffectsFits(NamedTuple):
     """
 
     tau2: np.ndarray  # (m,) reported tau^2 (0 at a degenerate limit)
+    fit_tau2: np.ndarray  # (m,) tau^2 of the fit (the floor at such a limit)
     tau2_se: np.ndarray  # (m,) metafor's se.tau2 (NaN for FE / fixed tau^2)
     beta: np.ndarray  # (m, p) coefficients in design order
     cov: np.ndarray  # (m, p, p) their covariance (scaled under Knapp-Hartung)
@@ -713,9 +714,7 @@ def _final_moments(design, block, tau2, *, trace_pp, sum_w2, max_w):
     w = _inverse_variance(block, tau2)
     powers = 3 if trace_pp else (2 if sum_w2 else 1)
     fit = _moment_summary(design, block, w, powers)
-    out = {
-        name: fit[name] for name in ("beta", "cov", "rss", "logdet", "sum_w")
-    }
+    out = {name: fit[name] for name in ("beta", "cov", "rss", "logdet", "sum_w")}
     out["sum_log_var"] = _sum_log_var(block, w)
     if trace_pp:
         out["trpp"] = fit["trpp"]
@@ -1535,6 +1534,7 @@ def _fit_pass(design, block, logdet_xtx, options, weights):
     )  # fmt: skip
     return {
         "tau2": tau2,
+        "fit_tau2": tau2,
         "tau2_se": tau2_se,
         "beta": beta,
         "cov": cov,
@@ -1566,6 +1566,11 @@ def _fit_one_by_one(design, y, v, weights, columns, options):
         for name in ("tau2", "tau2_se", "q", "q_pvalue", "i2", "h2", "loglik"):
             out[name][i] = getattr(fit, name)
         out["typical_var"][i] = fit.typical_var
+        out["fit_tau2"][i] = (
+            fit.tau2
+            if fit.limit is None
+            else uni.variance_floor(v[keep, j], y[keep, j])
+        )
         out["beta"][:, i] = fit.beta
         out["cov"][:, :, i] = fit.cov
         out["n_iter"][i] = fit.n_iter
@@ -1593,6 +1598,7 @@ def _not_estimable(b, p):
 
 _FLOAT_FIELDS = (
     "tau2",
+    "fit_tau2",
     "tau2_se",
     "q",
     "q_pvalue",

@@ -258,9 +258,7 @@ def _se_inverse_variance(problem, tau2, fit, *, denominator):
     trp = trace_pd(X, fit_fe)
     pp = trace_pdpd(X, fit_fe, None, None)
     sum_inverse_var = float(np.sum(1.0 / problem.v))
-    return float(
-        inverse_variance_se(k, p, trp, pp, sum_inverse_var, tau2, denominator)
-    )
+    return float(inverse_variance_se(k, p, trp, pp, sum_inverse_var, tau2, denominator))
 
 
 def _se_genq(problem, tau2, fit):
