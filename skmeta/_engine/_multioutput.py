@@ -1085,7 +1085,9 @@ def _search_grid(block):
         np.maximum(block.var_y, _median_v(block)), smallest
     )
     count = np.maximum(
-        2, np.ceil(np.log(stop / start) / np.log(uni.SEARCH_RATIO)).astype(int) + 1
+        2,
+        np.ceil((np.log(stop) - np.log(start)) / np.log(uni.SEARCH_RATIO)).astype(int)
+        + 1,
     )
     steps = np.arange(count.max())[:, None]
     # np.geomspace: powers of 10 on an even grid of exponents, exact endpoints

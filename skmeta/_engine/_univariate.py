@@ -509,9 +509,10 @@ def newton_scale(v, lower):
     return float(np.partition(v, middle)[middle])
 
 
-def _spread(v, tau2):
-    """Ratio of the largest to the smallest total variance at ``tau2``."""
-    return (float(v.max()) + tau2) / (float(v.min()) + tau2)
+def _narrow(v, tau2):
+    """Whether the total variances at ``tau2`` span at most
+    :data:`CERTIFY_SPREAD` (largest over smallest)."""
+    return float(v.max()) + tau2 <= CERTIFY_SPREAD * (float(v.min()) + tau2)
 
 
 def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
@@ -638,7 +639,8 @@ def _search_grid(v, y, lower):
     smallest = float(v.min()) + lower
     start = max(lower, SEARCH_BELOW * smallest)
     stop = SEARCH_ABOVE * max(float(np.var(y)), float(np.median(v)), smallest)
-    n = max(2, int(np.ceil(np.log(stop / start) / np.log(SEARCH_RATIO))) + 1)
+    # (the ratio of the logarithms: stop / start can exceed the float range)
+    n = max(2, int(np.ceil((np.log(stop) - np.log(start)) / np.log(SEARCH_RATIO))) + 1)
     grid = np.geomspace(start, stop, n)
     return np.concatenate(([lower], grid)) if start > lower else grid
 
@@ -668,7 +670,7 @@ def _refine(grid, i, v, value_at, terms_at, *, max_iter, tol, scale):
     """
     a = grid[max(i - 1, 0)]
     b = grid[i + 1] if i + 1 < grid.shape[0] else np.inf
-    if _spread(v, grid[i]) <= CERTIFY_SPREAD or b == np.inf:
+    if _narrow(v, grid[i]) or b == np.inf:
         tau2, _, n_iter, converged = _newton(
             terms_at, grid[i], a, b, max_iter=max_iter, tol=tol, scale=scale
         )
@@ -714,7 +716,7 @@ def _search_profile(
         return values[t]
 
     grid = _search_grid(v, y, lower)
-    if _spread(v, lower) <= CERTIFY_SPREAD:
+    if _narrow(v, lower):
         on_grid = _profile_on_grid(Z, v, grid, reml, logdet_xtx)
     else:
         on_grid = np.array([value_at(t) for t in grid])
@@ -765,7 +767,7 @@ def maximize_likelihood(
         _search_profile, X, y, v, Z, reml=reml, lower=lower, logdet_xtx=logdet_xtx,
         terms_at=terms_at, max_iter=max_iter, tol=tol, scale=scale,
     )  # fmt: skip
-    if _spread(v, lower) > CERTIFY_SPREAD:
+    if not _narrow(v, lower):
         return Tau2Fit(*search(incumbent=None))
     tau2, ll, n_iter, converged = _newton(
         terms_at, max(float(start), lower), lower, np.inf,
