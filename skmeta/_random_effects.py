@@ -360,6 +360,14 @@ class RandomEffectsMeta(_BaseMeta):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        if np.isnan(result.tau2_se) and self.tau2 is None and not self._fixed_effect:
+            warnings.warn(
+                "The standard error of tau^2 could not be computed (the sampling "
+                "variances span too many orders of magnitude for the traces of "
+                "its formula): tau2_se_ is NaN.",
+                UserWarning,
+                stacklevel=4,
+            )
         if result.exact_fit:
             warnings.warn(
                 "The weighted residuals are zero to rounding (y is fitted exactly): "

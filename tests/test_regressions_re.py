@@ -570,3 +570,18 @@ def test_sampling_variances_spanning_the_float_range_are_searched(method):
     X = np.empty((5, 0))
     best = _grid_maximum(X, y, v, method)
     assert model.loglik_ >= best - 1e-9 * (1.0 + abs(best))
+
+
+def test_newton_stops_on_terms_without_information():
+    """Terms with a zero (or non-finite) information give no step: the path
+    stops, not converged, instead of dividing by zero (a guard: the moment
+    sums of the likelihood are exact enough on the Newton path's data that no
+    fit reaching it was found)."""
+    from skmeta._engine._univariate import _newton
+
+    for terms in [(0.0, 1.0, 0.0, 0.0), (0.0, np.nan, 1.0, 1.0), (0.0, 1.0, -1.0, 0.0)]:
+        tau2, _, n_iter, converged = _newton(
+            lambda t, terms=terms: terms, 0.5, 0.0, np.inf, max_iter=100, tol=1e-10,
+            scale=1.0,
+        )  # fmt: skip
+        assert (tau2, n_iter, converged) == (0.5, 1, False)
