@@ -519,8 +519,8 @@ class RandomEffectsMeta(_BaseMeta):
     def _coefficient_table(self, confidence_level):
         """The coefficient table (arrays of shape (m, p) for m outputs)."""
         dof = self._coef_dof()
-        if self._multi:
-            dof = np.asarray(dof, dtype=float)[:, None]
+        if self._multi:  # z for every output, or the df of each output
+            dof = np.inf if self.inference == "z" else dof[:, None]
         return coefficient_table(self._beta, self.cov_params_, dof, confidence_level)
 
     def _blups_of_outputs(self):

@@ -56,11 +56,14 @@ def two_sided_pvalue(statistic, dof):
     z = -np.abs(statistic)
     if np.ndim(dof) == 0 and np.isinf(dof):
         return 2.0 * special.ndtr(z)
+    if np.ndim(z) == 0 and np.ndim(dof) == 0:
+        return 2.0 * special.stdtr(dof, z)
     dof = np.broadcast_to(np.asarray(dof, dtype=float), np.shape(z))
     finite = np.isfinite(dof)
-    return np.where(
-        finite, 2.0 * special.stdtr(np.where(finite, dof, 1), z), 2.0 * special.ndtr(z)
-    )
+    out = 2.0 * special.ndtr(z)
+    if finite.any():  # t where the degrees of freedom are finite
+        out[finite] = 2.0 * special.stdtr(dof[finite], z[finite])
+    return out
 
 
 def coefficient_table(beta, cov, dof, confidence_level):

@@ -495,18 +495,19 @@ MAX_DOUBLINGS = 20
 
 
 def newton_scale(v, lower):
-    """Typical sampling variance: the scale of tau^2's convergence tolerance.
+    r"""Typical sampling variance: the scale of tau^2's convergence tolerance.
 
-    The middle order statistic of ``v`` (robust to one study with a huge or a
-    tiny variance). With zero sampling variances (``lower`` > 0, the floor of
-    tau^2) the total variances of those studies are tau^2 itself, so that the
-    criterion changes on the scale of tau^2 however small it is: the scale is
-    then ``lower`` and the tolerance relative to tau^2.
+    The harmonic mean :math:`k / \sum_i 1/v_i` of the sampling variances (the
+    variance of the fixed-effect mean times k): a study with a huge variance
+    does not loosen the tolerance, a tiny one tightens it. With zero sampling
+    variances (``lower`` > 0, the floor of tau^2) the total variances of those
+    studies are tau^2 itself, so that the criterion changes on the scale of
+    tau^2 however small it is: the scale is then ``lower`` and the tolerance
+    relative to tau^2.
     """
     if lower > 0.0:
         return lower
-    middle = v.shape[0] // 2
-    return float(np.partition(v, middle)[middle])
+    return v.shape[0] / float(np.sum(1.0 / v))
 
 
 def _narrow(v, tau2):
