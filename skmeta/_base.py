@@ -177,12 +177,10 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         self.n_missing_ = 0
         if drop:
             out = np.isnan(X).any(axis=1)
-            if y.ndim == 2:
-                # a study missing in some outputs only is left out of those
-                # outputs by the estimator; here only studies missing everywhere
-                out |= np.isnan(y + v).all(axis=1)
-            else:
+            if y.ndim == 1:
                 out |= np.isnan(y) | np.isnan(v)
+            # 2-D y: NaN in y or sample_var leaves a study out of that output
+            # only (the estimator's engine), not out of the shared design
             for name, value in metadata.items():
                 if value is not None:
                     out |= missing_rows(value, name, k)
@@ -292,7 +290,10 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         self.cov_params_ = np.asarray(cov, dtype=float)
 
     def _set_fit_statistics(self, loglik, n_params, k, p, reml):
-        self.loglik_ = float(loglik)
+        """``loglik_``, AIC, BIC, AICc (arrays, one per output, when ``loglik`` and
+        ``k`` are)."""
+        loglik = np.asarray(loglik, dtype=float)
+        self.loglik_ = float(loglik) if loglik.ndim == 0 else loglik
         self.n_params_ = int(n_params)
         self.aic_, self.bic_, self.aicc_ = information_criteria(
             loglik, n_params, k, p, reml
@@ -327,11 +328,23 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
-            :math:`\\hat\\mu = \\hat\\beta_0 + X \\hat\\beta`.
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            :math:`\\hat\\mu = \\hat\\beta_0 + X \\hat\\beta` (one column per
+            output of a multi-output fit).
         """
         X = self._validate_new_X(X)
-        return X @ self.coef_ + self.intercept_
+        return self._mean(X)
+
+    def _mean(self, X):
+        """The fixed part at the rows of ``X``: (n,), or (n, m) for m outputs."""
+        coef = np.asarray(self.coef_)
+        if coef.ndim == 2:
+            return X @ coef.T + self.intercept_
+        return X @ coef + self.intercept_
+
+    def _output_labels(self):
+        """Labels of the outputs of a multi-output fit (index named ``output``)."""
+        return pd.RangeIndex(np.shape(self.coef_)[0], name="output")
 
     def _interval_frame(self, design, confidence_level, new_var):
         """Confidence and prediction intervals of the mean at ``design`` rows.
@@ -340,28 +353,47 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
         (tau^2, tau^2(z) or the sum of the level variances); the prediction
         interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 + \\text{new\\_var}}`, as
         metafor's ``predict``, with ``c`` from N(0, 1) or the t distribution of
-        :meth:`_contrast_dof`.
+        :meth:`_contrast_dof`. A multi-output fit gives one row per (output,
+        row of ``design``), indexed by those two levels.
         """
         level = check_confidence_level(confidence_level)
-        mean = design @ self._beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.cov_params_, design))
+        beta = self._beta
         crit = critical_value(level, self._contrast_dof(design))
+        if beta.ndim == 2:  # m outputs: arrays of shape (n, m)
+            mean = design @ beta.T
+            quad = np.einsum("ij,mjk,ik->im", design, self.cov_params_, design)
+        else:
+            mean = design @ beta
+            quad = np.einsum("ij,jk,ik->i", design, self.cov_params_, design)
+        se = np.sqrt(quad)
         pi_se = np.sqrt(se**2 + new_var)
-        return pd.DataFrame(
-            {
-                "mean": mean,
-                "se": se,
-                "ci_lower": mean - crit * se,
-                "ci_upper": mean + crit * se,
-                "pi_lower": mean - crit * pi_se,
-                "pi_upper": mean + crit * pi_se,
-            }
+        columns = {
+            "mean": mean,
+            "se": se,
+            "ci_lower": mean - crit * se,
+            "ci_upper": mean + crit * se,
+            "pi_lower": mean - crit * pi_se,
+            "pi_upper": mean + crit * pi_se,
+        }
+        if beta.ndim == 1:
+            return pd.DataFrame(columns)
+        index = pd.MultiIndex.from_product(
+            [self._output_labels(), pd.RangeIndex(design.shape[0], name="row")]
         )
+        return pd.DataFrame({name: a.T.ravel() for name, a in columns.items()}, index)
 
     def _score_inputs(self, X, y, sample_weight, sample_var):
         """Validated ``(X, y, v, sample_weight)`` for ``score``."""
         check_is_fitted(self)
         y = as_float_array(y, "y", ndim=(1, 2) if self._multi_output else (1,))
+        outputs = np.shape(self.coef_)[0] if np.ndim(self.coef_) == 2 else None
+        if (y.ndim == 2) != (outputs is not None) or (
+            outputs is not None and y.shape[1] != outputs
+        ):
+            fitted = f"{outputs} outputs" if outputs is not None else "1-D y"
+            raise ValueError(
+                f"y has shape {y.shape} but the model was fitted to {fitted}."
+            )
         X = self._validate_new_X(X, n_rows=y.shape[0])
         if X.shape[0] != y.shape[0]:
             raise ValueError(
@@ -376,7 +408,7 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
     def _gaussian_score(self, X, y, sample_weight, sample_var, extra_var):
         """Sum of log N(y_i; mean_i, v_i + extra_var_i), weighted by sample_weight."""
         X, y, v, sample_weight = self._score_inputs(X, y, sample_weight, sample_var)
-        resid = y - (X @ self.coef_ + self.intercept_)
+        resid = y - self._mean(X)
         total = v + extra_var
         with np.errstate(divide="ignore", invalid="ignore"):
             logpdf = gaussian_logpdf(resid, total)
@@ -389,7 +421,7 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
                 return -np.inf
         if sample_weight is None:
             return float(np.sum(logpdf))
-        return float(sample_weight @ logpdf)
+        return float(np.sum(sample_weight @ logpdf))
 
     # -------------------------------------------------------------------- summary
     def summary(self, confidence_level=0.95):

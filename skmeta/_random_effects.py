@@ -15,9 +15,12 @@ from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _sandwich
 from skmeta._engine import _univariate as uni
 from skmeta._engine._gls import dependent_columns
-from skmeta._engine._inference import wald_test
+from skmeta._engine._inference import coefficient_table, wald_test
+from skmeta._engine._multioutput import LIMITS, q_profile_intervals
+from skmeta._engine._multioutput import fit_random_effects as fit_many
 from skmeta._engine._random_effects import fit_random_effects
 from skmeta._engine._tau2 import ALL_METHODS, tau2_method
+from skmeta._summary import COLUMNS
 from skmeta.utils._validation import (
     check_confidence_level,
     check_groups,
@@ -184,6 +187,8 @@ class RandomEffectsMeta(_BaseMeta):
     (0.345, 0.258)
     """
 
+    _multi_output = True
+
     _parameter_constraints: dict = {
         "method": [StrOptions(set(ALL_METHODS))],
         "tau2": [Interval(Real, 0, None, closed="left"), None],
@@ -241,13 +246,15 @@ class RandomEffectsMeta(_BaseMeta):
         ----------
         X : array-like of shape (n_samples, n_features) or None
             Moderators. ``None`` or zero columns: intercept-only meta-analysis.
-        y : array-like of shape (n_samples,)
-            Observed effect sizes.
-        sample_var : array-like of shape (n_samples,), default=None
-            Known sampling variances (finite, >= 0). ``None`` means zeros.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Observed effect sizes; one column per output for many meta-analyses
+            over the same studies (see Notes).
+        sample_var : array-like of the shape of y, or (n_samples,), default=None
+            Known sampling variances (finite, >= 0). ``None`` means zeros. With
+            2-D ``y`` a 1-D ``sample_var`` applies to every output.
         groups : array-like of shape (n_samples,), default=None
             Cluster labels: when given, the covariance of the coefficients is the
-            cluster-robust sandwich of ``cluster_robust``.
+            cluster-robust sandwich of ``cluster_robust`` (1-D ``y`` only).
         sample_weight : array-like of shape (n_samples,), default=None
             User weights of the fixed effects, metafor's ``rma(weights=)``
             (finite, >= 0; only their ratios matter). :math:`\tau^2`,
@@ -258,16 +265,27 @@ class RandomEffectsMeta(_BaseMeta):
             :math:`V = \operatorname{diag}(v + \hat\tau^2)` (times the usual
             Knapp–Hartung factor under ``inference="knapp-hartung"``), and
             ``loglik_`` is evaluated at them. These are not frequency weights.
-            Not available with ``cluster_robust="cr2"``.
+            Not available with ``cluster_robust="cr2"`` or 2-D ``y``.
 
         Returns
         -------
         self : RandomEffectsMeta
             The fitted estimator.
         """
+        names = list(y.columns) if isinstance(y, pd.DataFrame) else None
         X, y, v, design, meta = self._validate_training_data(
             X, y, sample_var, groups=groups, sample_weight=sample_weight
         )
+        if y.ndim == 2:
+            for name in ("groups", "sample_weight"):
+                if meta[name] is not None:
+                    raise ValueError(
+                        f"{name} is not available with 2-D y (many outputs): fit "
+                        "the outputs one at a time for cluster-robust inference or "
+                        "user weights."
+                    )
+            return self._fit_outputs(design, y, v, names)
+        self._outputs = None
         weights = self._check_user_weights(meta["sample_weight"], design)
         return self._fit_design(design, y, v, meta["groups"], weights)
 
@@ -342,6 +360,14 @@ class RandomEffectsMeta(_BaseMeta):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        if np.isnan(result.tau2_se) and self.tau2 is None and not self._fixed_effect:
+            warnings.warn(
+                "The standard error of tau^2 could not be computed (the sampling "
+                "variances span too many orders of magnitude for the traces of "
+                "its formula): tau2_se_ is NaN.",
+                UserWarning,
+                stacklevel=4,
+            )
         if result.exact_fit:
             warnings.warn(
                 "The weighted residuals are zero to rounding (y is fitted exactly): "
@@ -372,9 +398,142 @@ class RandomEffectsMeta(_BaseMeta):
         # r2_ needs a second fit (the intercept-only model): computed on first use.
         self.__dict__.pop("_r2", None)
         self._blups = result.blups
-        self.random_effects_se_ = result.blup_se
+        self._blup_se = result.blup_se
         # Sufficient data for tau2_confint at any confidence level (O(k) memory).
         self._profile_data = (design, y, v)
+
+    # ------------------------------------------------------------ many outputs
+    def _fit_outputs(self, design, y, v, names):
+        """Fit the m outputs (columns) of ``y`` at once (vectorized engine)."""
+        p = design.shape[1]
+        m = y.shape[1]
+        self._check_output_variances(v)
+        weights = self._output_genq_weights(v)
+        fits = fit_many(
+            design,
+            y,
+            v,
+            method=self.method,
+            tau2=self.tau2,
+            inference=self.inference,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            weights=weights,
+            moderators=range(int(self.fit_intercept), p),
+        )
+        _warn_output_flags(fits, p, stacklevel=4)
+        self._outputs = pd.Index(
+            names if names is not None else pd.RangeIndex(m), name="output"
+        )
+        self._fits = fits
+        self.n_studies_ = fits.n_studies
+        self.tau2_, self.tau2_se_ = fits.tau2, fits.tau2_se
+        self.n_iter_, self.converged_ = fits.n_iter, fits.converged
+        self.dof_ = fits.dof
+        self._robust, self.robust_dof_, self.n_groups_ = None, None, None
+        self._set_fixed_effects(fits.beta, fits.cov)
+        self.q_, self.q_pvalue_ = fits.q, fits.q_pvalue
+        self.i2_, self.h2_ = fits.i2, fits.h2
+        self._typical_var = fits.typical_var
+        self.qm_, self.qm_pvalue_ = fits.qm, fits.qm_pvalue
+        self._qm_df = (fits.qm_df, fits.coef_dof)
+        estimated = self.tau2 is None and not self._fixed_effect
+        self._set_fit_statistics(
+            fits.loglik, p + int(estimated), fits.n_studies, p, self.method == "reml"
+        )
+        self.__dict__.pop("_r2", None)
+        self._blups = None  # computed on access of random_effects_
+        self._profile_data = (design, y, v)
+        self._genq_weights = weights
+        self._sample_weight = None
+        return self
+
+    def _check_output_variances(self, v):
+        """Zero sampling variances where the model cannot take them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN
+            smallest = np.nanmin(v) if v.size else 0.0
+        if not smallest <= 0:
+            return
+        if self.tau2 is None and tau2_method(self.method).needs_positive_var:
+            raise ValueError(
+                f"method={self.method!r} weights studies by 1/sample_var, so "
+                "sample_var must be > 0; use method='reml', 'ml', 'he' or 'sj' for "
+                "zero variances."
+            )
+        if self.tau2 == 0.0:
+            raise ValueError(
+                "Zero total variance: sample_var has zeros and tau2 is fixed at 0, "
+                "so the model is degenerate. Pass positive sample_var or tau2 > 0."
+            )
+
+    def _output_genq_weights(self, v):
+        """The GENQ weights of every output (k, m), or None."""
+        if self.method != "genq" or self.tau2 is not None:
+            return None
+        a = self.genq_weights
+        if a is None:
+            raise ValueError(
+                "method='genq' requires genq_weights: 'inverse_var', 'unit', a "
+                "callable of sample_var, or one weight per study."
+            )
+        if isinstance(a, str):
+            if a == "unit":
+                return np.ones(v.shape)
+            if np.any(v <= 0):
+                raise ValueError("genq_weights='inverse_var' needs sample_var > 0.")
+            with np.errstate(invalid="ignore"):
+                return 1.0 / v
+        if callable(a):
+            a = np.asarray(a(v), dtype=float)
+            if a.shape != v.shape:
+                raise ValueError(
+                    f"genq_weights returned shape {a.shape}, expected {v.shape}."
+                )
+        else:
+            a = np.asarray(a, dtype=float).ravel()
+            if a.shape != (v.shape[0],):
+                raise ValueError(
+                    f"genq_weights has {a.shape[0]} entries but n_samples={v.shape[0]}."
+                )
+            a = np.broadcast_to(a[:, None], v.shape)
+        present = a[~np.isnan(v)]
+        if not np.all(np.isfinite(present)) or np.any(present <= 0):
+            raise ValueError("genq_weights must be finite and > 0.")
+        return a
+
+    @property
+    def _multi(self):
+        return getattr(self, "_outputs", None) is not None
+
+    def _output_labels(self):
+        return self._outputs
+
+    def _not_for_many_outputs(self, what):
+        if self._multi:
+            raise ValueError(
+                f"{what} is not available for a fit of {len(self._outputs)} outputs "
+                "(2-D y): fit one output at a time."
+            )
+
+    def _coefficient_table(self, confidence_level):
+        """The coefficient table (arrays of shape (m, p) for m outputs)."""
+        dof = self._coef_dof()
+        if self._multi:  # z for every output, or the df of each output
+            dof = np.inf if self.inference == "z" else dof[:, None]
+        return coefficient_table(self._beta, self.cov_params_, dof, confidence_level)
+
+    def _blups_of_outputs(self):
+        """BLUPs and their standard errors of every (output, study), (m, k)."""
+        design, y, v = self._profile_data
+        tau2 = self._fits.fit_tau2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lam = (tau2 / (v + tau2)).T
+            resid = y.T - self._beta @ design.T
+            quad = np.einsum("ij,mjk,ik->mi", design, self.cov_params_, design)
+            se = np.sqrt(lam * v.T + lam**2 * quad)
+        present = ~np.isnan(resid)
+        return np.where(present, lam * resid, np.nan), np.where(present, se, np.nan)
 
     def _set_moderator_test(self, beta):
         """The omnibus test of the moderators: ``qm_``, ``qm_pvalue_``."""
@@ -413,6 +572,8 @@ class RandomEffectsMeta(_BaseMeta):
         return a
 
     def _test_dof(self):
+        if self._multi:  # per output (NaN where not estimable)
+            return self._qm_df[1]
         if self.robust_dof_ is not None:
             return float(self.n_groups_ - self._beta.shape[0])
         return float("inf") if self.inference == "z" else float(self.dof_)
@@ -445,10 +606,27 @@ class RandomEffectsMeta(_BaseMeta):
         """BLUPs of the training studies' random effects (metafor's ``ranef``).
 
         Columns ``estimate`` and ``se``, one row per study of the fit in order;
-        built on access from the fitted arrays.
+        for 2-D ``y`` one row per (output, study), indexed by those two levels
+        (NaN where the study does not cover the output). Built on access from
+        the fitted arrays.
         """
-        check_is_fitted(self, "random_effects_se_")
-        return pd.DataFrame({"estimate": self._blups, "se": self.random_effects_se_})
+        check_is_fitted(self)
+        if not self._multi:
+            return pd.DataFrame({"estimate": self._blups, "se": self._blup_se})
+        estimate, se = self._blups_of_outputs()
+        index = pd.MultiIndex.from_product(
+            [self._outputs, pd.RangeIndex(estimate.shape[1], name="study")]
+        )
+        return pd.DataFrame({"estimate": estimate.ravel(), "se": se.ravel()}, index)
+
+    @property
+    def random_effects_se_(self) -> np.ndarray:
+        """Standard errors of the BLUPs: shape (n_samples,), or (n_outputs,
+        n_samples) for 2-D ``y``."""
+        check_is_fitted(self)
+        if not self._multi:
+            return self._blup_se
+        return self._blups_of_outputs()[1]
 
     @property
     def r2_(self) -> float | None:
@@ -461,26 +639,44 @@ class RandomEffectsMeta(_BaseMeta):
         if "_r2" not in self.__dict__:
             design, y, v = self._profile_data
             self._r2 = (
-                self._pseudo_r2(design, y, v, self._genq_weights)
+                self._pseudo_r2(design, y, v)
                 if design.shape[1] > int(self.fit_intercept)
                 else None
             )
         return self._r2
 
-    def _pseudo_r2(self, design, y, v, weights):
+    def _null_genq_weights(self, v):
+        """The GENQ weights of the intercept-only model, also when tau^2 is
+        fixed (metafor fits that model with the same method), or None."""
+        if self.method != "genq" or self.genq_weights is None:
+            return None
+        if self.tau2 is None:
+            return self._genq_weights
+        fitted = clone(self).set_params(tau2=None)
+        if self._multi:
+            return fitted._output_genq_weights(v)
+        return fitted._resolve_genq_weights(v, v.shape[0])
+
+    def _pseudo_r2(self, design, y, v):
+        """Pseudo-R^2 against the intercept-only model fitted with the same
+        method (metafor's R^2, also when tau^2 is fixed); None where that model
+        cannot be fitted (GENQ without genq_weights)."""
         if not self.fit_intercept:
             return None
         if self._fixed_effect:
             return self._adjusted_r2(design, y, v)
-        null = fit_random_effects(
-            design[:, :1],
-            y,
-            v,
-            method=self.method,
-            genq_weights=weights,
-            max_iter=self.max_iter,
-            tol=self.tol,
-        )
+        weights = self._null_genq_weights(v)
+        if self.method == "genq" and weights is None:
+            return None
+        options = {"method": self.method, "max_iter": self.max_iter, "tol": self.tol}
+        if self._multi:
+            null_tau2 = fit_many(design[:, :1], y, v, weights=weights, **options).tau2
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r2 = np.maximum(0.0, 100.0 * (null_tau2 - self.tau2_) / null_tau2)
+            return np.where(
+                null_tau2 > 0, r2, np.where(np.isnan(null_tau2), np.nan, 0.0)
+            )
+        null = fit_random_effects(design[:, :1], y, v, genq_weights=weights, **options)
         if null.tau2 <= 0:
             return 0.0
         return float(max(0.0, 100.0 * (null.tau2 - self.tau2_) / null.tau2))
@@ -491,6 +687,13 @@ class RandomEffectsMeta(_BaseMeta):
         weights of the fit (1/v, or ``sample_weight``); with 1/v it is the
         proportional reduction of :math:`H^2 = Q_E/(k-p)`."""
         k, p = design.shape
+        if self._multi:  # Q_E of the model and of the intercept-only model
+            null = fit_many(design[:, :1], y, v, method="fe").q
+            n = self.n_studies_
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = (self.q_ / (n - p)) / (null / (n - 1))
+                r2 = np.where(null > 0, np.maximum(0.0, 100.0 * (1.0 - ratio)), 0.0)
+            return np.where(np.isnan(null), np.nan, r2)
         a = 1.0 / v if self._sample_weight is None else self._sample_weight
         rss = uni.stable_weighted_fit(design, y, a).rss / (k - p)
         tss = uni.stable_weighted_fit(design[:, :1], y, a).rss / (k - 1)
@@ -514,6 +717,8 @@ class RandomEffectsMeta(_BaseMeta):
             Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper``; the
             prediction interval is :math:`\\hat\\mu \\pm c\\sqrt{SE^2 + \\hat\\tau^2}`
             (metafor's ``predict``), with ``c`` from N(0, 1) or :math:`t_{k-p}`.
+            For 2-D ``y``: one row per (output, row of ``X``), indexed by those
+            two levels (``output``, ``row``).
         """
         design = self._design(self._validate_new_X(X))
         return self._interval_frame(design, confidence_level, self.tau2_)
@@ -564,11 +769,15 @@ class RandomEffectsMeta(_BaseMeta):
         -------
         DataFrame
             Index ``tau2, tau, i2, h2``; columns ``estimate, ci_lower, ci_upper``.
+            For 2-D ``y``: indexed by (``output``, ``parameter``).
         """
         check_is_fitted(self)
         level = check_confidence_level(confidence_level)
         design, y, v = self._profile_data
-        lo, hi = uni.q_profile_interval(design, y, v, level)
+        if self._multi:
+            lo, hi = q_profile_intervals(design, y, v, level)
+        else:
+            lo, hi = uni.q_profile_interval(design, y, v, level)
         vt = self._typical_var
         rows = {
             "tau2": (self.tau2_, lo, hi),
@@ -576,9 +785,15 @@ class RandomEffectsMeta(_BaseMeta):
             "i2": tuple(100.0 * t / (vt + t) for t in (self.tau2_, lo, hi)),
             "h2": tuple(t / vt + 1.0 for t in (self.tau2_, lo, hi)),
         }
-        return pd.DataFrame.from_dict(
-            rows, orient="index", columns=["estimate", "ci_lower", "ci_upper"]
+        columns = ["estimate", "ci_lower", "ci_upper"]
+        if not self._multi:
+            return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+        # (output, parameter): the four rows of each output together
+        values = np.stack([np.stack(row, axis=-1) for row in rows.values()], axis=1)
+        index = pd.MultiIndex.from_product(
+            [self._outputs, pd.Index(list(rows), name="parameter")]
         )
+        return pd.DataFrame(values.reshape(-1, 3), index=index, columns=columns)
 
     def influence(self) -> pd.DataFrame:
         r"""Leave-one-out influence diagnostics (metafor's ``influence()``).
@@ -619,6 +834,7 @@ class RandomEffectsMeta(_BaseMeta):
             One row per training study.
         """
         check_is_fitted(self)
+        self._not_for_many_outputs("influence()")
         design, y, v = self._profile_data
         k, p = design.shape
         w = (
@@ -700,13 +916,37 @@ class RandomEffectsMeta(_BaseMeta):
 
     def _summary_title(self):
         kind = "Fixed-effect" if self._fixed_effect else "Random-effects"
+        if self._multi:
+            what = (
+                "tau^2 fixed at " + f"{self.tau2:g}"
+                if self.tau2 is not None
+                else ("tau^2 estimator: " + tau2_method(self.method).label)
+            )
+            return (
+                f"{kind} models of {len(self._outputs)} outputs (k = "
+                f"{self._profile_data[0].shape[0]} studies; {what})"
+            )
         k = self.dof_ + self._beta.shape[0]
         if self.tau2 is not None:
             return f"{kind} model (k = {k}; tau^2 fixed at {self.tau2:g})"
         label = tau2_method(self.method).label
         return f"{kind} model (k = {k}; tau^2 estimator: {label})"
 
+    def _summary_table(self, confidence_level):
+        if not self._multi:
+            return super()._summary_table(confidence_level)
+        table = self._coefficient_table(confidence_level)
+        index = pd.MultiIndex.from_product(
+            [self._outputs, pd.Index(self._term_names, name="term")]
+        )
+        return pd.DataFrame(
+            {name: np.asarray(getattr(table, name)).ravel() for name in COLUMNS},
+            index=index,
+        )
+
     def _summary_info(self, confidence_level):
+        if self._multi:
+            return self._outputs_info()
         info = [
             ("tau^2", self.tau2_),
             ("SE(tau^2)", self.tau2_se_),
@@ -727,7 +967,43 @@ class RandomEffectsMeta(_BaseMeta):
             ]
         return info + self._fit_statistics_info()
 
+    def _outputs_info(self):
+        """Model-level lines of a multi-output summary: counts and medians."""
+        estimable = ~np.isnan(self.tau2_)
+        n = self.n_studies_
+        info = [
+            ("outputs", len(self._outputs)),
+            ("studies per output", f"{n.min()} to {n.max()}"),
+            ("not estimable", int((~estimable).sum())),
+            ("not converged", int((estimable & ~self.converged_).sum())),
+        ]
+        if estimable.any():
+            for label, values in (
+                ("tau^2", self.tau2_),
+                ("I^2 (%)", self.i2_),
+                ("log-likelihood", self.loglik_),
+            ):
+                finite = values[estimable & ~np.isnan(values)]
+                if finite.size:
+                    info.append((f"{label}, median", float(np.median(finite))))
+            significant = int((self.q_pvalue_[estimable] < 0.05).sum())
+            info.append(("outputs with p-value (Q) < 0.05", significant))
+        return info
+
     def _summary_notes(self, confidence_level):
+        if self._multi:
+            return [
+                {
+                    "z": "Tests and intervals use the standard normal distribution.",
+                    "t": "Tests and intervals use t with n_studies_ - p df.",
+                    "knapp-hartung": "Knapp-Hartung adjustment; t with n_studies_ - "
+                    "p df.",
+                    "knapp-hartung-adhoc": "Ad hoc Knapp-Hartung adjustment "
+                    "(s^2 >= 1); t with n_studies_ - p df.",
+                }[self.inference],
+                "One meta-analysis per output; to_frame() is indexed by (output, "
+                "term).",
+            ]
         notes = []
         if getattr(self, "_sample_weight", None) is not None:
             notes.append(
@@ -756,14 +1032,75 @@ class RandomEffectsMeta(_BaseMeta):
 
     def _study_weights(self, sample_var, **metadata):
         """Percentage weights: the user's ``sample_weight`` when fitted with it."""
+        self._not_for_many_outputs("Study weights (plots)")
         weights = getattr(self, "_sample_weight", None)
         if weights is None or len(weights) != np.shape(sample_var)[0]:
             return super()._study_weights(sample_var, **metadata)
         return 100.0 * weights / weights.sum()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # 2-D y: one meta-analysis per column
+        return tags
+
     def _profile_targets(self):
+        self._not_for_many_outputs("Profiling")
         return {
             "tau2": ProfileTarget(
                 float(self.tau2_), float(self.tau2_se_), lambda value: {"tau2": value}
             )
         }
+
+
+def _warn_output_flags(fits, n_params, stacklevel):
+    """One warning per kind of problem of a multi-output fit, counting the
+    outputs it concerns (``fits``: a ``RandomEffectsFits``, or its flags as a
+    mapping of arrays)."""
+    estimable = np.asarray(fits.estimable, dtype=bool)
+    converged = np.asarray(fits.converged, dtype=bool)
+    limit = np.asarray(fits.limit)
+    exact = np.asarray(fits.kh_degenerate, dtype=bool)
+    m = estimable.shape[0]
+    stacklevel += 1
+    bad = int((~estimable).sum())
+    if bad:
+        warnings.warn(
+            f"{bad} of {m} outputs have no more studies than the {n_params} "
+            "fixed-effect parameter(s) of the model, or a design that is "
+            "rank-deficient on their studies: their estimates are NaN.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    failed = int((estimable & ~converged).sum())
+    if failed:
+        warnings.warn(
+            f"tau^2 estimation did not converge for {failed} of {m} outputs "
+            "(converged_ is False there); increase max_iter.",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    diverging = int((limit == LIMITS.index("diverges")).sum())
+    if diverging:
+        warnings.warn(
+            f"In {diverging} output(s) the likelihood increases without bound as "
+            "tau2 -> 0: the studies with zero sample_var are fitted exactly. "
+            "tau2 is reported as 0 and the log-likelihood as inf there.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    at_zero = int((limit == LIMITS.index("exact")).sum())
+    if at_zero:
+        warnings.warn(
+            f"In {at_zero} output(s) tau2 is estimated at 0 and some sample_var "
+            "are 0: those studies have zero total variance and are fitted exactly.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    if exact.any():
+        warnings.warn(
+            f"In {int(exact.sum())} output(s) the weighted residuals are zero to "
+            "rounding (y is fitted exactly): the Knapp-Hartung variance factor is 0 "
+            "and the tests are undefined.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )

@@ -30,13 +30,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import clone
 
-from skmeta._engine._gls import dependent_columns
-from skmeta._engine._inference import critical_value, two_sided_pvalue
-from skmeta._engine._multioutput import fit_random_effects
-from skmeta._engine._tau2 import tau2_method
-from skmeta.utils._validation import as_float_array, check_confidence_level
+from skmeta._random_effects import _warn_output_flags
+from skmeta.utils._validation import (
+    as_float_array,
+    check_confidence_level,
+    check_sample_var,
+)
 
 __all__ = ["OutputFits", "fit_outputs"]
 
@@ -56,7 +57,7 @@ _COEFFICIENT_FIELDS = (
 )
 _OUTPUT_FIELDS = ("q", "q_pvalue", "i2", "h2", "qm", "qm_pvalue", "loglik")
 #: Per-output problems that the in-memory fit reports as warnings.
-_FLAGS = ("estimable", "converged", "unbounded", "kh_degenerate")
+_FLAGS = ("estimable", "converged", "limit", "kh_degenerate")
 
 
 @dataclass(frozen=True, repr=False)
@@ -172,7 +173,8 @@ class OutputFits:
         computed = type(self)(
             **{**self._fields_dict(), **dict(zip(arrays, values, strict=True))}
         )
-        _warn_flags(computed._flags, len(self.terms), stacklevel=3)
+        flags = np.asarray(computed._flags, dtype=float).T
+        _warn_output_flags(_Flags(*flags), len(self.terms), stacklevel=2)
         return computed
 
     def persist(self, **kwargs):
@@ -267,18 +269,13 @@ class OutputFits:
         return "\n".join(lines)
 
 
-class _Spec(NamedTuple):
-    """What a block of outputs needs to be fitted (picklable, for the workers)."""
+class _Flags(NamedTuple):
+    """Per-output problems of a fit (what :func:`_warn_output_flags` reads)."""
 
-    method: str
-    tau2: float | None
-    inference: str
-    max_iter: int
-    tol: float
-    genq_weights: Any
-    missing: str
-    moderators: tuple
-    confidence_level: float
+    estimable: Any
+    converged: Any
+    limit: Any
+    kh_degenerate: Any
 
 
 def fit_outputs(
@@ -337,11 +334,11 @@ def fit_outputs(
 
     Notes
     -----
-    The fit is vectorized over the outputs: the weighted moments of all outputs
-    are matrix products and the iterative estimators (REML, ML, PM) update all
-    outputs at once, each with its own convergence test; memory is O(k m).
+    In memory this is ``RandomEffectsMeta(...).fit(X, y, sample_var=v)`` with 2-D
+    ``y`` (one meta-analysis per column, vectorized over the outputs; memory
+    O(k m)) and its coefficient table, as arrays with one row per output.
 
-    On a Dask cluster the fit runs on each chunk of outputs
+    On a Dask cluster the same fit runs on each chunk of outputs
     (:func:`dask.array.map_blocks`); ``y`` is rechunked to hold all studies in
     each chunk.  With ``fdr`` the p-values of a term (8 bytes per output) are
     gathered on one worker to be ranked.
@@ -378,330 +375,66 @@ def fit_outputs(
     level = check_confidence_level(confidence_level)
     if fdr is not None and fdr not in FDR_METHODS:
         raise ValueError(f"fdr must be one of {FDR_METHODS} or None, got {fdr!r}.")
-    drop = estimator.missing == "drop"
-    lazy = _is_dask(y) or _is_dask(sample_var)
-    if lazy:
-        import dask.array as da
-
-        y = da.asarray(y)
-        if y.ndim not in (1, 2):
-            raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
+    if sample_var is None:
+        raise ValueError(
+            "sample_var is required: the sampling variances of the studies, of the "
+            "shape of y or one per study."
+        )
+    if _is_dask(y) or _is_dask(sample_var):
+        return _fit_dask(estimator, X, y, sample_var, level, fdr)
+    if not isinstance(y, pd.DataFrame):
+        y = np.asarray(y)
         if y.ndim == 1:
             y = y[:, None]
-    else:
-        y = _as_float(y, "y")
-        if y.ndim == 1:
-            y = y[:, None]
-    k = y.shape[0]
-    v = _check_sample_var(sample_var, y, lazy)
-    X, names = _check_X(X, k, drop)
-    keep = ~np.isnan(X).any(axis=1)
-    if not keep.all():
-        X, y = X[keep], y[keep]
-        v = v[keep]
-    design = np.column_stack([np.ones(X.shape[0]), X]) if estimator.fit_intercept else X
-    terms = (["intercept"] if estimator.fit_intercept else []) + names
-    _check_design(design, terms)
-    spec = _Spec(
-        method=estimator.method,
-        tau2=None if estimator.tau2 is None else float(estimator.tau2),
-        inference=estimator.inference,
-        max_iter=int(estimator.max_iter),
-        tol=float(estimator.tol),
-        genq_weights=_check_genq_weights(estimator, keep),
-        missing=estimator.missing,
-        moderators=tuple(range(int(estimator.fit_intercept), design.shape[1])),
-        confidence_level=level,
-    )
-    if lazy:
-        return _fit_dask(design, y, v, spec, tuple(terms), fdr)
-    arrays = _fit_block(design, y, v, spec)
+    v = sample_var
+    if np.ndim(v) == 2 and np.shape(v)[1] == 1 and np.shape(y)[1] != 1:
+        v = np.asarray(v)[:, 0]  # one variance per study, for every output
+    est = clone(estimator).fit(X, y, sample_var=v)
+    arrays = _output_arrays(est, level)
     q_value = None
     if fdr is not None:
+        p_value = arrays["p_value"]
         q_value = (
             np.column_stack(
-                [
-                    _q_values(arrays["p_value"][:, j], fdr)
-                    for j in range(design.shape[1])
-                ]
+                [_q_values(p_value[:, j], fdr) for j in range(p_value.shape[1])]
             )
-            if design.shape[1]
-            else np.zeros((y.shape[1], 0))
+            if p_value.shape[1]
+            else np.zeros(p_value.shape)
         )
-    _warn_flags(arrays["_flags"], design.shape[1], stacklevel=2)
     return OutputFits(
-        terms=tuple(terms),
+        terms=tuple(est._term_names),
         q_value=q_value,
-        method=spec.method,
-        inference=spec.inference,
+        method=est.method,
+        inference=est.inference,
         confidence_level=level,
         fdr=fdr,
         **arrays,
     )
 
 
-# --------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------
-
-
-def _is_dask(a):
-    return type(a).__module__.split(".")[0] == "dask"
-
-
-def _as_float(values, name):
-    """1-D or 2-D float64 array (no copy of a float64 ndarray: the values are
-    checked where the outputs are fitted, see :func:`_check_block`)."""
-    if type(values) is np.ndarray and values.dtype == np.float64:
-        if values.ndim not in (1, 2):
-            raise ValueError(
-                f"{name} must be 1-D or 2-D, got an array of shape {values.shape}."
-            )
-        if values.shape[0] == 0:
-            raise ValueError(f"{name} is empty: at least one study is needed.")
-        return values
-    return as_float_array(values, name, ndim=(1, 2), allow_nan=True)
-
-
-def _check_sample_var(sample_var, y, lazy):
-    if sample_var is None:
-        raise ValueError(
-            "sample_var is required: the sampling variances of the studies, of the "
-            "shape of y or one per study."
-        )
-    if _is_dask(sample_var):
-        v = sample_var
-    else:
-        v = _as_float(sample_var, "sample_var")
-        if v.ndim == 2 and v.shape[1] == 1 and y.shape[1] != 1:
-            v = v[:, 0]
-    if v.ndim == 1:
-        if v.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"sample_var has {v.shape[0]} entries but y has {y.shape[0]} rows "
-                "(studies)."
-            )
-        if np.any(v < 0):
-            raise ValueError("sample_var must be >= 0.")
-        return np.asarray(v)
-    if tuple(v.shape) != tuple(y.shape):
-        raise ValueError(
-            f"sample_var has shape {tuple(v.shape)} but y has shape {tuple(y.shape)}."
-        )
-    if lazy and not _is_dask(v):
-        import dask.array as da
-
-        v = da.from_array(v, chunks=y.chunks)
-    return v
-
-
-def _check_X(X, k, drop):
-    if X is None or getattr(X, "shape", (0, 1))[1:] == (0,):
-        return np.empty((k, 0)), []
-    names = None
-    if isinstance(X, pd.DataFrame):
-        names = [str(c) for c in X.columns]
-    X = as_float_array(X, "X", ndim=(2,), allow_nan=drop)
-    if X.shape[0] != k:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {k} rows (studies).")
-    return X, names or [f"x{j}" for j in range(X.shape[1])]
-
-
-def _check_design(design, terms):
-    k, p = design.shape
-    if k <= p:
-        raise ValueError(
-            f"Too few studies: the model has {p} fixed-effect parameter(s) and needs "
-            f"more than that many studies, got {k}."
-        )
-    bad = dependent_columns(design)
-    if bad:
-        raise ValueError(
-            "The design matrix [intercept, X] is rank-deficient: column(s) "
-            f"{[terms[j] for j in bad]} are constant or linear combinations of the "
-            "columns before them. Remove or recode those moderators."
-        )
-
-
-def _check_genq_weights(estimator, keep):
-    if estimator.method != "genq" or estimator.tau2 is not None:
-        return None
-    a = estimator.genq_weights
-    if a is None:
-        raise ValueError(
-            "method='genq' requires genq_weights: 'inverse_var', 'unit', a callable "
-            "of sample_var, or one weight per study."
-        )
-    if isinstance(a, str) or callable(a):
-        return a
-    a = np.asarray(a, dtype=float).ravel()
-    if a.shape != keep.shape:
-        raise ValueError(
-            f"genq_weights has {a.shape[0]} entries but {keep.size} studies."
-        )
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError("genq_weights must be finite and > 0.")
-    return a[keep]
-
-
-def _check_block(y, v, spec):
-    """Checks of a block of ``y`` and ``sample_var`` (run where it is fitted)."""
-    finite = np.isfinite(y).all() and np.isfinite(v).all()
-    if not finite:
-        for name, a in (("y", y), ("sample_var", v)):
-            if spec.missing == "raise" and np.isnan(a).any():
-                raise ValueError(
-                    f"{name} contains NaN (a missing value; use missing='drop' to "
-                    "leave out studies with missing values)."
-                )
-            if np.isinf(a).any():
-                raise ValueError(f"{name} contains infinity.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN
-        smallest = np.nanmin(v) if v.size else 0.0
-    if smallest < 0:
-        raise ValueError("sample_var must be >= 0.")
-    if smallest > 0:
-        return
-    if spec.tau2 is None and tau2_method(spec.method).needs_positive_var:
-        raise ValueError(
-            f"method={spec.method!r} weights studies by 1/sample_var, so sample_var "
-            "must be > 0; use method='reml', 'ml', 'he' or 'sj' for zero variances."
-        )
-    if spec.tau2 == 0.0:
-        raise ValueError(
-            "Zero total variance: sample_var has zeros and tau2 is fixed at 0, so "
-            "the model is degenerate. Pass positive sample_var or tau2 > 0."
-        )
-
-
-def _genq_weights(spec, v):
-    a = spec.genq_weights
-    if a is None:
-        return None
-    if isinstance(a, str):
-        if a == "unit":
-            return np.ones_like(v)
-        if np.any(v <= 0):
-            raise ValueError("genq_weights='inverse_var' needs sample_var > 0.")
-        with np.errstate(invalid="ignore"):
-            return 1.0 / v
-    if callable(a):
-        a = np.asarray(a(v), dtype=float)
-        if a.shape != v.shape:
-            raise ValueError(
-                f"genq_weights returned shape {a.shape}, expected {v.shape}."
-            )
-        finite = a[~np.isnan(v)]
-        if not np.all(np.isfinite(finite)) or np.any(finite <= 0):
-            raise ValueError("genq_weights must be finite and > 0.")
-        return a
-    return np.broadcast_to(a[:, None], v.shape)
-
-
-# --------------------------------------------------------------------------------------
-# fitting a block of outputs (in this process, or on a worker)
-# --------------------------------------------------------------------------------------
-
-
-def _fit_block(design, y, v, spec):
-    """Validate and fit a block of outputs; a dict of per-output arrays."""
-    y = np.asarray(y, dtype=float)
-    v = np.asarray(v, dtype=float)
-    if v.ndim == 1:
-        v = np.broadcast_to(v[:, None], y.shape)
-    _check_block(y, v, spec)
-    fits = fit_random_effects(
-        design,
-        y,
-        v,
-        method=spec.method,
-        tau2=spec.tau2,
-        inference=spec.inference,
-        max_iter=spec.max_iter,
-        tol=spec.tol,
-        weights=_genq_weights(spec, v),
-        moderators=spec.moderators,
-    )
-    table = _coefficient_tables(fits, spec.confidence_level)
+def _output_arrays(est, confidence_level):
+    """The per-output arrays of a fitted multi-output ``RandomEffectsMeta``."""
+    table = est._coefficient_table(confidence_level)
+    fits = est._fits
     return {
-        "n_studies": fits.n_studies,
-        "tau2": fits.tau2,
-        "tau2_se": fits.tau2_se,
-        **table,
-        "q": fits.q,
-        "q_pvalue": fits.q_pvalue,
-        "i2": fits.i2,
-        "h2": fits.h2,
-        "qm": fits.qm,
-        "qm_pvalue": fits.qm_pvalue,
-        "loglik": fits.loglik,
-        "converged": fits.converged,
+        "n_studies": est.n_studies_,
+        "tau2": est.tau2_,
+        "tau2_se": est.tau2_se_,
+        **{name: getattr(table, name) for name in _COEFFICIENT_FIELDS},
+        "q": est.q_,
+        "q_pvalue": est.q_pvalue_,
+        "i2": est.i2_,
+        "h2": est.h2_,
+        "qm": est.qm_,
+        "qm_pvalue": est.qm_pvalue_,
+        "loglik": est.loglik_,
+        "converged": est.converged_,
         "_flags": np.column_stack([getattr(fits, name) for name in _FLAGS]),
     }
 
 
-def _coefficient_tables(fits, confidence_level):
-    """The coefficient table of every output (``coefficient_table``, per output)."""
-    beta = fits.beta
-    with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(np.clip(np.diagonal(fits.cov, axis1=1, axis2=2), 0.0, None))
-        statistic = beta / se
-    dof = fits.coef_dof
-    finite = np.isfinite(dof)
-    # few distinct degrees of freedom: one quantile each
-    crit = np.full(dof.shape, critical_value(confidence_level, np.inf))
-    if finite.any():
-        values, inverse = np.unique(dof[finite], return_inverse=True)
-        crit[finite] = critical_value(confidence_level, values)[inverse]
-    p_value = two_sided_pvalue(statistic, np.where(finite, dof, np.inf)[:, None])
-    half = crit[:, None] * se
-    return {
-        "estimate": beta,
-        "se": se,
-        "statistic": statistic,
-        "p_value": np.where(np.isnan(statistic), np.nan, p_value),
-        "ci_lower": beta - half,
-        "ci_upper": beta + half,
-    }
-
-
-def _warn_flags(flags, n_params, stacklevel):
-    estimable, converged, unbounded, kh_degenerate = np.asarray(flags, bool).T
-    m = estimable.shape[0]
-    bad = int((~estimable).sum())
-    if bad:
-        warnings.warn(
-            f"{bad} of {m} outputs have no more studies than the {n_params} "
-            "fixed-effect parameter(s) of the model, or a design that is "
-            "rank-deficient on their studies: their estimates are NaN.",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
-    failed = int((estimable & ~converged).sum())
-    if failed:
-        warnings.warn(
-            f"tau^2 estimation did not converge for {failed} of {m} outputs "
-            "(converged is False there); increase max_iter.",
-            ConvergenceWarning,
-            stacklevel=stacklevel + 1,
-        )
-    if unbounded.any():
-        warnings.warn(
-            f"In {int(unbounded.sum())} output(s) the likelihood increases without "
-            "bound as tau2 -> 0: the studies with zero sample_var are fitted "
-            "exactly. tau2 is reported as 0 there.",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
-    if kh_degenerate.any():
-        warnings.warn(
-            f"In {int(kh_degenerate.sum())} output(s) the weighted residuals are "
-            "zero to rounding (y is fitted exactly): the Knapp-Hartung variance "
-            "factor is 0 and the tests are undefined.",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
+def _is_dask(a):
+    return type(a).__module__.split(".")[0] == "dask"
 
 
 def _q_values(p_value, method):
@@ -736,9 +469,22 @@ def _layout(p):
     return rows, start
 
 
-def _packed_block(y, v, *, design, spec, shared_v):
-    """Fit one chunk of outputs on a worker: a (rows, chunk) float array."""
-    arrays = _fit_block(design, y, shared_v if v is None else v, spec)
+def _packed_block(y, v, *, estimator, design, level, shared_v):
+    """Fit one chunk of outputs on a worker: a (rows, chunk) float array.
+
+    The chunk's values are checked as ``fit`` checks them; the fit is the
+    estimator's, on the design checked by the client. Its warnings are counted
+    again from the flags by :meth:`OutputFits.compute`, so they are silenced
+    here.
+    """
+    est = clone(estimator)
+    drop = est.missing == "drop"
+    y = as_float_array(y, "y", ndim=(2,), allow_nan=drop)
+    v = check_sample_var(shared_v if v is None else v, y.shape, allow_nan=drop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est._fit_outputs(design, y, v, None)
+    arrays = _output_arrays(est, level)
     rows, n_rows = _layout(design.shape[1])
     out = np.empty((n_rows, y.shape[1]))
     for name, (start, size) in rows.items():
@@ -747,23 +493,54 @@ def _packed_block(y, v, *, design, spec, shared_v):
     return out
 
 
-def _fit_dask(design, y, v, spec, terms, fdr):
+def _packed_shared(y, *, estimator, design, level, shared_v):
+    """:func:`_packed_block` for sampling variances shared by all outputs."""
+    return _packed_block(
+        y, None, estimator=estimator, design=design, level=level, shared_v=shared_v
+    )
+
+
+def _fit_dask(estimator, X, y, v, level, fdr):
+    """The fit of each chunk of outputs on the workers (lazy Dask arrays)."""
     import dask.array as da
 
-    y = y.rechunk({0: -1})
+    y = da.asarray(y)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
+    if y.ndim == 1:
+        y = y[:, None]
+    k = y.shape[0]
+    X, terms = _check_X(estimator, X, k)
+    keep = ~np.isnan(X).any(axis=1)  # studies left out of every output
     shared_v = None
-    if v.ndim == 1:
-        shared_v, v = np.asarray(v, dtype=float), None
+    if _is_dask(v) and v.ndim == 2:
+        if tuple(v.shape) != tuple(y.shape):
+            raise ValueError(
+                f"sample_var has shape {tuple(v.shape)} but y has shape "
+                f"{tuple(y.shape)}."
+            )
     else:
+        v = check_sample_var(np.asarray(v), tuple(y.shape), allow_nan=True)
+        if v.ndim == 2 and v.strides[1] == 0:
+            shared_v, v = np.asarray(v[:, 0]), None  # one per study
+        else:
+            v = da.from_array(v, chunks=y.chunks)
+    if not keep.all():
+        X, y = X[keep], y[keep]
+        v = None if v is None else v[keep]
+        shared_v = None if shared_v is None else shared_v[keep]
+    y = y.rechunk({0: -1})
+    if v is not None:
         v = v.rechunk(y.chunks)
-    p = design.shape[1]
+    p = len(terms)
     rows, n_rows = _layout(p)
     args = (y,) if v is None else (y, v)
     packed = da.map_blocks(
         _packed_block if v is not None else _packed_shared,
         *args,
-        design=design,
-        spec=spec,
+        estimator=clone(estimator),
+        design=clone(estimator)._design(X),
+        level=level,
         shared_v=shared_v,
         chunks=((n_rows,), y.chunks[1]),
         dtype=float,
@@ -779,7 +556,6 @@ def _fit_dask(design, y, v, spec, terms, fdr):
     arrays = {name: take(name) for name in rows}
     arrays["n_studies"] = arrays["n_studies"].astype(int)
     arrays["converged"] = arrays["converged"].astype(bool)
-    arrays["_flags"] = arrays["_flags"].astype(bool)
     q_value = None
     if fdr is not None:
         q_value = da.stack(
@@ -788,17 +564,32 @@ def _fit_dask(design, y, v, spec, terms, fdr):
     return OutputFits(
         terms=terms,
         q_value=q_value,
-        method=spec.method,
-        inference=spec.inference,
-        confidence_level=spec.confidence_level,
+        method=estimator.method,
+        inference=estimator.inference,
+        confidence_level=level,
         fdr=fdr,
         **arrays,
     )
 
 
-def _packed_shared(y, *, design, spec, shared_v):
-    """:func:`_packed_block` for sampling variances shared by all outputs."""
-    return _packed_block(y, None, design=design, spec=spec, shared_v=shared_v)
+def _check_X(estimator, X, k):
+    """``X`` as floats (NaN allowed with ``missing="drop"``) and the term names,
+    checked on the client (the design is shared by every chunk)."""
+    names = None
+    if X is None or getattr(X, "shape", (0, 1))[1:] == (0,):
+        X = np.empty((k, 0))
+    else:
+        if isinstance(X, pd.DataFrame):
+            names = [str(c) for c in X.columns]
+        X = as_float_array(X, "X", ndim=(2,), allow_nan=estimator.missing == "drop")
+        if X.shape[0] != k:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {k} rows (studies).")
+    probe = clone(estimator)
+    if names is not None:
+        probe.feature_names_in_ = np.asarray(names, dtype=object)
+    design = probe._design(X[~np.isnan(X).any(axis=1)])
+    probe._check_design(design)  # too few studies, rank-deficient: now
+    return X, tuple(probe._design_term_names(design.shape[1]))
 
 
 def _fdr_table(*chunks, method):

@@ -30,9 +30,20 @@ EXPECTED_FAILED = {
     # rank-deficient design, which is reported first; all-zero weights are a
     # ValueError naming sample_weight (test_random_effects.py).
     "check_all_zero_sample_weights_error": "rank-deficient design reported first",
+    # 2-D y fits one meta-analysis per column (multi_output tag); the check's data
+    # have 11 samples for 10 features + intercept: too few studies for the model.
+    "check_regressor_multioutput": "11 studies for 11 fixed-effect parameters",
 }
 
 
-@parametrize_with_checks(INSTANCES, expected_failed_checks=lambda est: EXPECTED_FAILED)
+def _expected_failed(estimator):
+    if estimator.fit_intercept:
+        return EXPECTED_FAILED
+    return {
+        k: v for k, v in EXPECTED_FAILED.items() if k != "check_regressor_multioutput"
+    }
+
+
+@parametrize_with_checks(INSTANCES, expected_failed_checks=_expected_failed)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

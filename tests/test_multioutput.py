@@ -382,14 +382,10 @@ def test_one_tiny_or_zero_sampling_variance(method, extreme):
         _assert_output(res, j, single, scale, skip=skip, spread=spread)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap shared with the single fit: with one sampling variance at "
-    "1e-12 of the median, tr(P) = sum w - tr(A^-1 X'W^2X) loses every digit to "
-    "cancellation, so I^2 > 100 is reported (and DL/GENQ's tau^2, which divide "
-    "by tr(P), are inaccurate); a stable tr(P) is for the engine both fits share",
-)
 def test_tiny_sampling_variance_heterogeneity_shares_are_within_bounds():
+    """One sampling variance at 1e-12 of the median: tr(P) = sum w - tr(A^-1
+    X'W^2X) would cancel every digit; the dominant study is eliminated exactly,
+    so I^2 stays below 100."""
     est, X, Y, V = _extreme_data("reml", "tiny")
     res, _ = _fit_all(est, X, Y, V)
     assert np.all(res.i2[::2] <= 100.0)
@@ -793,3 +789,199 @@ def test_q_profile_intervals_equal_the_single_fit(confidence_level):
         scale = _variance_scale(Y[:, j], V[:, j])
         np.testing.assert_allclose(lower[j], lo, rtol=1e-10, atol=1e-12 * scale)
         np.testing.assert_allclose(upper[j], hi, rtol=1e-10, atol=1e-12 * scale)
+
+
+# --------------------------------------------------------------------------------------
+# RandomEffectsMeta with 2-D y: attributes, predictions, intervals and summaries
+# --------------------------------------------------------------------------------------
+
+
+def _fit_2d(estimator, X, Y, V, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = clone(estimator).fit(X, Y, sample_var=V, **kwargs)
+    return est, caught
+
+
+def _attr_close(name, ours, ref, scale):
+    ours, ref = float(ours), float(ref)
+    if np.isnan(ref) or np.isinf(ref):
+        assert ours == ref or (np.isnan(ours) and np.isnan(ref)), (name, ours, ref)
+        return
+    assert abs(ours - ref) <= RTOL * (abs(ref) + scale), (name, ours, ref)
+
+
+@pytest.mark.parametrize("method", ["reml", "ml", "dl", "pm", "sj", "he", "fe"])
+def test_estimator_attributes_per_output_equal_the_column_fits(method):
+    """Every fitted attribute of output j (tau^2 and its SE, intercept, coef,
+    cov_params, Q, I^2, H^2, QM, log-likelihood, AIC/BIC/AICc, dof, n_iter,
+    converged) equals the single fit of column j on its complete rows, among
+    outputs at the boundary, with missing studies and one not estimable."""
+    X, Y, V = _data(31, k=11, m=12, n_mods=1, missing=0.2)
+    Y[:, 1] = 0.4  # constant: tau^2 = 0, Q = 0
+    Y[2:, 2] = np.nan  # 2 studies for 2 parameters: not estimable
+    est, caught = _fit_2d(_estimator(method, "t", missing="drop"), X, Y, V)
+    assert sum("no more studies than" in str(w.message) for w in caught) == 1
+    m = Y.shape[1]
+    shapes = {
+        "tau2_": (m,), "tau2_se_": (m,), "intercept_": (m,), "coef_": (m, 1),
+        "cov_params_": (m, 2, 2), "q_": (m,), "q_pvalue_": (m,), "i2_": (m,),
+        "h2_": (m,), "qm_": (m,), "qm_pvalue_": (m,), "dof_": (m,), "n_iter_": (m,),
+        "converged_": (m,), "loglik_": (m,), "aic_": (m,), "bic_": (m,),
+        "aicc_": (m,), "n_studies_": (m,),
+    }  # fmt: skip
+    for name, shape in shapes.items():
+        assert np.shape(getattr(est, name)) == shape, name
+    assert np.isnan(est.tau2_[2]) and np.isnan(est.coef_[2]).all()
+    for j in range(m):
+        single = _column_fit(est, X, Y[:, j], V[:, j])
+        assert est.n_studies_[j] == np.sum(~np.isnan(Y[:, j]))
+        if single is None:
+            continue
+        scale = _variance_scale(Y[:, j], V[:, j])
+        for name in ("tau2_", "tau2_se_", "q_", "q_pvalue_", "i2_", "h2_", "qm_"):
+            _attr_close(
+                name, getattr(est, name)[j], getattr(single, name), RTOL * scale
+            )
+        for name in ("loglik_", "aic_", "bic_", "aicc_", "intercept_"):
+            _attr_close(name, getattr(est, name)[j], getattr(single, name), 1.0)
+        np.testing.assert_allclose(est.coef_[j], single.coef_, rtol=RTOL, atol=1e-12)
+        np.testing.assert_allclose(
+            est.cov_params_[j], single.cov_params_, rtol=RTOL, atol=1e-15
+        )
+        assert est.dof_[j] == single.dof_ and est.n_params_ == single.n_params_
+        assert est.converged_[j] == single.converged_
+        if method in ("reml", "ml"):
+            assert est.n_iter_[j] == single.n_iter_
+    assert est.tau2_[1] == 0.0
+
+
+def test_predictions_scores_intervals_and_summaries_per_output():
+    """predict (n, m), score (the total over outputs), predict_interval and
+    tau2_confint indexed by output, summary().to_frame() by (output, term),
+    random_effects_ by (output, study), r2_ per output: each output's part
+    equals the single fit of its column."""
+    X, Y, V = _data(32, k=12, m=4, n_mods=1, missing=0.15)
+    labels = ["left", "right", "top", "bottom"]
+    Yf = pd.DataFrame(Y, columns=labels)
+    est, _ = _fit_2d(RandomEffectsMeta(method="ml", missing="drop"), X, Yf, V)
+    Xnew = np.array([[-1.0], [0.0], [2.0]])
+    prediction = est.predict(Xnew)
+    assert prediction.shape == (3, 4)
+    frame = est.summary().to_frame()
+    assert list(frame.columns) == ["estimate", "se", "statistic", "p_value",
+                                   "ci_lower", "ci_upper"]  # fmt: skip
+    assert frame.index.names == ["output", "term"] and len(frame) == 8
+    intervals = est.predict_interval(Xnew)
+    assert intervals.index.names == ["output", "row"] and len(intervals) == 12
+    confint = est.tau2_confint(0.9)
+    assert confint.index.names == ["output", "parameter"]
+    blups = est.random_effects_
+    assert blups.index.names == ["output", "study"] and len(blups) == 4 * 12
+    assert est.random_effects_se_.shape == (4, 12)
+    assert est.r2_.shape == (4,)
+    complete = ~np.isnan(Y).any(axis=1)
+    total = 0.0
+    for j, label in enumerate(labels):
+        single = _column_fit(est, X, Y[:, j], V[:, j])
+        np.testing.assert_allclose(prediction[:, j], single.predict(Xnew), rtol=1e-9)
+        np.testing.assert_allclose(
+            frame.loc[label].to_numpy(),
+            single.summary().to_frame().to_numpy(),
+            rtol=1e-8,
+            atol=1e-12,
+        )
+        np.testing.assert_allclose(
+            intervals.loc[label].to_numpy(),
+            single.predict_interval(Xnew).to_numpy(),
+            rtol=1e-8,
+        )
+        np.testing.assert_allclose(
+            confint.loc[label].to_numpy(),
+            single.tau2_confint(0.9).to_numpy(),
+            rtol=1e-8,
+            atol=1e-12,
+        )
+        present = ~np.isnan(Y[:, j])
+        ours = blups.loc[label].to_numpy()
+        np.testing.assert_allclose(
+            ours[present], single.random_effects_.to_numpy(), rtol=1e-7, atol=1e-12
+        )
+        assert np.isnan(ours[~present]).all()
+        assert est.r2_[j] == pytest.approx(single.r2_, rel=1e-7, abs=1e-9)
+        total += single.score(X[complete], Y[complete, j], sample_var=V[complete, j])
+    # the total log-likelihood over outputs (of studies that cover every output)
+    score = est.score(X[complete], Y[complete], sample_var=V[complete])
+    assert score == pytest.approx(total, rel=1e-10)
+
+
+def test_score_of_an_ml_fit_is_the_sum_of_the_log_likelihoods():
+    X, Y, V = _data(33, k=15, m=6, n_mods=1)
+    est, _ = _fit_2d(RandomEffectsMeta(method="ml"), X, Y, V)
+    assert est.score(X, Y, sample_var=V) == pytest.approx(est.loglik_.sum(), rel=1e-8)
+    # shared sampling variances, and a shape that does not match the fit
+    with pytest.raises(ValueError, match="fitted to 6 outputs"):
+        est.score(X, Y[:, :2], sample_var=V[:, :2])
+
+
+def test_one_dimensional_y_with_missing_drop_equals_the_complete_rows():
+    X, Y, V = _data(34, k=14, m=1, n_mods=2, missing=0.25)
+    y, v = Y[:, 0], V[:, 0]
+    keep = ~np.isnan(y)
+    assert (~keep).any()
+    dropped = RandomEffectsMeta(missing="drop").fit(X, y, sample_var=v)
+    complete = RandomEffectsMeta().fit(X[keep], y[keep], sample_var=v[keep])
+    for name in ("tau2_", "tau2_se_", "intercept_", "q_", "i2_", "loglik_", "aic_"):
+        assert getattr(dropped, name) == getattr(complete, name), name
+    np.testing.assert_array_equal(dropped.coef_, complete.coef_)
+    np.testing.assert_array_equal(dropped.cov_params_, complete.cov_params_)
+    assert dropped.n_missing_ == (~keep).sum()
+
+
+def test_two_dimensional_y_errors():
+    X, Y, V = _data(35, k=10, m=3, n_mods=1)
+    est = RandomEffectsMeta().fit(X, Y, sample_var=V)
+    with pytest.raises(ValueError, match="influence\\(\\) is not available"):
+        est.influence()
+    with pytest.raises(ValueError, match="groups is not available with 2-D y"):
+        RandomEffectsMeta().fit(X, Y, sample_var=V, groups=np.arange(10) // 2)
+    with pytest.raises(ValueError, match="sample_weight is not available"):
+        RandomEffectsMeta().fit(X, Y, sample_var=V, sample_weight=np.ones(10))
+    Y[0, 1] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN"):
+        RandomEffectsMeta().fit(X, Y, sample_var=V)
+
+
+def test_a_study_missing_from_every_output_is_not_a_crash():
+    """Outputs without enough studies are NaN (one warning), also when a study
+    covers no output and when no output is estimable at all."""
+    _, Y, V = _data(36, k=6, m=3, n_mods=0)
+    Y[0] = np.nan
+    Y[2:, 1] = np.nan  # 1 study
+    est, caught = _fit_2d(RandomEffectsMeta(missing="drop"), None, Y, V)
+    assert np.isnan(est.tau2_[1]) and not np.isnan(est.tau2_[[0, 2]]).any()
+    assert sum("1 of 3 outputs" in str(w.message) for w in caught) == 1
+    Y[1:, :] = np.nan
+    Y[1, 0] = 0.3
+    est, caught = _fit_2d(RandomEffectsMeta(missing="drop"), None, Y, V)
+    assert np.isnan(est.tau2_).all()
+    assert sum("3 of 3 outputs" in str(w.message) for w in caught) == 1
+
+
+def test_memory_is_linear_in_studies_times_outputs():
+    """No (k, k) or (m, m) array: the peak traced memory of a fit stays a small
+    multiple of the inputs for many studies (k = 3000) and many outputs."""
+    import tracemalloc
+
+    for k, m in [(3000, 3), (8, 40_000)]:
+        rng = np.random.default_rng(0)
+        V = rng.uniform(0.01, 0.5, size=(k, m))
+        Y = rng.normal(size=(k, m)) * np.sqrt(V + 0.1)
+        X = rng.normal(size=(k, 1))
+        tracemalloc.start()
+        RandomEffectsMeta().fit(X, Y, sample_var=V)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        inputs = 8 * k * m
+        # a (k, k) array alone would be 72 MB at k = 3000, an (m, m) one 13 GB
+        assert peak <= 40 * inputs + 2**21, (k, m, peak)

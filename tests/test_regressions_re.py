@@ -396,3 +396,192 @@ def test_certification_does_not_run_on_ordinary_data(monkeypatch):
     bcg = load_bcg()
     es = log_risk_ratio(bcg["tpos"], bcg["tneg"], bcg["cpos"], bcg["cneg"])
     RandomEffectsMeta().fit(bcg[["ablat"]], es.yi, sample_var=es.vi)
+
+
+# --------------------------------------------------------------------------- #
+# Failures of the single fit found by comparing it with the multi-output fit
+# --------------------------------------------------------------------------- #
+def _bcg():
+    from skmeta.datasets import load_bcg
+    from skmeta.effect_sizes import log_risk_ratio
+
+    bcg = load_bcg()
+    es = log_risk_ratio(bcg["tpos"], bcg["tneg"], bcg["cpos"], bcg["cneg"])
+    X = bcg[["ablat"]].to_numpy(dtype=float)
+    return X, np.asarray(es.yi, dtype=float), np.asarray(es.vi, dtype=float)
+
+
+def test_genq_with_a_fixed_tau2_has_a_pseudo_r2_and_a_summary():
+    """With tau^2 fixed, metafor's R^2 compares it with the intercept-only model
+    fitted by the same method and weights: rma(yi, vi, mods = ~ ablat, tau2 =
+    0.1, method = "GENQ", weights = 1/vi)$R2 = 67.61241 (R 4.2.2, metafor
+    3.8.1), i.e. 100 (0.3088 - 0.1) / 0.3088 with the DerSimonian-Laird tau^2
+    of the intercept-only model. Before: summary() raised a ValueError (the
+    intercept-only GENQ fit got no weights)."""
+    X, y, v = _bcg()
+    model = RandomEffectsMeta(method="genq", genq_weights="inverse_var", tau2=0.1)
+    model.fit(X, y, sample_var=v)
+    assert model.r2_ == pytest.approx(67.61241, abs=5e-5)
+    null = RandomEffectsMeta(method="dl").fit(None, y, sample_var=v).tau2_
+    assert model.r2_ == pytest.approx(100.0 * (null - 0.1) / null, rel=1e-12)
+    assert "R^2 (%)" in str(model.summary())
+    # without genq_weights the intercept-only GENQ model has no estimator: no R^2
+    bare = RandomEffectsMeta(method="genq", tau2=0.1).fit(X, y, sample_var=v)
+    assert bare.r2_ is None
+    assert "R^2" not in str(bare.summary())
+
+
+#: Zero sampling variances in studies that leave the others unable to identify
+#: the coefficients alone: one of two studies; three that pin all three
+#: coefficients beside one other; one whose moderator value the two others do
+#: not vary (neither group identifies beta).
+PINNING_ZEROS = {
+    "two studies": (
+        None,
+        [-0.047881952187394966, 0.1373170460301162],
+        [0.046760724093664524, 0.0],
+    ),
+    "zeros pin beta": (
+        [
+            [0.04900788718656193, 0.9964386925784735],
+            [1.7195196481043489, -0.3140203829894607],
+            [-0.19115207655569447, -0.16936732242149208],
+            [-0.3824110029323724, 1.3689174955646732],
+        ],
+        [
+            0.5565044935718705,
+            0.8724604764945905,
+            0.17293766549900058,
+            0.4731135514450589,
+        ],
+        [0.0, 0.06632239438364665, 0.0, 0.0],
+    ),
+    "neither identifies beta": (
+        [[1.0], [1.0], [0.0]],
+        [0.5, 0.9, 0.3],
+        [0.003552098778152204, 1.5184312354770797, 0.0],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNING_ZEROS))
+def test_reml_standard_error_when_zero_variances_pin_the_coefficients(case):
+    """se(tau2) = sqrt(2 / tr(P^2)) at the fitted tau^2 (the floor, tau^2 = 0
+    reported), tr(P^2) in rational arithmetic. The plain trace formula cancels
+    the weights 1/floor ~ 1e12 down to 0: before, a ZeroDivisionError."""
+    from skmeta._engine._univariate import variance_floor
+
+    X, y, v = (
+        None if a is None else np.array(a, dtype=float) for a in PINNING_ZEROS[case]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fitted exactly: warned
+        model = RandomEffectsMeta().fit(X, y, sample_var=v)
+    tau2 = model.tau2_ if model.tau2_ > 0 else variance_floor(v, y)
+    k = y.shape[0]
+    design = np.ones((k, 1)) if X is None else np.column_stack([np.ones(k), X])
+    P = exact_projection(design, 1.0 / (v + tau2))
+    trpp = sum(P[i][j] ** 2 for i in range(k) for j in range(k))
+    assert model.tau2_se_ == pytest.approx(float(np.sqrt(2.0 / float(trpp))), rel=1e-9)
+
+
+def _grid_maximum(X, y, v, method, lower=0.0):
+    """The criterion's maximum over tau2 = lower and 2000 values log-spaced from
+    1e-12 to 1e3 of the data's variance scale (at least ``lower``)."""
+    scale = max(np.var(y), np.mean(v))
+    grid = np.concatenate([[lower], np.logspace(-12, 3, 2000) * scale])
+    grid = grid[grid >= lower]
+    return max(profile(X, y, v, t, reml=method == "reml") for t in grid)
+
+
+#: Outputs of simulated benign data (k = 10, intercept only) where Fisher
+#: scoring crept towards tau^2 = 0 over a flat, convex stretch of the profile.
+CREEPING = {
+    "reml": (
+        [0.29917783230140665, 0.5022406793668954, 0.5567306825340741,
+         -0.9829584646168943, 0.2512512175197369, -0.4441454263564825,
+         1.2285183093982541, -0.2694606573194466, 1.067893550455454,
+         1.2283127193676209],
+        [0.014348825201912229, 0.49826013421721665, 0.3414325626472867,
+         0.4184469378996174, 0.0767251899897415, 0.4501144740397541,
+         0.39604595093168427, 0.3647425644536627, 0.3547653621605598,
+         0.19242936065059935],
+    ),
+    "ml": (
+        [1.6485645243160776, -0.9151723661016364, -0.43940497485333757,
+         0.4106003622517692, 0.6580148758416822, 0.062053285599083685,
+         1.7436788344912881, 0.2860755576842478, 0.32667274331689533,
+         0.25789946773973554],
+        [0.3095559552948486, 0.3649624859282267, 0.3980921689592879,
+         0.35213187276615254, 0.21819094106457176, 0.45896082521825166,
+         0.3930893307567436, 0.2335198051561688, 0.034466198166538,
+         0.18164964211574766],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("method", sorted(CREEPING))
+def test_fisher_scoring_does_not_creep_over_a_flat_stretch(method):
+    """Before: 100 Fisher-scoring steps of ~1e-4 (the score over the expected
+    information, tiny where the profile is flat and convex) from the DL start
+    towards the maximum at tau^2 = 0: converged_ False at max_iter. The steps
+    are doubled while the criterion increases, so the path reaches the bound."""
+    y, v = (np.array(a) for a in CREEPING[method])
+    X = np.empty((y.shape[0], 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning
+        model = RandomEffectsMeta(method=method).fit(None, y, sample_var=v)
+    assert model.converged_ and model.n_iter_ < 30
+    best = _grid_maximum(X, y, v, method)
+    assert model.loglik_ >= best - 1e-10 * (1.0 + abs(best))
+    assert model.tau2_ == 0.0
+
+
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_zero_variances_converge_relative_to_tau2(method):
+    """Two of three studies with sample_var 0 and tau^2 ~ 1e-5: the tolerance of
+    Newton's method was relative to the data's variance scale (0.1), so a step
+    of 5% of tau^2 counted as converged (REML logLik 4.37587 for a maximum
+    4.37663, ML 11.15561 for 11.15693). With zero variances it is relative to
+    tau^2 itself."""
+    from skmeta._engine._univariate import variance_floor
+
+    X = np.array([[0.0], [-2.0], [0.0]])
+    y = np.array([0.21895590924120528, -0.5642174602415583, 0.22325654225819513])
+    v = np.array([0.0, 0.005196236154582744, 0.0])
+    model = RandomEffectsMeta(method=method).fit(X, y, sample_var=v)
+    assert model.converged_
+    best = _grid_maximum(X, y, v, method, lower=variance_floor(v, y))
+    assert model.loglik_ >= best - 1e-10 * (1.0 + abs(best))
+    # the criterion is stationary there (central differences)
+    h = 1e-4 * model.tau2_
+    around = [profile(X, y, v, model.tau2_ + d, method == "reml") for d in (-h, h)]
+    assert model.loglik_ >= max(around) - 1e-12 * abs(model.loglik_)
+
+
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_sampling_variances_spanning_the_float_range_are_searched(method):
+    """Sampling variances from 1e-307 to 1e6: the profile search's grid counted
+    its points from stop / start = inf (before: OverflowError)."""
+    y = np.array([0.3, -0.2, 0.5, 0.1, 0.4])
+    v = np.array([1e-307, 1e4, 1e6, 1e4, 1e4])
+    model = RandomEffectsMeta(method=method).fit(None, y, sample_var=v)
+    assert model.converged_ and np.isfinite(model.loglik_)
+    X = np.empty((5, 0))
+    best = _grid_maximum(X, y, v, method)
+    assert model.loglik_ >= best - 1e-9 * (1.0 + abs(best))
+
+
+def test_newton_stops_on_terms_without_information():
+    """Terms with a zero (or non-finite) information give no step: the path
+    stops, not converged, instead of dividing by zero (a guard: the moment
+    sums of the likelihood are exact enough on the Newton path's data that no
+    fit reaching it was found)."""
+    from skmeta._engine._univariate import _newton
+
+    for terms in [(0.0, 1.0, 0.0, 0.0), (0.0, np.nan, 1.0, 1.0), (0.0, 1.0, -1.0, 0.0)]:
+        tau2, _, n_iter, converged = _newton(
+            lambda t, terms=terms: terms, 0.5, 0.0, np.inf, max_iter=100, tol=1e-10,
+            scale=1.0,
+        )  # fmt: skip
+        assert (tau2, n_iter, converged) == (0.5, 1, False)

@@ -123,30 +123,33 @@ def logdet_crossprod(X):
 def profiled_loglik(n, p, logdet_v, rss, *, reml, logdet_xtvx=0.0, logdet_xtx=0.0):
     r"""(Restricted) Gaussian log-likelihood with :math:`\beta` profiled out.
 
+    The arguments may be arrays (one model per entry, e.g. many outputs), which
+    broadcast together.
+
     Parameters
     ----------
-    n, p : int
+    n, p : int or ndarray
         Number of observations and of fixed effects.
-    logdet_v : float
+    logdet_v : float or ndarray
         :math:`\log|V|` (:math:`\sum_i \log(v_i + \tau_i^2)` for diagonal
         :math:`V`).
-    rss : float
+    rss : float or ndarray
         :math:`r^\top V^{-1} r` at the GLS estimate.
     reml : bool
         Restricted likelihood (with metafor's constant) instead of the likelihood.
-    logdet_xtvx, logdet_xtx : float
+    logdet_xtvx, logdet_xtx : float or ndarray
         :math:`\log|X^\top V^{-1} X|` and :math:`\log|X^\top X|` (REML only).
 
     Returns
     -------
-    float
+    float or ndarray
         :math:`\ell_{ML}` or :math:`\ell_{REML}` of the module docstring.
     """
     if reml:
-        return float(
-            -0.5 * ((n - p) * LOG_2PI + logdet_v + logdet_xtvx + rss) + 0.5 * logdet_xtx
+        return -0.5 * ((n - p) * LOG_2PI + logdet_v + logdet_xtvx + rss) + (
+            0.5 * logdet_xtx
         )
-    return float(-0.5 * (n * LOG_2PI + logdet_v + rss))
+    return -0.5 * (n * LOG_2PI + logdet_v + rss)
 
 
 def gaussian_logpdf(resid, var):

@@ -43,7 +43,12 @@ def critical_value(confidence_level, dof):
         return float(special.ndtri(q) if np.isinf(dof) else stats.t.ppf(q, dof))
     dof = np.asarray(dof, dtype=float)
     finite = np.isfinite(dof)
-    return np.where(finite, stats.t.ppf(q, np.where(finite, dof, 1)), special.ndtri(q))
+    crit = np.full(dof.shape, special.ndtri(q))
+    if finite.any():
+        # few distinct degrees of freedom (e.g. one per output): one quantile each
+        values, inverse = np.unique(dof[finite], return_inverse=True)
+        crit[finite] = stats.t.ppf(q, values)[inverse]
+    return crit
 
 
 def two_sided_pvalue(statistic, dof):
@@ -51,11 +56,14 @@ def two_sided_pvalue(statistic, dof):
     z = -np.abs(statistic)
     if np.ndim(dof) == 0 and np.isinf(dof):
         return 2.0 * special.ndtr(z)
+    if np.ndim(z) == 0 and np.ndim(dof) == 0:
+        return 2.0 * special.stdtr(dof, z)
     dof = np.broadcast_to(np.asarray(dof, dtype=float), np.shape(z))
     finite = np.isfinite(dof)
-    return np.where(
-        finite, 2.0 * special.stdtr(np.where(finite, dof, 1), z), 2.0 * special.ndtr(z)
-    )
+    out = 2.0 * special.ndtr(z)
+    if finite.any():  # t where the degrees of freedom are finite
+        out[finite] = 2.0 * special.stdtr(dof[finite], z[finite])
+    return out
 
 
 def coefficient_table(beta, cov, dof, confidence_level):
@@ -63,17 +71,19 @@ def coefficient_table(beta, cov, dof, confidence_level):
 
     Parameters
     ----------
-    beta : ndarray of shape (p,)
-    cov : ndarray of shape (p, p)
-    dof : float or ndarray of shape (p,)
-        ``inf`` for normal (z) inference.
+    beta : ndarray of shape (p,) or (m, p)
+        Coefficients; a leading axis holds several models (e.g. outputs).
+    cov : ndarray of shape (p, p) or (m, p, p)
+    dof : float or ndarray broadcastable to the shape of ``beta``
+        ``inf`` for normal (z) inference (e.g. shape (m, 1): one per model).
     confidence_level : float
 
     Returns
     -------
     CoefficientTable
+        Fields of the shape of ``beta``; NaN where ``beta`` is NaN.
     """
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    se = np.sqrt(np.clip(np.diagonal(cov, axis1=-2, axis2=-1), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = beta / se
     crit = critical_value(confidence_level, dof)
@@ -124,14 +134,18 @@ def information_criteria(loglik, n_params, k, p, reml):
     """AIC, BIC and AICc with metafor's conventions.
 
     Under REML the effective number of observations is ``k - p`` for BIC and AICc.
-    Returns ``(aic, bic, aicc)``.
+    ``loglik`` and ``k`` may be arrays (one model per entry, e.g. many outputs).
+    Returns ``(aic, bic, aicc)``: floats, or arrays for array arguments.
     """
-    n = k - p if reml else k
+    n = np.asarray(k - p if reml else k)
     aic = -2.0 * loglik + 2.0 * n_params
-    bic = -2.0 * loglik + n_params * np.log(n) if n > 0 else float("nan")
-    n_eff = max(n, n_params + 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bic = np.where(n > 0, -2.0 * loglik + n_params * np.log(n), np.nan)
+    n_eff = np.maximum(n, n_params + 2)
     aicc = -2.0 * loglik + 2.0 * n_params * n_eff / (n_eff - n_params - 1)
-    return float(aic), float(bic), float(aicc)
+    if np.ndim(aic) == 0 and n.ndim == 0:
+        return float(aic), float(bic), float(aicc)
+    return aic + 0.0 * n, bic, aicc
 
 
 def boundary_pvalue(statistic, df):

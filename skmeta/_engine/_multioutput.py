@@ -2,7 +2,7 @@ r"""Many random-effects meta-analyses over the same studies, vectorized over out
 
 For a shared design :math:`X` (k x p) and outcomes :math:`y_{\cdot j}` with known
 sampling variances :math:`v_{\cdot j}`, output :math:`j = 1, \dots, m` is the
-model of :mod:`skmeta._engine._univariate`,
+model of :mod:`skmeta._engine._random_effects`,
 
 .. math::
 
@@ -19,25 +19,27 @@ an array expression over the outputs: the weighted moments
 generalised Q) update every output at once, each with its own convergence
 test.  No ``k x k`` or ``m x m`` array is formed; memory is O(k m) for the
 inputs and O(m p^2) for the results.  Evaluations run over chunks of outputs
-whose ``(k, chunk)`` work arrays stay small (see :data:`CHUNK_BYTES`); one
-output (``m = 1``) is the special case.
+whose ``(k, chunk)`` work arrays stay small (see :data:`CHUNK_BYTES`).
 
-The estimators and their safeguards are those of the single fit
-(:func:`skmeta._engine._univariate.estimate_tau2`,
-:func:`~skmeta._engine._univariate.maximize_likelihood`,
-:func:`~skmeta._engine._univariate.tau2_standard_error`,
-:func:`~skmeta._engine._univariate.heterogeneity`): the same starting values,
-step rules, tolerances relative to each output's variance scale, boundary check
-and standard-error formulas (Viechtbauer 2005, 2007; Raudenbush 2009), so that
-output ``j`` equals the single fit of column ``j`` on its complete rows.
+The algorithm is the single fit's
+(:func:`skmeta._engine._random_effects.fit_random_effects`), step by step: the
+same starting values, Newton/Fisher-scoring rules and tolerances
+(:func:`skmeta._engine._univariate.maximize_likelihood`), the same certification
+of the (restricted) likelihood's maximum -- a search of the profile on the
+single fit's grid of :math:`\tau^2` wherever the path ends on the bound
+:math:`\tau^2 = 0` or the criterion at 0 beats it -- and the same formulas for
+the estimators, their standard errors, :math:`Q`, :math:`I^2` and the
+log-likelihood (shared functions of :mod:`skmeta._engine._univariate`,
+:mod:`skmeta._engine._tau2` and :mod:`skmeta._engine._gls`).  Output ``j``
+therefore equals the single fit of column ``j`` on its complete rows.
 
-Zero sampling variances put a floor under :math:`\tau^2` where one study's
-weight :math:`1/\tau^2` dominates the moment sums of the likelihood terms; there
-(and wherever the terms come out impossible) the likelihood estimates are
-certified against the criterion computed from the residuals on a grid of
-:math:`\tau^2` (:func:`_certify_floor`), and ML, which is unbounded as
-:math:`\tau^2 \to 0` when the zero-variance studies can be fitted exactly, is
-reported at the floor (as the single fit reports it, as :math:`\tau^2 = 0`).
+Outputs whose data need the single fit's safeguards for extreme weights --
+sampling variances of zero, total variances spanning more than
+:data:`~skmeta._engine._univariate.CERTIFY_SPREAD` (likelihood methods) or
+:data:`~skmeta._engine._univariate.DOMINANT_WEIGHT_RATIO` (the others), effects
+or variances beyond :math:`2^{\pm 64}` -- and the rare outputs whose path did not
+converge are fitted by the single fit itself, one by one (a few per million in
+ordinary data).
 
 References
 ----------
@@ -55,44 +57,31 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special, stats
 
-from skmeta._engine._gls import LOG_2PI, RANK_RTOL
-from skmeta._engine._tau2 import tau2_method
+from skmeta._engine import _random_effects as single
+from skmeta._engine import _univariate as uni
+from skmeta._engine._gls import RANK_RTOL, profiled_loglik
+from skmeta._engine._tau2 import (
+    hunter_schmidt_estimate,
+    information_se,
+    inverse_variance_se,
+    paule_mandel_se,
+    quadratic_se,
+    tau2_method,
+)
 
 #: Size in bytes of one ``(k, chunk)`` work array of an evaluation: the
 #: arithmetic runs chunk by chunk so that its temporaries stay in the CPU caches
-#: (about a core's second-level cache; measured best between 0.5 and 2 MB).
-CHUNK_BYTES = 2**20
+#: (about a core's second-level cache; measured best between 1 and 4 MB).
+CHUNK_BYTES = 2**21
 #: Fewest outputs per chunk (bounds the Python overhead per output at large k).
 MIN_CHUNK = 16
 #: Size in bytes of the (k, outputs) arrays of the outputs fitted together.
 #: The iterative estimators update all of them at once, so that the few slow
-#: outputs (many step halvings, or the 90% cuts towards tau^2 = 0) cost one
-#: evaluation per iteration for the whole pass, while the working memory beyond
-#: the inputs stays a few times this size.
+#: outputs cost one evaluation per iteration for the whole pass, while the
+#: working memory beyond the inputs stays a few times this size.
 PASS_BYTES = 2**25
 #: Methods that iterate over subsets of the outputs.
 ITERATIVE_METHODS = frozenset({"reml", "ml", "pm", "pmm", "eb"})
-#: Step-halving attempts per likelihood iteration (as the single fit).
-MAX_HALVINGS = 60
-#: Relative slack of the ascent test of a step (rounding of the criterion).
-ASCENT_RTOL = 1e-13
-#: The observed information is used where it exceeds this share of the
-#: expected one (Newton); elsewhere Fisher scoring.
-CURVATURE_RTOL = 1e-12
-#: One likelihood step never cuts tau^2 by more than 90% (the ML profile can
-#: be bimodal with a local maximum at 0; a jump to the bound could pass over an
-#: interior maximum).
-LARGEST_CUT = 0.9
-#: Smallest admissible tau^2 relative to the variance scale when some sampling
-#: variances are zero (the likelihood is unbounded at tau^2 = 0 there).
-FLOOR_RTOL = 1e-12
-#: Grid of the certification of likelihood estimates with zero sampling
-#: variances: points evenly spaced in log tau^2 from the floor (1e-12 of the
-#: variance scale) to 100 times the scale (about 4 per decade).
-CERTIFY_GRID_POINTS = 57
-#: A grid point beats an estimate when its criterion is larger by more than
-#: this share of the criterion (the rounding of the criterion).
-CERTIFY_RTOL = 1e-12
 #: Newton's method on the generalised Q stops at a step below
 #: ``ROOT_XTOL * scale + ROOT_RTOL * tau2`` (brentq's tolerances in the single fit).
 ROOT_XTOL = 1e-15
@@ -108,9 +97,9 @@ SERIES_MAX_DF = 64
 #: factors, each within 1e+-75, stay within the range of doubles (other columns
 #: take one logarithm per entry).
 LOG_GROUP = 4
-#: Knapp-Hartung: weighted residuals below this multiple of the rounding noise of
-#: ``y`` mean an exact fit (s^2 is then 0, not evidence).
-KH_NOISE = 1e4
+
+#: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
+LIMITS = (None, "exact", "diverges")
 
 
 class RandomEffectsFits(NamedTuple):
@@ -121,7 +110,8 @@ class RandomEffectsFits(NamedTuple):
     NaN in every float field.
     """
 
-    tau2: np.ndarray  # (m,) reported tau^2 (0 where `unbounded`)
+    tau2: np.ndarray  # (m,) reported tau^2 (0 at a degenerate limit)
+    fit_tau2: np.ndarray  # (m,) tau^2 of the fit (the floor at such a limit)
     tau2_se: np.ndarray  # (m,) metafor's se.tau2 (NaN for FE / fixed tau^2)
     beta: np.ndarray  # (m, p) coefficients in design order
     cov: np.ndarray  # (m, p, p) their covariance (scaled under Knapp-Hartung)
@@ -140,8 +130,9 @@ class RandomEffectsFits(NamedTuple):
     n_iter: np.ndarray  # (m,)
     converged: np.ndarray  # (m,) bool
     estimable: np.ndarray  # (m,) bool
-    unbounded: np.ndarray  # (m,) bool: zero-variance exact fit, tau^2 reported 0
+    limit: np.ndarray  # (m,) int8: index into LIMITS (zero-variance limits)
     kh_degenerate: np.ndarray  # (m,) bool: Knapp-Hartung s^2 is rounding noise
+    one_by_one: np.ndarray  # (m,) bool: fitted by the single fit
 
 
 # --------------------------------------------------------------------------------------
@@ -178,21 +169,27 @@ def _prepare_design(design):
 class _Block(NamedTuple):
     """Outputs with their missing entries zeroed, and per-output constants."""
 
-    y: np.ndarray  # (k, b) zeros where missing
+    y: np.ndarray  # (k, b) centred at offset; zeros where missing
     v: np.ndarray  # (k, b) zeros where missing
     mask: np.ndarray | None  # (k, b) bool, None when every study is present
     n: np.ndarray  # (b,) studies per output
-    scale: np.ndarray  # (b,) variance scale (tolerances are relative to it)
-    lower: np.ndarray  # (b,) smallest admissible tau^2
-    positive: np.ndarray  # (b,) bool: every present v > 0
-    mean_y: np.ndarray  # (b,) mean of y over the studies present
+    offset: np.ndarray  # (b,) mean of y over the studies present (or 0)
+    vmin: np.ndarray  # (b,) smallest and largest sampling variance present
+    vmax: np.ndarray
+    ymin: np.ndarray  # (b,) smallest and largest y present (not centred)
+    ymax: np.ndarray
+    mean_v: np.ndarray  # (b,)
+    var_y: np.ndarray  # (b,) population variance of y (NaN until needed)
+    scale: np.ndarray  # (b,) max(var(y), mean(v)), or 1 (NaN until needed)
 
 
-def _make_block(y, v, iterative):
+def _make_block(y, v, centre):
     """Outputs from raw ``(k, b)`` columns with NaN marking missing entries.
 
-    ``iterative``: an iterative estimator will evaluate subsets of the outputs
-    (it needs the variance scales, and contiguous columns to gather from).
+    With ``centre`` (a design with an intercept) y is centred at its mean over
+    the studies present: the fits' residuals, traces and criteria are
+    unchanged, their moment sums lose no precision to an offset, and the mean
+    is added back to the intercept.
     """
     sum_y = y.sum(axis=0)
     sum_v = v.sum(axis=0)
@@ -203,43 +200,54 @@ def _make_block(y, v, iterative):
         n = mask.sum(axis=0)
         sum_y = y.sum(axis=0)
         sum_v = v.sum(axis=0)
-        positive = ~((v <= 0) & mask).any(axis=0)
+        vmin = np.where(mask, v, np.inf).min(axis=0)
+        vmax = np.where(mask, v, -np.inf).max(axis=0)
+        ymin = np.where(mask, y, np.inf).min(axis=0)
+        ymax = np.where(mask, y, -np.inf).max(axis=0)
     else:
         mask = None
-        if iterative:
-            y = np.ascontiguousarray(y)
-            v = np.ascontiguousarray(v)
+        v = np.ascontiguousarray(v)
         n = np.full(y.shape[1], y.shape[0])
-        positive = v.min(axis=0) > 0
+        vmin, vmax = v.min(axis=0), v.max(axis=0)
+        ymin, ymax = y.min(axis=0), y.max(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_y = np.where(n > 0, sum_y / n, 0.0)
+        offset = np.where(n > 0, sum_y / n, 0.0) if centre else np.zeros(n.shape)
         mean_v = sum_v / n
-    b = y.shape[1]
-    block = _Block(y, v, mask, n, np.full(b, np.nan), np.zeros(b), positive, mean_y)
-    if not iterative and positive.all():
-        return block  # the scale is not used
-    # the variance scale of the single fit: max(var(y), mean(v)), or 1
+    if centre:
+        y = y - offset
+        if mask is not None:
+            y *= mask
+    else:
+        y = np.ascontiguousarray(y)
+    nan = np.full(n.shape, np.nan)
+    return _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+
+
+def _with_spread(block, centred):
+    """``block`` with the variance of y and the variance scale of the single
+    fit (``variance_scale``: max(var(y), mean(v)), or 1)."""
+    if not np.isnan(block.var_y).all():
+        return block
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.maximum(_chunked(_squared_deviations, None, block) / n, mean_v)
+        var_y = _chunked(_squared_deviations, None, block, centred=centred) / block.n
+        scale = np.maximum(var_y, block.mean_v)
     scale = np.where(scale > 0, scale, 1.0)
-    lower = np.where(positive, 0.0, FLOOR_RTOL * scale)
-    return block._replace(scale=scale, lower=lower)
+    return block._replace(var_y=var_y, scale=scale)
 
 
-def _deviations(block):
-    """y minus its mean over the studies present (0 where missing)."""
-    return _present(block, block.y - block.mean_y)
-
-
-def _squared_deviations(design, block):
+def _squared_deviations(design, block, *, centred):
     r""":math:`\sum_i (y_{ij} - \bar y_j)^2` over the studies present."""
-    r = _deviations(block)
+    if centred:
+        r = block.y
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = _present(block, block.y - block.y.sum(axis=0) / block.n)
     return np.einsum("kb,kb->b", r, r)
 
 
 def _max_abs_y(block):
-    """Largest |y| over the studies present (missing entries hold 0)."""
-    return np.maximum(block.y.max(axis=0), -block.y.min(axis=0))
+    """Largest |y| over the studies present."""
+    return np.maximum(block.ymax, -block.ymin)
 
 
 def _take(block, index):
@@ -261,12 +269,70 @@ def _present(block, values):
 
 def _inverse_variance(block, extra=None):
     """Weights :math:`1/(v + extra)` with 0 for the missing entries."""
-    total = block.v if extra is None else block.v + extra
     if block.mask is None:
-        return 1.0 / total
+        if extra is None:
+            return 1.0 / block.v
+        w = block.v + extra
+        return np.divide(1.0, w, out=w)
+    total = block.v if extra is None else block.v + extra
     w = np.zeros_like(total)
     np.divide(1.0, total, out=w, where=block.mask)
     return w
+
+
+def _order_statistic(block, values, rank):
+    """The ``rank``-th smallest (0-based, per output) of ``values`` (k, b) over
+    the studies present."""
+    if block.mask is None and np.all(rank == rank[0]):
+        return np.partition(values, rank[0], axis=0)[rank[0]]
+    ordered = np.sort(np.where(block.mask, values, np.inf), axis=0)
+    return np.take_along_axis(ordered, rank[None], axis=0)[0]
+
+
+def _median_v(block):
+    """``np.median`` of the sampling variances present (mean of the two middle
+    ones for an even number)."""
+    upper = _order_statistic(block, block.v, block.n // 2)
+    lower = _order_statistic(block, block.v, (block.n - 1) // 2)
+    return 0.5 * (lower + upper)
+
+
+def _needs_single_fit(block, method, tau2, weights):
+    """Outputs whose data need the single fit's safeguards for extreme weights.
+
+    Zero sampling variances (a floor under tau^2 and its degenerate limits),
+    total variances whose spread makes the single fit search the profile
+    (likelihood methods: :data:`~skmeta._engine._univariate.CERTIFY_SPREAD`) or
+    eliminate dominant studies (:data:`~skmeta._engine._univariate.
+    DOMINANT_WEIGHT_RATIO`), GENQ weights of that spread, and data that the
+    single fit rescales (beyond 2**+-SAFE_EXPONENT).
+    """
+    extra = 0.0 if tau2 is None else tau2
+    estimated = tau2 is None and method != "fe"
+    likelihood = estimated and tau2_method(method).likelihood
+    ratio = uni.CERTIFY_SPREAD if likelihood else uni.DOMINANT_WEIGHT_RATIO
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = ~(block.vmin > 0) | (block.vmax + extra > ratio * (block.vmin + extra))
+        if weights is not None:
+            a_min = (
+                np.where(block.mask, weights, np.inf)
+                if block.mask is not None
+                else weights
+            )
+            a_max = (
+                np.where(block.mask, weights, -np.inf)
+                if block.mask is not None
+                else weights
+            )
+            out |= a_max.max(axis=0) > uni.DOMINANT_WEIGHT_RATIO * a_min.min(axis=0)
+        # the exponent of the single fit's rescaling (standardise): the mean of
+        # the finite ones of log2(sqrt(max v)) and log2(range of y)
+        a = 0.5 * np.log2(block.vmax)
+        b = np.log2(block.ymax - block.ymin)
+        fa, fb = np.isfinite(a), np.isfinite(b)
+        total = np.where(fa, a, 0.0) + np.where(fb, b, 0.0)
+        exponent = np.round(total / np.maximum(fa * 1 + fb, 1))
+    return out | (np.abs(exponent) > single.SAFE_EXPONENT)
 
 
 # --------------------------------------------------------------------------------------
@@ -347,6 +413,15 @@ def _chunk_size(k):
     return max(MIN_CHUNK, CHUNK_BYTES // (8 * max(k, 1)))
 
 
+def _as_slice(index):
+    """``index`` as a slice when it is a run of consecutive outputs (a view
+    instead of a copy), else unchanged."""
+    if index.size and index[-1] - index[0] == index.size - 1:
+        if index.size < 3 or np.all(np.diff(index) == 1):
+            return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
 def _chunked(kernel, design, block, *per_output, index=None, **options):
     """``kernel(design, chunk, *per_output, **options)`` over chunks of outputs.
 
@@ -360,8 +435,9 @@ def _chunked(kernel, design, block, *per_output, index=None, **options):
     size = _chunk_size(block.y.shape[0])
 
     def part(lo, hi):
-        cols = slice(lo, hi) if index is None else index[lo:hi]
-        chunk = block if index is None and hi - lo == b else _take(block, cols)
+        cols = slice(lo, hi) if index is None else _as_slice(index[lo:hi])
+        whole = isinstance(cols, slice) and cols.stop - cols.start == block.n.shape[0]
+        chunk = block if whole else _take(block, cols)
         return kernel(design, chunk, *(a[..., lo:hi] for a in per_output), **options)
 
     if b <= size:
@@ -537,20 +613,6 @@ def _sum_log(x):
     return total
 
 
-def _loglik(n, p, sum_log_var, rss, reml, logdet_xtvx, logdet_xtx):
-    r"""The formula of :func:`skmeta._engine._gls.profiled_loglik`, per output.
-
-    :math:`-\tfrac12[(n-p)\log 2\pi + \log|V| + \log|X^\top V^{-1}X| + r^\top
-    V^{-1} r] + \tfrac12\log|X^\top X|` (REML, metafor's constant), or
-    :math:`-\tfrac12[n\log 2\pi + \log|V| + r^\top V^{-1} r]` (ML).
-    """
-    if reml:
-        return -0.5 * ((n - p) * LOG_2PI + sum_log_var + logdet_xtvx + rss) + (
-            0.5 * logdet_xtx
-        )
-    return -0.5 * (n * LOG_2PI + sum_log_var + rss)
-
-
 def _fixed_effect_moments(design, block, *, trace_pp, loglik):
     r"""What the fixed-effect fit (weights 1 / v, all v > 0) gives the methods.
 
@@ -558,17 +620,48 @@ def _fixed_effect_moments(design, block, *, trace_pp, loglik):
     :math:`\operatorname{tr}P^2` (``trace_pp``: the standard errors of DL, HS,
     HSk); :math:`\log|X^\top W X|` and :math:`\sum \log v` (``loglik``: the
     likelihood at :math:`\tau^2 = 0`).  (:math:`\operatorname{tr}(PV) = k - p`
-    exactly for these weights.)
+    exactly for these weights.)  From the weighted moments of :math:`(x, y)`
+    (:func:`_moment_summary`).
     """
     w = _inverse_variance(block)
-    fit = _weighted_fits(design, block.y, w)
-    trp, trpp = _projection_traces(design, fit, trace_pp)
-    out = {"q": fit.rss, "trp": trp, "sum_w": fit.sum_w}
+    fit = _moment_summary(design, block, w, 3 if trace_pp else 2)
+    out = {"q": fit["rss"], "trp": fit["trp"], "sum_w": fit["sum_w"]}
     if trace_pp:
-        out["trpp"] = trpp
+        out["trpp"] = fit["trpp"]
     if loglik:
-        out["logdet"] = fit.logdet
+        out["logdet"] = fit["logdet"]
         out["sum_log_v"] = _sum_log_var(block, w)
+    return out
+
+
+def _moment_summary(design, block, w, powers):
+    r"""The weighted fit with weights ``w`` from the moments of :math:`(x, y)`.
+
+    :func:`_profile_moments` of :math:`S_1, \dots, S_{powers}`: the
+    coefficients (centred parametrisation), their covariance
+    :math:`(X^\top W X)^{-1}`, :math:`y^\top P y` (``rss``),
+    :math:`\log|X^\top W X|` and :math:`\sum w`; with ``powers`` >= 2
+    :math:`\operatorname{tr}P` and :math:`\sum w^2`, with 3
+    :math:`\operatorname{tr}P^2`.  One pass over the data per power.
+    """
+    p = design.X.shape[1]
+    b = w.shape[1]
+    S = _weighted_moments(design, block, w, powers, y_powers=1)
+    out = _profile_moments(S, p)
+    if not p:
+        out["beta"], out["cov"] = np.zeros((0, b)), np.zeros((0, 0, b))
+    if design.intercept:
+        out["sum_w"] = S[0, 0, 0]
+        if powers > 1:
+            out["sum_w2"] = S[1, 0, 0]
+    else:
+        out["sum_w"] = w.sum(axis=0)
+        if powers > 1:
+            out["sum_w2"] = np.einsum("kb,kb->b", w, w)
+    if powers > 1:
+        out["trp"] = out["sum_w"] - out["trp_x"]
+    if powers > 2:
+        out["trpp"] = out["sum_w2"] - out["trpp_x"]
     return out
 
 
@@ -629,19 +722,14 @@ def _final_moments(design, block, tau2, *, trace_pp, sum_w2, max_w):
     error), :math:`\\sum w^2` (ML) and the largest weight (Knapp-Hartung).
     """
     w = _inverse_variance(block, tau2)
-    fit = _weighted_fits(design, block.y, w)
-    out = {
-        "beta": fit.beta,
-        "cov": fit.cov,
-        "rss": fit.rss,
-        "logdet": fit.logdet,
-        "sum_log_var": _sum_log_var(block, w),
-        "sum_w": fit.sum_w,
-    }
+    powers = 3 if trace_pp else (2 if sum_w2 else 1)
+    fit = _moment_summary(design, block, w, powers)
+    out = {name: fit[name] for name in ("beta", "cov", "rss", "logdet", "sum_w")}
+    out["sum_log_var"] = _sum_log_var(block, w)
     if trace_pp:
-        out["trpp"] = _projection_traces(design, fit, True)[1]
+        out["trpp"] = fit["trpp"]
     if sum_w2:
-        out["sum_w2"] = np.einsum("kb,kb->b", w, w)
+        out["sum_w2"] = fit["sum_w2"]
     if max_w:
         out["max_w"] = w.max(axis=0)
     return out
@@ -695,8 +783,12 @@ class _Terms(NamedTuple):
     expected: np.ndarray
 
 
-def _weighted_moments(design, block, w, powers):
+def _weighted_moments(design, block, w, powers, y_powers=None):
     r"""Moment matrices :math:`S_j = \sum_i w_i^j z_i z_i^\top`, :math:`z = (x, y)`.
+
+    The entries holding ``y`` are computed for the first ``y_powers`` powers
+    (all by default; NaN beyond: the fits need only :math:`S_{1,xy}` and
+    :math:`S_{1,yy}`, the likelihood's score and information all of them).
 
     Returns
     -------
@@ -704,9 +796,8 @@ def _weighted_moments(design, block, w, powers):
         :math:`S_1, \dots, S_{powers}` of every output.
     """
     p = design.X.shape[1]
-    # With an intercept, y centred at its mean: P, the residuals and the
-    # likelihood are unchanged and the moments lose no precision to an offset.
-    y = _deviations(block) if design.intercept else block.y
+    y_powers = powers if y_powers is None else y_powers
+    y = block.y  # centred at its mean with an intercept (see _make_block)
     S = np.empty((powers, p + 1, p + 1, w.shape[1]))
     a, c = design.upper
     wj = w
@@ -717,6 +808,10 @@ def _weighted_moments(design, block, w, powers):
             packed = design.pairs @ wj
             S[j, a, c] = packed
             S[j, c, a] = packed
+        if j >= y_powers:
+            S[j, p, :] = S[j, :p, p] = np.nan
+            continue
+        if p:
             if p == 1 and design.intercept:
                 xy = np.einsum("kb,kb->b", wj, y)
             else:
@@ -747,6 +842,8 @@ def _profile_moments(S, p):
         if powers > 2:
             out["upu"] = S[2, 0, 0]
         return out
+    if p == 1:
+        return _profile_moments_one(S)
     cov, logdet = _cholesky_inverse(S[0, :p, :p])
     beta = np.einsum("acb,cb->ab", cov, S[0, :p, p])
     c = np.concatenate([-beta, np.ones((1, beta.shape[1]))])
@@ -760,6 +857,38 @@ def _profile_moments(S, p):
     if powers > 2:
         out["upu"] = quad[2] - _quadratic(cov, Sc[1, :p])
         out["trpp_x"] = 2.0 * _trace_product(cov, S[2, :p, :p]) - _trace_product(M2, M2)
+    return out
+
+
+def _profile_moments_one(S):
+    """:func:`_profile_moments` for one column (e.g. intercept only), in
+    scalar arithmetic per output: the same formulas, no p x p products."""
+    powers = S.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = S[0, 0, 0]
+        a = np.where(a > 0, a, np.nan)
+        cov = 1.0 / a
+        beta = cov * S[0, 0, 1]
+
+        def quad(j):  # c' S_j c with c = (-beta, 1), as (S_j c) . c
+            return -beta * (S[j, 0, 1] - beta * S[j, 0, 0]) + (
+                S[j, 1, 1] - beta * S[j, 0, 1]
+            )
+
+        out = {
+            "cov": cov[None, None],
+            "beta": beta[None],
+            "logdet": np.log(a),
+            "rss": quad(0),
+        }
+        if powers > 1:
+            m2 = cov * S[1, 0, 0]
+            out["ypy2"] = quad(1)
+            out["trp_x"] = m2
+        if powers > 2:
+            g = S[1, 0, 1] - beta * S[1, 0, 0]
+            out["upu"] = quad(2) - g * g * cov
+            out["trpp_x"] = 2.0 * cov * S[2, 0, 0] - m2 * m2
     return out
 
 
@@ -780,14 +909,14 @@ def _likelihood_terms(design, block, tau2, logdet_xtx, *, reml):
         sum_w, sum_w2 = S[0, 0, 0], S[1, 0, 0]
     else:
         sum_w, sum_w2 = w.sum(axis=0), np.einsum("kb,kb->b", w, w)
-    criterion = _loglik(
+    criterion = profiled_loglik(
         block.n,
         p,
         _sum_log_var(block, w),
         prof["rss"],
-        reml,
-        prof["logdet"],
-        logdet_xtx,
+        reml=reml,
+        logdet_xtvx=prof["logdet"],
+        logdet_xtx=logdet_xtx,
     )
     if reml:
         score = 0.5 * (prof["ypy2"] - (sum_w - prof["trp_x"]))
@@ -798,257 +927,327 @@ def _likelihood_terms(design, block, tau2, logdet_xtx, *, reml):
     return _Terms(criterion, score, prof["upu"] - expected, expected)
 
 
-def _maximize_likelihood(design, block, *, reml, start, max_iter, tol, logdet_xtx):
-    r"""Maximise the (restricted) likelihood of every output over :math:`\tau^2`.
-
-    The rules of the single fit
-    (:func:`skmeta._engine._univariate.maximize_likelihood`), applied output by
-    output on arrays: Newton's method where the observed information is
-    positive, Fisher scoring elsewhere; a Newton step below
-    :math:`\sqrt{tol}(\tau^2 + s)` in a concave region is taken and ends the
-    iteration; a step that cuts :math:`\tau^2` by more than 90% is shortened;
-    a step that lowers the criterion is halved (up to 60 times); convergence
-    when the change is below :math:`tol(\tau^2 + s)` (``s`` the output's
-    variance scale) or at the bound with a non-positive score.  Only the
-    outputs still iterating are evaluated.
-
-    Returns
-    -------
-    tau2, n_iter, converged, last_criterion, invalid : ndarray of shape (b,)
-        ``last_criterion`` is the criterion at the last evaluated point (the
-        boundary check compares it with the criterion at 0); ``invalid`` marks
-        the outputs whose terms were numerically impossible somewhere on the
-        path (not converged).
-    """
-    b = start.shape[0]
-    tau2 = np.maximum(start, block.lower)
-    n_iter = np.zeros(b, dtype=int)
-    converged = np.zeros(b, dtype=bool)
-    active = np.arange(b)
-    terms = _chunked(_likelihood_terms, design, block, tau2, logdet_xtx, reml=reml)
-    last = terms.criterion.copy()
-    invalid = ~_valid(terms)
-    sqrt_tol = np.sqrt(tol)
-    for iteration in range(1, max_iter + 1):
-        n_iter[active] = iteration
-        cur = tau2[active]
-        low, scale = block.lower[active], block.scale[active]
-        info = np.where(
-            terms.observed > CURVATURE_RTOL * terms.expected,
-            terms.observed,
-            terms.expected,
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = terms.score / info
-        at_bound = (cur <= low) & (step <= 0)
-        newton = (
-            ~at_bound
-            & (np.abs(step) <= sqrt_tol * (cur + scale))
-            & (terms.observed > 0)
-        )
-        # a small Newton step in a concave region leaves an O(tol) error: taken
-        tau2[active[newton]] = np.maximum(cur + step, low)[newton]
-        converged[active[at_bound | newton]] = True
-        lost = ~np.isfinite(step)  # no step from these terms: stop, uncertified
-        invalid[active[lost]] = True
-        go = ~(at_bound | newton | lost)
-        if not go.any():
-            break
-        active, cur, step = active[go], cur[go], step[go]
-        low, scale = low[go], scale[go]
-        ll = terms.criterion[go]
-        # never cut tau2 by more than 90%; near the bound, halve from the bound
-        kept = 1.0 - LARGEST_CUT
-        smallest = np.where(kept * cur > tol * scale, kept * cur, low)
-        step = np.maximum(step, np.maximum(smallest, low) - cur)
-        new = np.maximum(cur + step, low)
-        xtx = logdet_xtx[active]
-        terms = _chunked(
-            _likelihood_terms, design, block, new, xtx, index=active, reml=reml
-        )
-        slack = ASCENT_RTOL * (1.0 + np.abs(ll))
-        worse = terms.criterion < ll - slack
-        for _ in range(MAX_HALVINGS - 1):
-            if not worse.any():
-                break
-            bad = np.flatnonzero(worse)
-            step[bad] *= 0.5
-            new[bad] = np.maximum(cur[bad] + step[bad], low[bad])
-            retry = _chunked(
-                _likelihood_terms,
-                design,
-                block,
-                new[bad],
-                xtx[bad],
-                index=active[bad],
-                reml=reml,
-            )
-            for mine, theirs in zip(terms, retry, strict=True):
-                mine[bad] = theirs
-            worse[bad] = retry.criterion < ll[bad] - slack[bad]
-        invalid[active[~_valid(terms)]] = True
-        tau2[active] = new
-        last[active] = terms.criterion
-        done = np.abs(new - cur) <= tol * (new + scale)
-        converged[active[done]] = True
-        keep = ~done
-        if not keep.any():
-            break
-        active = active[keep]
-        terms = _Terms(*(a[keep] for a in terms))
-    # Terms that cannot be right (a non-positive expected information: tr P^2
-    # and sum w^2 are positive) come from weights so extreme that the moment
-    # sums lost every digit; the path they steered is not certified.
-    return tau2, n_iter, converged & ~invalid, last, invalid
-
-
-def _valid(terms):
-    """Evaluations whose terms are finite with a positive expected information."""
-    return (
-        np.isfinite(terms.criterion)
-        & np.isfinite(terms.score)
-        & np.isfinite(terms.observed)
-        & (terms.expected > 0)
+def _moment_criterion(design, block, tau2, logdet_xtx, *, reml):
+    """The criterion alone from the weighted moments (the single fit's
+    ``_profile_on_grid``)."""
+    p = design.X.shape[1]
+    w = _inverse_variance(block, tau2)
+    prof = _profile_moments(_weighted_moments(design, block, w, 1), p)
+    return profiled_loglik(
+        block.n,
+        p,
+        _sum_log_var(block, w),
+        prof["rss"],
+        reml=reml,
+        logdet_xtvx=prof["logdet"],
+        logdet_xtx=logdet_xtx,
     )
 
 
 def _criterion(design, block, tau2, logdet_xtx, *, reml):
-    """The (restricted) log-likelihood from the residuals of the weighted fit.
-
-    Accurate where the moment sums of :func:`_likelihood_terms` are not: a zero
-    sampling variance gives its study the weight 1/tau^2 near the floor.
-    """
+    """The criterion from the residuals of the weighted fit (the single fit's
+    ``_profile_value``: accurate whatever the spread of the weights)."""
     w = _inverse_variance(block, tau2)
     fit = _weighted_fits(design, block.y, w)
-    p = design.X.shape[1]
-    logdet = fit.logdet
-    return _loglik(
-        block.n, p, _sum_log_var(block, w), fit.rss, reml, logdet, logdet_xtx
+    return profiled_loglik(
+        block.n,
+        design.X.shape[1],
+        _sum_log_var(block, w),
+        fit.rss,
+        reml=reml,
+        logdet_xtvx=fit.logdet,
+        logdet_xtx=logdet_xtx,
     )
 
 
-def _interpolable_zero_variances(design, block):
-    r"""Whether the studies with zero sampling variance can be fitted exactly.
+def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
+            max_iter, tol, index=None):  # fmt: skip
+    """The single fit's ``_newton`` on every output of ``block`` at once.
 
-    They can when their rows of the design are linearly independent (at most p
-    of them).  Then, as :math:`\tau^2 \to 0`, their terms of the likelihood
-    grow as :math:`\tfrac12\log(1/\tau^2)` each while the fit passes through
-    them: the likelihood is unbounded (the restricted likelihood is not: its
-    :math:`\log|X^\top W X|` grows as fast).  The rank is the number of
-    pivots of the Gram matrix of those rows (normalised) above ``RANK_RTOL``.
+    ``index`` (optional) selects the outputs of ``block`` to maximise (with
+    repeats: several starts per output); ``start``, ``lower``, ``upper``,
+    ``scale`` and ``logdet_xtx`` are aligned with them. Newton's method where
+    the observed information is positive, Fisher scoring elsewhere; step
+    halving; doubling of Fisher-scoring steps in convex regions; the same
+    convergence rules, output by output. Only the outputs still iterating are
+    evaluated.
+
+    Returns
+    -------
+    tau2, last_criterion, n_iter, converged : ndarray
+        ``last_criterion`` is the criterion at the last evaluated point (before
+        a final Newton step), as the single fit's.
     """
-    zero = (block.v <= 0) if block.mask is None else (block.v <= 0) & block.mask
-    count = zero.sum(axis=0)
-    p = design.X.shape[1]
-    X = design.X.copy()
-    X[:, 1:] += design.means[1:]
-    upper = np.triu_indices(p)
-    pairs = (X[:, upper[0]] * X[:, upper[1]]).T
-    packed = pairs @ zero.astype(float)
-    G = np.empty((p, p, count.shape[0]))
-    G[upper] = packed
-    G[upper[::-1]] = packed
-    norms = np.sqrt(np.einsum("iib->ib", G))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        G = G / (norms[:, None] * norms[None, :])
-    G = np.nan_to_num(G)
-    # Cholesky that skips dependent columns: the number of pivots is the rank
-    L = np.zeros_like(G)
-    rank = np.zeros(count.shape[0], dtype=int)
-    for j in range(p):
-        d = G[j, j] - np.einsum("lb,lb->b", L[j, :j], L[j, :j])
-        independent = d > RANK_RTOL
-        rank += independent
-        root = np.sqrt(np.where(independent, d, 1.0))
-        L[j, j] = np.where(independent, root, 0.0)
-        for i in range(j + 1, p):
-            s = G[i, j] - np.einsum("lb,lb->b", L[i, :j], L[j, :j])
-            L[i, j] = np.where(independent, s / root, 0.0)
-    return (count > 0) & (rank == count)
+    b = start.shape[0]
+    columns = np.arange(block.n.shape[0]) if index is None else index
+    tau2 = start.astype(float)
+    last = np.full(b, np.nan)
+    n_iter = np.zeros(b, dtype=int)
+    converged = np.zeros(b, dtype=bool)
+    sqrt_tol = np.sqrt(tol)
 
+    def evaluate(which, values):
+        return _chunked(
+            _likelihood_terms, design, block, values, logdet_xtx[which],
+            index=columns[which], reml=reml,
+        )  # fmt: skip
 
-def _certify_floor(design, block, which, state, *, reml, max_iter, tol, logdet_xtx):
-    r"""Certify the likelihood estimates of outputs ``which`` against a grid.
-
-    With zero sampling variances (a floor above 0) the likelihood terms near
-    the floor come from moment sums dominated by a weight :math:`1/\tau^2`, so
-    the Newton path can stop there although the optimum is inside; the same
-    holds wherever the terms were found invalid (not converged).  The criterion
-    computed from the residuals (:func:`_criterion`) is compared on a grid of
-    :data:`CERTIFY_GRID_POINTS` values spaced evenly in :math:`\log\tau^2` from
-    the floor to 100 times the variance scale; from a grid point that beats the
-    estimate, the maximisation restarts.  An output whose final estimate is
-    still beaten by the grid is not converged.
-    """
-    tau2, n_iter, converged = (a.copy() for a in state)
-    index = np.flatnonzero(which)
-    sub = _take(block, index)
-    xtx = logdet_xtx[index]
-    low, scale = sub.lower, sub.scale
-    tiny = np.where(low > 0, low, FLOOR_RTOL * scale)
-    steps = np.geomspace(1.0, 1e2 * scale / tiny, CERTIFY_GRID_POINTS)  # (g, b)
-    grid = np.concatenate([np.maximum(low, 0.0)[None], tiny * steps])
-    values = np.stack(
-        [_chunked(_criterion, design, sub, t, xtx, reml=reml) for t in grid]
-    )
-    best = np.nanargmax(values, axis=0)
-    best_tau2 = grid[best, np.arange(index.size)]
-    best_value = values[best, np.arange(index.size)]
-    current = _chunked(_criterion, design, sub, tau2[index], xtx, reml=reml)
-    current = np.where(np.isnan(current), -np.inf, current)
-    slack = CERTIFY_RTOL * (1.0 + np.abs(best_value))
-    beaten = best_value > current + slack
-    # Highest at the floor: the criterion increases towards tau^2 = 0 (zero
-    # variances fitted exactly; unbounded for ML), which the caller reports.
-    at_floor = beaten & (best == 0) & (low > 0)
-    tau2[index[at_floor]] = low[at_floor]
-    converged[index[at_floor]] = True
-    beaten &= ~at_floor
-    if beaten.any():
-        restart = np.flatnonzero(beaten)
-        again = _maximize_likelihood(
-            design,
-            _take(sub, restart),
-            reml=reml,
-            start=best_tau2[restart],
-            max_iter=max_iter,
-            tol=tol,
-            logdet_xtx=xtx[restart],
-        )[:3]
-        where = index[restart]
-        found = _chunked(
-            _criterion, design, _take(sub, restart), again[0], xtx[restart], reml=reml
+    active = np.arange(b)
+    terms = evaluate(active, tau2)
+    for iteration in range(1, max_iter + 1):
+        n_iter[active] = iteration
+        last[active] = terms.criterion
+        cur = tau2[active]
+        low, high, sc = lower[active], upper[active], scale[active]
+        concave = terms.observed > uni.CONCAVE_RTOL * terms.expected
+        info = np.where(concave, terms.observed, terms.expected)
+        usable = (info > 0) & np.isfinite(info) & np.isfinite(terms.score)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(usable, terms.score / info, 0.0)
+        at_bound = usable & (
+            ((cur <= low) & (step <= 0)) | ((cur >= high) & (step >= 0))
         )
-        better = found >= current[restart]
-        tau2[where] = np.where(better, again[0], best_tau2[restart])
-        n_iter[where] += again[1]
-        still_beaten = best_value[restart] > found + slack[restart]
-        converged[where] = again[2] & ~still_beaten
-    converged[index[~beaten & ~at_floor]] = True
+        small = (
+            usable & ~at_bound
+            & (np.abs(step) <= sqrt_tol * (cur + sc))
+            & (terms.observed > 0)
+        )  # fmt: skip
+        # a small Newton step in a concave region leaves an O(tol) error: taken
+        tau2[active[small]] = np.clip(cur + step, low, high)[small]
+        converged[active[at_bound | small]] = True
+        go = usable & ~at_bound & ~small  # (unusable terms: not converged)
+        if not go.any():
+            break
+        active, cur, step, terms = active[go], cur[go], step[go], _subset(terms, go)
+        low, high, sc, concave = low[go], high[go], sc[go], concave[go]
+        ll = terms.criterion
+        # never cut tau2 by more than 90%; near the bound, halve from the bound
+        smallest = np.where(0.1 * cur > tol * sc, 0.1 * cur, low)
+        bound = np.maximum(smallest, low) - cur
+        accelerate = ~concave & (step > bound)
+        step = np.maximum(step, bound)
+        new = np.clip(cur + step, low, high)
+        terms = evaluate(active, new)
+        slack = uni.ACCEPT_RTOL * (1.0 + np.abs(ll))
+        worse = ~(terms.criterion >= ll - slack)
+        for _ in range(uni.MAX_HALVINGS - 1):
+            if not worse.any():
+                break
+            bad = np.flatnonzero(worse)
+            step[bad] *= 0.5
+            accelerate[bad] = False
+            new[bad] = np.clip(cur[bad] + step[bad], low[bad], high[bad])
+            _assign(terms, bad, evaluate(active[bad], new[bad]))
+            worse[bad] = ~(terms.criterion[bad] >= ll[bad] - slack[bad])
+        accelerate &= ~worse
+        for _ in range(uni.MAX_DOUBLINGS):
+            more = np.flatnonzero(accelerate)
+            if not more.size:
+                break
+            step[more] = np.maximum(2.0 * step[more], bound[more])
+            further = np.clip(cur[more] + step[more], low[more], high[more])
+            moved = further != new[more]
+            more, further = more[moved], further[moved]
+            accelerate[:] = False
+            if not more.size:
+                break
+            trial = evaluate(active[more], further)
+            better = trial.criterion > terms.criterion[more]
+            more = more[better]
+            new[more] = further[better]
+            _assign(terms, more, _subset(trial, better))
+            accelerate[more] = True
+        change = np.abs(new - cur)
+        tau2[active] = new
+        last[active] = terms.criterion
+        done = change <= tol * (new + sc)
+        converged[active[done]] = True
+        keep = ~done
+        if not keep.any():
+            break
+        active, terms = active[keep], _subset(terms, keep)
+    return tau2, last, n_iter, converged
+
+
+def _subset(terms, which):
+    return _Terms(*(a[which] for a in terms))
+
+
+def _assign(terms, which, values):
+    for mine, theirs in zip(terms, values, strict=True):
+        mine[which] = theirs
+
+
+def _search_grid(block):
+    """The single fit's ``_search_grid`` (lower bound 0) of every output.
+
+    Returns
+    -------
+    ndarray of shape (points, b)
+        Column ``j``: 0, then a geometric grid of ratio
+        :data:`~skmeta._engine._univariate.SEARCH_RATIO` from
+        ``SEARCH_BELOW * min(v)`` to ``SEARCH_ABOVE * max(var(y), median(v),
+        min(v))``; NaN after its last point.
+    """
+    smallest = block.vmin
+    start = uni.SEARCH_BELOW * smallest
+    stop = uni.SEARCH_ABOVE * np.maximum(
+        np.maximum(block.var_y, _median_v(block)), smallest
+    )
+    count = np.maximum(
+        2,
+        np.ceil((np.log(stop) - np.log(start)) / np.log(uni.SEARCH_RATIO)).astype(int)
+        + 1,
+    )
+    steps = np.arange(count.max())[:, None]
+    # np.geomspace: powers of 10 on an even grid of exponents, exact endpoints
+    low, high = np.log10(start), np.log10(stop)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grid = 10.0 ** (low + steps * ((high - low) / (count - 1)))
+    grid[0] = start
+    grid[count - 1, np.arange(count.shape[0])] = stop
+    grid[steps >= count] = np.nan
+    return np.concatenate([np.zeros((1, count.shape[0])), grid])
+
+
+def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
+                    max_iter, tol):  # fmt: skip
+    """The single fit's ``_search_profile`` (lower bound 0) of every output.
+
+    The criterion on :func:`_search_grid`; up to
+    :data:`~skmeta._engine._univariate.SEARCH_CANDIDATES` of its local maxima
+    (best first) are refined by Newton's method between their neighbours,
+    except the one whose bracket holds ``incumbent`` (a local maximum found
+    already); the best of the incumbent and the refined points by the accurate
+    criterion (:func:`_criterion`) wins, the earlier on ties.
+
+    Returns
+    -------
+    tau2, n_iter, converged : ndarray of shape (b,)
+        ``n_iter``: iterations of the refinement that won (0: the incumbent).
+    """
+    b = incumbent.shape[0]
+    block = _with_spread(block, design.intercept)
+    grid = _search_grid(block)
+    points = grid.shape[0]
+    values = np.full(grid.shape, -np.inf)
+    for g in range(points):
+        cols = np.flatnonzero(~np.isnan(grid[g]))
+        values[g, cols] = _chunked(
+            _moment_criterion, design, block, grid[g, cols], logdet_xtx[cols],
+            index=cols, reml=reml,
+        )  # fmt: skip
+    values = np.where(np.isnan(values), -np.inf, values)
+    valid = ~np.isnan(grid)
+    padded = np.concatenate(
+        [np.full((1, b), -np.inf), values, np.full((1, b), -np.inf)]
+    )
+    padded[1:-1][~valid] = -np.inf
+    peaks = valid & (values >= padded[:-2]) & (values >= padded[2:])
+    rows = np.broadcast_to(np.arange(points)[:, None], grid.shape)
+    # best first, then the earlier point (a stable sort on -value)
+    order = np.lexsort((rows, -values, ~peaks), axis=0)[: uni.SEARCH_CANDIDATES]
+    cand = np.take_along_axis(peaks, order, axis=0)
+    count = valid.sum(axis=0)
+    lo_row = np.maximum(order - 1, 0)
+    hi_row = order + 1
+    columns = np.broadcast_to(np.arange(b), order.shape)
+    left = grid[lo_row, columns]
+    right = np.where(
+        hi_row < count, grid[np.minimum(hi_row, points - 1), columns], np.inf
+    )
+    start = grid[order, columns]
+    inside = (left <= incumbent) & (incumbent <= right)
+    cand &= ~inside  # the incumbent is this local maximum
+    which = np.nonzero(cand)  # (candidate rank, output)
+    found = np.full(order.shape, np.nan)
+    iters = np.zeros(order.shape, dtype=int)
+    conv = np.zeros(order.shape, dtype=bool)
+    if which[0].size:
+        outs = which[1]
+        res = _newton(
+            design, block, start[which], left[which], right[which], scale[outs],
+            logdet_xtx[outs], reml=reml, max_iter=max_iter, tol=tol, index=outs,
+        )  # fmt: skip
+        found[which], iters[which], conv[which] = res[0], res[2], res[3]
+    # compare by the accurate criterion: [incumbent, candidates in order]
+    tried = np.concatenate([incumbent[None], found])
+    scores = np.full(tried.shape, -np.inf)
+    for r in range(tried.shape[0]):
+        cols = np.flatnonzero(~np.isnan(tried[r]))
+        if cols.size:
+            scores[r, cols] = _chunked(
+                _criterion, design, block, tried[r, cols], logdet_xtx[cols],
+                index=cols, reml=reml,
+            )  # fmt: skip
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    best = np.argmax(scores, axis=0)
+    out = np.arange(b)
+    tau2 = tried[best, out]
+    n_iter = np.concatenate([np.zeros((1, b), dtype=int), iters])[best, out]
+    converged = np.concatenate([np.ones((1, b), dtype=bool), conv])[best, out]
     return tau2, n_iter, converged
 
 
-# --------------------------------------------------------------------------------------
-# estimators of tau^2 (vector logic over the outputs of a pass)
-# --------------------------------------------------------------------------------------
+def _estimate_likelihood(design, block, fe, *, reml, max_iter, tol, logdet_xtx):
+    """(RE)ML estimate of every output: the single fit's ``maximize_likelihood``.
+
+    From the DL estimate (HE where that is 0), Newton's method on
+    :math:`[0, \\infty)`; where it ends on the bound, or where the criterion at
+    0 (metafor's ``ll0check``, from the fixed-effect fit) beats the path's, the
+    profile is searched (:func:`_search_profile`).
+
+    Returns
+    -------
+    tau2, n_iter, converged : ndarray of shape (b,)
+    """
+    b = block.n.shape[0]
+    p = design.X.shape[1]
+    df = block.n - p
+    start = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
+    low = start <= 0.0
+    if low.any():
+        he = _chunked(_unit_weight_moments, design, block, index=np.flatnonzero(low))
+        start[low] = uni.generalized_q_estimate(he["rss"], he["trpv"], df[low])
+    scale = block.n / fe["sum_w"]  # newton_scale: the harmonic mean of v
+    zeros = np.zeros(b)
+    tau2, last, n_iter, converged = _newton(
+        design, block, start, zeros, np.full(b, np.inf), scale, logdet_xtx,
+        reml=reml, max_iter=max_iter, tol=tol,
+    )  # fmt: skip
+    at_zero = profiled_loglik(
+        block.n, p, fe["sum_log_v"], fe["q"], reml=reml, logdet_xtvx=fe["logdet"],
+        logdet_xtx=logdet_xtx,
+    )  # fmt: skip
+    search = converged & ((tau2 <= 0.0) | (at_zero > last))
+    if search.any():
+        index = np.flatnonzero(search)
+        found, extra, ok = _search_profile(
+            design, _take(block, index), tau2[index], scale[index],
+            logdet_xtx[index], reml=reml, max_iter=max_iter, tol=tol,
+        )  # fmt: skip
+        tau2[index] = found
+        n_iter[index] += extra
+        converged[index] = ok
+    return tau2, n_iter, converged
 
 
 def _generalized_q_root(design, block, target):
     r"""Solve :math:`Q(\tau^2) = y^\top P_{\tau^2} y =` ``target`` for every output.
 
-    :math:`Q` is decreasing (:math:`Q' = -y^\top P^2 y`) and convex
-    (:math:`Q'' = 2 y^\top P^3 y \ge 0`), so Newton's method started at the
-    lower bound rises monotonically to the root; where :math:`Q` is already
-    at or below ``target`` at the bound, the bound is the answer.  Stops when a
-    step is below :data:`ROOT_XTOL` times the variance scale plus
-    :data:`ROOT_RTOL` times :math:`\tau^2`.
+    The single fit's ``tau2_paule_mandel`` on :math:`[0, \infty)`: :math:`Q` is
+    decreasing (:math:`Q' = -y^\top P^2 y`) and convex (:math:`Q'' = 2 y^\top
+    P^3 y \ge 0`), so Newton's method started at 0 rises monotonically to the
+    root; where :math:`Q(0)` is already at or below ``target``, 0 is the answer.
+    Stops when a step is below :data:`ROOT_XTOL` times the variance scale plus
+    :data:`ROOT_RTOL` times :math:`\tau^2` (brentq's tolerances there).
 
     Returns
     -------
     tau2 : ndarray of shape (b,)
     converged : ndarray of bool
     """
-    t = block.lower.copy()
+    t = np.zeros(block.n.shape[0])
     converged = np.zeros(t.shape, dtype=bool)
     active = np.arange(t.shape[0])
     goal = np.broadcast_to(target, t.shape)
@@ -1073,17 +1272,105 @@ def _generalized_q_root(design, block, target):
 
 def _sidik_jonkman_start(block):
     """var(y) (population variance over the studies present), 0 for constant y."""
-    y = block.y
-    n = block.n
-    r = _present(block, y - y.sum(axis=0) / n)
-    var = np.einsum("kb,kb->b", r, r) / n
-    if block.mask is None:
-        spread = y.max(axis=0) > y.min(axis=0)
+    return np.where(block.ymax > block.ymin, block.var_y, 0.0)
+
+
+def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_xtx):
+    """tau^2 of every output by ``method`` (the single fit's ``estimate_tau2``).
+
+    ``fe`` holds the fixed-effect moments (:func:`_fixed_effect_moments`).
+
+    Returns
+    -------
+    tau2, n_iter, converged : ndarray of shape (b,)
+    moments : dict
+        Moments the standard errors reuse.
+    """
+    b = block.n.shape[0]
+    p = design.X.shape[1]
+    df = block.n - p
+    n_iter = np.ones(b, dtype=int)
+    converged = np.ones(b, dtype=bool)
+    moments = {}
+    if method == "fe":
+        return np.zeros(b), n_iter, converged, moments
+    if tau2_method(method).likelihood:
+        reml = method == "reml"
+        tau2, n_iter, converged = _estimate_likelihood(
+            design, block, fe, reml=reml, max_iter=max_iter, tol=tol,
+            logdet_xtx=logdet_xtx if reml else np.zeros(b),
+        )  # fmt: skip
+    elif method == "he":
+        moments = _chunked(_unit_weight_moments, design, block)
+        tau2 = uni.generalized_q_estimate(moments["rss"], moments["trpv"], df)
+    elif method == "dl":
+        tau2 = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
+    elif method == "genq":
+        moments = _chunked(_fixed_weight_moments, design, block, weights)
+        tau2 = uni.generalized_q_estimate(
+            moments["rss"], moments["trpv"], moments["trp"]
+        )
+    elif method in ("hs", "hsk"):
+        tau2 = hunter_schmidt_estimate(
+            fe["q"], block.n, p, fe["sum_w"], corrected=method == "hsk"
+        )
+    elif method == "sj":
+        block = _with_spread(block, design.intercept)
+        start = _sidik_jonkman_start(block)
+        moments = _subset_moments(
+            _inverse_variance_moments, design, block, start > 0, start
+        )
+        tau2 = np.zeros(b)
+        if moments is not None:
+            tau2 = uni.sidik_jonkman_estimate(start, moments["rss"], df)
+        moments = {"start": start, **(moments or {})}
+    elif method in ("pm", "eb", "pmm"):
+        target = stats.chi2.median(df) if method == "pmm" else df.astype(float)
+        block = _with_spread(block, design.intercept)
+        tau2, converged = _generalized_q_root(design, block, target)
     else:
-        spread = np.where(block.mask, y, -np.inf).max(axis=0) > np.where(
-            block.mask, y, np.inf
-        ).min(axis=0)
-    return np.where(spread, var, 0.0)
+        raise ValueError(f"unknown method {method!r}")
+    return tau2, n_iter, converged, moments
+
+
+def _tau2_standard_error(method, tau2, n, p, final, fe, moments):
+    """metafor's standard error of the tau^2 estimate (the formulas of
+    :mod:`skmeta._engine._tau2`).
+
+    ``final`` holds the moments of the fit at the estimate, ``fe`` those of the
+    fixed-effect fit and ``moments`` those the estimator computed.
+    """
+    df = n - p
+    if method == "reml":
+        return information_se(final["trpp"])
+    if method == "ml":
+        return information_se(final["sum_w2"])
+    if method in ("pm", "pmm", "eb"):
+        return paule_mandel_se(n, p, final["sum_w"])
+    if method == "he":
+        return quadratic_se(2 * moments["pvpv"], 4 * moments["trpv"], 2 * df, tau2, df)
+    if method in ("dl", "hs", "hsk"):
+        denominator = {"dl": "trace", "hs": "sum", "hsk": "corrected"}[method]
+        return inverse_variance_se(
+            n, p, fe["trp"], fe["trpp"], fe["sum_w"], tau2, denominator
+        )
+    if method == "genq":
+        return quadratic_se(
+            2 * moments["pvpv"], 4 * moments["pvp"], 2 * moments["pp"], tau2,
+            moments["trp"],
+        )  # fmt: skip
+    if method == "sj":
+        # P is the one of the estimator itself, i.e. at the initial value tau2_0
+        # (0 for constant y, where tau2 = 0 exactly)
+        start = moments["start"]
+        if "pvpv" not in moments:
+            return np.zeros_like(start)
+        se = quadratic_se(
+            2 * moments["pvpv"], 4 * moments["pvp"], 2 * moments["pp"], tau2, 1.0
+        )
+        with np.errstate(invalid="ignore"):
+            return np.where(start > 0, start / df * se, 0.0)
+    return np.full(n.shape, np.nan)
 
 
 def _subset_moments(kernel, design, block, where, *per_output, **options):
@@ -1110,150 +1397,6 @@ def _subset_moments(kernel, design, block, where, *per_output, **options):
     return out
 
 
-def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_xtx):
-    """tau^2 of every output by ``method`` (the single fit's rules).
-
-    ``fe`` holds the fixed-effect moments (:func:`_fixed_effect_moments`, NaN
-    where some sampling variance is 0), or None when no output has all v > 0.
-
-    Returns
-    -------
-    tau2, n_iter, converged : ndarray of shape (b,)
-    moments : dict
-        Moments the standard errors reuse.
-    """
-    b = block.n.shape[0]
-    p = design.X.shape[1]
-    n_iter = np.ones(b, dtype=int)
-    converged = np.ones(b, dtype=bool)
-    pos = block.positive
-    moments = {}
-    if method == "fe":
-        return np.zeros(b), n_iter, converged, moments
-    if tau2_method(method).likelihood:
-        reml = method == "reml"
-        # DL where every v > 0 (then lower = 0), else 0; HE where that is <= lower
-        start = np.zeros(b)
-        if fe is not None:
-            dl = np.maximum((fe["q"] - (block.n - p)) / fe["trp"], 0.0)
-            start[pos] = dl[pos]
-        low_start = start <= block.lower
-        he = _subset_moments(_unit_weight_moments, design, block, low_start)
-        if he is not None:
-            he_tau2 = np.maximum((he["rss"] - he["trpv"]) / (block.n - p), 0.0)
-            start[low_start] = np.maximum(he_tau2, block.lower)[low_start]
-        xtx = logdet_xtx if reml else np.zeros(b)
-        tau2, n_iter, converged, last, invalid = _maximize_likelihood(
-            design,
-            block,
-            reml=reml,
-            start=start,
-            max_iter=max_iter,
-            tol=tol,
-            logdet_xtx=xtx,
-        )
-        if fe is not None:
-            # As metafor (ll0check): the bound against the optimum found.
-            at_zero = _loglik(
-                block.n, p, fe["sum_log_v"], fe["q"], reml, fe["logdet"], xtx
-            )
-            tau2 = np.where(pos & (tau2 > 0.0) & (at_zero > last), 0.0, tau2)
-        if not reml and not pos.all():
-            # ML with zero variances: unbounded as tau^2 -> 0 where their studies
-            # can be fitted exactly; reported at the floor (as tau^2 = 0).
-            interpolated = _interpolable_zero_variances(design, block) & ~pos
-            tau2 = np.where(interpolated, block.lower, tau2)
-            converged = converged | interpolated
-            pos = pos | interpolated  # nothing to certify there
-        floor = ~pos | invalid
-        if floor.any():
-            tau2, n_iter, converged = _certify_floor(
-                design,
-                block,
-                floor,
-                (tau2, n_iter, converged),
-                reml=reml,
-                max_iter=max_iter,
-                tol=tol,
-                logdet_xtx=xtx,
-            )
-        return tau2, n_iter, converged, moments
-    if method == "he":
-        moments = _chunked(_unit_weight_moments, design, block)
-        tau2 = (moments["rss"] - moments["trpv"]) / (block.n - p)
-    elif method == "dl":
-        tau2 = (fe["q"] - (block.n - p)) / fe["trp"]
-    elif method == "genq":
-        moments = _chunked(_fixed_weight_moments, design, block, weights)
-        tau2 = (moments["rss"] - moments["trpv"]) / moments["trp"]
-    elif method in ("hs", "hsk"):
-        factor = block.n / (block.n - p) if method == "hsk" else 1.0
-        tau2 = (factor * fe["q"] - block.n) / fe["sum_w"]
-    elif method == "sj":
-        start = _sidik_jonkman_start(block)
-        moments = _subset_moments(
-            _inverse_variance_moments, design, block, start > 0, start
-        )
-        tau2 = np.zeros(b)
-        if moments is not None:
-            sj = start * moments["rss"] / (block.n - p)
-            tau2 = np.where(start > 0, sj, 0.0)
-        moments = {"start": start, **(moments or {})}
-    elif method in ("pm", "eb", "pmm"):
-        df = block.n - p
-        target = stats.chi2.median(df) if method == "pmm" else df.astype(float)
-        tau2, converged = _generalized_q_root(design, block, target)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    return np.maximum(tau2, block.lower), n_iter, converged, moments
-
-
-def _tau2_standard_error(method, tau2, n, p, final, fe, moments):
-    """metafor's standard error of the tau^2 estimate (``tau2_standard_error``).
-
-    ``final`` holds the moments of the fit at the estimate, ``fe`` those of the
-    fixed-effect fit and ``moments`` those the estimator computed.
-    """
-    if method == "reml":
-        with np.errstate(invalid="ignore"):  # where the fit is not converged
-            return np.sqrt(2.0 / final["trpp"])
-    if method == "ml":
-        return np.sqrt(2.0 / final["sum_w2"])
-    if method in ("pm", "pmm", "eb"):
-        return np.sqrt(2.0 * n**2 / (n - p) / final["sum_w"] ** 2)
-    t = np.maximum(tau2, 0.0)
-    if method == "he":
-        df = n - p
-        core = 2 * moments["pvpv"] + 4 * t * moments["trpv"] + 2 * t * t * df
-        return np.sqrt(core / df**2)
-    if method in ("dl", "hs", "hsk"):
-        core = 2 * (n - p) + 4 * t * fe["trp"] + 2 * t * t * fe["trpp"]
-        if method == "dl":
-            return np.sqrt(core / fe["trp"] ** 2)
-        se = np.sqrt(core / fe["sum_w"] ** 2)
-        return se * n / (n - p) if method == "hsk" else se
-
-    def moment_se(scale):
-        core = 2 * moments["pvpv"] + 4 * t * moments["pvp"] + 2 * t * t * moments["pp"]
-        return np.sqrt(core / scale)
-
-    if method == "genq":
-        return moment_se(moments["trp"] ** 2)
-    if method == "sj":
-        # P is the one of the estimator itself, i.e. at the initial value tau2_0
-        # (0 for constant y, where tau2 = 0 exactly)
-        start = moments["start"]
-        if "pvpv" not in moments:
-            return np.zeros_like(start)
-        return np.where(start > 0, start / (n - p) * moment_se(1.0), 0.0)
-    return np.full(n.shape, np.nan)
-
-
-# --------------------------------------------------------------------------------------
-# the fit of a pass of outputs, and of all outputs
-# --------------------------------------------------------------------------------------
-
-
 def _chi2_sf(x, df):
     r"""Upper tail :math:`P(\chi^2_{df} > x)` for integer degrees of freedom.
 
@@ -1268,6 +1411,10 @@ def _chi2_sf(x, df):
     """
     x = np.asarray(x, dtype=float)
     df = np.broadcast_to(df, x.shape)
+    if not x.size:
+        return np.empty_like(x)
+    if df.min() == df.max():  # the common case: every output has all studies
+        return _chi2_sf_one(x, int(df.flat[0]))
     out = np.empty_like(x)
     for d in np.unique(df):
         sel = df == d
@@ -1290,7 +1437,8 @@ def _chi2_sf_one(x, df):
             base = special.erfc(np.sqrt(h))
         total = term.copy()
         for j in range(start, (df - 1) // 2 + (df % 2 == 0)):
-            term = term * h / (j + shift)
+            term *= h
+            term *= 1.0 / (j + shift)
             total += term
         # e^{-h} times the sum, in logarithms so that neither factor overflows
         tail = np.exp(np.log(total) - h) if df > 1 or df % 2 == 0 else 0.0
@@ -1314,9 +1462,10 @@ def _wald_tests(beta, cov, index, dof):
     r"""Omnibus test that ``beta[index]`` are zero, for every output.
 
     :math:`Q_M = \hat\beta_S^\top \hat V_{SS}^{-1} \hat\beta_S \sim \chi^2_s`
-    (``dof`` infinite), or :math:`F = Q_M / s \sim F_{s, \mathrm{dof}}` (as
-    :func:`skmeta._engine._inference.wald_test`); NaN without moderators or where
-    the covariance is singular (an exact fit under Knapp-Hartung).
+    where ``dof`` is infinite, or :math:`F = Q_M / s \sim F_{s, \mathrm{dof}}`
+    (as :func:`skmeta._engine._inference.wald_test`); NaN without moderators,
+    for NaN ``dof`` or where the covariance is singular (an exact fit under
+    Knapp-Hartung).
     """
     b = beta.shape[1]
     s = len(index)
@@ -1324,67 +1473,44 @@ def _wald_tests(beta, cov, index, dof):
         return np.full(b, np.nan), np.full(b, np.nan)
     inv, _ = _cholesky_inverse(cov[np.ix_(index, index)])
     qm = _quadratic(inv, beta[index])
-    if np.all(np.isinf(dof)):
-        return qm, _chi2_sf(qm, s)
-    f = qm / s
-    return f, special.fdtrc(s, dof, f)
+    statistic = np.full(b, np.nan)
+    p_value = np.full(b, np.nan)
+    chi2 = np.isinf(dof)
+    statistic[chi2] = qm[chi2]
+    p_value[chi2] = _chi2_sf(qm[chi2], s)
+    f = np.isfinite(dof)
+    statistic[f] = qm[f] / s
+    p_value[f] = special.fdtrc(s, dof[f], statistic[f])
+    return statistic, p_value
 
 
-def _heterogeneity(df, tau2, fe, fixed_effect):
-    r"""Cochran's :math:`Q_E`, its p-value, :math:`I^2`, :math:`H^2` and
-    :math:`\tilde v = (k-p)/\operatorname{tr}(P_{FE})` (``heterogeneity`` of the
-    single fit); NaN where some sampling variance is 0 (``fe`` is NaN there)."""
-    q = fe["q"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q_pvalue = np.where(df > 0, _chi2_sf(q, df), 1.0)
-        typical = np.where(df > 0, df / fe["trp"], 0.0)
-        if fixed_effect:
-            i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - df) / q), 0.0)
-            h2 = np.where(df > 0, q / df, np.nan)
-        else:
-            i2 = np.where(typical + tau2 > 0, 100.0 * tau2 / (typical + tau2), 0.0)
-            h2 = np.where(typical > 0, tau2 / typical + 1.0, np.inf)
-    nan = np.isnan(q)
-    return [np.where(nan, np.nan, a) for a in (q, q_pvalue, i2, h2, typical)]
-
-
-def _fit_pass(design, block, logdet_xtx, options):
-    """Fit every output of a pass (all estimable); a dict of per-output arrays."""
-    method, tau2_fixed, inference, max_iter, tol, weights, moderators = options
+def _fit_pass(design, block, logdet_xtx, options, weights):
+    """Fit every output of ``block`` (all estimable, every v > 0) at once; a
+    dict of per-output arrays (output axis last)."""
+    method, tau2_fixed, inference, max_iter, tol = options
     p = design.X.shape[1]
     b = block.n.shape[0]
     estimated = tau2_fixed is None and method != "fe"
-    pos = block.positive
-    fe = _subset_moments(
+    record = tau2_method(method)
+    fe = _chunked(
         _fixed_effect_moments,
         design,
         block,
-        pos,
         trace_pp=estimated and method in ("dl", "hs", "hsk"),
-        loglik=estimated and tau2_method(method).likelihood,
+        loglik=estimated and record.likelihood,
     )
     if tau2_fixed is None:
         tau2, n_iter, converged, moments = _estimate_tau2(
-            design,
-            block,
-            method,
-            weights=weights,
-            fe=fe,
-            max_iter=max_iter,
-            tol=tol,
-            logdet_xtx=logdet_xtx,
-        )
-        # Zero sampling variances and an exact fit: the likelihood increases up
-        # to the floor, where the model degenerates; tau^2 is reported as 0.
-        unbounded = ~pos & (tau2 <= block.lower)
+            design, block, method, weights=weights, fe=fe, max_iter=max_iter,
+            tol=tol, logdet_xtx=logdet_xtx,
+        )  # fmt: skip
     else:
         tau2 = np.full(b, float(tau2_fixed))
         n_iter = np.ones(b, dtype=int)
         converged = np.ones(b, dtype=bool)
-        unbounded = np.zeros(b, dtype=bool)
         moments = {}
     reml = method == "reml"
-    knapp_hartung = inference in ("knapp-hartung", "knapp-hartung-adhoc")
+    knapp_hartung = inference in single.KNAPP_HARTUNG
     final = _chunked(
         _final_moments,
         design,
@@ -1398,53 +1524,112 @@ def _fit_pass(design, block, logdet_xtx, options):
     cov = final["cov"]
     kh_degenerate = np.zeros(b, dtype=bool)
     if knapp_hartung:
-        noise = KH_NOISE * block.n * (np.finfo(float).eps * _max_abs_y(block)) ** 2
+        eps = np.finfo(float).eps
+        noise = single.EXACT_RSS * block.n * (eps * _max_abs_y(block)) ** 2
         # weighted residuals zero to rounding: y is fitted exactly, s^2 is 0
         kh_degenerate = final["rss"] <= noise * final["max_w"]
         s2 = np.where(kh_degenerate, 0.0, final["rss"] / dof)
         if inference == "knapp-hartung-adhoc":
             s2 = np.maximum(1.0, s2)
         cov = cov * s2
-    coef_dof = np.full(b, np.inf) if inference == "z" else dof.astype(float)
     tau2_se = np.full(b, np.nan)
     if estimated:
         tau2_se = _tau2_standard_error(method, tau2, block.n, p, final, fe, moments)
-    het = [np.full(b, np.nan)] * 5
-    if fe is not None:
-        fixed_effect = not estimated and tau2_fixed in (None, 0.0)
-        het = _heterogeneity(dof, tau2, fe, fixed_effect)
-    beta, cov = _uncentre(design, final["beta"], cov)
-    qm, qm_pvalue = _wald_tests(beta, cov, moderators, coef_dof)
-    loglik = _loglik(
-        block.n,
-        p,
-        final["sum_log_var"],
-        final["rss"],
-        reml,
-        final["logdet"],
-        logdet_xtx if reml else 0.0,
+    fixed_effect = not estimated and tau2_fixed in (None, 0.0)
+    i2, h2, typical = uni.heterogeneity_shares(
+        fe["q"], dof, fe["trp"], tau2, fixed_effect
     )
-    if not reml:  # the warned-about unbounded likelihood at the limit
-        loglik = np.where(unbounded & (tau2 > 0.0), np.inf, loglik)
+    with np.errstate(invalid="ignore"):
+        q_pvalue = np.where(dof > 0, _chi2_sf(fe["q"], dof), 1.0)
+    beta = final["beta"]
+    if design.intercept:
+        beta[0] += block.offset  # y was centred at its mean (_make_block)
+    beta, cov = _uncentre(design, beta, cov)
+    loglik = profiled_loglik(
+        block.n, p, final["sum_log_var"], final["rss"], reml=reml,
+        logdet_xtvx=final["logdet"], logdet_xtx=logdet_xtx if reml else 0.0,
+    )  # fmt: skip
     return {
-        "tau2": np.where(unbounded, 0.0, tau2),
+        "tau2": tau2,
+        "fit_tau2": tau2,
         "tau2_se": tau2_se,
         "beta": beta,
         "cov": cov,
-        "coef_dof": coef_dof,
-        "q": het[0],
-        "q_pvalue": het[1],
-        "i2": het[2],
-        "h2": het[3],
-        "typical_var": het[4],
-        "qm": qm,
-        "qm_pvalue": qm_pvalue,
+        "q": fe["q"],
+        "q_pvalue": q_pvalue,
+        "i2": i2,
+        "h2": h2,
+        "typical_var": typical,
         "loglik": loglik,
         "n_iter": n_iter,
         "converged": converged,
-        "unbounded": unbounded,
         "kh_degenerate": kh_degenerate,
     }
+
+
+def _fit_one_by_one(design, y, v, weights, columns, options):
+    """The single fit of each output ``columns`` on its studies (a dict of
+    per-output arrays, output axis last)."""
+    method, tau2, inference, max_iter, tol = options
+    p = design.shape[1]
+    out = _not_estimable(columns.shape[0], p)
+    for i, j in enumerate(columns):
+        keep = ~(np.isnan(y[:, j]) | np.isnan(v[:, j]))
+        fit = single.fit_random_effects(
+            design[keep], y[keep, j], v[keep, j], method=method, tau2=tau2,
+            genq_weights=None if weights is None else weights[keep, j],
+            inference=inference, max_iter=max_iter, tol=tol,
+        )  # fmt: skip
+        for name in ("tau2", "tau2_se", "q", "q_pvalue", "i2", "h2", "loglik"):
+            out[name][i] = getattr(fit, name)
+        out["typical_var"][i] = fit.typical_var
+        out["fit_tau2"][i] = (
+            fit.tau2
+            if fit.limit is None
+            else uni.variance_floor(v[keep, j], y[keep, j])
+        )
+        out["beta"][:, i] = fit.beta
+        out["cov"][:, :, i] = fit.cov
+        out["n_iter"][i] = fit.n_iter
+        out["converged"][i] = fit.converged
+        out["limit"][i] = LIMITS.index(fit.limit)
+        out["kh_degenerate"][i] = fit.exact_fit
+    out["one_by_one"][:] = True
+    return out
+
+
+def _not_estimable(b, p):
+    """The per-output fields of ``b`` outputs that cannot be estimated."""
+    out = {name: np.full(b, np.nan) for name in _FLOAT_FIELDS}
+    out["beta"] = np.full((p, b), np.nan)
+    out["cov"] = np.full((p, p, b), np.nan)
+    out.update(
+        n_iter=np.zeros(b, dtype=int),
+        converged=np.zeros(b, dtype=bool),
+        limit=np.zeros(b, dtype=np.int8),
+        kh_degenerate=np.zeros(b, dtype=bool),
+        one_by_one=np.zeros(b, dtype=bool),
+    )
+    return out
+
+
+_FLOAT_FIELDS = (
+    "tau2",
+    "fit_tau2",
+    "tau2_se",
+    "q",
+    "q_pvalue",
+    "i2",
+    "h2",
+    "typical_var",
+    "loglik",
+)
+
+
+def _place(result, fitted, where):
+    """Copy the per-output arrays ``fitted`` into ``result`` at ``where``."""
+    for name, value in fitted.items():
+        result[name][..., where] = value
 
 
 def fit_random_effects(
@@ -1473,7 +1658,8 @@ def fit_random_effects(
     method : str
         One of :data:`skmeta._engine._tau2.ALL_METHODS`. The methods that need
         positive sampling variances (``Tau2Method.needs_positive_var``) need
-        every present ``v > 0`` (not checked here).
+        every present ``v > 0``, and a fixed ``tau2`` of 0 needs it too (not
+        checked here).
     tau2 : float or None
         Fixed :math:`\tau^2` instead of an estimate.
     inference : {"z", "t", "knapp-hartung", "knapp-hartung-adhoc"}
@@ -1492,37 +1678,63 @@ def fit_random_effects(
         Leading axis of length ``m``; NaN for the outputs that are not
         ``estimable``.
     """
-    p = design.shape[1]
+    k, p = design.shape
     m = y.shape[1]
     prepared = _prepare_design(design)
     moderators = np.asarray(moderators, dtype=int)
-    iterative = tau2 is None and method in ITERATIVE_METHODS
-    size = max(1, PASS_BYTES // (8 * max(y.shape[0], 1)))
+    options = (method, tau2, inference, max_iter, tol)
+    estimated_iteratively = tau2 is None and method in ITERATIVE_METHODS
+    size = max(1, PASS_BYTES // (8 * max(k, 1)))
     passes = []
-    for start in range(0, m, size):
-        cols = slice(start, min(start + size, m))
-        block = _make_block(y[:, cols], v[:, cols], iterative)
+    for first in range(0, m, size):
+        cols = slice(first, min(first + size, m))
+        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
+        a = None if weights is None else weights[:, cols]
+        if a is not None and block.mask is not None:
+            a = np.where(block.mask, a, 0.0)
         rank = _estimable(prepared, block)
         ok = rank["ok"]
-        result = {"n_studies": block.n, "estimable": ok}
-        if ok.any():
-            a = None if weights is None else weights[:, cols]
-            logdet_xtx = rank["logdet_xtx"]
-            if not ok.all():
-                block, logdet_xtx = _take(block, ok), logdet_xtx[ok]
-                a = None if a is None else a[:, ok]
-            options = (method, tau2, inference, max_iter, tol, a, moderators)
-            fitted = _fit_pass(prepared, block, logdet_xtx, options)
-            if not ok.all():
-                fitted = {name: _scatter(value, ok) for name, value in fitted.items()}
-            result.update(fitted)
+        alone = ok & _needs_single_fit(block, method, tau2, a)
+        vectorized = ok & ~alone
+        if vectorized.all():  # the common case: no copy
+            result = _fit_pass(prepared, block, rank["logdet_xtx"], options, a)
+            result.update(
+                limit=np.zeros(ok.shape[0], dtype=np.int8),
+                one_by_one=np.zeros(ok.shape[0], dtype=bool),
+            )
         else:
-            result.update(_not_estimable(ok.shape[0], p))
+            result = _not_estimable(ok.shape[0], p)
+        if vectorized.any() and not vectorized.all():
+            fitted = _fit_pass(
+                prepared,
+                _take(block, vectorized),
+                rank["logdet_xtx"][vectorized],
+                options,
+                None if a is None else a[:, vectorized],
+            )
+            _place(result, fitted, vectorized)
+        if vectorized.any() and estimated_iteratively:
+            # a path that did not converge: the single fit decides
+            alone |= vectorized & ~result["converged"]
+        if alone.any():
+            fitted = _fit_one_by_one(
+                design, y[:, cols], v[:, cols], a, np.flatnonzero(alone), options
+            )
+            _place(result, fitted, alone)
+        dof = (block.n - p).astype(float)
+        result["coef_dof"] = np.where(ok, np.inf if inference == "z" else dof, np.nan)
+        result["qm"], result["qm_pvalue"] = _wald_tests(
+            result["beta"], result["cov"], moderators, result["coef_dof"]
+        )
+        result["n_studies"] = block.n
+        result["estimable"] = ok
         passes.append(result)
-    out = {
-        name: np.concatenate([part[name] for part in passes], axis=-1)
-        for name in passes[0]
-    }
+    out = passes[0]
+    if len(passes) > 1:
+        out = {
+            name: np.concatenate([part[name] for part in passes], axis=-1)
+            for name in passes[0]
+        }
     out["beta"] = np.moveaxis(out["beta"], -1, 0)
     out["cov"] = np.moveaxis(out["cov"], -1, 0)
     return RandomEffectsFits(
@@ -1530,53 +1742,14 @@ def fit_random_effects(
     )
 
 
-def _scatter(value, where):
-    """Per-output ``value`` (output axis last) placed at ``where``; NaN/0 elsewhere."""
-    full = np.zeros((*value.shape[:-1], where.shape[0]), dtype=value.dtype)
-    if value.dtype.kind == "f":
-        full[...] = np.nan
-    full[..., where] = value
-    return full
-
-
-def _not_estimable(b, p):
-    """The per-output fields of ``b`` outputs that cannot be estimated."""
-    nan = np.full(b, np.nan)
-    out = dict.fromkeys(_FLOAT_FIELDS, nan)
-    out["beta"] = np.full((p, b), np.nan)
-    out["cov"] = np.full((p, p, b), np.nan)
-    out.update(
-        n_iter=np.zeros(b, dtype=int),
-        converged=np.zeros(b, dtype=bool),
-        unbounded=np.zeros(b, dtype=bool),
-        kh_degenerate=np.zeros(b, dtype=bool),
-    )
-    return out
-
-
-_FLOAT_FIELDS = (
-    "tau2",
-    "tau2_se",
-    "coef_dof",
-    "q",
-    "q_pvalue",
-    "i2",
-    "h2",
-    "typical_var",
-    "qm",
-    "qm_pvalue",
-    "loglik",
-)
-
-
 def q_profile_intervals(design, y, v, confidence_level):
     r"""Q-profile confidence interval of :math:`\tau^2` of every output.
 
-    The vectorized ``q_profile_interval`` of the single fit (Viechtbauer 2007):
-    the bounds solve :math:`y^\top P_{\tau^2} y = \chi^2_{k-p;\,1-\alpha/2}` and
-    :math:`\chi^2_{k-p;\,\alpha/2}` on each output's studies; a bound is the
-    floor (0 unless some sampling variances are 0) where :math:`Q` at the floor
-    is already below its quantile.
+    The single fit's ``q_profile_interval`` (Viechtbauer 2007), vectorized: the
+    bounds solve :math:`y^\top P_{\tau^2} y = \chi^2_{k-p;\,1-\alpha/2}` and
+    :math:`\chi^2_{k-p;\,\alpha/2}` on each output's studies; a bound is 0
+    where :math:`Q(0)` is already below its quantile. Outputs with zero
+    sampling variances or dominant weights get the single fit's interval.
 
     Parameters
     ----------
@@ -1590,26 +1763,33 @@ def q_profile_intervals(design, y, v, confidence_level):
     lower, upper : ndarray of shape (m,)
         NaN for the outputs that cannot be estimated.
     """
-    p = design.shape[1]
+    k, p = design.shape
     m = y.shape[1]
     prepared = _prepare_design(design)
     alpha = 1.0 - confidence_level
     lower = np.full(m, np.nan)
     upper = np.full(m, np.nan)
-    size = max(1, PASS_BYTES // (8 * max(y.shape[0], 1)))
-    for start in range(0, m, size):
-        cols = slice(start, min(start + size, m))
-        block = _make_block(y[:, cols], v[:, cols], True)
+    size = max(1, PASS_BYTES // (8 * max(k, 1)))
+    for first in range(0, m, size):
+        cols = slice(first, min(first + size, m))
+        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
         ok = _estimable(prepared, block)["ok"]
-        if not ok.any():
-            continue
-        block = _take(block, np.flatnonzero(ok)) if not ok.all() else block
-        df = block.n - p
-        index = np.arange(cols.start, cols.stop)[ok]
-        lower[index] = _generalized_q_root(
-            prepared, block, stats.chi2.ppf(1.0 - alpha / 2.0, df)
-        )[0]
-        upper[index] = _generalized_q_root(
-            prepared, block, stats.chi2.ppf(alpha / 2.0, df)
-        )[0]
+        alone = ok & _needs_single_fit(block, "pm", None, None)
+        index = np.arange(cols.start, cols.stop)
+        vectorized = ok & ~alone
+        if vectorized.any():
+            sub = _with_spread(_take(block, vectorized), prepared.intercept)
+            df = sub.n - p
+            where = index[vectorized]
+            lower[where] = _generalized_q_root(
+                prepared, sub, stats.chi2.ppf(1.0 - alpha / 2.0, df)
+            )[0]
+            upper[where] = _generalized_q_root(
+                prepared, sub, stats.chi2.ppf(alpha / 2.0, df)
+            )[0]
+        for j in index[alone]:
+            keep = ~(np.isnan(y[:, j]) | np.isnan(v[:, j]))
+            lower[j], upper[j] = uni.q_profile_interval(
+                design[keep], y[keep, j], v[keep, j], confidence_level
+            )
     return lower, upper

@@ -34,11 +34,11 @@ KNAPP_HARTUNG = ("knapp-hartung", "knapp-hartung-adhoc")
 #: weights, squared and cubed in the likelihood's moment sums, stay far inside
 #: the floating-point range (1e+-308); rescaling them would change nothing but
 #: cost time.
-_SAFE_EXPONENT = 64
+SAFE_EXPONENT = 64
 
 #: Weighted residuals below this many units in the last place of max|y| (per
 #: study and squared) are rounding noise: the model then fits y exactly.
-_EXACT_RSS = 1e4
+EXACT_RSS = 1e4
 
 
 def standardise(y, v):
@@ -49,7 +49,7 @@ def standardise(y, v):
     is positive; 1 if both are 0): the variances of the fit, the sampling
     variances and the squared deviations of ``y``, then lie around 1, as far
     below as above it. Division by a power of two is exact. ``unit`` is 1 when
-    the data are within :data:`_SAFE_EXPONENT` of 1 already.
+    the data are within :data:`SAFE_EXPONENT` of 1 already.
 
     Returns
     -------
@@ -59,7 +59,7 @@ def standardise(y, v):
     sizes = [math.sqrt(float(v.max())), float(y.max() - y.min())]
     logs = [math.log2(x) for x in sizes if 0.0 < x < math.inf]
     exponent = round(sum(logs) / len(logs)) if logs else 0
-    if abs(exponent) <= _SAFE_EXPONENT:
+    if abs(exponent) <= SAFE_EXPONENT:
         return 1.0, y, v
     unit = math.ldexp(1.0, exponent)
     return unit, y / unit, v / (unit * unit)
@@ -181,7 +181,7 @@ def _knapp_hartung(re_fit, y, inference):
     if inference not in KNAPP_HARTUNG:
         return None, False
     k, p = y.shape[0], re_fit.beta.shape[0]
-    noise = _EXACT_RSS * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
+    noise = EXACT_RSS * k * (np.finfo(float).eps * np.abs(y).max()) ** 2
     exact_fit = bool(re_fit.rss <= noise * re_fit.weights.max())
     s2 = 0.0 if exact_fit else re_fit.rss / (k - p)
     if inference == "knapp-hartung-adhoc":

@@ -151,13 +151,21 @@ def _estimate_likelihood(problem, *, reml):
     )
 
 
+def hunter_schmidt_estimate(q, k, p, sum_inverse_var, *, corrected):
+    r""":math:`\max\{0, (c\,Q_E - k)/\sum_i 1/v_i\}`, :math:`c = k/(k-p)` if
+    ``corrected`` (Brannick et al. 2019) else 1 (Hunter & Schmidt 2004);
+    array-safe."""
+    factor = k / (k - p) if corrected else 1.0
+    return np.maximum(0.0, (factor * q - k) / sum_inverse_var)
+
+
 def _estimate_hunter_schmidt(problem, *, corrected):
-    r""":math:`\max\{0, (c\,Q - k)/\sum_i 1/v_i\}`, :math:`c = k/(k-p)` if
-    ``corrected`` (Brannick et al. 2019) else 1."""
     k, p = problem.X.shape
     q = problem.fixed_effect_fit().rss
-    factor = k / (k - p) if corrected else 1.0
-    return _closed_form(max(0.0, (factor * q - k) / float(np.sum(1.0 / problem.v))))
+    tau2 = hunter_schmidt_estimate(
+        q, k, p, float(np.sum(1.0 / problem.v)), corrected=corrected
+    )
+    return _closed_form(tau2)
 
 
 def _estimate_paule_mandel(problem, *, median):
@@ -169,32 +177,61 @@ def _estimate_paule_mandel(problem, *, median):
 
 
 # ------------------------------------------------------------------- standard errors
-def _quadratic_se(c0, c1, c2, tau2, denominator):
+# The formulas (array-safe: one model per entry) and their single-fit callers,
+# which compute the traces of the projection P of their weighted fit.
+def quadratic_se(c0, c1, c2, tau2, denominator):
     r""":math:`\sqrt{c_0 + c_1\tau^2 + c_2\tau^4} / d`, without forming the
-    (possibly overflowing) powers: each term is divided by :math:`d^2` first."""
-    t = max(tau2, 0.0) / denominator
-    return float(
-        np.sqrt(c0 / denominator / denominator + (c1 / denominator) * t + c2 * t * t)
-    )
+    (possibly overflowing) powers: each term is divided by :math:`d^2` first.
+
+    The variance of a moment estimator :math:`(y^\top P_A y - c)/d`:
+    :math:`c_0 = 2\operatorname{tr}(P_AVP_AV)`, :math:`c_1 =
+    4\operatorname{tr}(P_AVP_A)`, :math:`c_2 = 2\operatorname{tr}(P_A^2)`
+    (Viechtbauer 2007)."""
+    t = np.maximum(tau2, 0.0) / denominator
+    return np.sqrt(c0 / denominator / denominator + (c1 / denominator) * t + c2 * t * t)
+
+
+def information_se(information):
+    r""":math:`\sqrt{2/I}` for :math:`I` = :math:`\operatorname{tr}(P^2)` (REML) or
+    :math:`\sum_i w_i^2` (ML): the inverse of the expected information of
+    :math:`\tau^2`; NaN where :math:`I` is not positive (not computable)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(information > 0, np.sqrt(2.0 / information), np.nan)
+
+
+def paule_mandel_se(k, p, sum_w):
+    r""":math:`\sqrt{2k^2/(k-p)} / \sum_i w_i` (metafor's PM and EB); array-safe."""
+    return np.sqrt(2.0 * k * k / (k - p)) / sum_w
+
+
+def inverse_variance_se(k, p, trp, trpp, sum_inverse_var, tau2, denominator):
+    r"""DL, HS and HSk: the moments of :math:`Q_E` (weights :math:`1/v`, so that
+    :math:`\operatorname{tr}(PVPV) = \operatorname{tr}(PV) = k-p`), divided by
+    the estimator's denominator: :math:`\operatorname{tr}P` (``"trace"``),
+    :math:`\sum 1/v` (``"sum"``) or that times :math:`k/(k-p)`
+    (``"corrected"``); array-safe."""
+    if denominator == "trace":
+        return quadratic_se(2 * (k - p), 4 * trp, 2 * trpp, tau2, trp)
+    se = quadratic_se(2 * (k - p), 4 * trp, 2 * trpp, tau2, sum_inverse_var)
+    return se * k / (k - p) if denominator == "corrected" else se
 
 
 def _moment_se(problem, tau2, fit_a, denominator):
-    r""":math:`\sqrt{2\operatorname{tr}(PVPV) + 4\tau^2\operatorname{tr}(PVP) +
-    2\tau^4\operatorname{tr}(P^2)}/d` for the projection of ``fit_a``."""
+    """:func:`quadratic_se` for the projection of ``fit_a``."""
     X, v = problem.X, problem.v
     pvpv = trace_pdpd(X, fit_a, v, v)
     pvp = trace_pdpd(X, fit_a, v, None)
     pp = trace_pdpd(X, fit_a, None, None)
-    return _quadratic_se(2 * pvpv, 4 * pvp, 2 * pp, tau2, denominator)
+    return float(quadratic_se(2 * pvpv, 4 * pvp, 2 * pp, tau2, denominator))
 
 
 def _se_reml(problem, tau2, fit):
-    return float(np.sqrt(2.0 / trace_pdpd(problem.X, fit, None, None)))
+    return float(information_se(trace_pdpd(problem.X, fit, None, None)))
 
 
 def _se_ml(problem, tau2, fit):
-    r""":math:`\sqrt{2/\sum_i w_i^2}`, scaled by the largest weight against
-    overflow."""
+    r""":func:`information_se` of :math:`\sum_i w_i^2`, scaled by the largest
+    weight against overflow."""
     w = fit.weights
     largest = float(w.max())
     return float(np.sqrt(2.0) / largest / np.linalg.norm(w / largest))
@@ -202,7 +239,7 @@ def _se_ml(problem, tau2, fit):
 
 def _se_paule_mandel(problem, tau2, fit):
     k, p = problem.X.shape
-    return float(np.sqrt(2.0 * k**2 / (k - p) / np.sum(fit.weights) ** 2))
+    return float(paule_mandel_se(k, p, np.sum(fit.weights)))
 
 
 def _se_hedges(problem, tau2, fit):
@@ -211,22 +248,17 @@ def _se_hedges(problem, tau2, fit):
     fit0 = weighted_fit(X, problem.y, np.ones(k))
     pvpv = trace_pdpd(X, fit0, v, v)
     pv = trace_pd(X, fit0, v)
-    return _quadratic_se(2 * pvpv, 4 * pv, 2 * (k - p), tau2, k - p)
+    return float(quadratic_se(2 * pvpv, 4 * pv, 2 * (k - p), tau2, k - p))
 
 
 def _se_inverse_variance(problem, tau2, fit, *, denominator):
-    """DL, HS and HSk: the moments of Q with weights 1/v."""
     X = problem.X
     k, p = X.shape
     fit_fe = problem.fixed_effect_fit()
     trp = trace_pd(X, fit_fe)
     pp = trace_pdpd(X, fit_fe, None, None)
-    if denominator == "trace":
-        return _quadratic_se(2 * (k - p), 4 * trp, 2 * pp, tau2, trp)
-    se = _quadratic_se(
-        2 * (k - p), 4 * trp, 2 * pp, tau2, float(np.sum(1.0 / problem.v))
-    )
-    return se * k / (k - p) if denominator == "corrected" else se
+    sum_inverse_var = float(np.sum(1.0 / problem.v))
+    return float(inverse_variance_se(k, p, trp, pp, sum_inverse_var, tau2, denominator))
 
 
 def _se_genq(problem, tau2, fit):

@@ -41,6 +41,7 @@ maximum likelihood (Raudenbush 2009). Their registry, one record per method, is
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -49,6 +50,7 @@ from scipy import optimize, special, stats
 from skmeta._engine._gls import (
     WeightedFit,
     cholesky_inverse,
+    dependent_columns,
     profiled_loglik,
     weighted_fit,
 )
@@ -97,31 +99,90 @@ class _DominantBlocks(NamedTuple):
     logdet_m: float  # log|M|
 
 
-def _dominant_blocks(X, w, y=None):
-    """The exact block form when some weights dominate, else None."""
-    k, p = X.shape
-    if p == 0 or w.max() <= DOMINANT_WEIGHT_RATIO * w.min():
-        return None  # P = W (no cancellation), or no dominant weight
-    dominant = np.flatnonzero(w > DOMINANT_WEIGHT_RATIO * np.median(w))
-    if dominant.size == 0 or k - dominant.size < p:
+def _dominant_studies(w):
+    """Indices of the studies whose weights dominate, or None.
+
+    A weight dominates when it exceeds :data:`DOMINANT_WEIGHT_RATIO` times the
+    median of the ordinary weights (those within that ratio of the smallest):
+    the median of all weights would itself be dominant when half the studies
+    are (e.g. zero sampling variances in two studies out of three).
+    """
+    smallest = w.min()
+    if w.max() <= DOMINANT_WEIGHT_RATIO * smallest:
         return None
+    reference = np.median(w[w <= DOMINANT_WEIGHT_RATIO * smallest])
+    return np.flatnonzero(w > DOMINANT_WEIGHT_RATIO * reference)
+
+
+class _NullSpaceForm(NamedTuple):
+    r""":math:`P = N (N^\top W^{-1} N)^{-1} N^\top` with :math:`X^\top N = 0`.
+
+    ``basis`` :math:`N` (orthonormal, k x (k - p)) spans the residual space and
+    ``inner_inv`` is :math:`(N^\top W^{-1} N)^{-1}`: no term holds a dominant
+    weight, only the total variances :math:`1/w_i` (Harville 1977's form of the
+    REML projection). Used when dominant studies neither leave the others to
+    identify the fixed effects nor are those others absent, e.g. zero sampling
+    variances in studies that pin some directions of :math:`\beta` while the
+    rest pin the others.
+    """
+
+    basis: np.ndarray  # N, shape (k, k - p)
+    inner_inv: np.ndarray  # (N' W^-1 N)^-1
+
+
+#: The null-space form costs O(k^2) memory; beyond this many studies the plain
+#: trace formulas are used (they lose ``eps * ratio`` of relative precision).
+NULL_SPACE_MAX_STUDIES = 1000
+
+
+def _null_space_form(X, w):
+    """:class:`_NullSpaceForm` of ``X`` and weights ``w``, or None (too large)."""
+    k, p = X.shape
+    if k > NULL_SPACE_MAX_STUDIES:
+        return None
+    basis = np.linalg.qr(X, mode="complete")[0][:, p:]
+    try:
+        _, inner_inv = cholesky_inverse((basis / w[:, None]).T @ basis)
+    except np.linalg.LinAlgError:
+        return None
+    return _NullSpaceForm(basis, inner_inv)
+
+
+def _dominant_blocks(X, w, y=None):
+    """The exact block form when some weights dominate, else None.
+
+    :class:`_DominantBlocks` when the other studies identify the fixed effects;
+    for the traces of ``P`` (``y`` None) the :class:`_NullSpaceForm` when they
+    do not.
+    """
+    k, p = X.shape
+    if p == 0:
+        return None  # P = W: no cancellation
+    dominant = _dominant_studies(w)
+    if dominant is None or dominant.size == 0:
+        return None
+    if k - dominant.size < p:
+        return _null_space_form(X, w) if y is None else None
+    unresolved = _null_space_form(X, w) if y is None else None
     rest = np.setdiff1d(np.arange(k), dominant, assume_unique=True)
+    if dependent_columns(X[rest]):
+        return unresolved  # the other studies alone do not identify beta
     y_rest = np.zeros(rest.size) if y is None else y[rest]
     try:
         rest_fit = weighted_fit(X[rest], y_rest, w[rest])
     except np.linalg.LinAlgError:
-        return None  # the other studies alone do not identify beta
+        return unresolved
     XB = X[dominant]
     U = rest_fit.cov @ XB.T
     G = XB @ U
     scale = np.sqrt(np.diag(G))
     if dominant.size > 1 and np.all(scale > 0):
         if np.linalg.eigvalsh(G / np.outer(scale, scale))[0] <= _RESOLVED_EIG:
-            return None
+            return unresolved
     try:
         chol, m_inv = cholesky_inverse(G + np.diag(1.0 / w[dominant]))
     except np.linalg.LinAlgError:
-        return None
+        return unresolved
     rows = np.empty((dominant.size, k))
     rows[:, dominant] = m_inv
     rows[:, rest] = -(m_inv @ U.T) @ (X[rest] * w[rest][:, None]).T
@@ -223,10 +284,15 @@ def trace_pdpd(X, fit, d1, d2):
     blocks = _dominant_blocks(X, w)
     if blocks is None:
         return _trace_pdpd_rows(X, w, fit.cov, d1, d2)
-    rest, dom = blocks.rest, blocks.dominant
     ones = np.ones(w.shape[0])
     d1 = ones if d1 is None else d1
     d2 = ones if d2 is None else d2
+    if isinstance(blocks, _NullSpaceForm):  # tr(M^-1 N'D1N M^-1 N'D2N)
+        N = blocks.basis
+        M1 = blocks.inner_inv @ (N.T @ (d1[:, None] * N))
+        M2 = M1 if d2 is d1 else blocks.inner_inv @ (N.T @ (d2[:, None] * N))
+        return float((M1 * M2.T).sum())
+    rest, dom = blocks.rest, blocks.dominant
     total = _trace_pdpd_rows(X[rest], w[rest], blocks.cov, d1[rest], d2[rest])
     sq = blocks.rows**2
     # pairs (i in B, any j) and (i in R, j in B); P is symmetric
@@ -246,6 +312,10 @@ def trace_pd(X, fit, d=None):
     blocks = _dominant_blocks(X, w)
     if blocks is None:
         return _trace_pd_rows(X, w, fit.cov, d)
+    if isinstance(blocks, _NullSpaceForm):  # tr(M^-1 N'DN)
+        N = blocks.basis
+        ND = N if d is None else d[:, None] * N
+        return float((blocks.inner_inv * (N.T @ ND)).sum())
     rest, dom = blocks.rest, blocks.dominant
     p_bb = np.diag(blocks.rows[:, dom])
     total = _trace_pd_rows(X[rest], w[rest], blocks.cov, None if d is None else d[rest])
@@ -413,28 +483,37 @@ _GRID_BLOCK = 2**20
 #: Newton's method uses the observed information while it exceeds this fraction
 #: of the expected information (the criterion is concave there), Fisher scoring
 #: otherwise.
-_CONCAVE = 1e-12
+CONCAVE_RTOL = 1e-12
 #: A step is accepted when the criterion does not fall by more than this
-#: relative amount (rounding), and is halved at most ``_HALVINGS`` times.
-_ACCEPT_RTOL = 1e-13
-_HALVINGS = 60
+#: relative amount (rounding), and is halved at most ``MAX_HALVINGS`` times.
+ACCEPT_RTOL = 1e-13
+MAX_HALVINGS = 60
+#: An accepted Fisher-scoring step where the criterion is convex is doubled at
+#: most this many times (a factor of 2**20 ~ 1e6 covers any flat stretch
+#: between the start and the maximum).
+MAX_DOUBLINGS = 20
 
 
-def newton_scale(v, y):
-    """Typical sampling variance: the scale of tau^2's convergence tolerance.
+def newton_scale(v, lower):
+    r"""Typical sampling variance: the scale of tau^2's convergence tolerance.
 
-    The middle order statistic of ``v`` (robust to one study with a huge or a
-    tiny variance), or the data's variance scale when at least half of ``v`` are
-    zero.
+    The harmonic mean :math:`k / \sum_i 1/v_i` of the sampling variances (the
+    variance of the fixed-effect mean times k): a study with a huge variance
+    does not loosen the tolerance, a tiny one tightens it. With zero sampling
+    variances (``lower`` > 0, the floor of tau^2) the total variances of those
+    studies are tau^2 itself, so that the criterion changes on the scale of
+    tau^2 however small it is: the scale is then ``lower`` and the tolerance
+    relative to tau^2.
     """
-    middle = v.shape[0] // 2
-    typical = float(np.partition(v, middle)[middle])
-    return typical if typical > 0 else variance_scale(v, y)
+    if lower > 0.0:
+        return lower
+    return v.shape[0] / float(np.sum(1.0 / v))
 
 
-def _spread(v, tau2):
-    """Ratio of the largest to the smallest total variance at ``tau2``."""
-    return (float(v.max()) + tau2) / (float(v.min()) + tau2)
+def _narrow(v, tau2):
+    """Whether the total variances at ``tau2`` span at most
+    :data:`CERTIFY_SPREAD` (largest over smallest)."""
+    return float(v.max()) + tau2 <= CERTIFY_SPREAD * (float(v.min()) + tau2)
 
 
 def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
@@ -442,10 +521,15 @@ def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
 
     Newton's method where the observed information is positive, Fisher scoring
     elsewhere, with step halving so that every accepted step increases the
-    criterion. Convergence: a Newton step in a concave region below
-    ``sqrt(tol) * (tau2 + scale)`` (taken; quadratic convergence leaves an error
-    of order ``tol``), any step below ``tol * (tau2 + scale)``, or ``tau2`` on a
-    bound with the score pointing outwards.
+    criterion. Where the criterion is convex, Fisher scoring's steps (the score
+    over the expected information) fall short of the maximum beyond: an
+    accepted one that the 90% rule did not shorten is doubled while that
+    increases the criterion (:data:`MAX_DOUBLINGS` times at most), so that the
+    path does not creep over a flat stretch of the profile. Convergence: a
+    Newton step in a concave region below ``sqrt(tol) * (tau2 + scale)``
+    (taken; quadratic convergence leaves an error of order ``tol``), any step
+    below ``tol * (tau2 + scale)``, or ``tau2`` on a bound with the score
+    pointing outwards.
 
     Returns
     -------
@@ -454,12 +538,17 @@ def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
         The criterion at the last evaluated point (before a final Newton step).
     n_iter : int
     converged : bool
+        False also where the terms are not usable (a non-positive or non-finite
+        information: the moment sums lost their digits).
     """
     ll, score, observed, expected = terms_at(tau2)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007
-        info = observed if observed > _CONCAVE * expected else expected
+        concave = observed > CONCAVE_RTOL * expected
+        info = observed if concave else expected
+        if not (info > 0.0 and math.isfinite(info) and math.isfinite(score)):
+            break  # no step from these terms: not converged
         step = score / info
         if (tau2 <= lower and step <= 0) or (tau2 >= upper and step >= 0):
             converged = True
@@ -474,13 +563,25 @@ def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
         # bound can pass over an interior maximum (the ML profile can be bimodal,
         # with a local maximum at 0). Near the bound, halve from the bound.
         smallest = 0.1 * tau2 if 0.1 * tau2 > tol * scale else lower
-        step = max(step, max(smallest, lower) - tau2)
-        for _ in range(_HALVINGS):
+        bound = max(smallest, lower) - tau2
+        accelerate = not concave and step > bound
+        step = max(step, bound)
+        for _ in range(MAX_HALVINGS):
             new = min(max(tau2 + step, lower), upper)
             terms = terms_at(new)
-            if terms[0] >= ll - _ACCEPT_RTOL * (1.0 + abs(ll)):
+            if terms[0] >= ll - ACCEPT_RTOL * (1.0 + abs(ll)):
                 break
             step *= 0.5
+            accelerate = False
+        for _ in range(MAX_DOUBLINGS if accelerate else 0):
+            step = max(2.0 * step, bound)
+            further = min(max(tau2 + step, lower), upper)
+            if further == new:
+                break
+            more = terms_at(further)
+            if not more[0] > terms[0]:
+                break
+            new, terms = further, more
         change = abs(new - tau2)
         tau2 = new
         ll, score, observed, expected = terms
@@ -539,7 +640,8 @@ def _search_grid(v, y, lower):
     smallest = float(v.min()) + lower
     start = max(lower, SEARCH_BELOW * smallest)
     stop = SEARCH_ABOVE * max(float(np.var(y)), float(np.median(v)), smallest)
-    n = max(2, int(np.ceil(np.log(stop / start) / np.log(SEARCH_RATIO))) + 1)
+    # (the ratio of the logarithms: stop / start can exceed the float range)
+    n = max(2, int(np.ceil((np.log(stop) - np.log(start)) / np.log(SEARCH_RATIO))) + 1)
     grid = np.geomspace(start, stop, n)
     return np.concatenate(([lower], grid)) if start > lower else grid
 
@@ -569,7 +671,7 @@ def _refine(grid, i, v, value_at, terms_at, *, max_iter, tol, scale):
     """
     a = grid[max(i - 1, 0)]
     b = grid[i + 1] if i + 1 < grid.shape[0] else np.inf
-    if _spread(v, grid[i]) <= CERTIFY_SPREAD or b == np.inf:
+    if _narrow(v, grid[i]) or b == np.inf:
         tau2, _, n_iter, converged = _newton(
             terms_at, grid[i], a, b, max_iter=max_iter, tol=tol, scale=scale
         )
@@ -615,7 +717,7 @@ def _search_profile(
         return values[t]
 
     grid = _search_grid(v, y, lower)
-    if _spread(v, lower) <= CERTIFY_SPREAD:
+    if _narrow(v, lower):
         on_grid = _profile_on_grid(Z, v, grid, reml, logdet_xtx)
     else:
         on_grid = np.array([value_at(t) for t in grid])
@@ -651,7 +753,7 @@ def maximize_likelihood(
     Tau2Fit
     """
     Z = centered_stack(X, y, copies=3)
-    scale = newton_scale(v, y)
+    scale = newton_scale(v, lower)
     intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
     evaluated = {}
 
@@ -666,7 +768,7 @@ def maximize_likelihood(
         _search_profile, X, y, v, Z, reml=reml, lower=lower, logdet_xtx=logdet_xtx,
         terms_at=terms_at, max_iter=max_iter, tol=tol, scale=scale,
     )  # fmt: skip
-    if _spread(v, lower) > CERTIFY_SPREAD:
+    if not _narrow(v, lower):
         return Tau2Fit(*search(incumbent=None))
     tau2, ll, n_iter, converged = _newton(
         terms_at, max(float(start), lower), lower, np.inf,
@@ -724,23 +826,43 @@ def _decreasing_root(func, lower, target, scale):
     )
 
 
+def generalized_q_estimate(q_a, trace_pav, trace_pa):
+    r""":math:`\max\{0, (Q_a - \operatorname{tr}(P_A V)) / \operatorname{tr}(P_A)\}`.
+
+    The moment estimator of :math:`\tau^2` from the generalised :math:`Q_a =
+    y^\top P_A y` with fixed weights :math:`a` (DerSimonian & Kacker 2007):
+    DL (``a = 1/v``, :math:`\operatorname{tr}(P_A V) = k - p`), HE (``a = 1``,
+    :math:`\operatorname{tr}(P_A) = k - p`) and GENQ. Array-safe (one model per
+    entry).
+    """
+    return np.maximum(0.0, (q_a - trace_pav) / trace_pa)
+
+
+def sidik_jonkman_estimate(tau2_init, q, df):
+    r"""Sidik & Jonkman (2005): :math:`\tau_0^2\, y^\top P_0 y / (k - p)` with
+    :math:`P_0` at the initial value :math:`\tau_0^2` (0 where that is 0);
+    array-safe."""
+    with np.errstate(invalid="ignore"):
+        return np.where(tau2_init > 0, tau2_init * q / df, 0.0)
+
+
 def tau2_hedges(X, y, v):
     """Hedges (HE) estimator: unweighted residuals minus the average variance."""
     k, p = X.shape
     fit = weighted_fit(X, y, np.ones(k))
-    return max(0.0, (fit.rss - trace_pd(X, fit, v)) / (k - p))
+    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), k - p))
 
 
 def tau2_genq(X, y, v, a, fit=None):
     r"""Generalised Q estimator with fixed weights ``a`` (DerSimonian & Kacker 2007).
 
-    :math:`\hat\tau^2 = \max\{0, (Q_a - \operatorname{tr}(P_A V)) /
-    \operatorname{tr}(P_A)\}`.  DL is ``a = 1/v``; HE is ``a = 1``.  ``fit`` is
-    ``weighted_fit(X, y, a)`` when the caller has it already.
+    :func:`generalized_q_estimate` from the fit with weights ``a``.  DL is
+    ``a = 1/v``; HE is ``a = 1``.  ``fit`` is ``weighted_fit(X, y, a)`` when
+    the caller has it already.
     """
     if fit is None:
         fit = stable_weighted_fit(X, y, a)
-    return max(0.0, (fit.rss - trace_pd(X, fit, v)) / trace_pd(X, fit))
+    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), trace_pd(X, fit)))
 
 
 def tau2_sidik_jonkman(X, y, v, tau2_init=None):
@@ -751,7 +873,7 @@ def tau2_sidik_jonkman(X, y, v, tau2_init=None):
     if tau2_init <= 0:
         return 0.0, 0.0
     fit = stable_weighted_fit(X, y, 1.0 / (v + tau2_init))
-    return tau2_init * fit.rss / (k - p), tau2_init
+    return float(sidik_jonkman_estimate(tau2_init, fit.rss, k - p)), tau2_init
 
 
 def tau2_paule_mandel(X, y, v, target, lower):
@@ -833,13 +955,10 @@ class Heterogeneity(NamedTuple):
 def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None):
     r"""Return :math:`Q_E`, its p-value, :math:`I^2` and :math:`H^2`.
 
-    :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}`; the typical sampling variance is
-    :math:`\tilde v = (k-p)/\operatorname{tr}(P_{FE})`; :math:`I^2 = 100\,\tau^2 /
-    (\tilde v + \tau^2)` and :math:`H^2 = \tau^2/\tilde v + 1` (Higgins & Thompson
-    2002, generalised as in metafor).  For a fixed-effect fit
-    :math:`I^2 = 100\max(0, (Q_E - (k-p))/Q_E)` and :math:`H^2 = Q_E/(k-p)`.
-    Undefined (``nan``) when some sampling variances are zero.  ``fe_fit`` is
-    ``weighted_fit(X, y, 1 / v)`` when the caller has it already.
+    :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}` with the shares of
+    :func:`heterogeneity_shares`. Undefined (``nan``) when some sampling
+    variances are zero.  ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` when the
+    caller has it already.
     """
     k, p = X.shape
     if not np.all(v > 0):
@@ -849,14 +968,44 @@ def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None):
     q = fit.rss
     df = k - p
     q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
-    vt = df / trace_pd(X, fit) if df > 0 else 0.0
-    if fixed_effect:
-        i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
-        h2 = q / df if df > 0 else float("nan")
-    else:
-        i2 = 100.0 * tau2 / (vt + tau2) if (vt + tau2) > 0 else 0.0
-        h2 = tau2 / vt + 1.0 if vt > 0 else float("inf")
-    return Heterogeneity(q, q_pvalue, i2, h2, vt)
+    i2, h2, vt = heterogeneity_shares(q, df, trace_pd(X, fit), tau2, fixed_effect)
+    return Heterogeneity(q, q_pvalue, float(i2), float(h2), float(vt))
+
+
+def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
+    r""":math:`I^2` (percent), :math:`H^2` and the typical sampling variance.
+
+    The typical sampling variance is :math:`\tilde v = (k-p) /
+    \operatorname{tr}(P_{FE})`; :math:`I^2 = 100\,\tau^2 / (\tilde v +
+    \tau^2)` and :math:`H^2 = \tau^2/\tilde v + 1` (Higgins & Thompson 2002,
+    generalised as in metafor).  For a fixed-effect fit :math:`I^2 = 100\max(0,
+    (Q_E - (k-p))/Q_E)` and :math:`H^2 = Q_E/(k-p)`.  The arguments may be
+    arrays (one model per entry).
+
+    Parameters
+    ----------
+    q : float or ndarray
+        :math:`Q_E`.
+    df : int or ndarray
+        :math:`k - p`.
+    trp : float or ndarray
+        :math:`\operatorname{tr}(P_{FE})`.
+    tau2 : float or ndarray
+    fixed_effect : bool
+
+    Returns
+    -------
+    i2, h2, typical_var : float or ndarray
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        typical = np.where(df > 0, df / trp, 0.0)
+        if fixed_effect:
+            i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - df) / q), 0.0)
+            h2 = np.where(df > 0, q / df, np.nan)
+        else:
+            i2 = np.where(typical + tau2 > 0, 100.0 * tau2 / (typical + tau2), 0.0)
+            h2 = np.where(typical > 0, tau2 / typical + 1.0, np.inf)
+    return i2, h2, typical
 
 
 def q_profile_interval(X, y, v, confidence_level):

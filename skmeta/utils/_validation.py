@@ -82,7 +82,7 @@ def as_float_array(values, name, *, ndim=(1,), allow_nan=False, warn_column=Fals
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
     try:
-        arr = arr.astype(np.float64)
+        arr = arr.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must hold numbers: {exc}") from None
     if arr.ndim == 2 and 2 not in ndim and arr.shape[1] == 1:
@@ -150,7 +150,8 @@ def check_sample_var(sample_var, shape, *, allow_nan=False):
             sample_var, "sample_var", ndim=(1, len(shape)), allow_nan=True
         )
         if v.ndim == 1 and len(shape) == 2 and v.shape[0] == shape[0]:
-            v = np.repeat(v[:, None], shape[1], axis=1)
+            # one variance per study for every output: a read-only view
+            v = np.broadcast_to(v[:, None], shape)
     if v.shape != shape:
         got = f"{v.shape[0]} entries" if v.ndim == 1 else f"shape {v.shape}"
         raise ValueError(
