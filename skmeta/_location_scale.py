@@ -14,7 +14,11 @@ from skmeta._engine import _location_scale as ls
 from skmeta._engine._inference import coefficient_table, wald_test
 from skmeta._summary import coefficient_frame
 from skmeta.exceptions import InfiniteScaleWarning
-from skmeta.utils._validation import check_design
+from skmeta.utils._validation import as_float_array, check_design
+
+#: Identity link: predicted tau^2 above -this fraction of the data's variance
+#: scale are rounding errors of the constraint tau_i^2 >= 0, clipped silently.
+_TAU2_ROUNDING = 1e-9
 
 
 class LocationScaleMeta(_BaseMeta):
@@ -33,6 +37,16 @@ class LocationScaleMeta(_BaseMeta):
     least-squares estimate with weights :math:`1/(v_i + \hat\tau_i^2)`.  This is
     metafor's ``rma(yi, vi, mods=X, scale=Z, method=..., link=...)``.
 
+    The likelihood of a location-scale model can have several maxima (e.g. one
+    where the heterogeneity is concentrated in a subgroup).  The fit starts
+    from the homogeneous DerSimonian-Laird and Hedges estimates, from points
+    that put the heterogeneity at either end of each scale moderator, next to
+    :math:`\tau^2 = 0` when the homogeneous model there is better (metafor's
+    ``ll0check``), and, with extreme sampling variances (zero, or a factor
+    :math:`10^6` from their median), from the best point of a grid of
+    homogeneous :math:`\tau^2` reaching below the smallest sampling variance
+    and from the peak of those studies; it returns the best optimum.
+
     Parameters
     ----------
     method : {"reml", "ml"}, default="reml"
@@ -47,7 +61,9 @@ class LocationScaleMeta(_BaseMeta):
         Whether the scale model has an intercept :math:`\alpha_0`.
     inference : {"z", "t"}, default="z"
         Reference distribution of the Wald tests: normal, or :math:`t_{k-p}`
-        (location) and :math:`t_{k-q}` (scale), metafor's ``test="t"``.
+        (location) and :math:`t_{k-q}` (scale), metafor's ``test="t"``.  The
+        Knapp-Hartung adjustment of the other estimators is not offered: its
+        variance factor is built for one common :math:`\tau^2`.
     max_iter : int, default=200
         Maximum number of Newton iterations.
     tol : float, default=1e-10
@@ -125,6 +141,18 @@ class LocationScaleMeta(_BaseMeta):
     log-likelihood are correct, the diverging coefficients are named in an
     :class:`InfiniteScaleWarning` and in ``diverging_``; ``scale_bounds`` or
     ``scale_penalty`` give finite estimates.
+
+    Studies with ``sample_var`` 0 that the location model fits exactly make the
+    ML likelihood unbounded (their variance :math:`\tau_i^2 \to 0`): no ML
+    estimate exists and ``fit`` raises a ``ValueError`` (``RandomEffectsMeta``
+    reports that limit instead, because without scale moderators it is unique).
+    REML is bounded unless there are more such studies than the location model
+    has coefficients.
+
+    Under the identity link the fit constrains :math:`\tau_i^2 \ge 0` for the
+    training studies only; a new study's :math:`z^\top\hat\alpha` can be
+    negative, and :meth:`predict_tau2`, :meth:`predict_interval` and
+    :meth:`score` then truncate its :math:`\tau^2` at 0 with a warning.
 
     References
     ----------
@@ -220,6 +248,49 @@ class LocationScaleMeta(_BaseMeta):
         names = [str(n) for n in names]
         return ["intercept", *names] if self.scale_fit_intercept else names
 
+    def _check_scale_bounds(self, q):
+        """``scale_bounds`` as two arrays of shape (q,), or None."""
+        bounds = self.scale_bounds
+        if bounds is None:
+            return None
+        if len(bounds) != 2:
+            raise ValueError(
+                "scale_bounds must be a (lower, upper) pair, got "
+                f"{len(bounds)} entries."
+            )
+        out = []
+        for side, bound in zip(("lower", "upper"), bounds, strict=True):
+            try:
+                arr = np.asarray(bound, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"scale_bounds: the {side} bound must be a number or an array of "
+                    f"numbers, got {bound!r}."
+                ) from None
+            if arr.ndim == 0:
+                arr = np.full(q, float(arr))
+            elif arr.shape != (q,):
+                raise ValueError(
+                    f"scale_bounds: the {side} bound has shape {arr.shape} but the "
+                    f"scale model has {q} coefficient(s) {self._scale_term_names}; "
+                    f"pass a number or an array of shape ({q},)."
+                )
+            if np.any(np.isnan(arr)):
+                raise ValueError(
+                    "scale_bounds must not contain NaN; use -inf or inf for a "
+                    "coefficient without a bound."
+                )
+            out.append(arr)
+        lower, upper = out
+        if np.any(lower > upper):
+            raise ValueError("scale_bounds: lower must not exceed upper.")
+        if np.any(lower == np.inf) or np.any(upper == -np.inf):
+            raise ValueError(
+                "scale_bounds: a lower bound of +inf or an upper bound of -inf "
+                "admits no value."
+            )
+        return lower, upper
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, *, sample_var=None, Z=None):
         """Fit the location-scale model.
@@ -264,29 +335,28 @@ class LocationScaleMeta(_BaseMeta):
         norms = np.linalg.norm(Zd, axis=0)
         if np.any(norms == 0) or np.linalg.matrix_rank(Zd / norms) < q:
             raise ValueError("Z is rank-deficient: some columns are collinear.")
-        bounds = self.scale_bounds
-        if bounds is not None:
-            if len(bounds) != 2:
-                raise ValueError("scale_bounds must be a (lower, upper) pair.")
-            bounds = (
-                np.broadcast_to(np.asarray(bounds[0], float), (q,)),
-                np.broadcast_to(np.asarray(bounds[1], float), (q,)),
+        bounds = self._check_scale_bounds(q)
+        try:
+            fit = ls.fit_location_scale(
+                y,
+                v,
+                design,
+                Zd,
+                method=self.method,
+                link=self.link,
+                intercept_col=0 if self.scale_fit_intercept else None,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                penalty=float(self.scale_penalty),
+                bounds=bounds,
             )
-            if np.any(bounds[0] > bounds[1]):
-                raise ValueError("scale_bounds: lower must not exceed upper.")
-        fit = ls.fit_location_scale(
-            y,
-            v,
-            design,
-            Zd,
-            method=self.method,
-            link=self.link,
-            intercept_col=0 if self.scale_fit_intercept else None,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            penalty=float(self.scale_penalty),
-            bounds=bounds,
-        )
+        except ls.NoAdmissibleStart as exc:
+            if bounds is None:
+                raise
+            raise ValueError(
+                f"scale_bounds={self.scale_bounds!r} admit no fit: {exc} Widen the "
+                "bounds."
+            ) from None
         if not np.isfinite(fit.loglik) or not np.all(np.isfinite(fit.beta)):
             raise ValueError(
                 "The location-scale likelihood is undefined at every tried value "
@@ -302,6 +372,9 @@ class LocationScaleMeta(_BaseMeta):
             self.scale_coef_ = alpha.copy()
         self.scale_cov_params_ = fit.cov_alpha
         self.tau2_ = fit.tau2
+        # a typical variance of the data (the lower median: no overflow)
+        typical = float(np.percentile(v, 50, method="lower"))
+        self._tau2_scale = max(float(np.max(np.abs(fit.tau2))), typical)
         self.hat_ = fit.hat
         with np.errstate(divide="ignore", invalid="ignore"):
             self.study_tau2_ = fit.resid**2 / (1.0 - fit.hat) - v
@@ -368,12 +441,39 @@ class LocationScaleMeta(_BaseMeta):
         -------
         ndarray of shape (n_samples,)
             :math:`\\exp(z^\\top\\hat\\alpha)` (log link) or
-            :math:`z^\\top\\hat\\alpha` (identity link).
+            :math:`\\max(0, z^\\top\\hat\\alpha)` (identity link).
+
+        Warns
+        -----
+        UserWarning
+            Identity link: when :math:`z^\\top\\hat\\alpha < 0` for some new
+            studies (possible outside the training studies, where the fit
+            constrains :math:`\\tau_i^2 \\ge 0`); those :math:`\\tau^2` are
+            truncated at 0, the constraint of the fit.
         """
         check_is_fitted(self)
         n = 1 if Z is None else np.asarray(Z).shape[0]
-        Zd = self._scale_design(Z, n, reset=False)
-        return ls.link_tau2(Zd @ self._alpha, self.link)
+        return self._tau2_at(self._scale_design(Z, n, reset=False))
+
+    def _tau2_at(self, Zd):
+        """tau^2 of the rows of a scale design; identity link: truncated at 0."""
+        tau2 = ls.link_tau2(Zd @ self._alpha, self.link)
+        if self.link == "identity" and np.any(tau2 < 0):
+            # negative values within rounding of 0 (the fit's constraint tau_i^2
+            # >= 0 holds to rounding) are clipped silently
+            rounding = _TAU2_ROUNDING * self._tau2_scale
+            n_negative = int(np.sum(tau2 < -rounding))
+            if n_negative:
+                warnings.warn(
+                    f"{n_negative} predicted tau^2 value(s) are negative "
+                    "(z'alpha < 0 under the identity link, outside the range of "
+                    "the training studies); they are truncated at 0, the "
+                    "constraint tau_i^2 >= 0 of the fit.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            tau2 = np.maximum(tau2, 0.0)
+        return tau2
 
     def predict_interval(self, X=None, *, Z=None, confidence_level=0.95):
         """Predict the mean effect with confidence and prediction intervals.
@@ -413,7 +513,9 @@ class LocationScaleMeta(_BaseMeta):
 
         :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
         v_i + \\hat\\tau^2(z_i))`: a total, not a mean.  With ``method="ml"`` and
-        the training data it equals ``loglik_``.
+        the training data it equals ``loglik_``.  Under the identity link a
+        negative :math:`z_i^\\top\\hat\\alpha` is truncated at 0, with a warning
+        (see :meth:`predict_tau2`).
 
         Parameters
         ----------
@@ -433,11 +535,12 @@ class LocationScaleMeta(_BaseMeta):
         float
         """
         check_is_fitted(self)
-        n = np.asarray(y).reshape(-1).shape[0]
-        Zd = self._scale_design(Z, n, reset=False)
-        tau2 = ls.link_tau2(Zd @ self._alpha, self.link)
-        if X is None:
-            X = np.empty((n, 0))
+        y = as_float_array(y, "y")
+        n = y.shape[0]
+        X = self._validate_new_X(X, n_rows=n)
+        if X.shape[0] != n:
+            raise ValueError(f"y has {n} entries but X has n_samples={X.shape[0]}.")
+        tau2 = self._tau2_at(self._scale_design(Z, n, reset=False))
         return self._gaussian_score(X, y, sample_weight, sample_var, tau2)
 
     # ------------------------------------------------------------------ summary

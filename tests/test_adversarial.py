@@ -630,7 +630,9 @@ def test_profile_likelihood_flat_profile_gives_an_infinite_bound():
         parameter=1, n_points=3,
     )  # fmt: skip
     assert res.ci_lower == -np.inf
-    assert np.isfinite(res.ci_upper) and res.ci_upper > res.estimate
+    # the global maximum is the limit alpha_1 -> +inf (tau^2 concentrated on the
+    # study with the largest x; an InfiniteScaleWarning): flat above as well
+    assert res.ci_upper == np.inf
     assert np.all(np.isfinite(res.loglik))
 
 
