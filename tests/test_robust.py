@@ -26,7 +26,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmeta import RobustMeta
 from skmeta._engine import _robust as rob
-from skmeta._engine._wchisq import wchisq_cdf, wchisq_pdf
+from skmeta._engine._gls import weighted_fit
+from skmeta._engine._wchisq import qf_cdf, wchisq_cdf, wchisq_pdf
 
 REF = json.loads(
     (pathlib.Path(__file__).parent / "reference" / "robust.json").read_text()
@@ -143,7 +144,10 @@ def test_jia_intermediate_quantities():
     assert dl.tau2_sampling_interval() == pytest.approx((0.0, t_hi), abs=1e-12)
     # upper end tau0^2 of the DL solution set [0, tau0^2]: F(c | tau0^2) = 1/2
     fit = dl._fit
-    f = wchisq_cdf(fit.c_a, rob.gmm_eigenvalues(fit.p_a, JIA_V, 0.0052479))
+    f = wchisq_cdf(
+        fit.structure.c_a,
+        dense_eigenvalues(np.ones((3, 1)), fit.structure.a, JIA_V, 0.0052479),
+    )
     assert float(f) == pytest.approx(0.5, abs=1e-5)
     sj = fit_jia(tau2_estimator="sj")
     assert sj.tau2_ == pytest.approx(0.000544993, abs=1e-9)
@@ -191,22 +195,49 @@ def test_jia_printed_hksj_sj_is_the_authors_bug():
 
 
 # ------------------------------------------------------------ engine accuracy
+def dense_projection(X, a):
+    r""":math:`P_a = A - AX(X^TAX)^{-1}X^TA` as a dense K x K matrix."""
+    ax = X * a[:, None]
+    p = -ax @ np.linalg.solve(X.T @ ax, ax.T)
+    p[np.diag_indices_from(p)] += a
+    return 0.5 * (p + p.T)
+
+
+def dense_eigenvalues(X, a, v, tau2):
+    r"""Weights :math:`\lambda_r` of :math:`Q_a \sim \sum\lambda_r\chi^2_1` (Theorem
+    2): eigenvalues of :math:`D^{1/2}P_aD^{1/2}`, :math:`D = \operatorname{diag}(v +
+    \tau^2)`, by a dense eigendecomposition (independent of the engine's
+    structured form)."""
+    s = np.sqrt(v + tau2)
+    lam = np.linalg.eigvalsh(dense_projection(X, a) * s[:, None] * s[None, :])
+    return np.clip(lam, 0.0, None)
+
+
 def _dl_setup(y, v):
     X = np.ones((y.size, 1))
-    p_a = rob.gmm_projection(X, 1 / v)
-    tau2, _, c_a, d_a = rob.gmm_tau2(X, y, v, p_a)
-    return X, p_a, tau2, c_a, d_a
+    structure = rob.gmm_structure(X, v, 1 / v)
+    tau2 = rob._moment_tau2(X, y, v, "dl", 1 / v)
+    return X, structure, tau2
 
 
 def test_dl_eigenvalues_at_zero_are_one():
     v = np.array([0.1, 0.5, 1.0, 2.0, 0.3])
     X = np.ones((5, 1))
-    lam = rob.gmm_eigenvalues(rob.gmm_projection(X, 1 / v), v, 0.0)
+    lam = dense_eigenvalues(X, 1 / v, v, 0.0)
     assert np.sort(lam) == pytest.approx([0, 1, 1, 1, 1], abs=1e-12)
     # with a moderator: K - p = 3 unit eigenvalues
     Xm = np.column_stack([np.ones(5), [1.0, 2.0, 0.5, 3.0, 1.0]])
-    lam = rob.gmm_eigenvalues(rob.gmm_projection(Xm, 1 / v), v, 0.0)
+    lam = dense_eigenvalues(Xm, 1 / v, v, 0.0)
     assert np.sort(lam) == pytest.approx([0, 0, 1, 1, 1], abs=1e-12)
+    # the engine's structured form is this distribution: chi2_4 and chi2_3 (its
+    # weights are scaled to a largest weight of 1, which scales Q)
+    for design, dof in ((X, 4), (Xm, 3)):
+        structure = rob.gmm_structure(design, v, 1 / v)
+        unit = structure.a[0] * v[0]
+        form = rob.gmm_form(structure, v, 0.0)
+        q = np.array([0.5, 2.0, 6.0])
+        got = qf_cdf(q * unit, form)
+        assert got == pytest.approx(stats.chi2.cdf(q, dof), abs=1e-12)
 
 
 def test_paper_eq8_covariance_spectrum():
@@ -226,27 +257,36 @@ def test_paper_eq8_covariance_spectrum():
         v + s - 2 * a * v / a1 + (1 + a2 / a1**2 - 2 * a / a1) * tau2
     )
     ref = np.sort(np.linalg.eigvals(V @ np.diag(a)).real)
-    lam = rob.gmm_eigenvalues(rob.gmm_projection(np.ones((6, 1)), a), v, tau2)
+    lam = dense_eigenvalues(np.ones((6, 1)), a, v, tau2)
     assert np.sort(lam) == pytest.approx(np.clip(ref, 0, None), abs=1e-12)
+    # and the structured form has that distribution (weights scaled to max 1)
+    structure = rob.gmm_structure(np.ones((6, 1)), v, a)
+    form = rob.gmm_form(structure, v, tau2)
+    q = np.linspace(0.2, 12.0, 9) / a.max()
+    assert qf_cdf(q, form) == pytest.approx(wchisq_cdf(q, lam / a.max()), abs=1e-12)
 
 
 def test_tau2_m_solves_the_median_condition():
     y = np.array([0.1, 0.9, -0.4, 0.6, 1.4, 0.2])
     v = np.array([0.1, 0.2, 0.15, 0.3, 0.25, 0.05])
-    X, p_a, tau2, c_a, d_a = _dl_setup(y, v)
+    X, structure, tau2 = _dl_setup(y, v)
     assert tau2 > 0
-    tau2_m, _ = rob.gmm_tau2_m(tau2, p_a, v, c_a, d_a)
-    f = wchisq_cdf(c_a + d_a * tau2, rob.gmm_eigenvalues(p_a, v, tau2_m))
+    tau2_m, _ = rob.gmm_tau2_m(tau2, structure, v)
+    c_a, d_a = structure.c_a, structure.d_a
+    f = wchisq_cdf(c_a + d_a * tau2, dense_eigenvalues(X, structure.a, v, tau2_m))
     assert float(f) == pytest.approx(0.5, abs=1e-12)
     assert tau2_m > tau2  # right-skewed: the median is below the mean
     m = stats.chi2.median(5)
     sj_m, _ = rob.sj_tau2_m(X, y, v)
-    assert rob.q_stat(X, y, v, sj_m)[0] == pytest.approx(m, rel=1e-11)
+    assert rob.q_stat(X, y, v, sj_m) == pytest.approx(m, rel=1e-11)
 
 
-def _reference_expectation(g, p_a, v, c_a, d_a, tau2_m):
-    """E[g(X)] by adaptive quadrature on the density (independent of the rule)."""
-    lam = rob.gmm_eigenvalues(p_a, v, tau2_m)
+def _reference_expectation(g, X, v, structure, tau2_m):
+    """E[g(X)] by adaptive quadrature on the density of the dense eigenvalues
+    (independent of the rule and of the structured form)."""
+    c_a, d_a = structure.c_a, structure.d_a
+    lam = dense_eigenvalues(X, structure.a, v, tau2_m)
+    lam = lam[lam > 1e-12 * lam.max()]
     p0 = float(wchisq_cdf(c_a, lam))
     upper = lam.max() * stats.chi2.isf(1e-16, lam.size)
     pts = c_a + np.array([0.1, 1.0, 3.0, 10.0]) * lam.max()
@@ -274,9 +314,9 @@ def test_mixture_rule_accuracy(v):
     rng = np.random.default_rng(11)
     k = v.size
     y = rng.normal(0, np.sqrt(v + 0.4))
-    X, p_a, _, c_a, d_a = _dl_setup(y, v)
+    X, structure, _ = _dl_setup(y, v)
     tau2_m = 0.4
-    x, w = rob.gmm_mixture(p_a, v, c_a, d_a, tau2_m)
+    x, w = rob.gmm_mixture(structure, v, tau2_m)
     assert w.sum() == pytest.approx(1.0, abs=1e-10)
     rule = rob._mixture_rule(X, y, v, x, w)
     for q in (0.2, 0.7, 1.5):
@@ -286,18 +326,18 @@ def test_mixture_rule_accuracy(v):
             return special.ndtr(q * np.sqrt((1 / (v + t)).sum()))
 
         assert got == pytest.approx(
-            _reference_expectation(g, p_a, v, c_a, d_a, tau2_m), abs=1e-9
+            _reference_expectation(g, X, v, structure, tau2_m), abs=1e-9
         )
     for t0 in (-0.5, 0.3, 1.0):
         got = float(rob.mixture_hksj_cdf(t0, rule, k - 1))
 
         def g(t, t0=t0):
-            fit = rob.gls(X, y, v, t)
-            s = np.sqrt(fit.q[0] / (k - 1) * fit.cov[0, 0, 0])
-            return special.stdtr(k - 1, (t0 - fit.beta[0, 0]) / s)
+            fit = weighted_fit(X, y, 1 / (v + t))
+            s = np.sqrt(fit.rss / (k - 1) * fit.cov[0, 0])
+            return special.stdtr(k - 1, (t0 - fit.beta[0]) / s)
 
         assert got == pytest.approx(
-            _reference_expectation(g, p_a, v, c_a, d_a, tau2_m), abs=1e-9
+            _reference_expectation(g, X, v, structure, tau2_m), abs=1e-9
         )
 
 
@@ -328,8 +368,8 @@ def test_theorem2_by_simulation_with_and_without_moderator():
     tau2 = 0.25
     for X in (np.ones((7, 1)), np.column_stack([np.ones(7), np.arange(7.0)])):
         for a in (1 / v, np.ones(7)):
-            p_a = rob.gmm_projection(X, a)
-            lam = rob.gmm_eigenvalues(p_a, v, tau2)
+            p_a = dense_projection(X, a)
+            lam = dense_eigenvalues(X, a, v, tau2)
             n = 200_000
             y = rng.normal(size=(n, 7)) * np.sqrt(v + tau2) + X @ np.ones(X.shape[1])
             q = np.einsum("ni,ij,nj->n", y, p_a, y)
@@ -452,6 +492,18 @@ def test_summary_predict_score():
     ]
     assert list(frame.index) == ["intercept"]
     assert frame.loc["intercept", "ci_lower"] == pytest.approx(m.conf_int()[0, 0])
+    assert frame.loc["intercept", "p_value"] == pytest.approx(m.p_value()[0])
+    # the robust inference has no Wald form: no se or statistic beside it
+    assert np.isnan(frame.loc["intercept", ["se", "statistic"]].astype(float)).all()
+    conventional = dict(s.sections)["Conventional (plug-in) inference"]
+    se = np.sqrt(m.cov_params_[0, 0])
+    assert conventional.loc["intercept", "se"] == pytest.approx(se)
+    z = m.intercept_ / se
+    assert conventional.loc["intercept", "statistic"] == pytest.approx(z)
+    p = 2 * stats.norm.sf(abs(z))
+    assert conventional.loc["intercept", "p_value"] == pytest.approx(p, rel=1e-9)
+    lo = m.intercept_ - stats.norm.ppf(0.975) * se
+    assert conventional.loc["intercept", "ci_lower"] == pytest.approx(lo, rel=1e-9)
     text = str(s)
     assert "Conventional (plug-in) inference" in text and "tau^2_M" in text
     assert "<table" in s._repr_html_()
@@ -609,7 +661,7 @@ def test_brent_root_in_reference_expectation_is_exercised():
         def g(t):
             return special.ndtr(q * np.sqrt((1 / (v + t)).sum()))
 
-        return _reference_expectation(g, fit.p_a, v, fit.c_a, fit.d_a, fit.tau2_m)
+        return _reference_expectation(g, np.ones((6, 1)), v, fit.structure, fit.tau2_m)
 
     half = optimize.brentq(lambda q: big_g(q) - 0.975, 0.01, 5.0, xtol=1e-12)
     assert 0.5 * (hi - lo) == pytest.approx(half, abs=1e-8)
