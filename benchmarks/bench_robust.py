@@ -23,12 +23,12 @@ from skmeta import RobustMeta
 SMALL = (3, 5, 10, 20)
 LARGE = (200, 2_000, 10_000)
 SETTINGS = [
-    {"tau2_estimator": "dl", "inference": "z"},
-    {"tau2_estimator": "dl", "inference": "hksj"},
-    {"tau2_estimator": "he", "inference": "z"},
-    {"tau2_estimator": "sj", "inference": "z"},
-    {"tau2_estimator": "sj", "inference": "hksj"},
-    {"tau2_estimator": "dl", "inference": "hksj", "paper_compat": True},
+    {"method": "dl", "inference": "z"},
+    {"method": "dl", "inference": "knapp-hartung"},
+    {"method": "he", "inference": "z"},
+    {"method": "sj", "inference": "z"},
+    {"method": "sj", "inference": "knapp-hartung"},
+    {"method": "dl", "inference": "knapp-hartung", "paper_compat": True},
 ]
 
 

@@ -188,7 +188,7 @@ def _build(args):
             raise CLIError("--inference is not an option of the multilevel model.")
         est = MultilevelMeta(method=method)
     else:
-        est = RobustMeta(tau2_estimator=method, **params)
+        est = RobustMeta(method=method, **params)
     return model, est
 
 

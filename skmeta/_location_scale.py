@@ -5,12 +5,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _location_scale as ls
+from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import coefficient_table, wald_test
 from skmeta._summary import coefficient_frame
 from skmeta.exceptions import InfiniteScaleWarning
@@ -292,7 +294,14 @@ class LocationScaleMeta(_BaseMeta):
         return lower, upper
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, *, sample_var=None, Z=None):
+    def fit(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        *,
+        sample_var: ArrayLike | None = None,
+        Z: ArrayLike | None = None,
+    ) -> "LocationScaleMeta":
         """Fit the location-scale model.
 
         Parameters
@@ -312,9 +321,17 @@ class LocationScaleMeta(_BaseMeta):
             The fitted estimator.
         """
         X, y, v, design, meta = self._validate_training_data(X, y, sample_var, Z=Z)
-        k, p = design.shape
-        Zd = self._scale_design(meta["Z"], k, reset=True)
-        q = Zd.shape[1]
+        Zd = self._scale_design(meta["Z"], design.shape[0], reset=True)
+        self._check_scale_design(Zd)
+        bounds = self._check_scale_bounds(Zd.shape[1])
+        fit = self._fit_engine(design, y, v, Zd, bounds)
+        self._store(fit, design, v, Zd)
+        self._warn_about(fit, bounds)
+        return self
+
+    def _check_scale_design(self, Zd):
+        """Enough studies, no constant column beside the intercept, full rank."""
+        k, q = Zd.shape
         if q == 0:
             raise ValueError(
                 "The scale model has no parameters: pass Z or set "
@@ -332,10 +349,16 @@ class LocationScaleMeta(_BaseMeta):
                     f"Z has constant column(s) {np.flatnonzero(const).tolist()}, "
                     "collinear with the scale intercept."
                 )
-        norms = np.linalg.norm(Zd, axis=0)
-        if np.any(norms == 0) or np.linalg.matrix_rank(Zd / norms) < q:
-            raise ValueError("Z is rank-deficient: some columns are collinear.")
-        bounds = self._check_scale_bounds(q)
+        bad = dependent_columns(Zd)
+        if bad:
+            names = [self._scale_term_names[j] for j in bad]
+            raise ValueError(
+                f"Z is rank-deficient: column(s) {names} of the scale design are "
+                "linear combinations of the columns before them."
+            )
+
+    def _fit_engine(self, design, y, v, Zd, bounds):
+        """Run the engine; a clear error where no fit is admissible."""
         try:
             fit = ls.fit_location_scale(
                 y,
@@ -362,6 +385,12 @@ class LocationScaleMeta(_BaseMeta):
                 "The location-scale likelihood is undefined at every tried value "
                 "(zero total variance); pass positive sample_var."
             )
+        return fit
+
+    def _store(self, fit, design, v, Zd):
+        """Set the fitted attributes from the engine's result."""
+        k, p = design.shape
+        q = Zd.shape[1]
         self._set_fixed_effects(fit.beta, fit.cov_beta)
         alpha = fit.alpha
         if self.scale_fit_intercept:
@@ -387,13 +416,23 @@ class LocationScaleMeta(_BaseMeta):
             for name, flag in zip(self._scale_term_names, fit.diverging, strict=True)
             if flag
         ]
+        self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
+        test = wald_test(
+            self._beta, self.cov_params_, self._moderator_index, self._coef_dof()
+        )
+        self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
+        sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
+        test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
+        self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
+
+    def _warn_about(self, fit, bounds):
         if not self.converged_:
             warnings.warn(
                 f"The location-scale fit did not converge ({fit.message}) in "
                 f"{self.n_iter_} iterations; increase max_iter or bound the scale "
                 "coefficients with scale_bounds.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if self.diverging_ and bounds is None and not self.scale_penalty:
             warnings.warn(
@@ -403,17 +442,8 @@ class LocationScaleMeta(_BaseMeta):
                 "and their standard errors are arbitrary; use scale_bounds or "
                 "scale_penalty for finite estimates.",
                 InfiniteScaleWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
-        test = wald_test(
-            self._beta, self.cov_params_, self._moderator_index, self._coef_dof()
-        )
-        self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
-        sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
-        test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
-        self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
-        return self
 
     def _coef_dof(self):
         return float("inf") if self.inference == "z" else float(self.dof_)
@@ -428,7 +458,7 @@ class LocationScaleMeta(_BaseMeta):
         return self.scale_coef_
 
     # -------------------------------------------------------------- predictions
-    def predict_tau2(self, Z=None):
+    def predict_tau2(self, Z: ArrayLike | None = None) -> np.ndarray:
         """Predict the heterogeneity tau^2 of new studies from their scale moderators.
 
         Parameters
@@ -475,7 +505,13 @@ class LocationScaleMeta(_BaseMeta):
             tau2 = np.maximum(tau2, 0.0)
         return tau2
 
-    def predict_interval(self, X=None, *, Z=None, confidence_level=0.95):
+    def predict_interval(
+        self,
+        X: ArrayLike | None = None,
+        *,
+        Z: ArrayLike | None = None,
+        confidence_level: float = 0.95,
+    ) -> pd.DataFrame:
         """Predict the mean effect with confidence and prediction intervals.
 
         Parameters
@@ -508,7 +544,15 @@ class LocationScaleMeta(_BaseMeta):
             )
         return self._interval_frame(design, confidence_level, tau2)
 
-    def score(self, X, y, sample_weight=None, *, sample_var=None, Z=None):
+    def score(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        sample_var: ArrayLike | None = None,
+        Z: ArrayLike | None = None,
+    ) -> float:
         """Return the log-likelihood of ``y`` with study-specific tau_i^2.
 
         :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\

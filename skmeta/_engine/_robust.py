@@ -1,7 +1,7 @@
 r"""Random-effects inference robust to the randomness of the tau^2 estimate.
 
 Hanada & Sugimoto, "Random-effect meta-analysis with robust between-study variance"
-(see ``notes/robust-method.md``). Model, for studies :math:`k = 1..K`:
+(arXiv, 2024). Model, for studies :math:`k = 1..K`:
 
 .. math::
 
@@ -27,7 +27,9 @@ Between-study variance estimators and their exact sampling distributions:
   :math:`\lambda_r` being the eigenvalues of
   :math:`D^{1/2}(A - a a^T/A_1)D^{1/2}`, :math:`D = \mathrm{diag}(v + \tau^2)`
   (same spectrum as the paper's :math:`VW`). The truncated estimator has an atom
-  :math:`F_{Q_a}(c_a)` at zero.
+  :math:`F_{Q_a}(c_a)` at zero.  The eigenvalues are never computed: the matrix is
+  a diagonal minus a projection, whose distribution :mod:`skmeta._engine._wchisq`
+  evaluates in O(K p^2) per point.
 * Sidik-Jonkman (feasible form as metafor): :math:`\hat\tau^2_{SJ} =
   \hat\tau_0^2 Q(\hat\tau_0^2)/(K-1)`, :math:`\hat\tau^2_0 = \sum(y - \bar y)^2/K`,
   :math:`Q(\tau^2) = \sum_k w_k(\tau^2)(y_k - \hat\theta(\tau^2))^2`. Theorem 3:
@@ -45,14 +47,15 @@ Inference averages over :math:`X \sim F_{\hat\tau^2}(\cdot \mid \tau^2_M)`:
 
 * z: :math:`G(q) = E[\Phi(q \sqrt{W_1(X)})]`, CI :math:`\hat\theta(\hat\tau^2) \pm
   G^{-1}(1 - \alpha/2)`, two-sided p :math:`2\{1 - G(|\hat\theta - \theta_0|)\}`.
-* HKSJ: :math:`C(t) = E[F_{t_{K-1}}((t - \hat\theta(X))/s(X))]`,
+* Knapp-Hartung (HKSJ): :math:`C(t) = E[F_{t_{K-1}}((t - \hat\theta(X))/s(X))]`,
   :math:`s^2(x) = Q(x)/((K-1)W_1(x))`,
   CI :math:`(C^{-1}(\alpha/2), C^{-1}(1-\alpha/2))`,
   two-sided p :math:`2\min\{C(\theta_0), 1 - C(\theta_0)\}` (CI inversion).
 
 The expectation is a fixed quadrature rule (atom at 0 plus composite Gauss-Legendre on
-the density of :math:`Q_a`, or generalized Gauss-Laguerre for SJ), built once per fit;
-roots by Brent's method. Everything is deterministic. Intercept-only model.
+the density of the statistic), built once per fit; roots by Brent's method.
+Everything is deterministic. The moment estimates themselves are the random-effects
+engine's (:mod:`skmeta._engine._univariate`).
 """
 
 from typing import NamedTuple
@@ -117,14 +120,14 @@ def q_stat(X, y, v, tau2):
 # --------------------------------------------------------------------------- GMM
 
 
-def gmm_weights(v, estimator):
+def gmm_weights(v, method):
     """Fixed GMM weights: ``"dl"`` gives :math:`1/v` (equal weights when all v are 0,
     the limit of equal variances), ``"he"`` gives ones."""
-    if estimator == "he" or not np.any(v > 0):
+    if method == "he" or not np.any(v > 0):
         return np.ones_like(v)
-    if estimator == "dl":
+    if method == "dl":
         return 1.0 / v
-    raise ValueError(f"Unknown GMM estimator {estimator!r}.")
+    raise ValueError(f"Unknown GMM estimator {method!r}.")
 
 
 class GMMStructure(NamedTuple):
@@ -378,7 +381,7 @@ def mixture_hksj_ppf(p, rule, dof, j=0):
     )
 
 
-def paper_grid_tau2_m(X, y, v, estimator, structure=None, tau2_obs=None):
+def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
     r"""The authors' grid convention for :math:`\tau^2_M` (``paper_compat``).
 
     The grid point of ``PAPER_TAU2_GRID`` (0.001, 0.1, ..., 30, data units)
@@ -392,7 +395,7 @@ def paper_grid_tau2_m(X, y, v, estimator, structure=None, tau2_obs=None):
     """
     grid = PAPER_TAU2_GRID
     k, p = X.shape
-    if estimator == "sj":
+    if method == "sj":
         m = stats.chi2.median(k - p)
         q = np.array([q_stat(X, y, v, t) for t in grid])
         crit = np.abs(grid * (m - q) / (k - p))
@@ -437,7 +440,7 @@ class RobustFit(NamedTuple):
     X: np.ndarray
     y: np.ndarray
     v: np.ndarray
-    estimator: str
+    method: str
     structure: GMMStructure | None  # of the GMM statistic (None for SJ)
     beta: np.ndarray  # (p,) plug-in estimates at tau2
     se: np.ndarray  # (p,) plug-in standard errors (z)
@@ -456,16 +459,16 @@ class RobustFit(NamedTuple):
         return self.X.shape[0] - self.X.shape[1]
 
 
-def _moment_tau2(X, y, v, estimator, a):
+def _moment_tau2(X, y, v, method, a):
     """The plug-in moment estimate, by the random-effects engine's estimators."""
-    if estimator == "sj":
+    if method == "sj":
         return uni.tau2_sidik_jonkman(X, y, v)[0]
-    if estimator == "he":
+    if method == "he":
         return uni.tau2_hedges(X, y, v)
     return uni.tau2_genq(X, y, v, a)
 
 
-def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
+def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
     """Fit the plug-in estimates, :math:`\\tau^2_M` and the mixture rules.
 
     Parameters
@@ -474,12 +477,13 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
         Design (``ones((K, 1))`` for the paper's model), full column rank, K > p.
     y, v : ndarray of shape (K,)
         Effect sizes and sampling variances (all > 0, or all 0).
-    estimator : {"dl", "he", "sj", "gmm"}
+    method : {"dl", "he", "sj", "gmm"}
         ``"gmm"`` uses ``weights``.
     weights : ndarray of shape (K,), optional
-        Fixed positive GMM weights (``estimator="gmm"``).
+        Fixed positive GMM weights (``method="gmm"``).
     paper_compat : bool
-        Use the authors' grid for :math:`\\tau^2_M` (SJ, and the HKSJ variants),
+        Use the authors' grid for :math:`\\tau^2_M` (SJ, and the Knapp-Hartung
+        variants),
         see :func:`paper_grid_tau2_m`; the z-variant of the GMM keeps the exact root
         as the authors' code does.
 
@@ -495,15 +499,15 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
         raise ValueError(f"More studies than coefficients are needed; got K={k}.")
     structure = None
     a = None
-    if estimator != "sj":
+    if method != "sj":
         a = (
             np.asarray(weights, dtype=float)
-            if estimator == "gmm"
-            else gmm_weights(v, estimator)
+            if method == "gmm"
+            else gmm_weights(v, method)
         )
         structure = gmm_structure(X, v, a)
-    tau2 = _moment_tau2(X, y, v, estimator, a)
-    if estimator == "sj":
+    tau2 = _moment_tau2(X, y, v, method, a)
+    if method == "sj":
         tau2_m, n_iter = sj_tau2_m(X, y, v)
         tau2_m_h = tau2_m
         if paper_compat:
@@ -518,7 +522,7 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
     se_h = se * np.sqrt(plug.rss / (k - p))
 
     def rule(t):
-        if estimator == "sj":
+        if method == "sj":
             x, w = sj_mixture(k - p, t)
         else:
             x, w = gmm_mixture(structure, v, t)
@@ -530,7 +534,7 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
         X,
         y,
         v,
-        estimator,
+        method,
         structure,
         plug.beta,
         se,
@@ -549,8 +553,9 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
 def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
     """Confidence intervals for all coefficients.
 
-    ``robust=False`` gives the conventional intervals (plug-in z, or Knapp-Hartung
-    with :math:`t_{K-p}` as ``metafor::rma(test="knha")``).
+    ``inference`` is ``"z"`` or ``"knapp-hartung"``; ``robust=False`` gives the
+    conventional intervals (plug-in z, or Knapp-Hartung with :math:`t_{K-p}` as
+    ``metafor::rma(test="knha")``).
 
     Returns
     -------
@@ -590,7 +595,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
       :math:`G(q) = \sum_n w_n \Phi(q / s_n)`, :math:`s_n^2 = x^\top V(x_n) x`;
       the prediction interval for a new study's true effect uses
       :math:`s_n^2 + x_n` (metafor's ``pi`` with :math:`\tau^2 = x_n`);
-    - HKSJ: :math:`C(t) = \sum_n w_n F_{t_{K-p}}((t - x^\top\hat\beta(x_n)) /
+    - Knapp-Hartung: :math:`C(t) = \sum_n w_n F_{t_{K-p}}((t - x^\top\hat\beta(x_n)) /
       s_n)` with Knapp-Hartung :math:`s_n`, and :math:`\sqrt{s_n^2 + x_n}` for the
       prediction interval.
 
@@ -600,8 +605,8 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
         ``mean`` and the conventional ``se`` of shape (m,); ``ci`` and ``pi`` of
         shape (m, 2).
     """
-    hksj = inference == "hksj"
-    rule = fit.rule_hksj if hksj else fit.rule
+    knha = inference == "knapp-hartung"
+    rule = fit.rule_hksj if knha else fit.rule
     prob = 0.5 + 0.5 * confidence_level
     mean = X_new @ fit.beta
     se = np.sqrt(np.einsum("mi,ij,mj->m", X_new, fit.cov, X_new))
@@ -610,7 +615,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
     dof = fit.dof
     for row, x in enumerate(X_new):
         var_n = np.einsum("i,nij,j->n", x, rule.cov, x)
-        if hksj:
+        if knha:
             var_n = var_n * rule.q / dof
             centre = rule.beta @ x
             for out, spread in ((ci, np.sqrt(var_n)), (pi, np.sqrt(var_n + rule.x))):
@@ -663,8 +668,8 @@ def robust_p_value(
 
     z (plug-in or mixture): with :math:`d = \hat\beta_j - \theta_0`, ``"greater"``
     gives :math:`1 - G(d)`, ``"less"`` :math:`G(d)`, two-sided
-    :math:`2\{1 - G(|d|)\}` (:math:`G = \Phi(\cdot/se)` when not robust). HKSJ
-    mixture: CI inversion, ``"greater"`` :math:`C(\theta_0)`, ``"less"``
+    :math:`2\{1 - G(|d|)\}` (:math:`G = \Phi(\cdot/se)` when not robust).
+    Knapp-Hartung mixture: CI inversion, ``"greater"`` :math:`C(\theta_0)`, ``"less"``
     :math:`1 - C(\theta_0)`, two-sided :math:`2\min\{C, 1 - C\}`.
 
     Returns
@@ -696,7 +701,7 @@ def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
     """
     ps = np.array([0.5 - 0.5 * confidence_level, 0.5 + 0.5 * confidence_level])
     t = fit.tau2_m if tau2_m is None else tau2_m
-    if fit.estimator == "sj":
+    if fit.method == "sj":
         return tuple(t * stats.chi2.ppf(ps, fit.dof) / fit.dof)
     structure = fit.structure
     q = qf_ppf(ps, gmm_form(structure, fit.v, t))
