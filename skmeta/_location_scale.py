@@ -16,7 +16,11 @@ from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import coefficient_table, wald_test
 from skmeta._summary import coefficient_frame
 from skmeta.exceptions import InfiniteScaleWarning
-from skmeta.utils._validation import as_float_array, check_design
+from skmeta.utils._validation import (
+    as_float_array,
+    check_design,
+    check_sample_weight,
+)
 
 #: Identity link: predicted tau^2 above -this fraction of the data's variance
 #: scale are rounding errors of the constraint tau_i^2 >= 0, clipped silently.
@@ -87,7 +91,8 @@ class LocationScaleMeta(_BaseMeta):
     intercept_ : float
     coef_ : ndarray of shape (n_features,)
     cov_params_ : ndarray of shape (n_params, n_params)
-        Covariance of ``[intercept_, *coef_]``: :math:`(X^\top \hat W X)^{-1}`.
+        Covariance of ``[intercept_, *coef_]``: :math:`(X^\top \hat W X)^{-1}`
+        (the sandwich of ``fit``'s ``sample_weight`` when given).
     scale_intercept_ : float
         :math:`\hat\alpha_0` (0 without a scale intercept).
     scale_coef_ : ndarray of shape (n_scale_features,)
@@ -97,7 +102,8 @@ class LocationScaleMeta(_BaseMeta):
     tau2_ : ndarray of shape (n_samples,)
         Fitted :math:`\hat\tau_i^2` of the training studies.
     hat_ : ndarray of shape (n_samples,)
-        Leverages :math:`h_i` (diagonal of :math:`X(X^\top WX)^{-1}X^\top W`).
+        Leverages :math:`h_i` (diagonal of :math:`X(X^\top WX)^{-1}X^\top W`;
+        with ``sample_weight``, of :math:`X(X^\top AX)^{-1}X^\top A`).
     study_tau2_ : ndarray of shape (n_samples,)
         Study-specific estimates :math:`e_i^2/(1-h_i) - v_i`.
     diverging_ : list of str
@@ -301,8 +307,9 @@ class LocationScaleMeta(_BaseMeta):
         *,
         sample_var: ArrayLike | None = None,
         Z: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> "LocationScaleMeta":
-        """Fit the location-scale model.
+        r"""Fit the location-scale model.
 
         Parameters
         ----------
@@ -314,20 +321,54 @@ class LocationScaleMeta(_BaseMeta):
             Known sampling variances (finite, >= 0). ``None`` means zeros.
         Z : array-like of shape (n_samples, n_scale_features), default=None
             Scale moderators. ``None``: intercept-only scale model.
+        sample_weight : array-like of shape (n_samples,), default=None
+            User weights of the location coefficients, metafor's
+            ``rma(..., scale=, weights=)`` (finite, >= 0; only their ratios
+            matter). The scale model is estimated as without them; the location
+            coefficients are their weighted least-squares estimate
+            :math:`(X^\top A X)^{-1}X^\top A y` with the sandwich covariance
+            :math:`(X^\top A X)^{-1}X^\top A V A X(X^\top A X)^{-1}`,
+            :math:`V = \operatorname{diag}(v_i + \hat\tau_i^2)`; ``hat_`` are the
+            leverages of that fit, and ``loglik_`` (with AIC, BIC, AICc) is
+            evaluated at those coefficients, so it is below the maximum: do not
+            use it in likelihood-ratio tests. These are not frequency weights.
 
         Returns
         -------
         self : LocationScaleMeta
             The fitted estimator.
         """
-        X, y, v, design, meta = self._validate_training_data(X, y, sample_var, Z=Z)
+        X, y, v, design, meta = self._validate_training_data(
+            X, y, sample_var, Z=Z, sample_weight=sample_weight
+        )
+        weights = self._check_user_weights(meta["sample_weight"], design)
         Zd = self._scale_design(meta["Z"], design.shape[0], reset=True)
         self._check_scale_design(Zd)
         bounds = self._check_scale_bounds(Zd.shape[1])
-        fit = self._fit_engine(design, y, v, Zd, bounds)
+        fit = self._fit_engine(design, y, v, Zd, bounds, weights)
         self._store(fit, design, v, Zd)
         self._warn_about(fit, bounds)
         return self
+
+    @staticmethod
+    def _check_user_weights(sample_weight, design):
+        """Validated user weights scaled to a largest weight of 1, or None."""
+        if sample_weight is None:
+            return None
+        k, p = design.shape
+        a = check_sample_weight(sample_weight, k)
+        positive = a > 0
+        if not positive.any():
+            raise ValueError(
+                "sample_weight must contain at least one non-zero weight (all are 0)."
+            )
+        if positive.sum() <= p or dependent_columns(design[positive]):
+            raise ValueError(
+                "sample_weight: the studies with positive weight must identify the "
+                f"{p} location coefficient(s) (more of them than that, with a "
+                "full-rank design)."
+            )
+        return a / a.max()
 
     def _check_scale_design(self, Zd):
         """Enough studies, no constant column beside the intercept, full rank."""
@@ -357,7 +398,7 @@ class LocationScaleMeta(_BaseMeta):
                 "linear combinations of the columns before them."
             )
 
-    def _fit_engine(self, design, y, v, Zd, bounds):
+    def _fit_engine(self, design, y, v, Zd, bounds, sample_weight=None):
         """Run the engine; a clear error where no fit is admissible."""
         try:
             fit = ls.fit_location_scale(
@@ -372,6 +413,7 @@ class LocationScaleMeta(_BaseMeta):
                 tol=self.tol,
                 penalty=float(self.scale_penalty),
                 bounds=bounds,
+                sample_weight=sample_weight,
             )
         except ls.NoAdmissibleStart as exc:
             if bounds is None:

@@ -44,7 +44,7 @@ SPECIFIC = {
 # SPEC 2.7: default metadata requests (True: requested; None: the user decides).
 FIT_REQUESTS = {
     RandomEffectsMeta: {"sample_var": True, "groups": None},
-    LocationScaleMeta: {"sample_var": True, "Z": True},
+    LocationScaleMeta: {"sample_var": True, "Z": True, "sample_weight": None},
     MultilevelMeta: {"sample_var": True, "groups": True, "Z": True},
     RobustMeta: {"sample_var": True},
 }
@@ -107,7 +107,7 @@ def test_default_metadata_requests(cls, data):
         expected = {
             k: v
             for k, v in FIT_REQUESTS[cls].items()
-            if not (k == "groups" and v is None)
+            if not (k in ("groups", "sample_weight") and v is None)
         }
         assert score == expected
 

@@ -1103,6 +1103,7 @@ def fit_location_scale(
     tol: float = 1e-10,
     penalty: float = 0.0,
     bounds: tuple | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> LSFit:
     """Fit the location-scale model by profiled ML or REML.
 
@@ -1128,6 +1129,10 @@ def fit_location_scale(
         scale coefficients (original scale of Z); 0 disables it.
     bounds : tuple (lower, upper) or None
         Box constraints on the original alpha (arrays of shape (q,), no NaN).
+    sample_weight : ndarray of shape (k,) or None
+        User weights of the location coefficients (see
+        :func:`user_weighted_location`); the scale model is fitted as without
+        them.
 
     Returns
     -------
@@ -1169,9 +1174,51 @@ def fit_location_scale(
     )
     path = _optimize(prob, max_iter=max_iter, tol=tol)
     k, p = X.shape
-    return _in_data_units(
+    fit = _in_data_units(
         _result(prob, path),
         unit,
         link=link,
         n_obs=k - p if method == "reml" else k,
+    )
+    if sample_weight is not None:
+        fit = user_weighted_location(
+            fit, y, v, X, sample_weight, method=method, logdet_xtx=prob.logdet_xtx
+        )
+    return fit
+
+
+def user_weighted_location(fit, y, v, X, a, *, method, logdet_xtx):
+    r"""The location coefficients of ``fit`` with user weights ``a``.
+
+    As metafor's ``rma(..., scale=, weights=)``: the scale model (and so
+    :math:`\tau_i^2`) stays the (RE)ML fit; :math:`\hat\beta = (X^\top
+    AX)^{-1}X^\top Ay` with the sandwich covariance :math:`(X^\top AX)^{-1}X^\top
+    A V A X(X^\top AX)^{-1}`, :math:`V = \operatorname{diag}(v_i +
+    \hat\tau_i^2)`; the leverages are those of :math:`X(X^\top AX)^{-1}X^\top A`
+    and the criterion is evaluated at this :math:`\hat\beta` (below the maximum).
+
+    Returns
+    -------
+    LSFit
+        ``fit`` with ``beta``, ``cov_beta``, ``resid``, ``hat`` and ``loglik``
+        replaced.
+    """
+    total = v + fit.tau2
+    weighted = weighted_fit(X, y, a)
+    half = X * (a * np.sqrt(total))[:, None]  # A V^{1/2} X
+    cov = weighted.cov @ (half.T @ half) @ weighted.cov
+    hat = a * np.einsum("ij,jk,ik->i", X, weighted.cov, X)
+    resid = weighted.resid
+    k, p = X.shape
+    loglik = profiled_loglik(
+        k,
+        p,
+        float(np.sum(np.log(total))),
+        float(np.sum(resid * resid / total)),
+        reml=method == "reml",
+        logdet_xtvx=weighted_fit(X, y, 1.0 / total).logdet,
+        logdet_xtx=logdet_xtx,
+    )
+    return fit._replace(
+        beta=weighted.beta, cov_beta=cov, resid=resid, hat=hat, loglik=loglik
     )
