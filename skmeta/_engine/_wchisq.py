@@ -99,6 +99,7 @@ __all__ = [
     "qf_moments",
     "qf_pdf",
     "qf_ppf",
+    "qf_prepare",
     "qf_support",
     "quadratic_form",
     "wchisq_cdf",
@@ -289,8 +290,12 @@ def _gram_without(basis, i):
     return rest.T @ rest
 
 
-def qf_moments(form):
-    """Mean, :math:`\\operatorname{tr}M^2` and a bound on the largest eigenvalue."""
+def qf_moments(form, *, tight=True):
+    """Mean, :math:`\\operatorname{tr}M^2` and a bound on the largest eigenvalue.
+
+    ``tight=False``: the cheap bound :math:`\\min(\\max_i \\delta_i,
+    \\sqrt{\\operatorname{tr}M^2})` instead of the secular equation's.
+    """
     delta, basis, proj = form
     if proj is None:
         proj = projection(basis)
@@ -313,7 +318,10 @@ def qf_moments(form):
     else:
         off = 0.0
     trace2 = diag2 + off
-    top = _top_eigenvalue_bound(delta, basis, trace2)
+    if tight:
+        top = _top_eigenvalue_bound(delta, basis, trace2)
+    else:
+        top = min(float(delta.max(initial=0.0)), np.sqrt(trace2) * (1.0 + 1e-12))
     return _Moments(mean, trace2, top, comp, proj.log_pivots)
 
 
@@ -382,16 +390,22 @@ def _log_laplace(form, moments, s):
     flat_s = s.reshape(-1)
     radius = 2.0 * float(np.max(np.abs(flat_s), initial=0.0))
     small = radius * delta <= _SERIES_RADIUS
-    scale = float(delta[small].max(initial=0.0))
-    series = _power_sums(delta[small] / scale, basis[small]) if scale > 0 else None
-    big_delta, big_basis = delta[~small], basis[~small]
+    if small.any():
+        scale = float(delta[small].max())
+        series = _power_sums(delta[small] / scale, basis[small])
+        big_delta, big_basis = delta[~small], basis[~small]
+    else:  # the usual case for a few studies: no series
+        scale, series, big_delta, big_basis = 0.0, None, delta, basis
+    m = basis.shape[1]
     out = np.empty(flat_s.shape, dtype=complex)
     for start in range(0, flat_s.size, _CHUNK):
         part = flat_s[start : start + _CHUNK]
         factor = 1.0 + 2.0 * part[:, None] * big_delta[None, :]
         value = np.log(factor).sum(axis=1)
         gram = None
-        if basis.shape[1]:
+        if m == 1:  # one column: the Gram "matrix" is a weighted sum
+            gram = ((1.0 / factor) @ (big_basis[:, 0] ** 2))[:, None, None]
+        elif m:
             gram = np.einsum("nk,ki,kj->nij", 1.0 / factor, big_basis, big_basis)
         if series is not None:
             z = 2.0 * scale * part  # |z delta_i / scale| <= the series radius
@@ -446,6 +460,8 @@ def _series_values(series, z):
 
 def _log_pivots(a):
     """Logs of the pivots of Gaussian elimination (no pivoting) of ``a`` (n, p, p)."""
+    if a.shape[-1] == 1:
+        return np.log(a[:, :, 0])
     a = a.copy()
     p = a.shape[-1]
     out = np.empty(a.shape[:-1], dtype=complex)
@@ -459,11 +475,20 @@ def _log_pivots(a):
 
 
 # --------------------------------------------------------------- preparation
-def _prepare(form):
-    """Moments, support bounds and the inversion method of ``form``."""
+def _prepare(form, *, tight=False):
+    """Moments, support bounds and the inversion method of ``form``.
+
+    The support's upper bound uses the secular bound on the largest eigenvalue
+    when ``tight`` or when the Gil-Pelaez series is used (its step depends on
+    the width); Talbot's rule only clamps the CDF there, for which the cheap
+    bound suffices.
+    """
     if isinstance(form, _Prepared):
         return form
-    moments = qf_moments(form)
+    delta, basis = form.delta, form.basis
+    rank = int(np.sum(delta > 0)) - basis.shape[1]
+    talbot = rank <= TALBOT_MAX_TERMS
+    moments = qf_moments(form, tight=tight or not talbot)
     mean, trace2, top = moments.mean, moments.trace2, moments.top
     if not mean > 0:
         return _Prepared(form, moments, 0.0, 0.0, "point", None)
@@ -471,20 +496,25 @@ def _prepare(form):
     spread = 2.0 * np.sqrt(x * trace2)
     lower = max(0.0, mean - spread)
     upper = mean + spread + 2.0 * x * top
-    delta, basis = form.delta, form.basis
     if basis.shape[1] == 0 and (delta.max() - delta.min()) <= _EQUAL_RTOL * delta.max():
         return _Prepared(form, moments, lower, upper, "chi2", None)
-    rank = int(np.sum(delta > 0)) - basis.shape[1]
-    if rank <= TALBOT_MAX_TERMS:
+    if talbot:
         return _Prepared(form, moments, lower, upper, "talbot", None)
     rule = _davies_rule(form, moments, lower, upper)
     kind = "talbot" if rule is None else "davies"
     return _Prepared(form, moments, lower, upper, kind, rule)
 
 
+def qf_prepare(form):
+    """Moments, tight support bounds and the inversion rule of ``form``, computed
+    once: pass the result to the other ``qf_*`` functions to evaluate the same
+    distribution many times."""
+    return _prepare(form, tight=True)
+
+
 def qf_support(form):
     """``(lower, upper)``: :math:`P(Q < lower), P(Q > upper) \\le` :data:`TAIL`."""
-    prep = _prepare(form)
+    prep = form if isinstance(form, _Prepared) else _prepare(form, tight=True)
     return prep.lower, prep.upper
 
 
