@@ -578,8 +578,8 @@ class RobustMeta(_BaseMeta):
             f"({dist}) over the exact sampling distribution of tau^2-hat at "
             "tau^2_M (Hanada & Sugimoto). Its p-values and intervals are not of "
             "Wald form, so no standard error or statistic reproduces them: se and "
-            "statistic are NaN in the robust table; the conventional plug-in "
-            "inference follows in its own table.",
+            "statistic are undefined (missing) in the robust table; the "
+            "conventional plug-in inference follows in its own table.",
         ]
         if self.n_features_in_:
             notes.append(
