@@ -1,4 +1,4 @@
-"""Benchmarks of LocationScaleMeta (SPEC §9) against metafor's ``rma(scale=)``.
+"""Benchmarks of LocationScaleMeta against metafor's ``rma(scale=)``.
 
 Cases:
 

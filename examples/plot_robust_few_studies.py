@@ -35,19 +35,11 @@ for name, est in {
     frame = est.fit(None, yi, sample_var=vi).summary().to_frame().loc["intercept"]
     rows[name] = frame[["estimate", "ci_lower", "ci_upper", "p_value"]]
 for name, est in {
-    "robust mDL (z)": RobustMeta(tau2_estimator="dl"),
-    "robust HKSJ-M": RobustMeta(tau2_estimator="dl", inference="hksj"),
+    "robust mDL (z)": RobustMeta(method="dl"),
+    "robust HKSJ-M": RobustMeta(method="dl", inference="knapp-hartung"),
 }.items():
-    est.fit(None, yi, sample_var=vi)
-    lo, hi = est.conf_int()[0]
-    rows[name] = pd.Series(
-        {
-            "estimate": est.intercept_,
-            "ci_lower": lo,
-            "ci_upper": hi,
-            "p_value": est.p_value()[0],
-        }
-    )
+    frame = est.fit(None, yi, sample_var=vi).summary().to_frame().loc["intercept"]
+    rows[name] = frame[["estimate", "ci_lower", "ci_upper", "p_value"]]
 print(pd.DataFrame(rows).T.round(4))
 
 # %%

@@ -5,16 +5,26 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from skmeta._base import MISSING_POLICIES, ProfileTarget, _BaseMeta
 from skmeta._compat import Interval, StrOptions, _fit_context
 from skmeta._engine import _location_scale as ls
+from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import coefficient_table, wald_test
 from skmeta._summary import coefficient_frame
 from skmeta.exceptions import InfiniteScaleWarning
-from skmeta.utils._validation import check_design
+from skmeta.utils._validation import (
+    as_float_array,
+    check_design,
+    check_sample_weight,
+)
+
+#: Identity link: predicted tau^2 above -this fraction of the data's variance
+#: scale are rounding errors of the constraint tau_i^2 >= 0, clipped silently.
+_TAU2_ROUNDING = 1e-9
 
 
 class LocationScaleMeta(_BaseMeta):
@@ -33,6 +43,16 @@ class LocationScaleMeta(_BaseMeta):
     least-squares estimate with weights :math:`1/(v_i + \hat\tau_i^2)`.  This is
     metafor's ``rma(yi, vi, mods=X, scale=Z, method=..., link=...)``.
 
+    The likelihood of a location-scale model can have several maxima (e.g. one
+    where the heterogeneity is concentrated in a subgroup).  The fit starts
+    from the homogeneous DerSimonian-Laird and Hedges estimates, from points
+    that put the heterogeneity at either end of each scale moderator, next to
+    :math:`\tau^2 = 0` when the homogeneous model there is better (metafor's
+    ``ll0check``), and, with extreme sampling variances (zero, or a factor
+    :math:`10^6` from their median), from the best point of a grid of
+    homogeneous :math:`\tau^2` reaching below the smallest sampling variance
+    and from the peak of those studies; it returns the best optimum.
+
     Parameters
     ----------
     method : {"reml", "ml"}, default="reml"
@@ -47,7 +67,9 @@ class LocationScaleMeta(_BaseMeta):
         Whether the scale model has an intercept :math:`\alpha_0`.
     inference : {"z", "t"}, default="z"
         Reference distribution of the Wald tests: normal, or :math:`t_{k-p}`
-        (location) and :math:`t_{k-q}` (scale), metafor's ``test="t"``.
+        (location) and :math:`t_{k-q}` (scale), metafor's ``test="t"``.  The
+        Knapp-Hartung adjustment of the other estimators is not offered: its
+        variance factor is built for one common :math:`\tau^2`.
     max_iter : int, default=200
         Maximum number of Newton iterations.
     tol : float, default=1e-10
@@ -69,7 +91,8 @@ class LocationScaleMeta(_BaseMeta):
     intercept_ : float
     coef_ : ndarray of shape (n_features,)
     cov_params_ : ndarray of shape (n_params, n_params)
-        Covariance of ``[intercept_, *coef_]``: :math:`(X^\top \hat W X)^{-1}`.
+        Covariance of ``[intercept_, *coef_]``: :math:`(X^\top \hat W X)^{-1}`
+        (the sandwich of ``fit``'s ``sample_weight`` when given).
     scale_intercept_ : float
         :math:`\hat\alpha_0` (0 without a scale intercept).
     scale_coef_ : ndarray of shape (n_scale_features,)
@@ -79,7 +102,8 @@ class LocationScaleMeta(_BaseMeta):
     tau2_ : ndarray of shape (n_samples,)
         Fitted :math:`\hat\tau_i^2` of the training studies.
     hat_ : ndarray of shape (n_samples,)
-        Leverages :math:`h_i` (diagonal of :math:`X(X^\top WX)^{-1}X^\top W`).
+        Leverages :math:`h_i` (diagonal of :math:`X(X^\top WX)^{-1}X^\top W`;
+        with ``sample_weight``, of :math:`X(X^\top AX)^{-1}X^\top A`).
     study_tau2_ : ndarray of shape (n_samples,)
         Study-specific estimates :math:`e_i^2/(1-h_i) - v_i`.
     diverging_ : list of str
@@ -125,6 +149,18 @@ class LocationScaleMeta(_BaseMeta):
     log-likelihood are correct, the diverging coefficients are named in an
     :class:`InfiniteScaleWarning` and in ``diverging_``; ``scale_bounds`` or
     ``scale_penalty`` give finite estimates.
+
+    Studies with ``sample_var`` 0 that the location model fits exactly make the
+    ML likelihood unbounded (their variance :math:`\tau_i^2 \to 0`): no ML
+    estimate exists and ``fit`` raises a ``ValueError`` (``RandomEffectsMeta``
+    reports that limit instead, because without scale moderators it is unique).
+    REML is bounded unless there are more such studies than the location model
+    has coefficients.
+
+    Under the identity link the fit constrains :math:`\tau_i^2 \ge 0` for the
+    training studies only; a new study's :math:`z^\top\hat\alpha` can be
+    negative, and :meth:`predict_tau2`, :meth:`predict_interval` and
+    :meth:`score` then truncate its :math:`\tau^2` at 0 with a warning.
 
     References
     ----------
@@ -220,9 +256,60 @@ class LocationScaleMeta(_BaseMeta):
         names = [str(n) for n in names]
         return ["intercept", *names] if self.scale_fit_intercept else names
 
+    def _check_scale_bounds(self, q):
+        """``scale_bounds`` as two arrays of shape (q,), or None."""
+        bounds = self.scale_bounds
+        if bounds is None:
+            return None
+        if len(bounds) != 2:
+            raise ValueError(
+                "scale_bounds must be a (lower, upper) pair, got "
+                f"{len(bounds)} entries."
+            )
+        out = []
+        for side, bound in zip(("lower", "upper"), bounds, strict=True):
+            try:
+                arr = np.asarray(bound, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"scale_bounds: the {side} bound must be a number or an array of "
+                    f"numbers, got {bound!r}."
+                ) from None
+            if arr.ndim == 0:
+                arr = np.full(q, float(arr))
+            elif arr.shape != (q,):
+                raise ValueError(
+                    f"scale_bounds: the {side} bound has shape {arr.shape} but the "
+                    f"scale model has {q} coefficient(s) {self._scale_term_names}; "
+                    f"pass a number or an array of shape ({q},)."
+                )
+            if np.any(np.isnan(arr)):
+                raise ValueError(
+                    "scale_bounds must not contain NaN; use -inf or inf for a "
+                    "coefficient without a bound."
+                )
+            out.append(arr)
+        lower, upper = out
+        if np.any(lower > upper):
+            raise ValueError("scale_bounds: lower must not exceed upper.")
+        if np.any(lower == np.inf) or np.any(upper == -np.inf):
+            raise ValueError(
+                "scale_bounds: a lower bound of +inf or an upper bound of -inf "
+                "admits no value."
+            )
+        return lower, upper
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, *, sample_var=None, Z=None):
-        """Fit the location-scale model.
+    def fit(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        *,
+        sample_var: ArrayLike | None = None,
+        Z: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> "LocationScaleMeta":
+        r"""Fit the location-scale model.
 
         Parameters
         ----------
@@ -234,16 +321,58 @@ class LocationScaleMeta(_BaseMeta):
             Known sampling variances (finite, >= 0). ``None`` means zeros.
         Z : array-like of shape (n_samples, n_scale_features), default=None
             Scale moderators. ``None``: intercept-only scale model.
+        sample_weight : array-like of shape (n_samples,), default=None
+            User weights of the location coefficients, metafor's
+            ``rma(..., scale=, weights=)`` (finite, >= 0; only their ratios
+            matter). The scale model is estimated as without them; the location
+            coefficients are their weighted least-squares estimate
+            :math:`(X^\top A X)^{-1}X^\top A y` with the sandwich covariance
+            :math:`(X^\top A X)^{-1}X^\top A V A X(X^\top A X)^{-1}`,
+            :math:`V = \operatorname{diag}(v_i + \hat\tau_i^2)`; ``hat_`` are the
+            leverages of that fit, and ``loglik_`` (with AIC, BIC, AICc) is
+            evaluated at those coefficients, so it is below the maximum: do not
+            use it in likelihood-ratio tests. These are not frequency weights.
 
         Returns
         -------
         self : LocationScaleMeta
             The fitted estimator.
         """
-        X, y, v, design, meta = self._validate_training_data(X, y, sample_var, Z=Z)
+        X, y, v, design, meta = self._validate_training_data(
+            X, y, sample_var, Z=Z, sample_weight=sample_weight
+        )
+        weights = self._check_user_weights(meta["sample_weight"], design)
+        Zd = self._scale_design(meta["Z"], design.shape[0], reset=True)
+        self._check_scale_design(Zd)
+        bounds = self._check_scale_bounds(Zd.shape[1])
+        fit = self._fit_engine(design, y, v, Zd, bounds, weights)
+        self._store(fit, design, v, Zd)
+        self._warn_about(fit, bounds)
+        return self
+
+    @staticmethod
+    def _check_user_weights(sample_weight, design):
+        """Validated user weights scaled to a largest weight of 1, or None."""
+        if sample_weight is None:
+            return None
         k, p = design.shape
-        Zd = self._scale_design(meta["Z"], k, reset=True)
-        q = Zd.shape[1]
+        a = check_sample_weight(sample_weight, k)
+        positive = a > 0
+        if not positive.any():
+            raise ValueError(
+                "sample_weight must contain at least one non-zero weight (all are 0)."
+            )
+        if positive.sum() <= p or dependent_columns(design[positive]):
+            raise ValueError(
+                "sample_weight: the studies with positive weight must identify the "
+                f"{p} location coefficient(s) (more of them than that, with a "
+                "full-rank design)."
+            )
+        return a / a.max()
+
+    def _check_scale_design(self, Zd):
+        """Enough studies, no constant column beside the intercept, full rank."""
+        k, q = Zd.shape
         if q == 0:
             raise ValueError(
                 "The scale model has no parameters: pass Z or set "
@@ -261,37 +390,49 @@ class LocationScaleMeta(_BaseMeta):
                     f"Z has constant column(s) {np.flatnonzero(const).tolist()}, "
                     "collinear with the scale intercept."
                 )
-        norms = np.linalg.norm(Zd, axis=0)
-        if np.any(norms == 0) or np.linalg.matrix_rank(Zd / norms) < q:
-            raise ValueError("Z is rank-deficient: some columns are collinear.")
-        bounds = self.scale_bounds
-        if bounds is not None:
-            if len(bounds) != 2:
-                raise ValueError("scale_bounds must be a (lower, upper) pair.")
-            bounds = (
-                np.broadcast_to(np.asarray(bounds[0], float), (q,)),
-                np.broadcast_to(np.asarray(bounds[1], float), (q,)),
+        bad = dependent_columns(Zd)
+        if bad:
+            names = [self._scale_term_names[j] for j in bad]
+            raise ValueError(
+                f"Z is rank-deficient: column(s) {names} of the scale design are "
+                "linear combinations of the columns before them."
             )
-            if np.any(bounds[0] > bounds[1]):
-                raise ValueError("scale_bounds: lower must not exceed upper.")
-        fit = ls.fit_location_scale(
-            y,
-            v,
-            design,
-            Zd,
-            method=self.method,
-            link=self.link,
-            intercept_col=0 if self.scale_fit_intercept else None,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            penalty=float(self.scale_penalty),
-            bounds=bounds,
-        )
+
+    def _fit_engine(self, design, y, v, Zd, bounds, sample_weight=None):
+        """Run the engine; a clear error where no fit is admissible."""
+        try:
+            fit = ls.fit_location_scale(
+                y,
+                v,
+                design,
+                Zd,
+                method=self.method,
+                link=self.link,
+                intercept_col=0 if self.scale_fit_intercept else None,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                penalty=float(self.scale_penalty),
+                bounds=bounds,
+                sample_weight=sample_weight,
+            )
+        except ls.NoAdmissibleStart as exc:
+            if bounds is None:
+                raise
+            raise ValueError(
+                f"scale_bounds={self.scale_bounds!r} admit no fit: {exc} Widen the "
+                "bounds."
+            ) from None
         if not np.isfinite(fit.loglik) or not np.all(np.isfinite(fit.beta)):
             raise ValueError(
                 "The location-scale likelihood is undefined at every tried value "
                 "(zero total variance); pass positive sample_var."
             )
+        return fit
+
+    def _store(self, fit, design, v, Zd):
+        """Set the fitted attributes from the engine's result."""
+        k, p = design.shape
+        q = Zd.shape[1]
         self._set_fixed_effects(fit.beta, fit.cov_beta)
         alpha = fit.alpha
         if self.scale_fit_intercept:
@@ -302,6 +443,9 @@ class LocationScaleMeta(_BaseMeta):
             self.scale_coef_ = alpha.copy()
         self.scale_cov_params_ = fit.cov_alpha
         self.tau2_ = fit.tau2
+        # a typical variance of the data (the lower median: no overflow)
+        typical = float(np.percentile(v, 50, method="lower"))
+        self._tau2_scale = max(float(np.max(np.abs(fit.tau2))), typical)
         self.hat_ = fit.hat
         with np.errstate(divide="ignore", invalid="ignore"):
             self.study_tau2_ = fit.resid**2 / (1.0 - fit.hat) - v
@@ -314,13 +458,23 @@ class LocationScaleMeta(_BaseMeta):
             for name, flag in zip(self._scale_term_names, fit.diverging, strict=True)
             if flag
         ]
+        self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
+        test = wald_test(
+            self._beta, self.cov_params_, self._moderator_index, self._coef_dof()
+        )
+        self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
+        sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
+        test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
+        self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
+
+    def _warn_about(self, fit, bounds):
         if not self.converged_:
             warnings.warn(
                 f"The location-scale fit did not converge ({fit.message}) in "
                 f"{self.n_iter_} iterations; increase max_iter or bound the scale "
                 "coefficients with scale_bounds.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if self.diverging_ and bounds is None and not self.scale_penalty:
             warnings.warn(
@@ -330,17 +484,8 @@ class LocationScaleMeta(_BaseMeta):
                 "and their standard errors are arbitrary; use scale_bounds or "
                 "scale_penalty for finite estimates.",
                 InfiniteScaleWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        self._set_fit_statistics(fit.loglik, p + q, k, p, self.method == "reml")
-        test = wald_test(
-            self._beta, self.cov_params_, self._moderator_index, self._coef_dof()
-        )
-        self.qm_, self.qm_pvalue_ = test.statistic, test.p_value
-        sc_index = np.arange(1 if self.scale_fit_intercept else 0, q)
-        test = wald_test(alpha, self.scale_cov_params_, sc_index, self._sc_dof())
-        self.qs_, self.qs_pvalue_ = test.statistic, test.p_value
-        return self
 
     def _coef_dof(self):
         return float("inf") if self.inference == "z" else float(self.dof_)
@@ -355,7 +500,7 @@ class LocationScaleMeta(_BaseMeta):
         return self.scale_coef_
 
     # -------------------------------------------------------------- predictions
-    def predict_tau2(self, Z=None):
+    def predict_tau2(self, Z: ArrayLike | None = None) -> np.ndarray:
         """Predict the heterogeneity tau^2 of new studies from their scale moderators.
 
         Parameters
@@ -368,14 +513,47 @@ class LocationScaleMeta(_BaseMeta):
         -------
         ndarray of shape (n_samples,)
             :math:`\\exp(z^\\top\\hat\\alpha)` (log link) or
-            :math:`z^\\top\\hat\\alpha` (identity link).
+            :math:`\\max(0, z^\\top\\hat\\alpha)` (identity link).
+
+        Warns
+        -----
+        UserWarning
+            Identity link: when :math:`z^\\top\\hat\\alpha < 0` for some new
+            studies (possible outside the training studies, where the fit
+            constrains :math:`\\tau_i^2 \\ge 0`); those :math:`\\tau^2` are
+            truncated at 0, the constraint of the fit.
         """
         check_is_fitted(self)
         n = 1 if Z is None else np.asarray(Z).shape[0]
-        Zd = self._scale_design(Z, n, reset=False)
-        return ls.link_tau2(Zd @ self._alpha, self.link)
+        return self._tau2_at(self._scale_design(Z, n, reset=False))
 
-    def predict_interval(self, X=None, *, Z=None, confidence_level=0.95):
+    def _tau2_at(self, Zd):
+        """tau^2 of the rows of a scale design; identity link: truncated at 0."""
+        tau2 = ls.link_tau2(Zd @ self._alpha, self.link)
+        if self.link == "identity" and np.any(tau2 < 0):
+            # negative values within rounding of 0 (the fit's constraint tau_i^2
+            # >= 0 holds to rounding) are clipped silently
+            rounding = _TAU2_ROUNDING * self._tau2_scale
+            n_negative = int(np.sum(tau2 < -rounding))
+            if n_negative:
+                warnings.warn(
+                    f"{n_negative} predicted tau^2 value(s) are negative "
+                    "(z'alpha < 0 under the identity link, outside the range of "
+                    "the training studies); they are truncated at 0, the "
+                    "constraint tau_i^2 >= 0 of the fit.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            tau2 = np.maximum(tau2, 0.0)
+        return tau2
+
+    def predict_interval(
+        self,
+        X: ArrayLike | None = None,
+        *,
+        Z: ArrayLike | None = None,
+        confidence_level: float = 0.95,
+    ) -> pd.DataFrame:
         """Predict the mean effect with confidence and prediction intervals.
 
         Parameters
@@ -408,12 +586,22 @@ class LocationScaleMeta(_BaseMeta):
             )
         return self._interval_frame(design, confidence_level, tau2)
 
-    def score(self, X, y, sample_weight=None, *, sample_var=None, Z=None):
+    def score(
+        self,
+        X: ArrayLike | None,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        sample_var: ArrayLike | None = None,
+        Z: ArrayLike | None = None,
+    ) -> float:
         """Return the log-likelihood of ``y`` with study-specific tau_i^2.
 
         :math:`\\sum_i \\log N(y_i;\\ \\hat\\beta_0 + x_i^\\top\\hat\\beta,\\
         v_i + \\hat\\tau^2(z_i))`: a total, not a mean.  With ``method="ml"`` and
-        the training data it equals ``loglik_``.
+        the training data it equals ``loglik_``.  Under the identity link a
+        negative :math:`z_i^\\top\\hat\\alpha` is truncated at 0, with a warning
+        (see :meth:`predict_tau2`).
 
         Parameters
         ----------
@@ -433,11 +621,12 @@ class LocationScaleMeta(_BaseMeta):
         float
         """
         check_is_fitted(self)
-        n = np.asarray(y).reshape(-1).shape[0]
-        Zd = self._scale_design(Z, n, reset=False)
-        tau2 = ls.link_tau2(Zd @ self._alpha, self.link)
-        if X is None:
-            X = np.empty((n, 0))
+        y = as_float_array(y, "y")
+        n = y.shape[0]
+        X = self._validate_new_X(X, n_rows=n)
+        if X.shape[0] != n:
+            raise ValueError(f"y has {n} entries but X has n_samples={X.shape[0]}.")
+        tau2 = self._tau2_at(self._scale_design(Z, n, reset=False))
         return self._gaussian_score(X, y, sample_weight, sample_var, tau2)
 
     # ------------------------------------------------------------------ summary

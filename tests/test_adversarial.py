@@ -59,7 +59,10 @@ def _check_usable(est, X, y, v):
     assert np.all(np.isfinite(est.predict(Xn)))
     assert np.isfinite(est.loglik_)
     frame = est.summary().to_frame()
-    assert np.all(np.isfinite(frame[["estimate", "se"]].to_numpy(dtype=float)))
+    # RobustMeta's robust inference has no Wald form: its se is NaN by design
+    columns = ["estimate", "ci_lower", "ci_upper"]
+    columns += [] if isinstance(est, RobustMeta) else ["se"]
+    assert np.all(np.isfinite(frame[columns].to_numpy(dtype=float)))
     assert_summary_printout(est)
 
 
@@ -639,7 +642,9 @@ def test_profile_likelihood_flat_profile_gives_an_infinite_bound():
         parameter=1, n_points=3,
     )  # fmt: skip
     assert res.ci_lower == -np.inf
-    assert np.isfinite(res.ci_upper) and res.ci_upper > res.estimate
+    # the global maximum is the limit alpha_1 -> +inf (tau^2 concentrated on the
+    # study with the largest x; an InfiniteScaleWarning): flat above as well
+    assert res.ci_upper == np.inf
     assert np.all(np.isfinite(res.loglik))
 
 
@@ -812,6 +817,12 @@ def _run(argv, capsys):
 def test_cli_valid_csv(tmp_path, capsys, args):
     code, out, err = _run([_csv(tmp_path, _frame()), *args], capsys)
     assert code == 0, err
+    if "robust" in args:
+        # the robust table's se and statistic are NaN by design (not Wald form):
+        # only its "intercept" row may show them
+        out = "\n".join(
+            line for line in out.splitlines() if not line.startswith("intercept")
+        )
     assert "nan" not in out.lower()
 
 

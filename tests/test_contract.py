@@ -55,7 +55,7 @@ SPECIFIC = {
 # SPEC 2.7: default metadata requests (True: requested; None: the user decides).
 FIT_REQUESTS = {
     RandomEffectsMeta: {"sample_var": True, "groups": None, "sample_weight": None},
-    LocationScaleMeta: {"sample_var": True, "Z": True},
+    LocationScaleMeta: {"sample_var": True, "Z": True, "sample_weight": None},
     # sample_cov (k x k) is fit-only: not requested, the user decides
     MultilevelMeta: {"sample_var": True, "groups": True, "Z": True, "sample_cov": None},
     RobustMeta: {"sample_var": True},

@@ -8,12 +8,19 @@ integrated by adaptive quadrature of that smooth, bounded density. Generic cases
 compared with 10^6 Monte Carlo draws.
 """
 
+import itertools
+
 import numpy as np
 import pytest
-from scipy import integrate, special, stats
+from scipy import integrate, optimize, special, stats
 
 from skmeta._engine._wchisq import (
     clean_weights,
+    leverage_complement,
+    qf_cdf,
+    qf_moments,
+    qf_pdf,
+    quadratic_form,
     wchisq_cdf,
     wchisq_pdf,
     wchisq_ppf,
@@ -183,3 +190,138 @@ def test_bad_weights(lam):
 def test_bad_probability():
     with pytest.raises(ValueError, match="p must"):
         wchisq_ppf(1.0, [1.0, 2.0])
+
+
+# ------------------------------------------------- structured forms, large K
+def two_gamma_cdf(q, r1, r2, a=1.0, b=2.0):
+    """P(a chi2_r1 + b chi2_r2 <= q) by one-dimensional quadrature."""
+
+    def f(t):
+        return stats.chi2.pdf(t / b, r2) / b * stats.chi2.cdf((q - t) / a, r1)
+
+    return integrate.quad(
+        f, 0, q, limit=1000, epsabs=1e-15, epsrel=1e-13, points=[max(r2 - 2, 0) * b]
+    )[0]
+
+
+@pytest.mark.parametrize("r", [30, 200, 1000, 3000])
+def test_many_weights_are_exact(r):
+    """The fixed Talbot rule alone was wrong from ~50 comparable weights on (4e-9
+    at 45, O(1) at 200, which made RobustMeta's tau^2_M wrong for K >= ~50)."""
+    r1, r2 = r // 2, r - r // 2
+    lam = np.r_[np.ones(r1), 2.0 * np.ones(r2)]
+    mean, sd = lam.sum(), np.sqrt(2 * (lam**2).sum())
+    q = mean + sd * np.array([-4.0, -1.5, 0.0, 1.0, 3.0, 6.0])
+    ref = np.array([two_gamma_cdf(x, r1, r2) for x in q])
+    assert np.max(np.abs(wchisq_cdf(q, lam) - ref)) < 1e-11
+    pdf_ref = np.array(
+        [
+            integrate.quad(
+                lambda t, x=x: (
+                    stats.chi2.pdf(t / 2, r2) / 2 * stats.chi2.pdf(x - t, r1)
+                ),
+                0,
+                x,
+                limit=1000,
+                epsabs=1e-15,
+            )[0]
+            for x in q
+        ]
+    )
+    assert np.max(np.abs(wchisq_pdf(q, lam) - pdf_ref)) < 1e-11 / sd
+
+
+@pytest.mark.parametrize("n_small", [10, 100, 1000])
+@pytest.mark.parametrize("shift", [0.5, 2.0, 10.0])
+def test_one_large_weight_and_many_small_ones(n_small, shift):
+    """A chi2_1 shifted by many small weights (a study with a dominant weight):
+    Talbot's rule fails there (errors up to O(1)); the Gil-Pelaez series does not."""
+    eps = shift / n_small
+    q = np.array([0.3, 1.0, 2.0, 5.0, 20.0]) + shift
+    lam = np.r_[1.0, np.full(n_small, eps)]
+
+    def exact(x):  # integrate over the small part's scaled chi-square
+        bulk = n_small + np.sqrt(2 * n_small) * np.array([-6, -3, -1, 0, 1, 3, 6])
+        return integrate.quad(
+            lambda t: stats.chi2.pdf(t, n_small) * stats.chi2.cdf(x - eps * t, 1),
+            0,
+            x / eps,
+            limit=2000,
+            epsabs=1e-16,
+            epsrel=1e-14,
+            points=bulk[(bulk > 0) & (bulk < x / eps)],
+        )[0]
+
+    ref = np.array([exact(x) for x in q])
+    assert np.max(np.abs(wchisq_cdf(q, lam) - ref)) < 1e-11
+
+
+def dense_form_eigenvalues(form):
+    delta, basis = form.delta, form.basis
+    q_1, _ = np.linalg.qr(basis)
+    g = np.sqrt(delta)
+    m = (np.eye(delta.size) - q_1 @ q_1.T) * g[:, None] * g[None, :]
+    return np.clip(np.linalg.eigvalsh(m), 0.0, None)
+
+
+@pytest.mark.parametrize(("k", "p"), [(6, 1), (25, 1), (25, 3), (300, 2)])
+def test_structured_form_equals_its_eigenvalues(k, p):
+    """Q = z' M z with M = Delta^1/2 (I - P_B) Delta^1/2, never decomposed, has
+    the distribution of the eigenvalues of M (dense reference)."""
+    rng = np.random.default_rng(k + p)
+    delta = rng.uniform(0.2, 3.0, k)
+    basis = np.column_stack([np.ones(k), rng.normal(size=(k, p - 1))])
+    basis = basis * rng.uniform(0.5, 2.0, k)[:, None]
+    form = quadratic_form(delta, basis)
+    lam = dense_form_eigenvalues(form)
+    mean, sd = lam.sum(), np.sqrt(2 * (lam**2).sum())
+    q = np.maximum(mean + sd * np.array([-2.0, -0.5, 0.5, 2.0, 5.0]), 0.01)
+    assert np.max(np.abs(qf_cdf(q, form) - wchisq_cdf(q, lam))) < 1e-12
+    assert np.max(np.abs(qf_pdf(q, form) - wchisq_pdf(q, lam))) < 1e-12 / sd
+    moments = qf_moments(form)
+    assert moments.mean == pytest.approx(mean, rel=1e-12)
+    assert moments.trace2 == pytest.approx((lam**2).sum(), rel=1e-10)
+    assert moments.top >= lam.max() * (1 - 1e-12)
+    # the density integrates the CDF
+    x = np.linspace(q[0], q[-1], 2001)
+    cdf_diff = qf_cdf(q[-1], form) - qf_cdf(q[0], form)
+    assert integrate.trapezoid(qf_pdf(x, form), x) == pytest.approx(cdf_diff, abs=1e-5)
+
+
+def test_dominant_weight_costs_no_precision():
+    """A study with weight 1e12 times the others: the projection's diagonal and
+    the distribution are computed without cancellation (the dense eigenvalues of
+    such a matrix have errors ~1e-4 of the small ones; the reference solves the
+    secular equation of the rank-one projection instead)."""
+    k = 12
+    rng = np.random.default_rng(4)
+    v = rng.uniform(0.05, 0.3, k)
+    v[0] = 1e-12
+    a = 1.0 / v
+    a = a / a.max()
+    tau2 = 0.1
+    basis = np.sqrt(a)[:, None] * np.ones((k, 1))
+    form = quadratic_form(a * (v + tau2), basis)
+    # intercept only: 1 - h_i = 1 - a_i / sum(a), exact from the sum of the others
+    comp = leverage_complement(basis)
+    assert comp[0] == pytest.approx(a[1:].sum() / a.sum(), rel=1e-12)
+    # eigenvalues of Delta^1/2 (I - w w') Delta^1/2 solve sum w_i^2/(delta_i - x) = 0
+    w2 = a / a.sum()
+    d = np.sort(form.delta)
+    order = np.argsort(form.delta)
+    w2 = w2[order]
+    roots = []
+    for lo, hi in itertools.pairwise(d):
+        roots.append(
+            optimize.brentq(
+                lambda x: np.sum(w2 / (d - x)),
+                lo * (1 + 1e-15),
+                hi * (1 - 1e-15),
+                xtol=1e-300,
+                rtol=1e-15,
+            )
+        )
+    lam = np.array(roots)
+    mean, sd = lam.sum(), np.sqrt(2 * (lam**2).sum())
+    q = mean + sd * np.array([-1.0, 0.0, 1.0, 3.0])
+    assert np.max(np.abs(qf_cdf(q, form) - wchisq_cdf(q, lam))) < 1e-10

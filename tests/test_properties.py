@@ -116,7 +116,7 @@ ESTIMATORS = {
     "ls_ml": lambda: LocationScaleMeta(method="ml"),
     "ml_reml": lambda: MultilevelMeta(),
     "rob_dl": lambda: RobustMeta(),
-    "rob_sj_hksj": lambda: RobustMeta(tau2_estimator="sj", inference="hksj"),
+    "rob_sj_hksj": lambda: RobustMeta(method="sj", inference="knapp-hartung"),
 }
 FAST_NAMES = [n for n in ESTIMATORS if not n.startswith("ml_")]
 
@@ -127,7 +127,7 @@ def _het_tolerance(est, X, y, v):
     RandomEffectsMeta; multilevel variances have none: 1e-5 relative)."""
     het = _heterogeneity(est)
     if isinstance(est, RobustMeta):
-        method = est.get_params().get("method") or est.get_params()["tau2_estimator"]
+        method = est.get_params()["method"]
         est = _fit(RandomEffectsMeta(method=method), X, y, v)
     return heterogeneity_tolerance(est, fallback=1e-8 + 1e-5 * het.max())
 
@@ -278,7 +278,13 @@ def test_location_scale_without_Z_is_random_effects(method, data):
     ls = _fit(LocationScaleMeta(method=method), X, y, v)
     assert ls.loglik_ == pytest.approx(re.loglik_, rel=1e-8, abs=1e-7)
     if re.tau2_ > 1e-6:
-        np.testing.assert_allclose(ls.tau2_, re.tau2_, rtol=1e-5)
+        ll_tol = max(1e-8 * abs(re.loglik_), 1e-7)  # the assertion above
+        # Log-likelihoods within ll_tol of each other allow log tau^2 to differ
+        # by sqrt(2 ll_tol) of its standard error: a flat likelihood (small k,
+        # tau^2 near 0) pins tau^2 down only that far.
+        se_log_tau2 = float(np.sqrt(ls.scale_cov_params_[0, 0]))
+        rtol = max(1e-5, np.sqrt(2 * ll_tol) * se_log_tau2)
+        np.testing.assert_allclose(ls.tau2_, re.tau2_, rtol=rtol)
         np.testing.assert_allclose(_loc(ls), _loc(re), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(ls.cov_params_, re.cov_params_, rtol=1e-4)
     else:  # boundary: the log link approaches tau^2 = 0 from above
@@ -325,8 +331,8 @@ def test_multilevel_ml_finds_the_boundary_optimum():
     [
         ("dl", "dl", "z"),
         ("sj", "sj", "z"),
-        ("dl", "dl", "hksj"),
-        ("sj", "sj", "hksj"),
+        ("dl", "dl", "knapp-hartung"),
+        ("sj", "sj", "knapp-hartung"),
         ("he", "he", "z"),
     ],
 )
@@ -336,14 +342,13 @@ def test_robust_conventional_intervals_are_random_effects(
     estimator, method, inference, data
 ):
     X, y, v = data
-    rob = _fit(RobustMeta(tau2_estimator=estimator, inference=inference), X, y, v)
-    re_inf = "knapp-hartung" if inference == "hksj" else "z"
-    re = _fit(RandomEffectsMeta(method=method, inference=re_inf), X, y, v)
+    rob = _fit(RobustMeta(method=estimator, inference=inference), X, y, v)
+    re = _fit(RandomEffectsMeta(method=method, inference=inference), X, y, v)
     assert rob.tau2_ == pytest.approx(re.tau2_, rel=1e-7, abs=1e-12)
     np.testing.assert_allclose(_loc(rob), _loc(re), rtol=1e-8, atol=1e-10)
     frame = re.summary().to_frame()
     np.testing.assert_allclose(
-        rob.conf_int(robust=False),
+        rob.conf_int(robust=False)[["ci_lower", "ci_upper"]].to_numpy(),
         frame[["ci_lower", "ci_upper"]].to_numpy(),
         rtol=1e-7,
         atol=1e-10,
@@ -378,6 +383,8 @@ def _finite_outputs(est, X, y, v):
     assert np.isfinite(est.loglik_)
     assert np.all(np.isfinite([est.aic_, est.bic_]))
     frame = est.summary().to_frame()
+    if isinstance(est, RobustMeta):  # no Wald form: se and statistic are NaN
+        frame = frame.drop(columns=["se", "statistic"])
     assert np.all(np.isfinite(frame.to_numpy(dtype=float)))
     assert_summary_printout(est)
     if hasattr(est, "predict_interval"):
@@ -386,7 +393,7 @@ def _finite_outputs(est, X, y, v):
         assert np.all(pi["ci_lower"] < pi["ci_upper"])
         # The HKSJ-M interval mixes over beta(x) recomputed at each tau^2 node: it
         # need not contain the plug-in mean (robust-method.md section 6.2).
-        if not (isinstance(est, RobustMeta) and est.inference == "hksj"):
+        if not (isinstance(est, RobustMeta) and est.inference == "knapp-hartung"):
             assert np.all(pi["ci_lower"] <= pi["mean"]) and np.all(
                 pi["mean"] <= pi["ci_upper"]
             )
@@ -446,7 +453,10 @@ def test_extreme_rescaling_of_y_and_v(name, factor, data):
     if isinstance(a, RobustMeta):
         np.testing.assert_allclose(b.p_value(), a.p_value(), rtol=1e-5, atol=1e-10)
         np.testing.assert_allclose(
-            b.conf_int() / factor, a.conf_int(), rtol=1e-5, atol=1e-7
+            b.conf_int().to_numpy() / factor,
+            a.conf_int().to_numpy(),
+            rtol=1e-5,
+            atol=1e-7,
         )
     else:
         # test statistics are in SE units: they agree to a fraction of one

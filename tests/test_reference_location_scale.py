@@ -467,3 +467,128 @@ def test_two_group_scale_model_equals_separate_fits(method):
         )
         assert est.predict_tau2([[value]])[0] == pytest.approx(re.tau2_, rel=1e-6)
         assert est.predict([[value]])[0] == pytest.approx(re.intercept_, rel=1e-6)
+
+
+# ------------------------------------------------------------- user weights
+WEIGHTS_REF = json.loads(
+    (Path(__file__).parent / "reference" / "location_scale_weights.json").read_text()
+)
+
+
+def _weights_case(name):
+    case = WEIGHTS_REF["cases"][name]
+    d = {
+        c: np.asarray(v, dtype=float)
+        for c, v in WEIGHTS_REF["datasets"][case["data"]].items()
+    }
+    X = np.column_stack([d[c] for c in _cols(case["x"])])
+    Z = np.column_stack([d[c] for c in _cols(case["z"])])
+    return case, X, d["yi"], d["vi"], Z, d[case["weights"]]
+
+
+@pytest.mark.parametrize("name", list(WEIGHTS_REF["cases"]))
+def test_user_weights_match_metafor(name):
+    """metafor's rma(yi, vi, mods=, scale=, weights=): the scale model as without
+    weights, the location by weighted least squares with the sandwich covariance,
+    logLik at those coefficients."""
+    case, X, y, v, Z, w = _weights_case(name)
+    est = LocationScaleMeta(method=case["method"], link=case["link"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InfiniteScaleWarning)
+        est.fit(X, y, sample_var=v, Z=Z, sample_weight=w)
+    rtol = RTOL_IDENTITY if case["link"] == "identity" else RTOL_ALPHA
+    np.testing.assert_allclose(alpha_of(est), case["alpha"], rtol=rtol, atol=1e-6)
+    np.testing.assert_allclose(est.tau2_, case["tau2"], rtol=rtol, atol=1e-8)
+    beta = np.concatenate([[est.intercept_], est.coef_])
+    np.testing.assert_allclose(beta, case["beta"], rtol=rtol)
+    np.testing.assert_allclose(est.cov_params_, case["vb"], rtol=rtol)
+    np.testing.assert_allclose(est.hat_, case["hat"], rtol=rtol)
+    if case["link"] == "log":
+        np.testing.assert_allclose(
+            np.sqrt(np.diag(est.scale_cov_params_)), case["se_alpha"], rtol=RTOL_SE
+        )
+        assert est.loglik_ == pytest.approx(case["loglik"], abs=1e-6)
+        assert est.aic_ == pytest.approx(case["aic"], abs=1e-5)
+        assert est.bic_ == pytest.approx(case["bic"], abs=1e-5)
+        assert est.aicc_ == pytest.approx(case["aicc"], abs=1e-5)
+        assert est.qs_ == pytest.approx(case["qs"], rel=RTOL_SE, abs=1e-6)
+    assert est.qm_ == pytest.approx(case["qm"], rel=rtol)
+    assert est.qm_pvalue_ == pytest.approx(case["qmp"], rel=rtol)
+    if "predict" in case:
+        pr = case["predict"]
+        new = np.asarray(pr["new"], dtype=float)[:, None]
+        frame = est.predict_interval(new, Z=new)
+        for ours, theirs in (
+            ("mean", "pred"),
+            ("se", "se"),
+            ("ci_lower", "ci_lb"),
+            ("ci_upper", "ci_ub"),
+            ("pi_lower", "pi_lb"),
+            ("pi_upper", "pi_ub"),
+        ):
+            np.testing.assert_allclose(frame[ours], pr[theirs], rtol=rtol)
+
+
+def test_user_weights_by_hand():
+    """The formulas, by dense linear algebra: beta_A, the sandwich, the leverages
+    and the REML criterion at beta_A; the scale model is the unweighted one."""
+    _case, X, y, v, Z, w = _weights_case("bcg_ablat_n_reml")
+    plain = LocationScaleMeta().fit(X, y, sample_var=v, Z=Z)
+    est = LocationScaleMeta().fit(X, y, sample_var=v, Z=Z, sample_weight=w)
+    np.testing.assert_allclose(alpha_of(est), alpha_of(plain), rtol=1e-12)
+    Xd = np.column_stack([np.ones(len(y)), X])
+    A = np.diag(w)
+    M = np.diag(v + est.tau2_)
+    W = np.linalg.inv(M)
+    S = np.linalg.inv(Xd.T @ A @ Xd)
+    beta = S @ Xd.T @ A @ y
+    np.testing.assert_allclose([est.intercept_, *est.coef_], beta, rtol=1e-10)
+    np.testing.assert_allclose(
+        est.cov_params_, S @ Xd.T @ A @ M @ A @ Xd @ S, rtol=1e-10
+    )
+    np.testing.assert_allclose(est.hat_, np.diag(Xd @ S @ Xd.T @ A), rtol=1e-10)
+    r = y - Xd @ beta
+    k, p = Xd.shape
+    reml = (
+        -0.5 * (k - p) * np.log(2 * np.pi)
+        + 0.5 * np.linalg.slogdet(Xd.T @ Xd)[1]
+        - 0.5 * np.sum(np.log(v + est.tau2_))
+        - 0.5 * np.linalg.slogdet(Xd.T @ W @ Xd)[1]
+        - 0.5 * r @ W @ r
+    )
+    assert est.loglik_ == pytest.approx(reml, rel=1e-12)
+    # weights of ones: unweighted least squares (metafor's weighted=FALSE)
+    ones = LocationScaleMeta().fit(X, y, sample_var=v, Z=Z, sample_weight=np.ones(k))
+    ols = np.linalg.lstsq(Xd, y, rcond=None)[0]
+    np.testing.assert_allclose([ones.intercept_, *ones.coef_], ols, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (np.zeros(13), "at least one non-zero"),
+        (np.r_[1.0, np.zeros(12)], "must identify"),
+        (np.r_[-1.0, np.ones(12)], "sample_weight must be >= 0"),
+        (np.ones(12), "sample_weight has 12 entries"),
+        (np.r_[np.nan, np.ones(12)], "sample_weight contains NaN"),
+    ],
+)
+def test_bad_user_weights(weights, match):
+    _case, X, y, v, Z, _w = _weights_case("bcg_alloc_seq_reml")
+    with pytest.raises(ValueError, match=match):
+        LocationScaleMeta().fit(X, y, sample_var=v, Z=Z, sample_weight=weights)
+
+
+def test_user_weights_with_missing_drop():
+    _case, X, y, v, Z, w = _weights_case("bcg_alloc_seq_reml")
+    w_nan = w.copy()
+    w_nan[3] = np.nan
+    keep = np.arange(len(y)) != 3
+    a = LocationScaleMeta(missing="drop").fit(
+        X, y, sample_var=v, Z=Z, sample_weight=w_nan
+    )
+    b = LocationScaleMeta().fit(
+        X[keep], y[keep], sample_var=v[keep], Z=Z[keep], sample_weight=w[keep]
+    )
+    assert a.n_missing_ == 1
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-12)

@@ -1,35 +1,68 @@
-"""Meta-analytic location-scale model: profiled ML/REML with analytic derivatives.
+r"""Meta-analytic location-scale model: profiled ML/REML with analytic derivatives.
 
 Model (Viechtbauer & López-López 2022):
 
 .. math::
 
-    y_i = x_i^\\top \\beta + u_i + e_i, \\quad u_i \\sim N(0, \\tau_i^2),
-    \\quad e_i \\sim N(0, v_i),
+    y_i = x_i^\top \beta + u_i + e_i, \quad u_i \sim N(0, \tau_i^2),
+    \quad e_i \sim N(0, v_i),
 
-with :math:`\\log \\tau_i^2 = z_i^\\top \\alpha` (``link="log"``) or
-:math:`\\tau_i^2 = z_i^\\top \\alpha` (``link="identity"``).
+with :math:`\log \tau_i^2 = z_i^\top \alpha` (``link="log"``) or
+:math:`\tau_i^2 = z_i^\top \alpha` (``link="identity"``, constrained to
+:math:`\tau_i^2 \ge 0` for the studies in the fit).
 
-For fixed :math:`\\alpha` the location coefficients are the GLS estimate with
-weights :math:`w_i = 1/(v_i + \\tau_i^2)`, so :math:`\\beta` is profiled out and
-only :math:`\\alpha` is optimised (Newton-Raphson on the profiled (restricted)
+For fixed :math:`\alpha` the location coefficients are the GLS estimate with
+weights :math:`w_i = 1/(v_i + \tau_i^2)`, so :math:`\beta` is profiled out and
+only :math:`\alpha` is optimised (Newton-Raphson on the profiled (restricted)
 log-likelihood with analytic gradient and observed Hessian, Fisher scoring as
 the fall-back when the surface is not concave, step halving throughout).
 
-Derivatives, with :math:`P = W - WX(X^\\top WX)^{-1}X^\\top W` and
-:math:`u = Py = W(y - X\\hat\\beta)` (Harville 1977):
+Derivatives, with :math:`P = W - WX(X^\top WX)^{-1}X^\top W` and
+:math:`u = Py = W(y - X\hat\beta)` (Harville 1977):
 
-* ML:   :math:`\\partial\\ell/\\partial\\tau_i^2 = -\\tfrac12 (w_i - u_i^2)`,
-  :math:`\\partial^2\\ell/\\partial\\tau_i^2\\partial\\tau_j^2 =
-  \\tfrac12 w_i^2\\delta_{ij} - u_i P_{ij} u_j`.
-* REML: :math:`\\partial\\ell/\\partial\\tau_i^2 = -\\tfrac12 (P_{ii} - u_i^2)`,
-  :math:`\\partial^2\\ell/\\partial\\tau_i^2\\partial\\tau_j^2 =
-  \\tfrac12 P_{ij}^2 - u_i P_{ij} u_j`.
+* ML:   :math:`\partial\ell/\partial\tau_i^2 = -\tfrac12 (w_i - u_i^2)`,
+  :math:`\partial^2\ell/\partial\tau_i^2\partial\tau_j^2 =
+  \tfrac12 w_i^2\delta_{ij} - u_i P_{ij} u_j`.
+* REML: :math:`\partial\ell/\partial\tau_i^2 = -\tfrac12 (P_{ii} - u_i^2)`,
+  :math:`\partial^2\ell/\partial\tau_i^2\partial\tau_j^2 =
+  \tfrac12 P_{ij}^2 - u_i P_{ij} u_j`.
 
-The chain rule through the link gives the derivatives in :math:`\\alpha`.
+The chain rule through the link gives the derivatives in :math:`\alpha`.
 Every product with :math:`P` is formed through the p x p matrix
-:math:`X^\\top W X`: the cost is O(k p^2 q + k q^2) and memory O(k (p^2 + q));
+:math:`X^\top W X`: the cost is O(k p^2 q + k q^2) and memory O(k (p^2 + q));
 no k x k matrix is ever built.
+
+Numerics of :func:`fit_location_scale`, in named steps:
+
+1. *Units.*  The model is equivariant under :math:`y \to y/c`,
+   :math:`v \to v/c^2` (log link: :math:`\alpha_0 \to \alpha_0 - \log c^2`, an
+   offset of the linear predictor; identity link: :math:`\alpha \to
+   \alpha/c^2`).  The fit runs on the data divided by a power of two near their
+   variance, so that the optimizer's absolute thresholds (starting floor,
+   constraint slack, gradient test) mean the same for every unit, and
+   transforms back exactly.
+2. *Existence.*  When studies with zero sampling variance can be fitted
+   exactly, :math:`\tau_i^2 \to 0` sends the likelihood to :math:`+\infty`
+   (always under ML; under REML only when they are more than the location
+   model can fit generically): no estimate exists, which is an error.
+3. *Starts.*  The homogeneous :math:`\tau^2` by DerSimonian-Laird and by Hedges
+   (metafor's start); next to :math:`\tau^2 = 0` when the homogeneous model
+   there beats the optimum found (metafor's ``ll0check``); and, for each scale
+   moderator, starts that put the heterogeneity at either of its ends
+   (:func:`_probe_thetas`), which reach the modes where the heterogeneity is
+   concentrated in a subgroup.  A run that enters the basin of an optimum
+   already found stops early (:func:`_joins`).
+4. *Certification.*  With extreme sampling variances (a ratio of more than
+   :data:`EXTREME_VARIANCE_RATIO` to their median, or zeros) the profile can
+   have a narrow peak that Newton's method steps over.  The criterion is then
+   evaluated on a logarithmic grid of homogeneous :math:`\tau^2` reaching below
+   the smallest sampling variance, and Newton's method restarted from the best
+   grid point when it beats the optimum found, and from the peak of the
+   tiny-variance studies.  The best optimum is returned.
+5. *Polish.*  At convergence up to :data:`_POLISH_STEPS` further Newton steps
+   (within the active constraints) are taken while they bring the gradient
+   closer to zero, so that the optimum is exact to rounding (quadratic
+   convergence) and independent of the order of the studies.
 
 All functions are pure (numpy/scipy only, no state).
 """
@@ -39,14 +72,86 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy import linalg, optimize
 
 from skmeta._engine import _univariate as uni
-
-_LOG2PI = np.log(2.0 * np.pi)
+from skmeta._engine._gls import logdet_crossprod, profiled_loglik, weighted_fit
 
 #: log tau^2 is clipped to this range before exponentiation, so that a Newton
 #: step can never overflow; the clip is far outside any meaningful value.
 _ETA_CLIP = 700.0
+#: Sampling variances more than this factor away from their median (or zero)
+#: trigger the certification of the optimum on a grid of homogeneous tau^2.
+EXTREME_VARIANCE_RATIO = 1e6
+#: Largest squared spread of y (data units) whose tau^2 float64 can hold with
+#: room for the arithmetic of the fit (the largest double is 1.8e308).
+_MAX_VARIANCE = 1e300
+#: Newton steps of the log link are capped at this change of log tau^2 (a
+#: factor e^5 ~ 150 in tau^2 per iteration).
+_MAX_LOG_STEP = 5.0
+#: Step halvings before a line search gives up (2^-60 ~ 1e-18 of the step).
+_LINE_SEARCH_HALVINGS = 60
+#: A step may lose this relative amount of the criterion: its rounding error.
+_ROUNDING_RTOL = 1e-13
+#: Newton converged: decrement below ``tol`` and every free gradient entry
+#: below this (plus 1e3 tol); on the unit scale of the data a larger gradient
+#: with a tiny decrement means a huge curvature that Newton has not resolved.
+_GRAD_ATOL = 1e-3
+#: Ridge (relative to the trace) keeping the Fisher-scoring system definite.
+_FISHER_RIDGE = 1e-10
+#: Identity link: this many successive steps cut short by tau_i^2 >= 0 with a
+#: gain below _STALL_GAIN mean the optimum is on that boundary.
+_STALL_COUNT = 3
+_STALL_GAIN = 1e-8
+#: Identity link: tau_i^2 down to -_NEGATIVE_TAU2_SLACK (unit scale) count as 0,
+#: the rounding error of z_i' alpha near the boundary.
+_NEGATIVE_TAU2_SLACK = 1e-12
+#: Identity link: tau_i^2 below this (unit scale) are on the boundary 0 when
+#: the optimum is polished (the constrained solver leaves them at ~1e-13).
+_ACTIVE_TAU2 = 1e-9
+#: The constrained (SLSQP) solution replaces the Newton path when it is not
+#: worse than this (criterion units).
+_CONSTRAINED_ATOL = 1e-10
+#: Newton steps taken after convergence while they reduce the decrement.
+_POLISH_STEPS = 3
+#: Two homogeneous starts within this distance (log tau^2) or relative
+#: difference (identity link) lie in the same basin: the second is skipped.
+_SAME_BASIN_LOG = 0.5
+_SAME_BASIN_RTOL = 0.5
+#: metafor's ll0check: the homogeneous model at tau^2 = 0 beats the optimum by
+#: more than this relative amount.
+_LL0_RTOL = 1e-9
+#: Start next to tau^2 = 0: this fraction of the data's variance.
+_NEAR_ZERO = 1e-8
+#: A grid point beats the optimum when it is higher by more than this relative
+#: amount (the rounding error of the criterion is ~1e-13 relative).
+_CERTIFY_RTOL = 1e-9
+#: Grid of the certification: points per decade of tau^2, lowest point below
+#: the smallest positive sampling variance, largest point (unit scale).
+_GRID_PER_DECADE = 8
+_GRID_BELOW_SMALLEST = 1e-2
+_GRID_FLOOR = 1e-14
+_GRID_TOP = 1e3
+#: Exact fit of the zero-variance studies: residual below this relative amount.
+_EXACT_FIT_RTOL = 1e-10
+#: A scale coefficient diverges when some tau_i^2 is below this fraction of
+#: v_i (or of 1e-12 on the unit scale when v_i = 0) and the information has an
+#: eigenvalue below this fraction of its largest along it.
+_DIVERGING_RTOL = 1e-7
+_DIVERGING_LOADING = 0.1
+#: A run stops when it is within this many standard errors of an optimum found
+#: before, where the criterion agrees with that optimum's quadratic model to
+#: this relative amount (it would converge there).
+_JOIN_RADIUS = 2.0
+_JOIN_RTOL = 0.1
+#: Slopes (per standard deviation of a scale moderator, log link) of the
+#: probing starts of :func:`_probe_thetas`: log tau^2 varies by 2 * slope over
+#: +-1 SD.
+_PROBE_SLOPES = (2.0, 6.0)
+
+
+class NoAdmissibleStart(ValueError):
+    """No scale coefficients within the bounds give every study v_i + tau_i^2 > 0."""
 
 
 class ScaleTransform(NamedTuple):
@@ -147,8 +252,9 @@ def link_tau2(eta: np.ndarray, link: str) -> np.ndarray:
     return np.asarray(eta, dtype=float)
 
 
-def _invalid_eval(p, tau2, nan):
+def _invalid_eval(p, tau2):
     """The evaluation at an inadmissible point: criterion -inf, nothing else."""
+    nan = np.full(tau2.shape[0], np.nan)
     return LSEval(
         -np.inf,
         np.full(p, np.nan),
@@ -174,6 +280,7 @@ def evaluate(
     link: str = "log",
     derivs: int = 0,
     logdet_xtx: float = 0.0,
+    offset: float = 0.0,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -194,69 +301,66 @@ def evaluate(
         expected information.
     logdet_xtx : float
         ``log|X'X|``: metafor's REML constant, added as ``+0.5*logdet_xtx``.
+    offset : float
+        Added to the linear predictor of the log link (``log tau_i^2 =
+        z_i' alpha + offset``): the change of units of :func:`fit_location_scale`.
 
     Returns
     -------
     LSEval
-        ``loglik`` is ``-inf`` where the model is undefined (v + tau^2 <= 0).
+        ``loglik`` is ``-inf`` where the model is undefined (v + tau^2 <= 0);
+        the other fields are then NaN or None.
     """
     k, p = X.shape
     eta = Z @ alpha
-    tau2 = link_tau2(eta, link)
+    tau2 = link_tau2(eta + offset if offset else eta, link)
     s = v + tau2
-    nan = np.full(k, np.nan)
-    if not np.all(s > 0) or not np.all(np.isfinite(s)):
-        return _invalid_eval(p, tau2, nan)
+    if not (np.all(s > 0) and np.all(np.isfinite(s))):
+        return _invalid_eval(p, tau2)
     w = 1.0 / s
     reml = method == "reml"
-    if p:
-        Xw = X * w[:, None]
-        A = X.T @ Xw
-        # p x p algebra with numpy (scipy's triangular solves carry a large
-        # per-call overhead that dominates small-k fits)
-        try:
-            L = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError:
-            return _invalid_eval(p, tau2, nan)
-        Linv = np.linalg.inv(L)
-        cov_beta = Linv.T @ Linv
-        beta = cov_beta @ (Xw.T @ y)
-        Xt = X @ Linv.T  # rows L^-1 x_i
-        htil = np.einsum("ij,ij->i", Xt, Xt)  # x_i' A^-1 x_i
-        logdet_a = 2.0 * np.sum(np.log(np.diag(L)))
-    else:
-        beta = np.zeros(0)
-        htil = np.zeros(k)
-        logdet_a = 0.0
-        cov_beta = np.zeros((0, 0))
-    r = y - X @ beta
-    u = w * r
-    rss = float(r @ u)
-    sumlog = float(np.sum(np.log(s)))
-    if reml:
-        ll = -0.5 * ((k - p) * _LOG2PI + sumlog + logdet_a + rss) + 0.5 * logdet_xtx
-    else:
-        ll = -0.5 * (k * _LOG2PI + sumlog + rss)
+    try:
+        fit = weighted_fit(X, y, w)
+        # cov = F F' (F lower triangular): the leverages and the REML terms
+        # below are sums of squares of the rows of X F
+        F = np.linalg.cholesky(fit.cov) if p else np.zeros((0, 0))
+    except np.linalg.LinAlgError:
+        return _invalid_eval(p, tau2)
+    ll = profiled_loglik(
+        k,
+        p,
+        float(np.sum(np.log(s))),
+        fit.rss,
+        reml=reml,
+        logdet_xtvx=fit.logdet,
+        logdet_xtx=logdet_xtx,
+    )
+    if not np.isfinite(ll):
+        return _invalid_eval(p, tau2)
+    Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
+    htil = np.einsum("ij,ij->i", Xt, Xt)
+    r = fit.resid
     hat = w * htil
     if derivs == 0:
-        return LSEval(ll, beta, cov_beta, tau2, w, r, hat, None, None, None)
+        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, None, None, None)
 
+    u = w * r
     pdiag = w - w * w * htil if reml else w  # P_ii (REML) or w_i (ML)
     g_tau = -0.5 * (pdiag - u * u)
     d = tau2 if link == "log" else np.ones(k)
     grad = Z.T @ (g_tau * d)
     if derivs == 1:
-        return LSEval(ll, beta, cov_beta, tau2, w, r, hat, grad, None, None)
+        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, None, None)
 
     # (u u') o P term: M' P M with M = Z * (d u)
     M = Z * (d * u)[:, None]
     mpm = M.T @ (M * w[:, None])
     if p:
-        xwm = Linv @ (Xw.T @ M)
+        xwm = F.T @ ((X * w[:, None]).T @ M)
         mpm -= xwm.T @ xwm
+    zd = Z * d[:, None]
     if reml:
         # P o P = diag(w^2 - 2 w^3 htil) + [w_i^2 w_j^2 (x_i' A^-1 x_j)^2]
-        zd = Z * d[:, None]
         pp = (zd * (w * w - 2.0 * w**3 * htil)[:, None]).T @ zd
         if p:
             K = (Xt[:, :, None] * Xt[:, None, :]).reshape(k, p * p)
@@ -264,44 +368,726 @@ def evaluate(
             pp += C.T @ C
         info = 0.5 * pp
     else:
-        zd = Z * d[:, None]
         info = 0.5 * (zd * (w * w)[:, None]).T @ zd
     # observed Hessian: D H_tau D + second-derivative-of-link term
     hess = info - mpm  # info = 1/2 D(PoP)D (REML) or 1/2 D W^2 D (ML)
     if link == "log":
         hess = hess + (Z * (g_tau * tau2)[:, None]).T @ Z
     hess = 0.5 * (hess + hess.T)
-    return LSEval(ll, beta, cov_beta, tau2, w, r, hat, grad, hess, info)
+    return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, hess, info)
 
 
-def _start_values(y, v, X, Zw, link, tau2_method="dl"):
-    """Return a robust starting alpha (in the coordinates of ``Zw``).
+def unbounded_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str):
+    r"""Whether :math:`\tau_i^2 \to 0` sends the (restricted) likelihood to +inf.
 
-    The homogeneous tau^2 of the location model by ``tau2_method`` ("dl":
-    DerSimonian-Laird, Hedges' when some sampling variances are zero; "he":
-    Hedges; a number: that tau^2), floored away from zero unless given, is
-    spread over the scale design by least squares.
+    The :math:`m` studies with :math:`v_i = 0` then have variance
+    :math:`\tau_i^2 \to 0`; if the location model fits them exactly their
+    log-densities grow like :math:`-\tfrac12\log\tau^2` each, while REML's
+    :math:`-\tfrac12\log|X^\top WX|` takes back :math:`\operatorname{rank}(X_0)`
+    of them.  The limit is :math:`+\infty` when that exact fit exists and
+    :math:`m` (ML) or :math:`m - \operatorname{rank}(X_0)` (REML) is positive.
     """
-    k, p = X.shape
-    if p:
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        r = y - X @ coef
+    zero = v == 0
+    m = int(zero.sum())
+    if m == 0:
+        return False
+    X0, y0 = X[zero], y[zero]
+    if X.shape[1]:
+        coef, _, rank, _ = np.linalg.lstsq(X0, y0, rcond=None)
+        resid = y0 - X0 @ coef
     else:
-        r = y
-    if not isinstance(tau2_method, str):
-        tau2 = float(tau2_method)  # an explicit homogeneous start
-    elif tau2_method == "dl" and np.all(v > 0):
+        resid, rank = y0, 0
+    size = max(float(np.max(np.abs(y))), np.finfo(float).tiny)
+    exact = float(np.max(np.abs(resid))) <= _EXACT_FIT_RTOL * size
+    excess = m if method == "ml" else m - int(rank)
+    return bool(exact and excess > 0)
+
+
+def variance_unit(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
+    """A power of two near the data's variance, the unit of the fit.
+
+    The larger of the median sampling variance and the residual variance of
+    the least-squares fit of ``y`` on ``X`` (computed without overflow), raised
+    if needed so that every ``v_i`` divided by it stays finite.
+
+    Raises
+    ------
+    ValueError
+        If the squared spread of ``y`` is beyond what float64 can hold.
+    """
+    log_ref = -np.inf
+    top = float(np.max(v))
+    if top > 0:  # the median of v / top: no overflow near the largest double
+        scaled = v / top
+        if np.median(scaled) <= 0:
+            scaled = scaled[scaled > 0]
+        log_ref = np.log(float(np.median(scaled))) + np.log(top)
+    size = float(np.max(np.abs(y)))
+    if size > 0:
+        scaled = y / size
+        resid = weighted_fit(X, scaled, np.ones_like(y)).resid if X.shape[1] else scaled
+        mean_square = float(np.mean(resid * resid))
+        if mean_square > 0:
+            log_spread = np.log(mean_square) + 2.0 * np.log(size)
+            if log_spread > np.log(_MAX_VARIANCE):
+                raise ValueError(
+                    "y varies too much for float64: its squared spread is about "
+                    f"1e{log_spread / np.log(10):.0f}, so tau^2 would overflow. "
+                    "Rescale y (and sample_var by the square of the factor)."
+                )
+            log_ref = max(log_ref, log_spread)
+    if not np.isfinite(log_ref):
+        return 1.0
+    # v / unit must stay finite (the largest double is ~e^709.8)
+    if top > 0:
+        log_ref = max(log_ref, np.log(top) - 700.0)
+    exponent = int(np.clip(np.round(log_ref / np.log(2.0)), -1000, 1000))
+    return float(np.ldexp(1.0, exponent))
+
+
+# ------------------------------------------------------------------ the problem
+class _Problem(NamedTuple):
+    """The fit on the unit scale and in the optimizer's coordinates theta.
+
+    ``alpha = T @ theta`` (log link: alpha on the data's scale, the change of
+    units is ``offset``; identity link: alpha divided by the unit).
+    """
+
+    y: np.ndarray
+    v: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray  # standardized scale design
+    T: np.ndarray
+    method: str
+    link: str
+    offset: float
+    logdet_xtx: float
+    penalty: np.ndarray  # (q, q) penalty matrix in theta
+    lower: np.ndarray  # bounds on theta (= alpha, unstandardized, when bounded)
+    upper: np.ndarray
+    intercept_col: int | None
+
+
+def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
+    """The problem on the unit scale ``y / sqrt(unit)``, ``v / unit``."""
+    q = Z.shape[1]
+    # identity link: alpha (and its bounds) scale with the unit; log link: an offset
+    alpha_unit = unit if link == "identity" else 1.0
+    if bounds is not None:
+        tr = ScaleTransform(np.eye(q), np.zeros(q), np.ones(q), Z)
+        lower = np.broadcast_to(np.asarray(bounds[0], float), (q,)) / alpha_unit
+        upper = np.broadcast_to(np.asarray(bounds[1], float), (q,)) / alpha_unit
+    else:
+        tr = standardize_scale_design(Z, intercept_col)
+        lower, upper = np.full(q, -np.inf), np.full(q, np.inf)
+    penalized = np.ones(q)
+    if intercept_col is not None:
+        penalized[intercept_col] = 0.0
+    # lambda/2 sum alpha_j^2 = lambda unit^2/2 sum alpha_unit_j^2 (identity link)
+    pen = penalty * alpha_unit**2 * (tr.T.T @ (penalized[:, None] * tr.T))
+    return _Problem(
+        y=y / np.sqrt(unit),
+        v=v / unit,
+        X=X,
+        Z=tr.standardized,
+        T=tr.T,
+        method=method,
+        link=link,
+        offset=-np.log(unit) if link == "log" else 0.0,
+        logdet_xtx=logdet_crossprod(X) if method == "reml" else 0.0,
+        penalty=pen,
+        lower=lower.copy(),
+        upper=upper.copy(),
+        intercept_col=intercept_col,
+    )
+
+
+def _criterion(prob, theta, derivs):
+    """``(LSEval, penalized criterion)``; the criterion is -inf where undefined."""
+    if prob.link == "identity" and np.any(prob.Z @ theta < -_NEGATIVE_TAU2_SLACK):
+        # metafor's constraint tau_i^2 >= 0
+        return _invalid_eval(prob.X.shape[1], prob.Z @ theta), -np.inf
+    ev = evaluate(
+        prob.y,
+        prob.v,
+        prob.X,
+        prob.Z,
+        theta,
+        method=prob.method,
+        link=prob.link,
+        derivs=derivs,
+        logdet_xtx=prob.logdet_xtx,
+        offset=prob.offset,
+    )
+    if not np.isfinite(ev.loglik):
+        return ev, -np.inf
+    return ev, ev.loglik - 0.5 * float(theta @ prob.penalty @ theta)
+
+
+def _start_theta(prob, tau2, slopes=None):
+    """Starting coordinates with mean tau^2 ``tau2`` (unit scale).
+
+    ``slopes`` are the non-intercept coordinates (default 0: the homogeneous
+    model), clipped to the bounds; the intercept is then chosen so that the
+    mean of the studies' tau_i^2 is ``tau2`` (identity link: and every
+    tau_i^2 >= 0), and clipped to its bounds.  Without a scale intercept: the
+    least-squares fit of the homogeneous model (identity link: with
+    tau_i^2 >= 0 if possible).
+    """
+    Z, j = prob.Z, prob.intercept_col
+    if j is None:
+        level = np.log(tau2) - prob.offset if prob.link == "log" else tau2
+        target = np.full(prob.y.shape[0], level)
+        theta = weighted_fit(Z, target, np.ones_like(target)).beta
+        if prob.link == "identity" and np.any(Z @ theta < 0):
+            theta = np.linalg.lstsq(np.abs(Z), target, rcond=None)[0]
+        return np.clip(theta, prob.lower, prob.upper)
+    theta = np.zeros(Z.shape[1]) if slopes is None else np.array(slopes, float)
+    theta[j] = 0.0
+    theta = np.clip(theta, prob.lower, prob.upper)
+    theta[j] = 0.0
+    eta = Z @ theta  # the linear predictor without the intercept
+    if prob.link == "log":
+        top = float(np.max(eta))  # log mean exp(eta), without overflow
+        log_mean = top + np.log(np.mean(np.exp(eta - top)))
+        theta[j] = np.log(tau2) - prob.offset - log_mean
+    else:
+        theta[j] = max(tau2 - float(np.mean(eta)), -float(np.min(eta)))
+    theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
+    return theta
+
+
+def _start_tau2(prob, how):
+    """Homogeneous starting tau^2 (unit scale) by ``how``.
+
+    "dl": DerSimonian-Laird (Hedges' when some sampling variances are zero);
+    "he": Hedges (metafor's start); both floored away from zero, at the larger
+    of 1% of the median sampling variance and 1e-4 of the residual variance.
+    A number: that tau^2.
+    """
+    if not isinstance(how, str):
+        return float(how)
+    y, v, X = prob.y, prob.v, prob.X
+    if how == "dl" and np.all(v > 0):
         tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
     else:
         tau2 = uni.tau2_hedges(X, y, v)
-    floor = max(0.01 * float(np.mean(v)), 1e-4 * float(np.mean(r * r)), 1e-10)
-    if isinstance(tau2_method, str):
-        tau2 = max(tau2, floor)
-    target = np.full(k, np.log(tau2) if link == "log" else tau2)
-    a0, *_ = np.linalg.lstsq(Zw, target, rcond=None)
-    if link == "identity" and np.any(Zw @ a0 < 0):
-        a0, *_ = np.linalg.lstsq(np.abs(Zw), target, rcond=None)
-    return a0
+    resid = weighted_fit(X, y, np.ones_like(y)).resid if X.shape[1] else y
+    floor = max(0.01 * float(np.median(v)), 1e-4 * float(np.mean(resid * resid)))
+    return max(tau2, floor, 1e-10)
+
+
+# ---------------------------------------------------------------- Newton path
+class _Path(NamedTuple):
+    """Where one run of the optimizer ended."""
+
+    theta: np.ndarray
+    ev: LSEval
+    value: float  # penalized criterion
+    n_iter: int
+    converged: bool
+    message: str
+
+
+def _ascent_step(prob, theta, ev):
+    """Newton step on the free coordinates, or a fall-back ascent direction.
+
+    Where the criterion is not concave: Fisher scoring (expected information);
+    where that system is singular or not finite (e.g. extreme weights): the
+    gradient scaled by the largest diagonal information.  Returns ``(gradient,
+    free, step, newton)``; a coordinate at a bound whose gradient points
+    outwards, or fixed by equal bounds, is not free.  A non-finite gradient
+    gives a zero step.
+    """
+    g = ev.grad - prob.penalty @ theta
+    negh = -ev.hess + prob.penalty
+    lo, hi = prob.lower, prob.upper
+    free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
+    step = np.zeros_like(theta)
+    if not free.any() or not np.all(np.isfinite(g)):
+        return g, free, step, False
+    gf = g[free]
+    hf = negh[np.ix_(free, free)]
+    if np.all(np.isfinite(hf)):
+        try:
+            np.linalg.cholesky(hf)  # raises unless positive definite
+            step[free] = np.linalg.solve(hf, gf)
+            return g, free, step, True
+        except np.linalg.LinAlgError:
+            pass
+    info = (ev.info + prob.penalty)[np.ix_(free, free)]
+    diagonal = np.abs(np.diag(info))
+    if np.all(np.isfinite(info)):
+        ridge = _FISHER_RIDGE * max(float(diagonal.sum()), 1e-300)
+        try:
+            step[free] = np.linalg.solve(info + ridge * np.eye(gf.size), gf)
+            if np.all(np.isfinite(step)):
+                return g, free, step, False
+        except np.linalg.LinAlgError:
+            pass
+    top = float(np.max(diagonal, initial=0.0))
+    step[free] = gf / (top if np.isfinite(top) and top > 0 else 1.0)
+    return g, free, step, False
+
+
+def _line_search(prob, theta, step, value):
+    """Step halving until the criterion does not drop beyond rounding.
+
+    Returns ``(theta, ev, value, t)`` or None when every halving fails.
+    """
+    if prob.link == "log":
+        big = np.max(np.abs(step))
+        if big > _MAX_LOG_STEP:
+            step = step * (_MAX_LOG_STEP / big)
+    t = 1.0
+    for _ in range(_LINE_SEARCH_HALVINGS):
+        cand = np.clip(theta + t * step, prob.lower, prob.upper)
+        ev_c, val_c = _criterion(prob, cand, 2)
+        if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
+            return cand, ev_c, val_c, t
+        t *= 0.5
+    return None
+
+
+def _polish_step(prob, theta, ev):
+    """Newton step within the active constraints: ``(step, decrement, ok)``.
+
+    The coordinates at their bounds stay fixed and, under the identity link,
+    so do the tau_i^2 that are 0 (within :data:`_ACTIVE_TAU2`): the step solves
+    the Newton system in the null space of those rows of ``Z``.  ``ok`` is
+    False where the criterion is not concave there.
+    """
+    g, free, step, newton = _ascent_step(prob, theta, ev)
+    if prob.link == "identity":
+        active = prob.Z @ theta <= _ACTIVE_TAU2
+        if active.any() and free.any():
+            N = linalg.null_space(prob.Z[np.ix_(active, free)])
+            step = np.zeros_like(theta)
+            if N.shape[1] == 0:
+                return step, 0.0, True
+            gf = g[free]
+            hr = N.T @ (-ev.hess + prob.penalty)[np.ix_(free, free)] @ N
+            try:
+                np.linalg.cholesky(hr)
+            except np.linalg.LinAlgError:
+                return step, 0.0, False
+            step[free] = N @ np.linalg.solve(hr, N.T @ gf)
+            newton = True
+    return step, float(g @ step), newton
+
+
+def _polish(prob, path):
+    """Take further Newton steps from a converged path while they help.
+
+    Near the optimum the criterion changes by less than its rounding error, so
+    a step is judged by the decrement (the predicted gain) at its end point: it
+    is taken when the criterion rises, or stays within rounding while the
+    decrement falls.  This makes the optimum exact to rounding (quadratic
+    convergence), whatever the order of the studies; under the identity link
+    also on the boundary tau_i^2 = 0 (:func:`_polish_step`).
+    """
+    if not path.converged:
+        return path
+    theta, ev, value = path.theta, path.ev, path.value
+    step, decrement, ok = _polish_step(prob, theta, ev)
+    for _ in range(_POLISH_STEPS):
+        if not ok or decrement <= 0.0:
+            break
+        cand = np.clip(theta + step, prob.lower, prob.upper)
+        ev_c, val_c = _criterion(prob, cand, 2)
+        if not np.isfinite(val_c):
+            break
+        step_c, dec_c, ok = _polish_step(prob, cand, ev_c)
+        rounding = _ROUNDING_RTOL * max(1.0, abs(value))
+        if not (val_c > value or (val_c >= value - rounding and dec_c < decrement)):
+            break
+        theta, ev, value, step, decrement = cand, ev_c, val_c, step_c, dec_c
+    return path._replace(theta=theta, ev=ev, value=value)
+
+
+def _joins(prob, theta, value, known):
+    """Whether the path at ``theta`` has entered the basin of a known optimum.
+
+    It has when ``theta`` lies within :data:`_JOIN_RADIUS` standard errors of
+    that optimum (in the metric of its information) and the criterion there
+    agrees with the optimum's quadratic model to :data:`_JOIN_RTOL`: the
+    quadratic model holds on the way, and Newton's method converges to it.
+    """
+    for other in known:
+        d = theta - other.theta
+        negh = -other.ev.hess + prob.penalty
+        drop = 0.5 * float(d @ negh @ d)
+        if drop > 0.5 * _JOIN_RADIUS**2:
+            continue
+        if abs((other.value - value) - drop) <= _JOIN_RTOL * max(drop, 1e-12):
+            return True
+    return False
+
+
+def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
+    """Newton-Raphson (Fisher scoring where not concave) with step halving.
+
+    Returns None when the path joins one of the ``known`` optima (it would
+    converge to it).
+    """
+    converged = False
+    message = "maximum number of iterations reached"
+    n_iter = 0
+    stalls = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007
+        g, free, step, newton = _ascent_step(prob, theta, ev)
+        if not free.any():
+            converged = True
+            message = "converged (all coefficients at their bounds)"
+            break
+        decrement = float(g @ step)
+        if (
+            newton
+            and decrement < tol
+            and np.all(np.abs(g[free]) < _GRAD_ATOL + 1e3 * tol)
+        ):
+            converged = True
+            message = "converged"
+            break
+        if not np.any(step):
+            message = "no ascent direction"
+            break
+        if newton and known and _joins(prob, theta, value, known):
+            return None
+        found = _line_search(prob, theta, step, value)
+        if found is None:
+            message = "line search failed"
+            converged = bool(decrement < 1e3 * tol)
+            break
+        cand, ev_c, val_c, t = found
+        gain = val_c - value
+        theta, ev, value = cand, ev_c, val_c
+        if not newton and 0 <= gain < 1e-3 * tol and t < 1:
+            message = "no further progress"
+            break
+        # identity link: steps cut short by tau_i^2 >= 0 with negligible gain mean
+        # the optimum is on that boundary; the constrained solver takes over
+        cut_short = prob.link == "identity" and t < 1 and gain < _STALL_GAIN
+        stalls = stalls + 1 if cut_short else 0
+        if stalls >= _STALL_COUNT:
+            message = "stalled at the boundary tau_i^2 = 0"
+            break
+    return _Path(theta, ev, value, n_iter, converged, message)
+
+
+def _feasible_identity(prob, theta):
+    """Return theta within the bounds with Z theta > 0 when one exists (an LP)."""
+    Z = prob.Z
+    q = Z.shape[1]
+    target = max(float(np.max(np.abs(Z @ theta))), 1e-8)
+    c = np.zeros(q + 1)
+    c[-1] = -1.0  # maximize the smallest tau_i^2
+    A = np.hstack([-Z, np.ones((Z.shape[0], 1))])
+    bounds = [
+        (a if np.isfinite(a) else None, b if np.isfinite(b) else None)
+        for a, b in zip(prob.lower, prob.upper, strict=True)
+    ] + [(None, target)]
+    res = optimize.linprog(
+        c, A_ub=A, b_ub=np.zeros(Z.shape[0]), bounds=bounds, method="highs"
+    )
+    if res.status == 0 and res.x[-1] >= 0:
+        return res.x[:q]
+    return theta
+
+
+def _constrained_identity(prob, theta0):
+    """Maximize the criterion subject to Z theta >= 0 and the bounds (SLSQP)."""
+
+    def fun(th):
+        ev, val = _criterion(prob, th, 1)
+        if not np.isfinite(val):
+            return 1e300, np.zeros_like(th)
+        return -val, -(ev.grad - prob.penalty @ th)
+
+    bounds = [
+        (a if np.isfinite(a) else None, b if np.isfinite(b) else None)
+        for a, b in zip(prob.lower, prob.upper, strict=True)
+    ]
+    res = optimize.minimize(
+        lambda th: fun(th)[0],
+        theta0,
+        jac=lambda th: fun(th)[1],
+        method="SLSQP",
+        bounds=bounds,
+        constraints=[
+            {"type": "ineq", "fun": lambda th: prob.Z @ th, "jac": lambda th: prob.Z}
+        ],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    return np.clip(res.x, prob.lower, prob.upper)
+
+
+def _run(prob, theta, *, max_iter, tol, known=()):
+    """One optimizer run from ``theta``.
+
+    None when no admissible start exists or the path joins a ``known`` optimum.
+    """
+    theta = np.clip(theta, prob.lower, prob.upper)
+    ev, value = _criterion(prob, theta, 2)
+    if not np.isfinite(value) and prob.link == "identity":
+        theta = _feasible_identity(prob, theta)
+        ev, value = _criterion(prob, theta, 2)
+    if not np.isfinite(value):
+        return None
+    path = _newton(prob, theta, ev, value, max_iter=max_iter, tol=tol, known=known)
+    if path is None:
+        return None
+    if not path.converged and prob.link == "identity":
+        # the optimum may lie on the boundary tau_i^2 = 0 of some studies, where
+        # Newton steps are cut short: solve the constrained problem directly
+        theta_c = _constrained_identity(prob, path.theta)
+        ev_c, val_c = _criterion(prob, theta_c, 2)
+        if val_c >= path.value - _CONSTRAINED_ATOL:
+            path = path._replace(
+                theta=theta_c,
+                ev=ev_c,
+                value=val_c,
+                converged=True,
+                message="converged (constrained: tau_i^2 >= 0 active)",
+            )
+    return path
+
+
+def _better(a, b):
+    """The run with the higher criterion (``a`` on ties; None loses)."""
+    if b is None:
+        return a
+    if a is None or b.value > a.value:
+        return b
+    return a
+
+
+def _same_basin(prob, tau2_a, tau2_b):
+    if prob.link == "log":
+        return abs(np.log(tau2_a) - np.log(tau2_b)) <= _SAME_BASIN_LOG
+    return abs(tau2_a - tau2_b) <= _SAME_BASIN_RTOL * max(tau2_a, tau2_b)
+
+
+def _homogeneous_at_zero(prob):
+    """Criterion of the homogeneous model at tau^2 = 0 (all v > 0)."""
+    fe = weighted_fit(prob.X, prob.y, 1.0 / prob.v)
+    return profiled_loglik(
+        prob.y.shape[0],
+        prob.X.shape[1],
+        float(np.sum(np.log(prob.v))),
+        fe.rss,
+        reml=prob.method == "reml",
+        logdet_xtvx=fe.logdet,
+        logdet_xtx=prob.logdet_xtx,
+    )
+
+
+def _extreme_variances(v):
+    median = float(np.median(v))
+    if median <= 0 or v.min() <= 0:
+        return True
+    return bool(
+        v.min() < median / EXTREME_VARIANCE_RATIO
+        or v.max() > median * EXTREME_VARIANCE_RATIO
+    )
+
+
+def _certification_grid(prob):
+    """Homogeneous tau^2 values (unit scale) reaching below the smallest v_i."""
+    positive = prob.v[prob.v > 0]
+    low = _GRID_FLOOR
+    if positive.size:
+        low = max(min(low, _GRID_BELOW_SMALLEST * float(positive.min())), 1e-300)
+    decades = np.log10(_GRID_TOP / low)
+    grid = np.geomspace(low, _GRID_TOP, int(np.ceil(decades * _GRID_PER_DECADE)) + 1)
+    if prob.link == "identity" and np.all(prob.v > 0):
+        grid = np.concatenate([[0.0], grid])
+    return grid
+
+
+def _peak_theta(prob, tau2):
+    """Start on the peak of the studies with tiny sampling variances.
+
+    Their tau_i^2 is set well below their v_i (1% of it; the grid floor when
+    v_i = 0), the others' at the homogeneous ``tau2``: the least-squares fit of
+    these values on the scale design, with the tiny-variance studies weighted
+    so that they are met (exactly when there are fewer of them than scale
+    coefficients).
+    """
+    median = float(np.median(prob.v))
+    tiny = prob.v < median / EXTREME_VARIANCE_RATIO
+    target = np.where(tiny, np.maximum(0.01 * prob.v, _GRID_FLOOR), tau2)
+    weight = np.where(tiny, 1e6, 1.0)
+    if prob.link == "log":
+        target = np.log(target) - prob.offset
+    else:
+        target = np.where(tiny, 0.0, target)
+    return weighted_fit(prob.Z, target, weight).beta
+
+
+def _certify(prob, best, tau2, run):
+    """Restart where a study with a tiny or zero sampling variance has its peak.
+
+    With such a study the criterion has a narrow peak where its tau_i^2 is
+    below its v_i, which Newton's method from the homogeneous starts can step
+    over.  Two probes: the criterion on a grid of homogeneous tau^2 reaching
+    below the smallest sampling variance (``run`` from its best point when that
+    beats the optimum), and a run from :func:`_peak_theta` (``tau2`` for the
+    other studies).
+    """
+    values = []
+    thetas = []
+    for t in _certification_grid(prob):
+        theta = _start_theta(prob, t)
+        thetas.append(theta)
+        values.append(_criterion(prob, theta, 0)[1])
+    j = int(np.argmax(values))
+    if values[j] > best.value + _CERTIFY_RTOL * (1.0 + abs(best.value)):
+        best = _better(best, run(thetas[j]))
+    if np.any(prob.v < float(np.median(prob.v)) / EXTREME_VARIANCE_RATIO):
+        best = _better(
+            best, run(np.clip(_peak_theta(prob, tau2), prob.lower, prob.upper))
+        )
+    return best
+
+
+def _probe_thetas(prob, tau2):
+    """Starts that put the heterogeneity at one end of each scale moderator.
+
+    For each non-intercept column ``z_j`` of the (standardized) scale design,
+    heterogeneity growing with ``z_j`` and shrinking with it, at the mean level
+    ``tau2`` (:func:`_start_theta`): log link, slope :math:`\\pm` each of
+    :data:`_PROBE_SLOPES`; identity link, :math:`\\tau_i^2` linear in
+    :math:`z_{ij}` and zero at one end.  These reach the modes of the
+    likelihood where the heterogeneity is concentrated in a subgroup (often far
+    away, or at infinity).
+    """
+    Z = prob.Z
+    thetas = []
+    for j in range(Z.shape[1]):
+        z = Z[:, j]
+        if j == prob.intercept_col or np.ptp(z) == 0:
+            continue
+        if prob.link == "log":
+            slopes = (*_PROBE_SLOPES, *(-s for s in _PROBE_SLOPES))
+        else:
+            slopes = (tau2 / (z.mean() - z.min()), tau2 / (z.mean() - z.max()))
+        for slope in slopes:
+            theta = np.zeros(Z.shape[1])
+            theta[j] = slope
+            thetas.append(_start_theta(prob, tau2, theta))
+    return thetas
+
+
+def _optimize(prob, *, max_iter, tol):
+    """The best optimum from the starts, the certification and the probes."""
+    found = []  # optima so far: later runs that join one of them stop early
+
+    def run(theta):
+        path = _run(prob, theta, max_iter=max_iter, tol=tol, known=found)
+        if path is not None and path.converged:
+            found.append(path)
+        return path
+
+    tau2_dl = _start_tau2(prob, "dl")
+    best = run(_start_theta(prob, tau2_dl))
+    tau2_he = _start_tau2(prob, "he")
+    if not _same_basin(prob, tau2_dl, tau2_he):
+        best = _better(best, run(_start_theta(prob, tau2_he)))
+    if best is None:
+        raise NoAdmissibleStart(
+            "No scale coefficients within the bounds give every study a positive "
+            "total variance v_i + tau_i^2"
+            + (" with tau_i^2 >= 0" if prob.link == "identity" else "")
+            + "."
+        )
+    if np.all(prob.v > 0):
+        # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
+        # optimum, the supremum is on that boundary; start next to it.
+        at_zero = _homogeneous_at_zero(prob)
+        if at_zero > best.value + _LL0_RTOL * (1.0 + abs(at_zero)):
+            near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
+            best = _better(best, run(_start_theta(prob, near)))
+    if prob.intercept_col is not None:
+        if _extreme_variances(prob.v):
+            best = _certify(prob, best, tau2_dl, run)
+        for theta in _probe_thetas(prob, tau2_dl):
+            best = _better(best, run(theta))
+    return _polish(prob, best)
+
+
+# ----------------------------------------------------------------- the result
+def _diverging(tau2, v, negh, T, link):
+    """Flag scale coefficients that drift to +-infinity (tau^2 -> 0 in a subgroup).
+
+    Returns a boolean mask over alpha: the coefficients loading on the
+    near-null direction of the information, when some studies have a tau^2
+    that is negligible against their sampling variance (unit scale).
+    """
+    q = negh.shape[0]
+    mask = np.zeros(q, dtype=bool)
+    if link != "log" or q == 0:
+        return mask
+    if not np.any(tau2 < _DIVERGING_RTOL * np.maximum(v, 1e-12)):
+        return mask
+    try:
+        evals, evecs = np.linalg.eigh(negh)
+    except (np.linalg.LinAlgError, ValueError):
+        return mask
+    top = max(float(evals[-1]), 1e-300)
+    small = evals < _DIVERGING_RTOL * top
+    for j in np.flatnonzero(small):
+        vec = T @ evecs[:, j]
+        vec = vec / np.max(np.abs(vec))
+        mask |= np.abs(vec) > _DIVERGING_LOADING
+    return mask
+
+
+def _result(prob, path):
+    """The fit on the unit scale, alpha in the original Z coordinates."""
+    ev, theta, T = path.ev, path.theta, prob.T
+    q = theta.shape[0]
+    g = ev.grad - prob.penalty @ theta
+    negh = -ev.hess + prob.penalty
+    try:
+        cov_theta = np.linalg.inv(negh)
+        if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        cov_theta = np.full((q, q), np.nan)
+    return LSFit(
+        alpha=T @ theta,
+        cov_alpha=T @ cov_theta @ T.T,
+        beta=ev.beta,
+        cov_beta=ev.cov_beta,
+        tau2=ev.tau2,
+        loglik=ev.loglik,
+        hat=ev.hat,
+        resid=ev.resid,
+        n_iter=path.n_iter,
+        converged=path.converged,
+        grad=np.linalg.solve(T.T, g) if q else g,
+        hessian=(-np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh),
+        message=path.message,
+        diverging=_diverging(ev.tau2, prob.v, negh, T, prob.link),
+    )
+
+
+def _in_data_units(fit, unit, *, link, n_obs):
+    """Transform a fit of ``(y / c, v / c^2)`` (``unit = c^2``) back."""
+    c = np.sqrt(unit)
+    a = unit if link == "identity" else 1.0  # alpha's unit
+    return fit._replace(
+        alpha=fit.alpha * a,
+        cov_alpha=fit.cov_alpha * (a * a),
+        beta=fit.beta * c,
+        cov_beta=fit.cov_beta * unit,
+        tau2=fit.tau2 * unit,
+        loglik=fit.loglik - n_obs * np.log(c),  # density of y/c = c * density of y
+        resid=fit.resid * c,
+        grad=fit.grad / a,
+        hessian=fit.hessian / (a * a),
+    )
 
 
 def fit_location_scale(
@@ -317,8 +1103,7 @@ def fit_location_scale(
     tol: float = 1e-10,
     penalty: float = 0.0,
     bounds: tuple | None = None,
-    alpha_init: np.ndarray | None = None,
-    standardize: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> LSFit:
     """Fit the location-scale model by profiled ML or REML.
 
@@ -337,17 +1122,17 @@ def fit_location_scale(
     max_iter : int
         Maximum number of Newton iterations.
     tol : float
-        Convergence when the Newton decrement ``g' H^-1 g / 2`` (the predicted
-        gain in log-likelihood) is below ``tol``.
+        Convergence when the Newton decrement ``g' H^-1 g`` (twice the
+        predicted gain in log-likelihood) is below ``tol``.
     penalty : float
         Ridge penalty ``-penalty/2 * sum(alpha_j^2)`` on the non-intercept
         scale coefficients (original scale of Z); 0 disables it.
     bounds : tuple (lower, upper) or None
-        Box constraints on the original alpha (scalars or arrays of shape (q,)).
-    alpha_init : ndarray of shape (q,) or None
-        Starting values on the original scale.
-    standardize : bool
-        Optimize in standardized coordinates (ignored when ``bounds`` is set).
+        Box constraints on the original alpha (arrays of shape (q,), no NaN).
+    sample_weight : ndarray of shape (k,) or None
+        User weights of the location coefficients (see
+        :func:`user_weighted_location`); the scale model is fitted as without
+        them.
 
     Returns
     -------
@@ -355,396 +1140,85 @@ def fit_location_scale(
         ``loglik`` is the unpenalized criterion (metafor's logLik, with the
         REML constant ``+0.5 log|X'X|``); ``cov_alpha`` is the inverse of the
         negative observed Hessian of the (penalized) profiled criterion.
+
+    Raises
+    ------
+    ValueError
+        If the likelihood is unbounded (:func:`unbounded_likelihood`), if ``y``
+        varies beyond float64's range, or (:class:`NoAdmissibleStart`) if no
+        coefficients within the bounds give every study a positive variance.
     """
-    if link == "identity":
-        # The identity link is equivariant under y -> c y, v -> c^2 v (alpha ->
-        # c^2 alpha), but the optimizer's thresholds (constraint slack, gradient
-        # and stall tests) are absolute: fit the problem on the unit scale of
-        # the data and transform back, so that results do not depend on units.
-        c2 = _unit_variance(y, v, X)
-        if c2 != 1.0:
-            return _rescaled_identity_fit(
-                y,
-                v,
-                X,
-                Z,
-                c2,
-                method=method,
-                intercept_col=intercept_col,
-                max_iter=max_iter,
-                tol=tol,
-                penalty=penalty,
-                bounds=bounds,
-                alpha_init=alpha_init,
-                standardize=standardize,
+    if intercept_col is not None and unbounded_likelihood(y, v, X, method):
+        raise ValueError(
+            "The likelihood is unbounded: the studies with zero sampling variance "
+            "are fitted exactly by the location model, so tau_i^2 -> 0 gives them "
+            "zero total variance and an infinite density; no estimate exists."
+            + (
+                " Use method='reml' or positive sample_var."
+                if method == "ml"
+                else " Pass positive sample_var."
             )
-    _k, p = X.shape
-    q = Z.shape[1]
-    logdet_xtx = 0.0
-    if method == "reml" and p:
-        logdet_xtx = float(np.linalg.slogdet(X.T @ X)[1])
-    if bounds is not None or not standardize:
-        tr = ScaleTransform(np.eye(q), np.zeros(q), np.ones(q), Z)
-    else:
-        tr = standardize_scale_design(Z, intercept_col)
-    Zw, T = tr.standardized, tr.T
-    pen_mask = np.ones(q)
-    if intercept_col is not None:
-        pen_mask[intercept_col] = 0.0
-    pen = penalty * (T.T @ (pen_mask[:, None] * T))  # penalty matrix in theta
-    if bounds is not None:
-        lo = np.broadcast_to(np.asarray(bounds[0], float), (q,)).copy()
-        hi = np.broadcast_to(np.asarray(bounds[1], float), (q,)).copy()
-    else:
-        lo = np.full(q, -np.inf)
-        hi = np.full(q, np.inf)
-
-    def crit(theta, derivs):
-        ev = evaluate(
-            y,
-            v,
-            X,
-            Zw,
-            theta,
-            method=method,
-            link=link,
-            derivs=derivs,
-            logdet_xtx=logdet_xtx,
         )
-        if not np.isfinite(ev.loglik):
-            return ev, -np.inf
-        if link == "identity" and np.any(Zw @ theta < -1e-12 * np.max(np.abs(v) + 1)):
-            return ev, -np.inf  # metafor's constraint tau_i^2 >= 0
-        val = ev.loglik - 0.5 * float(theta @ pen @ theta) if penalty else ev.loglik
-        return ev, val
-
-    if alpha_init is not None:
-        theta = np.linalg.solve(T, np.asarray(alpha_init, float))
-    else:
-        theta = _start_values(y, v, X, Zw, link)
-    start = theta
-    theta = np.clip(theta, lo, hi)
-    ev, val = crit(theta, 2)
-    if not np.isfinite(val):
-        theta = np.clip(_start_values(y, v, X, Zw, link), lo, hi)
-        ev, val = crit(theta, 2)
-    if not np.isfinite(val) and link == "identity":
-        theta = _feasible_identity(Zw, lo, hi, theta)
-        ev, val = crit(theta, 2)
-    converged = False
-    message = "maximum number of iterations reached"
-    n_iter = 0
-    stalls = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007
-        g = ev.grad - pen @ theta
-        negh = -ev.hess + pen
-        free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
-        if not free.any():  # every coefficient held at a bound
-            converged = True
-            message = "converged (all coefficients at their bounds)"
-            break
-        step = np.zeros(q)
-        newton_ok = False
-        if free.any():
-            gf = g[free]
-            try:
-                hf = negh[np.ix_(free, free)]
-                np.linalg.cholesky(hf)  # raises unless positive definite
-                step[free] = np.linalg.solve(hf, gf)
-                newton_ok = True
-            except np.linalg.LinAlgError:
-                # not concave here: Fisher scoring (expected information)
-                info = ev.info + pen
-                finf = info[np.ix_(free, free)]
-                ridge = 1e-10 * max(np.trace(finf), 1e-300)
-                step[free] = np.linalg.solve(finf + ridge * np.eye(free.sum()), gf)
-        decrement = float(g @ step)
-        if newton_ok and decrement < tol and np.all(np.abs(g[free]) < 1e-3 + 1e3 * tol):
-            converged = True
-            message = "converged"
-            # the final Newton step is nearly free and makes the optimum exact
-            # to rounding (quadratic convergence)
-            cand = np.clip(theta + step, lo, hi)
-            ev_c, val_c = crit(cand, 2)
-            if val_c >= val:
-                theta, ev, val = cand, ev_c, val_c
-            break
-        big = np.max(np.abs(step))
-        if big > 5.0 and link == "log":
-            step *= 5.0 / big
-        t = 1.0
-        for _ in range(60):
-            cand = np.clip(theta + t * step, lo, hi)
-            ev_c, val_c = crit(cand, 2)
-            if val_c >= val - 1e-13 * max(1.0, abs(val)):
-                break
-            t *= 0.5
-        else:
-            message = "line search failed"
-            converged = bool(decrement < 1e3 * tol)
-            break
-        gain = val_c - val
-        theta, ev, val = cand, ev_c, val_c
-        if not newton_ok and 0 <= gain < 1e-3 * tol and t < 1:
-            message = "no further progress"
-            break
-        # identity link: steps cut short by tau_i^2 >= 0 with negligible gain mean
-        # the optimum is on that boundary; the constrained solver takes over
-        stalls = stalls + 1 if (link == "identity" and t < 1 and gain < 1e-8) else 0
-        if stalls >= 3:
-            message = "stalled at the boundary tau_i^2 = 0"
-            break
-    if not converged and link == "identity" and bounds is None:
-        # the optimum may lie on the boundary tau_i^2 = 0 of some studies, where
-        # Newton steps are cut short: solve the constrained problem directly
-        theta_c = _slsqp_identity(crit, theta, Zw)
-        ev_c, val_c = crit(theta_c, 2)
-        if val_c >= val - 1e-10:
-            theta, ev, val = theta_c, ev_c, val_c
-            converged = True
-            message = "converged (constrained: tau_i^2 >= 0 active)"
-    # final quantities
-    g = ev.grad - pen @ theta
-    negh = -ev.hess + pen
-    alpha = T @ theta
-    try:
-        cov_theta = np.linalg.inv(negh)
-        if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        cov_theta = np.full((q, q), np.nan)
-    cov_alpha = T @ cov_theta @ T.T
-    hess_alpha = -np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh
-    grad_alpha = np.linalg.solve(T.T, g) if q else g
-    diverging = _diverging(ev.tau2, v, negh, T, link)
-    result = LSFit(
-        alpha=alpha,
-        cov_alpha=cov_alpha,
-        beta=ev.beta,
-        cov_beta=ev.cov_beta,
-        tau2=ev.tau2,
-        loglik=ev.loglik,
-        hat=ev.hat,
-        resid=ev.resid,
-        n_iter=n_iter,
-        converged=converged,
-        grad=grad_alpha,
-        hessian=hess_alpha,
-        message=message,
-        diverging=diverging,
-    )
-    if alpha_init is None and not penalty and bounds is None:
-        # The likelihood can have several maxima: also start from Hedges' tau^2
-        # (metafor's start) when it differs from the DL start, keep the better.
-        alt = _start_values(y, v, X, Zw, link, "he")
-        # Starts within a factor of ~1.6 in tau^2 lie in the same basin.
-        close = (
-            np.allclose(alt, start, rtol=0.0, atol=0.5)
-            if link == "log"
-            else np.allclose(alt, start, rtol=0.5, atol=0.0)
-        )
-        if not close:
-            other = fit_location_scale(
-                y,
-                v,
-                X,
-                Z,
-                method=method,
-                link=link,
-                intercept_col=intercept_col,
-                max_iter=max_iter,
-                tol=tol,
-                alpha_init=T @ alt,
-                standardize=standardize,
-            )
-            if other.loglik > result.loglik:
-                result = other
-        if np.all(v > 0):
-            # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
-            # optimum, the supremum is on that boundary; start next to it.
-            fe = uni.weighted_fit(X, y, 1.0 / v)
-            at_zero = (
-                uni.loglik_reml(v, 0.0, fe, logdet_xtx)
-                if method == "reml"
-                else uni.loglik_ml(v, 0.0, fe)
-            )
-            if at_zero > result.loglik + 1e-9 * (1.0 + abs(at_zero)):
-                near = 1e-8 * uni.variance_scale(v, y)
-                other = fit_location_scale(
-                    y,
-                    v,
-                    X,
-                    Z,
-                    method=method,
-                    link=link,
-                    intercept_col=intercept_col,
-                    max_iter=max_iter,
-                    tol=tol,
-                    alpha_init=T @ _start_values(y, v, X, Zw, link, near),
-                    standardize=standardize,
-                )
-                if other.loglik > result.loglik:
-                    result = other
-    return result
-
-
-def _unit_variance(y, v, X):
-    """A variance in the units of the data: mean(v), else the residual variance.
-
-    Rounded to a power of two so that rescaling by it is exact in floating point.
-    """
-    ref = float(np.mean(v))
-    if not ref > 0:
-        if X.shape[1]:
-            coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-            r = y - X @ coef
-        else:
-            r = y
-        ref = float(np.mean(r * r))
-    if not (np.isfinite(ref) and ref > 0):
-        return 1.0
-    return float(2.0 ** np.round(np.log2(ref)))
-
-
-def _rescaled_identity_fit(
-    y, v, X, Z, c2, *, method, penalty, bounds, alpha_init, **kw
-):
-    """Identity-link fit of (y / c, v / c^2) transformed back to the data's units."""
-    c = np.sqrt(c2)
-    if bounds is not None:
-        bounds = (np.asarray(bounds[0], float) / c2, np.asarray(bounds[1], float) / c2)
-    if alpha_init is not None:
-        alpha_init = np.asarray(alpha_init, float) / c2
-    fit = fit_location_scale(
-        y / c,
-        v / c2,
+    unit = variance_unit(y, v, X)
+    prob = _unit_problem(
+        y,
+        v,
         X,
         Z,
+        unit,
         method=method,
-        link="identity",
-        penalty=penalty * c2 * c2,  # lambda/2 sum alpha^2 = lambda c^4/2 sum alpha_s^2
+        link=link,
+        intercept_col=intercept_col,
+        penalty=penalty,
         bounds=bounds,
-        alpha_init=alpha_init,
-        **kw,
     )
+    path = _optimize(prob, max_iter=max_iter, tol=tol)
     k, p = X.shape
-    n = k - p if method == "reml" else k  # density of y/c = c * density of y
-    return fit._replace(
-        alpha=fit.alpha * c2,
-        cov_alpha=fit.cov_alpha * (c2 * c2),
-        beta=fit.beta * c,
-        cov_beta=fit.cov_beta * c2,
-        tau2=fit.tau2 * c2,
-        loglik=fit.loglik - n * np.log(c),
-        resid=fit.resid * c,
-        grad=fit.grad / c2,
-        hessian=fit.hessian / (c2 * c2),
+    fit = _in_data_units(
+        _result(prob, path),
+        unit,
+        link=link,
+        n_obs=k - p if method == "reml" else k,
     )
-
-
-def _feasible_identity(Zw, lo, hi, theta):
-    """Return theta within [lo, hi] with Z theta > 0 when one exists (an LP)."""
-    from scipy import optimize
-
-    q = Zw.shape[1]
-    target = max(float(np.max(np.abs(Zw @ theta))), 1e-8)
-    c = np.zeros(q + 1)
-    c[-1] = -1.0  # maximize the smallest tau_i^2
-    A = np.hstack([-Zw, np.ones((Zw.shape[0], 1))])
-    bounds = [
-        (None if not np.isfinite(a) else a, None if not np.isfinite(b) else b)
-        for a, b in zip(lo, hi, strict=True)
-    ] + [(None, target)]
-    res = optimize.linprog(
-        c, A_ub=A, b_ub=np.zeros(Zw.shape[0]), bounds=bounds, method="highs"
-    )
-    if res.status == 0 and res.x[-1] >= 0:
-        return res.x[:q]
-    return theta
-
-
-def _slsqp_identity(crit, theta0, Zw):
-    """Maximize the criterion subject to Z theta >= 0 (identity link) by SLSQP."""
-    from scipy import optimize
-
-    def fun(th):
-        ev, val = crit(th, 1)
-        if not np.isfinite(val):
-            return 1e300, np.zeros_like(th)
-        return -val, -ev.grad
-
-    def value(th):
-        return fun(th)[0]
-
-    def jac(th):
-        return fun(th)[1]
-
-    res = optimize.minimize(
-        value,
-        theta0,
-        jac=jac,
-        method="SLSQP",
-        constraints=[{"type": "ineq", "fun": lambda th: Zw @ th, "jac": lambda th: Zw}],
-        options={"ftol": 1e-14, "maxiter": 1000},
-    )
-    return res.x
-
-
-def _diverging(tau2, v, negh, T, link):
-    """Flag scale coefficients that drift to +-infinity (tau^2 -> 0 in a subgroup).
-
-    Returns a boolean mask over alpha: the coefficients loading on the
-    near-null direction of the information, when some studies have a tau^2
-    that is negligible against their sampling variance.
-    """
-    q = negh.shape[0]
-    mask = np.zeros(q, dtype=bool)
-    if link != "log" or q == 0:
-        return mask
-    scale_ref = np.maximum(v, 1e-12 * max(float(np.max(v)), 1e-300))
-    if not np.any(tau2 < 1e-7 * scale_ref):
-        return mask
-    try:
-        evals, evecs = np.linalg.eigh(negh)
-    except (np.linalg.LinAlgError, ValueError):
-        return mask
-    top = max(float(evals[-1]), 1e-300)
-    small = evals < 1e-7 * top
-    if not small.any():
-        return mask
-    for j in np.flatnonzero(small):
-        vec = T @ evecs[:, j]
-        vec = vec / np.max(np.abs(vec))
-        mask |= np.abs(vec) > 0.1
-    return mask
-
-
-def loglik_given_tau2(y, v, X, tau2, method="reml"):
-    """Return the profiled (restricted) log-likelihood for given study tau^2.
-
-    Same criterion as :func:`evaluate` (metafor's REML constant included), for
-    tau^2 that are fixed, e.g. the fitted ones (no optimisation).
-    """
-    k, p = X.shape
-    s = v + tau2
-    w = 1.0 / s
-    if p:
-        A = X.T @ (X * w[:, None])
-        beta = np.linalg.solve(A, X.T @ (w * y))
-        logdet_a = float(np.linalg.slogdet(A)[1])
-    else:
-        beta = np.zeros(0)
-        logdet_a = 0.0
-    r = y - X @ beta
-    rss = float(np.sum(w * r * r))
-    if method == "reml":
-        logdet_xtx = float(np.linalg.slogdet(X.T @ X)[1]) if p else 0.0
-        return -0.5 * ((k - p) * _LOG2PI + np.sum(np.log(s)) + logdet_a + rss) + (
-            0.5 * logdet_xtx
+    if sample_weight is not None:
+        fit = user_weighted_location(
+            fit, y, v, X, sample_weight, method=method, logdet_xtx=prob.logdet_xtx
         )
-    return -0.5 * (k * _LOG2PI + np.sum(np.log(s)) + rss)
+    return fit
 
 
-def gaussian_loglik(y, mean, var):
-    """Return the sum of log N(y_i; mean_i, var_i)."""
-    return float(-0.5 * np.sum(_LOG2PI + np.log(var) + (y - mean) ** 2 / var))
+def user_weighted_location(fit, y, v, X, a, *, method, logdet_xtx):
+    r"""The location coefficients of ``fit`` with user weights ``a``.
+
+    As metafor's ``rma(..., scale=, weights=)``: the scale model (and so
+    :math:`\tau_i^2`) stays the (RE)ML fit; :math:`\hat\beta = (X^\top
+    AX)^{-1}X^\top Ay` with the sandwich covariance :math:`(X^\top AX)^{-1}X^\top
+    A V A X(X^\top AX)^{-1}`, :math:`V = \operatorname{diag}(v_i +
+    \hat\tau_i^2)`; the leverages are those of :math:`X(X^\top AX)^{-1}X^\top A`
+    and the criterion is evaluated at this :math:`\hat\beta` (below the maximum).
+
+    Returns
+    -------
+    LSFit
+        ``fit`` with ``beta``, ``cov_beta``, ``resid``, ``hat`` and ``loglik``
+        replaced.
+    """
+    total = v + fit.tau2
+    weighted = weighted_fit(X, y, a)
+    half = X * (a * np.sqrt(total))[:, None]  # A V^{1/2} X
+    cov = weighted.cov @ (half.T @ half) @ weighted.cov
+    hat = a * np.einsum("ij,jk,ik->i", X, weighted.cov, X)
+    resid = weighted.resid
+    k, p = X.shape
+    loglik = profiled_loglik(
+        k,
+        p,
+        float(np.sum(np.log(total))),
+        float(np.sum(resid * resid / total)),
+        reml=method == "reml",
+        logdet_xtvx=weighted_fit(X, y, 1.0 / total).logdet,
+        logdet_xtx=logdet_xtx,
+    )
+    return fit._replace(
+        beta=weighted.beta, cov_beta=cov, resid=resid, hat=hat, loglik=loglik
+    )

@@ -1,8 +1,8 @@
 """Random-scale model: ln tau_i^2 = alpha_0 + s_i, s_i ~ N(0, omega^2).
 
-The heteroscedasticity test of Viechtbauer (seed 000) compares the
-random-effects model with a model whose log heterogeneity varies at random
-across studies. Given the location coefficients the likelihood factorizes
+A test of heteroscedastic heterogeneity (Viechtbauer & López-López 2022)
+compares the random-effects model with a model whose log heterogeneity varies at
+random across studies. Given the location coefficients the likelihood factorizes
 over studies,
 
 .. math::
@@ -30,7 +30,11 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, special
 
-_LOG2PI = np.log(2.0 * np.pi)
+from skmeta._engine._gls import LOG_2PI, gaussian_logpdf, weighted_fit
+
+#: Starting values of log omega tried by the optimizer (omega = 0.5 and 0.05):
+#: the likelihood in omega can be flat near 0, where one start may stall.
+_LOG_OMEGA_STARTS = (np.log(0.5), np.log(0.05))
 
 
 class RandomScaleFit(NamedTuple):
@@ -53,8 +57,8 @@ def _gh(n):
 def _log_integrand(s, r, v, a0, omega):
     """Return log N(r; 0, v + e^(a0+s)) + log N(s; 0, omega^2) elementwise."""
     S = v + np.exp(np.minimum(a0 + s, 700.0))
-    return -0.5 * (_LOG2PI + np.log(S) + r * r / S) - 0.5 * (
-        _LOG2PI + 2.0 * np.log(omega) + (s / omega) ** 2
+    return gaussian_logpdf(r, S) - 0.5 * (
+        LOG_2PI + 2.0 * np.log(omega) + (s / omega) ** 2
     )
 
 
@@ -274,10 +278,12 @@ def fit_random_scale(y, v, X, *, method="ml", n_nodes=20, start=None):
     if method == "reml" and (p != 1 or not np.allclose(X[:, 0], 1.0)):
         raise ValueError("REML random-scale fit supports the intercept-only location")
     if start is None:
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        r = y - X @ coef
+        ols = weighted_fit(X, y, np.ones_like(y))
+        # moment start of tau^2, floored at 1% of the mean sampling variance
+        # (log tau^2 must be finite) plus 1e-8 for zero sampling variances
+        r = ols.resid
         t2 = max(float(np.mean(r * r) - np.mean(v)), 0.01 * float(np.mean(v)) + 1e-8)
-        beta0, a00 = coef, np.log(t2)
+        beta0, a00 = ols.beta, np.log(t2)
     else:
         beta0, a00 = np.atleast_1d(start[0]), float(start[1])
 
@@ -288,16 +294,16 @@ def fit_random_scale(y, v, X, *, method="ml", n_nodes=20, start=None):
                 y, v, X, th[:p], th[p], np.exp(th[p + 1]), n_nodes
             )
 
-        x0 = np.concatenate([beta0, [a00, np.log(0.5)]])
+        x0 = np.concatenate([beta0, [a00, _LOG_OMEGA_STARTS[0]]])
     else:
 
         def negll(th):
             return -random_scale_reml(y, v, th[0], np.exp(th[1]), n_nodes)
 
-        x0 = np.array([a00, np.log(0.5)])
+        x0 = np.array([a00, _LOG_OMEGA_STARTS[0]])
     best = None
-    for lo in (np.log(0.5), np.log(0.05)):
-        x0[-1] = lo
+    for log_omega in _LOG_OMEGA_STARTS:
+        x0[-1] = log_omega
         res = optimize.minimize(
             negll,
             x0,
@@ -317,8 +323,7 @@ def fit_random_scale(y, v, X, *, method="ml", n_nodes=20, start=None):
     else:
         a0 = float(th[0])
         ll, err = random_scale_reml(y, v, a0, omega, n_nodes, with_error=True)
-        w = 1.0 / (v + np.exp(a0))
-        beta = np.array([np.sum(w * y) / np.sum(w)])
+        beta = weighted_fit(X, y, 1.0 / (v + np.exp(a0))).beta
     return RandomScaleFit(
         beta=beta,
         alpha0=a0,

@@ -1,7 +1,7 @@
 r"""Random-effects inference robust to the randomness of the tau^2 estimate.
 
 Hanada & Sugimoto, "Random-effect meta-analysis with robust between-study variance"
-(see ``notes/robust-method.md``). Model, for studies :math:`k = 1..K`:
+(arXiv, 2024). Model, for studies :math:`k = 1..K`:
 
 .. math::
 
@@ -27,7 +27,9 @@ Between-study variance estimators and their exact sampling distributions:
   :math:`\lambda_r` being the eigenvalues of
   :math:`D^{1/2}(A - a a^T/A_1)D^{1/2}`, :math:`D = \mathrm{diag}(v + \tau^2)`
   (same spectrum as the paper's :math:`VW`). The truncated estimator has an atom
-  :math:`F_{Q_a}(c_a)` at zero.
+  :math:`F_{Q_a}(c_a)` at zero.  The eigenvalues are never computed: the matrix is
+  a diagonal minus a projection, whose distribution :mod:`skmeta._engine._wchisq`
+  evaluates in O(K p^2) per point.
 * Sidik-Jonkman (feasible form as metafor): :math:`\hat\tau^2_{SJ} =
   \hat\tau_0^2 Q(\hat\tau_0^2)/(K-1)`, :math:`\hat\tau^2_0 = \sum(y - \bar y)^2/K`,
   :math:`Q(\tau^2) = \sum_k w_k(\tau^2)(y_k - \hat\theta(\tau^2))^2`. Theorem 3:
@@ -45,14 +47,15 @@ Inference averages over :math:`X \sim F_{\hat\tau^2}(\cdot \mid \tau^2_M)`:
 
 * z: :math:`G(q) = E[\Phi(q \sqrt{W_1(X)})]`, CI :math:`\hat\theta(\hat\tau^2) \pm
   G^{-1}(1 - \alpha/2)`, two-sided p :math:`2\{1 - G(|\hat\theta - \theta_0|)\}`.
-* HKSJ: :math:`C(t) = E[F_{t_{K-1}}((t - \hat\theta(X))/s(X))]`,
+* Knapp-Hartung (HKSJ): :math:`C(t) = E[F_{t_{K-1}}((t - \hat\theta(X))/s(X))]`,
   :math:`s^2(x) = Q(x)/((K-1)W_1(x))`,
   CI :math:`(C^{-1}(\alpha/2), C^{-1}(1-\alpha/2))`,
   two-sided p :math:`2\min\{C(\theta_0), 1 - C(\theta_0)\}` (CI inversion).
 
 The expectation is a fixed quadrature rule (atom at 0 plus composite Gauss-Legendre on
-the density of :math:`Q_a`, or generalized Gauss-Laguerre for SJ), built once per fit;
-roots by Brent's method. Everything is deterministic. Intercept-only model.
+the density of the statistic), built once per fit; roots by Brent's method.
+Everything is deterministic. The moment estimates themselves are the random-effects
+engine's (:mod:`skmeta._engine._univariate`).
 """
 
 from typing import NamedTuple
@@ -60,16 +63,26 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, special, stats
 
-from skmeta._engine._wchisq import wchisq_cdf, wchisq_pdf, wchisq_ppf
+from skmeta._engine import _univariate as uni
+from skmeta._engine._gls import weighted_fit
+from skmeta._engine._wchisq import (
+    Projection,
+    projection,
+    qf_cdf,
+    qf_pdf,
+    qf_ppf,
+    qf_prepare,
+    qf_support,
+    quadratic_form,
+)
 
 __all__ = [
     "PAPER_TAU2_GRID",
+    "GMMStructure",
     "RobustFit",
-    "gls",
-    "gmm_eigenvalues",
+    "gmm_form",
     "gmm_mixture",
-    "gmm_projection",
-    "gmm_tau2",
+    "gmm_structure",
     "gmm_tau2_m",
     "gmm_weights",
     "mixture_hksj_cdf",
@@ -82,7 +95,6 @@ __all__ = [
     "robust_fit",
     "robust_p_value",
     "sj_mixture",
-    "sj_tau2",
     "sj_tau2_m",
     "tau2_sampling_interval",
 ]
@@ -91,115 +103,78 @@ __all__ = [
 PAPER_TAU2_GRID = np.concatenate([[0.001], np.round(np.arange(1, 301) * 0.1, 10)])
 
 _N_GL = 12
-# Breakpoints in t / t_hi, t = sqrt(q - c), of the composite Gauss-Legendre rule
-# (8 panels x 12 nodes: 96 density evaluations; the error of E[g(X)] against adaptive
-# quadrature is ~1e-11, tests/test_robust.py::test_mixture_rule_accuracy).
-_PANELS = np.array([0, 0.01, 0.04, 0.1, 0.2, 0.35, 0.55, 0.75, 1.0])
-_N_LAGUERRE = 48
-_TAIL = 1e-15
-
-
-class GLSFit(NamedTuple):
-    """Weighted least squares at one or several tau^2 values (leading axis n)."""
-
-    beta: np.ndarray  # (n, p)
-    cov: np.ndarray  # (n, p, p) = (X' W X)^{-1}
-    q: np.ndarray  # (n,) residual Q = sum w r^2
-
-
-def gls(X, y, v, tau2):
-    r"""Weighted least squares with :math:`w_k = 1/(v_k + \tau^2)`, vectorised in tau2.
-
-    :math:`\hat\beta(\tau^2) = (X^TWX)^{-1}X^TWy`, covariance :math:`(X^TWX)^{-1}`
-    and :math:`Q(\tau^2) = \sum_k w_k (y_k - x_k^T\hat\beta)^2`.
-
-    Parameters
-    ----------
-    X : ndarray of shape (K, p)
-    y, v : ndarray of shape (K,)
-    tau2 : float or ndarray of shape (n,)
-
-    Returns
-    -------
-    GLSFit
-        Arrays with a leading axis of length n (1 for a scalar ``tau2``).
-    """
-    tau2 = np.atleast_1d(np.asarray(tau2, dtype=float))
-    w = 1.0 / (v + tau2[:, None])  # (n, K)
-    if X.shape[1] == 1:  # closed form (intercept-only model), no batched inverse
-        x = X[:, 0]
-        s = w @ (x * x)
-        cov = (1.0 / s)[:, None, None]
-        beta = ((w @ (x * y)) / s)[:, None]
-    else:
-        xtwx = np.einsum("nk,ki,kj->nij", w, X, X)
-        cov = np.linalg.inv(xtwx)
-        beta = np.einsum("nij,nj->ni", cov, w @ (X * y[:, None]))
-    r = y - beta @ X.T
-    return GLSFit(beta, cov, (w * r * r).sum(axis=1))
+# Breakpoints, as fractions of the range, of the composite Gauss-Legendre rule of the
+# continuous part (8 panels x 12 nodes: 96 density evaluations). Near the atom
+# (variable t = sqrt(q - c), nodes clustered at the low end where a chi2_1-like
+# density peaks); for a distribution concentrated away from the atom, uniform panels
+# in q over its support bounds. The error of E[g(X)] against adaptive quadrature is
+# ~1e-11 (tests/test_robust.py::test_mixture_rule_accuracy).
+_PANELS_NEAR_ATOM = np.array([0, 0.01, 0.04, 0.1, 0.2, 0.35, 0.55, 0.75, 1.0])
+_PANELS_UNIFORM = np.linspace(0.0, 1.0, 9)
+_GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(_N_GL)
 
 
 def q_stat(X, y, v, tau2):
-    r"""Generalized Cochran statistic :math:`Q(\tau^2) = y^T P_{\tau^2} y` (n,)."""
-    return gls(X, y, v, tau2).q
+    r"""Generalized Cochran statistic :math:`Q(\tau^2) = y^\top P_{\tau^2} y`."""
+    return weighted_fit(X, y, 1.0 / (v + tau2)).rss
 
 
 # --------------------------------------------------------------------------- GMM
 
 
-def gmm_weights(v, estimator):
+def gmm_weights(v, method):
     """Fixed GMM weights: ``"dl"`` gives :math:`1/v` (equal weights when all v are 0,
     the limit of equal variances), ``"he"`` gives ones."""
-    if estimator == "he" or not np.any(v > 0):
+    if method == "he" or not np.any(v > 0):
         return np.ones_like(v)
-    if estimator == "dl":
+    if method == "dl":
         return 1.0 / v
-    raise ValueError(f"Unknown GMM estimator {estimator!r}.")
+    raise ValueError(f"Unknown GMM estimator {method!r}.")
 
 
-def gmm_projection(X, a):
-    r""":math:`P_a = A - AX(X^TAX)^{-1}X^TA`, :math:`A = \mathrm{diag}(a)` (K x K).
+class GMMStructure(NamedTuple):
+    r"""What the distribution of :math:`Q_a` needs, computed once per fit.
 
-    For the intercept-only model, :math:`A - aa^T/A_1`.
+    :math:`Q_a = y^\top P_a y` with :math:`P_a = A^{1/2}(I - P_B)A^{1/2}` and
+    :math:`B = A^{1/2}X`: at :math:`\tau^2` it is the quadratic form of
+    :math:`\delta = a(v + \tau^2)` and ``basis`` :math:`B`
+    (:func:`gmm_form`).  ``c_a`` :math:`= \operatorname{tr}(P_aV)` and ``d_a``
+    :math:`= \operatorname{tr}(P_a)`, so that :math:`E[Q_a] = c_a + d_a\tau^2`.
     """
-    ax = X * a[:, None]
-    p = -ax @ np.linalg.solve(X.T @ ax, ax.T)
-    p[np.diag_indices_from(p)] += a
-    return 0.5 * (p + p.T)
+
+    a: np.ndarray
+    basis: np.ndarray
+    projection: Projection
+    c_a: float
+    d_a: float
 
 
-def gmm_tau2(X, y, v, p_a):
-    r"""General moment estimator with fixed weights (projection ``p_a``).
+def gmm_structure(X, v, a):
+    """The :class:`GMMStructure` of the moment estimator with weights ``a``.
 
-    Returns
-    -------
-    tau2 : float
-        :math:`\max\{0, (Q_a - c_a)/d_a\}` (metafor's DL / HE / GENQ).
-    q_a, c_a, d_a : float
-        :math:`Q_a = y^TP_ay`, :math:`c_a = \mathrm{tr}(P_aV)`,
-        :math:`d_a = \mathrm{tr}(P_a)`. Intercept-only:
-        :math:`c_a = \sum a_kv_k - \sum a_k^2v_k/A_1`, :math:`d_a = A_1 - A_2/A_1`.
+    The columns of ``X`` after an intercept are shifted to the values of the
+    study with the largest weight (a unit-triangular change of basis, exact in
+    floating point): a study with a dominant weight (a tiny sampling variance)
+    then costs no precision in :math:`B^\top B`.
     """
-    q_a = float(y @ p_a @ y)
-    diag = np.diag(p_a)
-    c_a = float(diag @ v)
-    d_a = float(diag.sum())
-    return max(0.0, (q_a - c_a) / d_a), q_a, c_a, d_a
+    a = a / a.max()  # Q_a, c_a and d_a scale with a; tau^2-hat does not
+    if X.shape[1] > 1 and np.all(X[:, 0] == 1.0):
+        X = X.copy()
+        X[:, 1:] -= X[int(np.argmax(a)), 1:]
+    basis = np.sqrt(a)[:, None] * X
+    proj = projection(basis)
+    comp = proj.complement  # diag(P_a) / a, without cancellation
+    return GMMStructure(a, basis, proj, float(a @ (v * comp)), float(a @ comp))
 
 
-def gmm_eigenvalues(p_a, v, tau2):
-    r"""Weights :math:`\lambda_r(\tau^2)` of :math:`Q_a \sim \sum\lambda_r\chi^2_1`.
-
-    Eigenvalues of the symmetric :math:`D^{1/2}P_aD^{1/2}`,
-    :math:`D = \mathrm{diag}(v + \tau^2)` (same spectrum as the paper's :math:`VW`),
-    clipped at 0; rank :math:`K - p`.
-    """
-    s = np.sqrt(v + tau2)
-    lam = np.linalg.eigvalsh(p_a * s[:, None] * s[None, :])
-    return np.clip(lam, 0.0, None)
+def gmm_form(structure, v, tau2):
+    r"""The quadratic form of :math:`Q_a` at :math:`\tau^2` (Theorem 2)."""
+    return quadratic_form(
+        structure.a * (v + tau2), structure.basis, structure.projection
+    )
 
 
-def gmm_tau2_m(tau2_obs, p_a, v, c_a, d_a, *, rtol=1e-12):
+def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     r"""Median-unbiased M-estimate :math:`\tau^2_M` for the GMM estimator.
 
     Solves :math:`F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) = 1/2` by Brent's
@@ -215,10 +190,10 @@ def gmm_tau2_m(tau2_obs, p_a, v, c_a, d_a, *, rtol=1e-12):
     """
     if tau2_obs <= 0:
         return 0.0, 0
-    q_obs = c_a + d_a * tau2_obs
+    q_obs = structure.c_a + structure.d_a * tau2_obs
 
     def h(t):
-        return float(wchisq_cdf(q_obs, gmm_eigenvalues(p_a, v, t))) - 0.5
+        return float(qf_cdf(q_obs, gmm_form(structure, v, t))) - 0.5
 
     n = 1
     if h(0.0) <= 0:
@@ -233,16 +208,17 @@ def gmm_tau2_m(tau2_obs, p_a, v, c_a, d_a, *, rtol=1e-12):
     return float(root), n + info.function_calls
 
 
-def gmm_mixture(p_a, v, c_a, d_a, tau2_m):
-    r"""Quadrature rule for :math:`E[g(X)]`, :math:`X = \max\{0,(Q_a - c_a)/d_a\}`.
+def _continuous_rule(form, shift, scale):
+    r"""Rule for :math:`E[g(X)]`, :math:`X = \max\{0, (Q - c)/d\}` (``c, d`` =
+    ``shift, scale``).
 
-    :math:`E[g(X)] \approx p_0 g(0) + \sum_j \omega_j g(x_j)`, with the atom
-    :math:`p_0 = F_{Q_a}(c_a)` and the continuous part
-    :math:`\int_0^\infty g(x) d_a f_{Q_a}(c_a + d_a x) dx` on
-    :math:`q = c_a + t^2`, :math:`t \in [0, \sqrt{q_{hi} - c_a}]` by composite
-    Gauss-Legendre (8 panels x 12 nodes), :math:`q_{hi}` the
-    :math:`1 - 10^{-15}` quantile bound :math:`\lambda_{max}\chi^2_R`. The
-    substitution makes the :math:`q^{-1/2}` density of R = 1 regular at ``c_a = 0``.
+    :math:`E[g(X)] \approx p_0 g(0) + \sum_j \omega_j g(x_j)`: the atom
+    :math:`p_0 = F_Q(c)` and the continuous part
+    :math:`\int g((q - c)/d) f_Q(q) dq` over :math:`(c, u]` (``u`` the upper
+    support bound) by composite Gauss-Legendre: in :math:`t = \sqrt{q - c}` when
+    the lower support bound is below ``c`` (which makes the :math:`q^{-1/2}`
+    density of one chi-square regular), otherwise in :math:`q` over the support
+    bounds.
 
     Returns
     -------
@@ -251,40 +227,39 @@ def gmm_mixture(p_a, v, c_a, d_a, tau2_m):
     weights : ndarray of shape (n,)
         Probabilities (summing to 1 up to the quadrature error, < 1e-10 tested).
     """
-    lam = gmm_eigenvalues(p_a, v, tau2_m)
-    lam = lam[lam > 1e-12 * max(lam.max(initial=0.0), 1e-300)]
-    if lam.size == 0:
+    form = qf_prepare(form)
+    lower, upper = qf_support(form)
+    p0 = float(qf_cdf(shift, form))
+    if upper <= shift or p0 >= 1.0:
         return np.zeros(1), np.ones(1)
-    p0 = float(wchisq_cdf(c_a, lam))
-    q_hi = lam.max() * stats.chi2.isf(_TAIL, lam.size)
-    if q_hi <= c_a or p0 >= 1.0:
-        return np.zeros(1), np.ones(1)
-    t_hi = np.sqrt(q_hi - c_a)
-    gx, gw = np.polynomial.legendre.leggauss(_N_GL)
-    lo, hi = _PANELS[:-1, None] * t_hi, _PANELS[1:, None] * t_hi
-    t = (0.5 * (hi - lo) * gx + 0.5 * (hi + lo)).ravel()
+    gx, gw = _GAUSS_LEGENDRE
+    if lower <= shift:
+        ends = _PANELS_NEAR_ATOM * np.sqrt(upper - shift)
+    else:
+        ends = lower + _PANELS_UNIFORM * (upper - lower)
+    lo, hi = ends[:-1, None], ends[1:, None]
+    nodes = (0.5 * (hi - lo) * gx + 0.5 * (hi + lo)).ravel()
     wt = (0.5 * (hi - lo) * gw).ravel()
-    q = c_a + t * t
-    dens = wchisq_pdf(q, lam)
-    x = np.concatenate([[0.0], (q - c_a) / d_a])
-    w = np.concatenate([[p0], 2.0 * t * wt * dens])
+    if lower <= shift:
+        q = shift + nodes * nodes
+        wt = 2.0 * nodes * wt
+    else:
+        q = nodes
+    x = np.concatenate([[0.0], (q - shift) / scale])
+    w = np.concatenate([[p0], wt * qf_pdf(q, form)])
     return x, w
 
 
+def gmm_mixture(structure, v, tau2_m):
+    r"""Quadrature rule for :math:`X = \max\{0,(Q_a - c_a)/d_a\}` at
+    :math:`\tau^2_M` (see :func:`_continuous_rule`)."""
+    form = gmm_form(structure, v, tau2_m)
+    if not np.any(form.delta > 0):
+        return np.zeros(1), np.ones(1)
+    return _continuous_rule(form, structure.c_a, structure.d_a)
+
+
 # ---------------------------------------------------------------------------- SJ
-
-
-def sj_tau2(X, y, v):
-    r"""Feasible Sidik-Jonkman estimate, as ``metafor::rma(method="SJ")``.
-
-    :math:`\hat\tau^2_0 = \sum(y_k - \bar y)^2/K`,
-    :math:`\hat\tau^2_{SJ} = \hat\tau^2_0 Q(\hat\tau^2_0)/(K - p)`.
-    """
-    k, p = X.shape
-    tau2_0 = float(((y - y.mean()) ** 2).sum() / k)
-    if tau2_0 <= 0:
-        return 0.0
-    return tau2_0 * float(q_stat(X, y, v, tau2_0)[0]) / (k - p)
 
 
 def sj_tau2_m(X, y, v, *, rtol=1e-12):
@@ -301,16 +276,16 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     """
     k, p = X.shape
     m = stats.chi2.median(k - p)
-    rss = float(q_stat(X, y, np.zeros_like(v), 1.0)[0])  # OLS residual SS
+    rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
     if rss <= 0:
         return 0.0, 0
     if not np.any(v > 0):
         return rss / m, 0
-    if float(q_stat(X, y, v, 0.0)[0]) <= m:
+    if q_stat(X, y, v, 0.0) <= m:
         return 0.0, 1
     hi = rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m
     root, info = optimize.brentq(
-        lambda t: float(q_stat(X, y, v, t)[0]) - m,
+        lambda t: q_stat(X, y, v, t) - m,
         0.0,
         hi,
         xtol=1e-300,
@@ -320,19 +295,18 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     return float(root), info.function_calls
 
 
-def sj_mixture(dof, tau2_m):
-    r"""Quadrature rule for :math:`X = \tau^2_M\chi^2_{d}/d`, :math:`d = K - p`.
+def sj_form(dof, tau2_m):
+    r"""The distribution :math:`\tau^2_M\chi^2_d/d` of the oracle SJ estimate
+    (Theorem 3), :math:`d = K - p`, as a quadratic form."""
+    return quadratic_form(np.full(dof, tau2_m / dof))
 
-    Generalized Gauss-Laguerre rule (48 nodes, :math:`\alpha = d/2 - 1`) on
-    :math:`X = 2\tau^2_M U/d`, :math:`U \sim \mathrm{Gamma}(d/2)`; a point mass at 0
-    when :math:`\tau^2_M = 0`.
-    """
+
+def sj_mixture(dof, tau2_m):
+    r"""Quadrature rule for :math:`X = \tau^2_M\chi^2_{d}/d`, :math:`d = K - p`;
+    a point mass at 0 when :math:`\tau^2_M = 0` (see :func:`_continuous_rule`)."""
     if tau2_m <= 0:
         return np.zeros(1), np.ones(1)
-    alpha = 0.5 * dof - 1.0
-    u, w = special.roots_genlaguerre(_N_LAGUERRE, alpha)
-    w = w / special.gamma(alpha + 1.0)
-    return 2.0 * tau2_m * u / dof, w
+    return _continuous_rule(sj_form(dof, tau2_m), 0.0, 1.0)
 
 
 # ------------------------------------------------------------------- mixtures
@@ -344,6 +318,8 @@ class MixtureRule(NamedTuple):
     x: np.ndarray  # (n,)
     w: np.ndarray  # (n,)
     beta: np.ndarray  # (n, p) GLS estimates at x_j (HKSJ centre)
+    cov: np.ndarray  # (n, p, p) (X'W(x_j)X)^{-1}
+    q: np.ndarray  # (n,) residual Q at x_j
     se: np.ndarray  # (n, p) sqrt of diag (X'W(x_j)X)^{-1}
     s_hksj: np.ndarray  # (n, p) Knapp-Hartung standard errors at x_j
 
@@ -352,11 +328,37 @@ def _mixture_rule(X, y, v, x, w):
     keep = w > 0  # e.g. the empty atom at 0 when all v are 0 (infinite weights)
     # renormalise the quadrature error (< 1e-10) away: a proper mixture CDF
     x, w = x[keep], w[keep] / w[keep].sum()
-    fit = gls(X, y, v, x)
-    se = np.sqrt(np.einsum("nii->ni", fit.cov))
+    beta, cov, q = _node_fits(X, y, v, x)
+    se = np.sqrt(np.einsum("nii->ni", cov))
     k, p = X.shape
-    s = se * np.sqrt(fit.q / (k - p))[:, None]
-    return MixtureRule(x, w, fit.beta, se, s)
+    s = se * np.sqrt(q / (k - p))[:, None]
+    return MixtureRule(x, w, beta, cov, q, se, s)
+
+
+def _node_fits(X, y, v, tau2):
+    r"""Weighted least squares with :math:`w = 1/(v + \tau^2_n)` at every node
+    :math:`\tau^2_n` at once (``weighted_fit`` one weight vector at a time, ~100
+    nodes, costs a Python loop).
+
+    Returns
+    -------
+    beta : ndarray of shape (n, p)
+    cov : ndarray of shape (n, p, p)
+        :math:`(X^\top W_n X)^{-1}`.
+    q : ndarray of shape (n,)
+        :math:`\sum_k w_{nk} (y_k - x_k^\top\hat\beta_n)^2`.
+    """
+    w = 1.0 / (v + tau2[:, None])  # (n, K)
+    if X.shape[1] == 1:  # closed form (intercept-only model), no batched inverse
+        x = X[:, 0]
+        total = w @ (x * x)
+        cov = (1.0 / total)[:, None, None]
+        beta = ((w @ (x * y)) / total)[:, None]
+    else:
+        cov = np.linalg.inv(np.einsum("nk,ki,kj->nij", w, X, X))
+        beta = np.einsum("nij,nj->ni", cov, w @ (X * y[:, None]))
+    resid = y - beta @ X.T
+    return beta, cov, (w * resid * resid).sum(axis=1)
 
 
 def mixture_z_cdf(q, rule, j=0):
@@ -405,7 +407,7 @@ def mixture_hksj_ppf(p, rule, dof, j=0):
     )
 
 
-def paper_grid_tau2_m(X, y, v, estimator, p_a=None, c_a=None, d_a=None, tau2_obs=None):
+def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
     r"""The authors' grid convention for :math:`\tau^2_M` (``paper_compat``).
 
     The grid point of ``PAPER_TAU2_GRID`` (0.001, 0.1, ..., 30, data units)
@@ -413,19 +415,21 @@ def paper_grid_tau2_m(X, y, v, estimator, p_a=None, c_a=None, d_a=None, tau2_obs
     estimator's distribution at :math:`\tau^2` (exact here; the authors use 10^4
     Monte Carlo draws snapped to the grid). For SJ,
     :math:`\hat\tau^2(\tau^2) = \tau^2 Q(\tau^2)/(K-p)` and
-    :math:`R = \tau^2 m_{K-p}/(K-p)`; for GMM :math:`\hat\tau^2` is the observed
-    estimate and :math:`R(\tau^2) = \max\{0, (F^{-1}_{Q_a}(1/2 \mid \tau^2) -
-    c_a)/d_a\}`. Ties go to the smallest grid point.
+    :math:`R = \tau^2 m_{K-p}/(K-p)`; for GMM (``structure``) :math:`\hat\tau^2` is
+    the observed estimate and :math:`R(\tau^2) = \max\{0, (F^{-1}_{Q_a}(1/2 \mid
+    \tau^2) - c_a)/d_a\}`. Ties go to the smallest grid point.
     """
     grid = PAPER_TAU2_GRID
     k, p = X.shape
-    if estimator == "sj":
+    if method == "sj":
         m = stats.chi2.median(k - p)
-        crit = np.abs(grid * (m - q_stat(X, y, v, grid)) / (k - p))
+        q = np.array([q_stat(X, y, v, t) for t in grid])
+        crit = np.abs(grid * (m - q) / (k - p))
         return float(grid[np.argmin(crit)])
+    c_a, d_a = structure.c_a, structure.d_a
 
     def r(t):
-        q50 = float(wchisq_ppf(0.5, gmm_eigenvalues(p_a, v, t)))
+        q50 = float(qf_ppf(0.5, gmm_form(structure, v, t)))
         return max(0.0, (q50 - c_a) / d_a)
 
     q_obs = c_a + d_a * tau2_obs
@@ -434,7 +438,7 @@ def paper_grid_tau2_m(X, y, v, estimator, p_a=None, c_a=None, d_a=None, tau2_obs
         # R(t) < tau2_obs  <=>  F(c + d tau2_obs | t) > 1/2 (for tau2_obs > 0)
         if tau2_obs <= 0:
             return False
-        return float(wchisq_cdf(q_obs, gmm_eigenvalues(p_a, v, t))) > 0.5
+        return float(qf_cdf(q_obs, gmm_form(structure, v, t))) > 0.5
 
     # R is non-decreasing: the minimiser of |R - tau2_obs| neighbours the crossing,
     # located by bisection on the CDF; only the two neighbours need R itself.
@@ -462,8 +466,8 @@ class RobustFit(NamedTuple):
     X: np.ndarray
     y: np.ndarray
     v: np.ndarray
-    estimator: str
-    p_a: np.ndarray | None  # GMM projection (None for SJ)
+    method: str
+    structure: GMMStructure | None  # of the GMM statistic (None for SJ)
     beta: np.ndarray  # (p,) plug-in estimates at tau2
     se: np.ndarray  # (p,) plug-in standard errors (z)
     se_hksj: np.ndarray  # (p,) Knapp-Hartung standard errors at tau2
@@ -472,9 +476,6 @@ class RobustFit(NamedTuple):
     tau2: float  # plug-in tau^2
     tau2_m: float  # M-estimate feeding the z mixture
     tau2_m_hksj: float  # M-estimate feeding the HKSJ mixture
-    q_a: float  # GMM statistic (nan for SJ)
-    c_a: float
-    d_a: float
     rule: MixtureRule  # mixture for z
     rule_hksj: MixtureRule  # mixture for HKSJ
     n_iter: int
@@ -484,7 +485,16 @@ class RobustFit(NamedTuple):
         return self.X.shape[0] - self.X.shape[1]
 
 
-def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
+def _moment_tau2(X, y, v, method, a):
+    """The plug-in moment estimate, by the random-effects engine's estimators."""
+    if method == "sj":
+        return uni.tau2_sidik_jonkman(X, y, v)[0]
+    if method == "he":
+        return uni.tau2_hedges(X, y, v)
+    return uni.tau2_genq(X, y, v, a)
+
+
+def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
     """Fit the plug-in estimates, :math:`\\tau^2_M` and the mixture rules.
 
     Parameters
@@ -493,12 +503,13 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
         Design (``ones((K, 1))`` for the paper's model), full column rank, K > p.
     y, v : ndarray of shape (K,)
         Effect sizes and sampling variances (all > 0, or all 0).
-    estimator : {"dl", "he", "sj", "gmm"}
+    method : {"dl", "he", "sj", "gmm"}
         ``"gmm"`` uses ``weights``.
     weights : ndarray of shape (K,), optional
-        Fixed positive GMM weights (``estimator="gmm"``).
+        Fixed positive GMM weights (``method="gmm"``).
     paper_compat : bool
-        Use the authors' grid for :math:`\\tau^2_M` (SJ, and the HKSJ variants),
+        Use the authors' grid for :math:`\\tau^2_M` (SJ, and the Knapp-Hartung
+        variants),
         see :func:`paper_grid_tau2_m`; the z-variant of the GMM keeps the exact root
         as the authors' code does.
 
@@ -512,35 +523,35 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
     k, p = X.shape
     if k <= p:
         raise ValueError(f"More studies than coefficients are needed; got K={k}.")
-    if estimator == "sj":
-        p_a = None
-        tau2 = sj_tau2(X, y, v)
-        q_a = c_a = d_a = np.nan
+    structure = None
+    a = None
+    if method != "sj":
+        a = (
+            np.asarray(weights, dtype=float)
+            if method == "gmm"
+            else gmm_weights(v, method)
+        )
+        structure = gmm_structure(X, v, a)
+    tau2 = _moment_tau2(X, y, v, method, a)
+    if method == "sj":
         tau2_m, n_iter = sj_tau2_m(X, y, v)
         tau2_m_h = tau2_m
         if paper_compat:
             tau2_m = tau2_m_h = paper_grid_tau2_m(X, y, v, "sj")
     else:
-        a = (
-            np.asarray(weights, dtype=float)
-            if estimator == "gmm"
-            else gmm_weights(v, estimator)
-        )
-        p_a = gmm_projection(X, a)
-        tau2, q_a, c_a, d_a = gmm_tau2(X, y, v, p_a)
-        tau2_m, n_iter = gmm_tau2_m(tau2, p_a, v, c_a, d_a)
+        tau2_m, n_iter = gmm_tau2_m(tau2, structure, v)
         tau2_m_h = tau2_m
         if paper_compat:
-            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", p_a, c_a, d_a, tau2)
-    plug = gls(X, y, v, tau2)
-    se = np.sqrt(np.diag(plug.cov[0]))
-    se_h = se * np.sqrt(plug.q[0] / (k - p))
+            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", structure, tau2)
+    plug = weighted_fit(X, y, 1.0 / (v + tau2))
+    se = np.sqrt(np.diag(plug.cov))
+    se_h = se * np.sqrt(plug.rss / (k - p))
 
     def rule(t):
-        if estimator == "sj":
+        if method == "sj":
             x, w = sj_mixture(k - p, t)
         else:
-            x, w = gmm_mixture(p_a, v, c_a, d_a, t)
+            x, w = gmm_mixture(structure, v, t)
         return _mixture_rule(X, y, v, x, w)
 
     r = rule(tau2_m)
@@ -549,19 +560,16 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
         X,
         y,
         v,
-        estimator,
-        p_a,
-        plug.beta[0],
+        method,
+        structure,
+        plug.beta,
         se,
         se_h,
-        plug.cov[0],
-        float(plug.q[0]),
+        plug.cov,
+        float(plug.rss),
         float(tau2),
         float(tau2_m),
         float(tau2_m_h),
-        q_a,
-        c_a,
-        d_a,
         r,
         r_h,
         n_iter,
@@ -571,8 +579,9 @@ def robust_fit(X, y, v, *, estimator="dl", weights=None, paper_compat=False):
 def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
     """Confidence intervals for all coefficients.
 
-    ``robust=False`` gives the conventional intervals (plug-in z, or Knapp-Hartung
-    with :math:`t_{K-p}` as ``metafor::rma(test="knha")``).
+    ``inference`` is ``"z"`` or ``"knapp-hartung"``; ``robust=False`` gives the
+    conventional intervals (plug-in z, or Knapp-Hartung with :math:`t_{K-p}` as
+    ``metafor::rma(test="knha")``).
 
     Returns
     -------
@@ -612,7 +621,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
       :math:`G(q) = \sum_n w_n \Phi(q / s_n)`, :math:`s_n^2 = x^\top V(x_n) x`;
       the prediction interval for a new study's true effect uses
       :math:`s_n^2 + x_n` (metafor's ``pi`` with :math:`\tau^2 = x_n`);
-    - HKSJ: :math:`C(t) = \sum_n w_n F_{t_{K-p}}((t - x^\top\hat\beta(x_n)) /
+    - Knapp-Hartung: :math:`C(t) = \sum_n w_n F_{t_{K-p}}((t - x^\top\hat\beta(x_n)) /
       s_n)` with Knapp-Hartung :math:`s_n`, and :math:`\sqrt{s_n^2 + x_n}` for the
       prediction interval.
 
@@ -622,9 +631,8 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
         ``mean`` and the conventional ``se`` of shape (m,); ``ci`` and ``pi`` of
         shape (m, 2).
     """
-    hksj = inference == "hksj"
-    rule = fit.rule_hksj if hksj else fit.rule
-    nodes = gls(fit.X, fit.y, fit.v, rule.x)
+    knha = inference == "knapp-hartung"
+    rule = fit.rule_hksj if knha else fit.rule
     prob = 0.5 + 0.5 * confidence_level
     mean = X_new @ fit.beta
     se = np.sqrt(np.einsum("mi,ij,mj->m", X_new, fit.cov, X_new))
@@ -632,10 +640,10 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
     pi = np.empty_like(ci)
     dof = fit.dof
     for row, x in enumerate(X_new):
-        var_n = np.einsum("i,nij,j->n", x, nodes.cov, x)
-        if hksj:
-            var_n = var_n * nodes.q / dof
-            centre = nodes.beta @ x
+        var_n = np.einsum("i,nij,j->n", x, rule.cov, x)
+        if knha:
+            var_n = var_n * rule.q / dof
+            centre = rule.beta @ x
             for out, spread in ((ci, np.sqrt(var_n)), (pi, np.sqrt(var_n + rule.x))):
 
                 def cdf(t, spread=spread, centre=centre):
@@ -686,8 +694,8 @@ def robust_p_value(
 
     z (plug-in or mixture): with :math:`d = \hat\beta_j - \theta_0`, ``"greater"``
     gives :math:`1 - G(d)`, ``"less"`` :math:`G(d)`, two-sided
-    :math:`2\{1 - G(|d|)\}` (:math:`G = \Phi(\cdot/se)` when not robust). HKSJ
-    mixture: CI inversion, ``"greater"`` :math:`C(\theta_0)`, ``"less"``
+    :math:`2\{1 - G(|d|)\}` (:math:`G = \Phi(\cdot/se)` when not robust).
+    Knapp-Hartung mixture: CI inversion, ``"greater"`` :math:`C(\theta_0)`, ``"less"``
     :math:`1 - C(\theta_0)`, two-sided :math:`2\min\{C, 1 - C\}`.
 
     Returns
@@ -719,8 +727,8 @@ def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
     """
     ps = np.array([0.5 - 0.5 * confidence_level, 0.5 + 0.5 * confidence_level])
     t = fit.tau2_m if tau2_m is None else tau2_m
-    if fit.estimator == "sj":
+    if fit.method == "sj":
         return tuple(t * stats.chi2.ppf(ps, fit.dof) / fit.dof)
-    lam = gmm_eigenvalues(fit.p_a, fit.v, t)
-    q = wchisq_ppf(ps, lam)
-    return tuple(np.maximum(0.0, (q - fit.c_a) / fit.d_a))
+    structure = fit.structure
+    q = qf_ppf(ps, gmm_form(structure, fit.v, t))
+    return tuple(np.maximum(0.0, (q - structure.c_a) / structure.d_a))
