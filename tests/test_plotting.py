@@ -265,7 +265,8 @@ def test_forest_plot_location_scale_and_robust(bcg, tmp_path):
     _render(ax, tmp_path, "forest_robust")
     (diamond,) = _patches(ax, "summary")
     lo, hi, _ = _diamond_bounds(diamond)
-    np.testing.assert_allclose([lo, hi], rob.conf_int()[0])  # the robust interval
+    robust = rob.conf_int().loc[:, ["ci_lower", "ci_upper"]].iloc[0]
+    np.testing.assert_allclose([lo, hi], robust)  # the robust interval
 
 
 def test_forest_plot_rejects_bad_input(bcg):

@@ -207,13 +207,6 @@ def test_profile_search_stops_at_the_edge_of_the_parameter_space(model):
     assert res.ci_upper == pytest.approx(free.ci_upper, rel=1e-8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="LocationScaleMeta(link='identity') with scale_bounds that make some "
-    "tau_i^2 < 0 raises TypeError until the location-scale branch lands (a clear "
-    "error or -inf)",
-)
 def test_profile_of_an_identity_link_scale_coefficient_crossing_negative_tau2():
     """Used to crash as soon as the search crossed into negative tau_i^2."""
     from skmeta import LocationScaleMeta, profile_likelihood

@@ -997,6 +997,7 @@ def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
     -------
     i2, h2, typical_var : float or ndarray
     """
+    q, df, trp, tau2 = (np.asarray(a, dtype=float) for a in (q, df, trp, tau2))
     with np.errstate(divide="ignore", invalid="ignore"):
         typical = np.where(df > 0, df / trp, 0.0)
         if fixed_effect:
