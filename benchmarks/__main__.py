@@ -38,7 +38,7 @@ PEER_ORDER = ("metafor", "pimeta", "PyMARE", "statsmodels")
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Time skmeta beside its peers (SPEC section 9) on the same data.",
+        description="Time skmeta beside its peers on the same data.",
     )
     parser.add_argument(
         "--quick",
@@ -229,7 +229,7 @@ def _header(args):
         else "time: warm-up, then best of <= 5 batches >= 50 ms, budget 5 s"
     )
     lines = [
-        f"skmeta benchmarks (SPEC section 9){'  [--quick]' if args.quick else ''}",
+        f"skmeta benchmarks{'  [--quick]' if args.quick else ''}",
         f"Python {platform.python_version()}, numpy {np.__version__}; "
         f"{os.cpu_count()} CPUs, {load}; {blas}",
         "; ".join(versions),

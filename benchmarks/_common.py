@@ -259,7 +259,7 @@ class Row:
     peak_bytes : int or None
         skmeta's peak traced memory during one fit.
     target_seconds : float or None
-        SPEC §9 target for ``seconds``.
+        performance target for ``seconds``.
     target_text : str
         The target as printed (e.g. "<= 0.5 ms").
     met : bool or None

@@ -1,6 +1,6 @@
 """Benchmarks of many meta-analyses at once (``skmeta.distributed.fit_outputs``).
 
-Cases (SPEC §9, "many meta-analyses"):
+Cases (performance targets for "many meta-analyses"):
 
 * ``mo-reml-m1e5``: m = 10^5 outputs x k = 20 studies, intercept-only REML
   (target <= 0.5 s and >= 20x PyMARE's ``VarianceBasedLikelihoodEstimator``).
@@ -8,7 +8,7 @@ Cases (SPEC §9, "many meta-analyses"):
   ``DerSimonianLaird``).
 * ``mo-m1-k13``, ``mo-m1-k1e6``: one output (m = 1) through the vectorized engine,
   beside ``RandomEffectsMeta().fit`` on the same data (REML meta-regression; BCG
-  k = 13, and k = 10^6 simulated) -- no SPEC target: whether the engine can be the
+  k = 13, and k = 10^6 simulated) -- no target: whether the engine can be the
   single fit's too.
 * ``mo-dask-m1e7``: m = 10^7 outputs x k = 30 studies on a Dask ``LocalCluster``
   (2 worker processes, 1 thread each), inputs generated lazily on the workers in

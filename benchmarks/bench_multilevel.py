@@ -1,6 +1,6 @@
 """Benchmarks of MultilevelMeta against metafor's rma.mv (dense and sparse) and pimeta.
 
-Cases (SPEC §9):
+Cases (with their performance targets):
 
 * ``ml-3lev-2400``: three-level random-intercept model (REML), 2,400 effect
   sizes in 300 clusters of 8 (``random = ~ 1 | cluster/es``), one moderator
@@ -9,7 +9,7 @@ Cases (SPEC §9):
   (target <= 10 s; no peer can fit it: metafor's dense path needs 8 TB, its
   sparse path and pimeta are not attempted at this size).
 * ``ml-slope-2400``: 2,400 effect sizes in 300 clusters with an unstructured
-  random slope of the moderator at the cluster level (no SPEC target).
+  random slope of the moderator at the cluster level (no target).
 * ``ml-che-cr2-2400``: the correlated-and-hierarchical-effects model with
   robust variance estimation: sampling correlation rho = 0.6 within clusters,
   three levels, CR2 with Satterthwaite df and the HTZ test, 2,400 effect sizes

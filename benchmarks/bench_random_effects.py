@@ -1,11 +1,11 @@
 """Benchmarks of RandomEffectsMeta against metafor, pimeta, PyMARE and statsmodels.
 
-Cases (SPEC §9):
+Cases (with their performance targets):
 
 * ``re-k13``: REML meta-regression of the BCG log risk ratios on absolute
   latitude (k = 13; target <= 0.5 ms).
 * ``re-k13-dl``: DerSimonian-Laird random-effects meta-analysis of the same
-  data, intercept only (no SPEC target): the one model that statsmodels'
+  data, intercept only (no target): the one model that statsmodels'
   ``combine_effects`` fits itself, so that statsmodels is timed on a full fit.
 * ``re-k1e4``, ``re-k1e6``: REML meta-regression with two simulated moderators
   (targets <= 5 ms and <= 0.3 s).
@@ -14,7 +14,7 @@ Cases (SPEC §9):
   RandomEffectsMeta)`` at k = 1,000 with metadata routing, ``sample_var``
   routed to fit and score (target <= 50 ms).
 * ``re-cr2-4x3000``: REML with the CR2 cluster-robust covariance, 4 clusters of
-  3,000 studies (no SPEC target; skmeta only).
+  3,000 studies (no target; skmeta only).
 
 Every peer is optional; a missing one shows "n/a".  Peers that build dense k x k
 matrices (metafor's ``rma``, pimeta's transcription of it) are run in a

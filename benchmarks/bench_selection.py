@@ -1,11 +1,11 @@
-"""Benchmarks of SelectionModelMeta against metafor's ``selmodel`` (SPEC §9).
+"""Benchmarks of SelectionModelMeta against metafor's ``selmodel`` (performance target).
 
 Cases (hackshaw1998: 37 log odds ratios of lung cancer and environmental tobacco
 smoke, bundled as ``skmeta.datasets.load_hackshaw1998``):
 
 * ``sel-3psm-k37``: the three-parameter selection model (one cut at .025,
   one-sided p-values); target: at least 10 times faster than metafor.
-* ``sel-beta-k37``: the beta selection model of Citkowicz & Vevea (no SPEC
+* ``sel-beta-k37``: the beta selection model of Citkowicz & Vevea (no
   target).
 
 One timed call is a complete fit as the user runs it: for skmeta
@@ -44,7 +44,7 @@ from benchmarks._common import (
 GROUP = "selection"
 HERE = Path(__file__).resolve().parent
 R_SCRIPT = HERE / "metafor_selmodel_timing.R"
-#: SPEC §9: the 3PSM at k = 37 at least this many times faster than metafor
+#: Target: the 3PSM at k = 37 at least this many times faster than metafor
 SPEEDUP_TARGET = 10.0
 
 

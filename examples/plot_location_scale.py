@@ -3,10 +3,10 @@ Location-scale model: does heterogeneity shrink with sample size?
 =================================================================
 
 Writing-to-learn interventions (Bangert-Drowns et al., 2004): 48 standardized
-mean differences.  A location-scale model (Viechtbauer & López-López, 2022; seed
-000 of this project) lets sample size moderate both the mean effect and the
-heterogeneity, :math:`\log\tau_i^2 = \alpha_0 + \alpha_1 n_i/100`.  We test the
-scale coefficient by Wald, likelihood-ratio and permutation tests, look at its
+mean differences.  A location-scale model (Viechtbauer & López-López, 2022)
+lets sample size moderate both the mean effect and the heterogeneity,
+:math:`\log\tau_i^2 = \alpha_0 + \alpha_1 n_i/100`.  We test the scale
+coefficient by Wald, likelihood-ratio and permutation tests, look at its
 profile likelihood, and draw study-specific estimates of :math:`\tau` against
 sample size with the fitted regression line.
 """
@@ -89,8 +89,8 @@ show_or_save("location_scale_profile.png")
 # ----------------------------
 # :math:`\hat\tau_i^2 = e_i^2/(1-h_i) - v_i` (truncated at zero) against sample
 # size, with the fitted :math:`\hat\tau(n) = \exp\{(\hat\alpha_0 +
-# \hat\alpha_1 n/100)/2\}` and its 95% confidence band: the figure of the seed
-# slides.
+# \hat\alpha_1 n/100)/2\}` and its 95% confidence band, as drawn by
+# Viechtbauer & López-López (2022).
 scale_plot(model, ni100, x_values=lambda z: 100 * z, xlabel="Sample size")
 show_or_save("location_scale_tau.png")
 
