@@ -19,7 +19,7 @@ from skmeta.exceptions import InfiniteScaleWarning
 from skmeta.utils._validation import (
     as_float_array,
     check_design,
-    check_sample_weight,
+    check_user_weights,
 )
 
 #: Identity link: predicted tau^2 above -this fraction of the data's variance
@@ -341,7 +341,9 @@ class LocationScaleMeta(_BaseMeta):
         X, y, v, design, meta = self._validate_training_data(
             X, y, sample_var, Z=Z, sample_weight=sample_weight
         )
-        weights = self._check_user_weights(meta["sample_weight"], design)
+        weights = check_user_weights(
+            meta["sample_weight"], design, "location coefficient(s)"
+        )
         Zd = self._scale_design(meta["Z"], design.shape[0], reset=True)
         self._check_scale_design(Zd)
         bounds = self._check_scale_bounds(Zd.shape[1])
@@ -349,26 +351,6 @@ class LocationScaleMeta(_BaseMeta):
         self._store(fit, design, v, Zd)
         self._warn_about(fit, bounds)
         return self
-
-    @staticmethod
-    def _check_user_weights(sample_weight, design):
-        """Validated user weights scaled to a largest weight of 1, or None."""
-        if sample_weight is None:
-            return None
-        k, p = design.shape
-        a = check_sample_weight(sample_weight, k)
-        positive = a > 0
-        if not positive.any():
-            raise ValueError(
-                "sample_weight must contain at least one non-zero weight (all are 0)."
-            )
-        if positive.sum() <= p or dependent_columns(design[positive]):
-            raise ValueError(
-                "sample_weight: the studies with positive weight must identify the "
-                f"{p} location coefficient(s) (more of them than that, with a "
-                "full-rank design)."
-            )
-        return a / a.max()
 
     def _check_scale_design(self, Zd):
         """Enough studies, no constant column beside the intercept, full rank."""

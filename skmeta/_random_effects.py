@@ -24,7 +24,7 @@ from skmeta._summary import COLUMNS
 from skmeta.utils._validation import (
     check_confidence_level,
     check_groups,
-    check_sample_weight,
+    check_user_weights,
 )
 
 _INFERENCE = ("z", "t", "knapp-hartung", "knapp-hartung-adhoc")
@@ -286,28 +286,8 @@ class RandomEffectsMeta(_BaseMeta):
                     )
             return self._fit_outputs(design, y, v, names)
         self._outputs = None
-        weights = self._check_user_weights(meta["sample_weight"], design)
+        weights = check_user_weights(meta["sample_weight"], design)
         return self._fit_design(design, y, v, meta["groups"], weights)
-
-    @staticmethod
-    def _check_user_weights(sample_weight, design):
-        """Validated user weights scaled to a maximum of 1, or None."""
-        if sample_weight is None:
-            return None
-        k, p = design.shape
-        a = check_sample_weight(sample_weight, k)
-        positive = a > 0
-        if not positive.any():
-            raise ValueError(
-                "sample_weight must contain at least one non-zero weight (all are 0)."
-            )
-        if positive.sum() <= p or dependent_columns(design[positive]):
-            raise ValueError(
-                "sample_weight: the studies with positive weight must identify the "
-                f"{p} fixed effect(s) (more of them than that, with a full-rank "
-                "design)."
-            )
-        return a / a.max()
 
     def _fit_design(self, design, y, v, groups, sample_weight=None):
         """Fit on a validated design matrix (with its intercept column)."""

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import DataConversionWarning
 
+from skmeta._engine._gls import dependent_columns
 from skmeta._engine._multilevel import encode_nested_groups
 
 
@@ -186,6 +187,30 @@ def check_sample_weight(sample_weight, n_samples):
     if np.any(w < 0):
         raise ValueError("sample_weight must be >= 0.")
     return w
+
+
+def check_user_weights(sample_weight, design, coefficients="fixed effect(s)"):
+    """User weights of a weighted fit, scaled to a largest weight of 1, or None.
+
+    Validated as by :func:`check_sample_weight`; the studies with a positive
+    weight must identify the ``p`` coefficients of ``design`` (more of them than
+    ``p``, with a full-rank design).
+    """
+    if sample_weight is None:
+        return None
+    k, p = design.shape
+    a = check_sample_weight(sample_weight, k)
+    positive = a > 0
+    if not positive.any():
+        raise ValueError(
+            "sample_weight must contain at least one non-zero weight (all are 0)."
+        )
+    if positive.sum() <= p or dependent_columns(design[positive]):
+        raise ValueError(
+            "sample_weight: the studies with positive weight must identify the "
+            f"{p} {coefficients} (more of them than that, with a full-rank design)."
+        )
+    return a / a.max()
 
 
 def missing_rows(values, name, n_samples=None):
