@@ -361,6 +361,46 @@ def test_tau2_method_registry_records():
     )
 
 
+def test_a_new_tau2_method_is_one_registry_record(monkeypatch, tmp_path, capsys):
+    """The contributor's steps for a tau^2 method (docs/architecture.rst),
+    followed: one record in TAU2_METHODS, and the estimator accepts the name,
+    prints its label, the command line offers it and the multi-output fit runs
+    it (output by output; it has no vectorized form)."""
+    from skmeta import _registry
+    from skmeta.__main__ import main
+    from skmeta._engine import _tau2
+
+    dl = _tau2.TAU2_METHODS["dl"]
+    record = _tau2.Tau2Method(
+        "dl-copy", "DL copy", dl.estimate, dl.standard_error, needs_positive_var=True
+    )
+    monkeypatch.setitem(_tau2.TAU2_METHODS, "dl-copy", record)
+    new = RandomEffectsMeta(method="dl-copy").fit(None, Y, sample_var=V)
+    ref = RandomEffectsMeta(method="dl").fit(None, Y, sample_var=V)
+    assert new.tau2_ == ref.tau2_ and new.tau2_se_ == ref.tau2_se_
+    assert new.intercept_ == ref.intercept_ and np.array_equal(
+        new.cov_params_, ref.cov_params_
+    )
+    assert "DL copy" in new.summary().title
+    Ys = np.column_stack([Y, Y[::-1], 2 * Y])
+    Vs = np.column_stack([V, V[::-1], 4 * V])
+    both = [
+        RandomEffectsMeta(method=m).fit(None, Ys, sample_var=Vs)
+        for m in ("dl-copy", "dl")
+    ]
+    np.testing.assert_allclose(both[0].tau2_, both[1].tau2_, rtol=1e-12)
+    np.testing.assert_allclose(both[0].intercept_, both[1].intercept_, rtol=1e-12)
+    csv = tmp_path / "studies.csv"
+    pd.DataFrame({"yi": Y, "vi": V}).to_csv(csv, index=False)
+    args = [str(csv), "--yi", "yi", "--vi", "vi", "--no-plot"]
+    assert main([*args, "--method", "dl-copy"]) == 0
+    assert "DL copy" in capsys.readouterr().out
+    assert _registry.estimator_class("random-effects") is RandomEffectsMeta
+    monkeypatch.delitem(_tau2.TAU2_METHODS, "dl-copy")
+    with pytest.raises(ValueError, match="method"):
+        RandomEffectsMeta(method="dl-copy").fit(None, Y, sample_var=V)
+
+
 def test_unknown_tau2_method_is_an_error_not_nan():
     from skmeta._engine._tau2 import estimate_tau2, tau2_standard_error
 

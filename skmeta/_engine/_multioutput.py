@@ -82,6 +82,11 @@ MIN_CHUNK = 16
 PASS_BYTES = 2**25
 #: Methods that iterate over subsets of the outputs.
 ITERATIVE_METHODS = frozenset({"reml", "ml", "pm", "pmm", "eb"})
+#: Methods with a vectorized estimator here; the outputs of any other method of
+#: :data:`~skmeta._engine._tau2.TAU2_METHODS` are fitted by the single fit.
+VECTORIZED_METHODS = frozenset(
+    {"fe", "reml", "ml", "he", "dl", "genq", "hs", "hsk", "sj", "pm", "eb", "pmm"}
+)
 #: Newton's method on the generalised Q stops at a step below
 #: ``ROOT_XTOL * scale + ROOT_RTOL * tau2`` (brentq's tolerances in the single fit).
 ROOT_XTOL = 1e-15
@@ -1656,7 +1661,8 @@ def fit_random_effects(
         Effect sizes and sampling variances (finite, >= 0); NaN in either marks
         a study missing for that output.
     method : str
-        One of :data:`skmeta._engine._tau2.ALL_METHODS`. The methods that need
+        One of :data:`skmeta._engine._tau2.TAU2_METHODS` (those outside
+        :data:`VECTORIZED_METHODS` are fitted output by output). The methods that need
         positive sampling variances (``Tau2Method.needs_positive_var``) need
         every present ``v > 0``, and a fixed ``tau2`` of 0 needs it too (not
         checked here).
@@ -1694,7 +1700,10 @@ def fit_random_effects(
             a = np.where(block.mask, a, 0.0)
         rank = _estimable(prepared, block)
         ok = rank["ok"]
-        alone = ok & _needs_single_fit(block, method, tau2, a)
+        alone = ok & (
+            _needs_single_fit(block, method, tau2, a)
+            | (tau2 is None and method not in VECTORIZED_METHODS)
+        )
         vectorized = ok & ~alone
         if vectorized.all():  # the common case: no copy
             result = _fit_pass(prepared, block, rank["logdet_xtx"], options, a)

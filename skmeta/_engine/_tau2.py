@@ -381,7 +381,7 @@ def tau2_method(method):
         return TAU2_METHODS[method]
     except (KeyError, TypeError):
         raise ValueError(
-            f"Unknown tau^2 method {method!r}; choose one of {', '.join(ALL_METHODS)}."
+            f"Unknown tau^2 method {method!r}; choose one of {', '.join(TAU2_METHODS)}."
         ) from None
 
 
