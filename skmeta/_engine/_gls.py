@@ -37,6 +37,9 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 #: noise of order 1e-16; the loosest real designs (a calendar year beside the
 #: intercept: 1 - R^2 ~ 1e-6) are far above it.
 RANK_RTOL = 1e-12
+#: :func:`dependent_columns` trusts the Cholesky pivots of the normalised Gram
+#: matrix (absolute error ~ p * eps) only above this value, far from RANK_RTOL.
+_CHOLESKY_CLEAR = 1e-6
 
 
 class WeightedFit(NamedTuple):
@@ -48,6 +51,9 @@ class WeightedFit(NamedTuple):
     weights: np.ndarray  # (k,)
     rss: float  # sum w r^2 = y' P y
     logdet: float  # log |X' W X|
+    #: True when no weight dominates the others (checked by the random-effects
+    #: engine's stable fit): the plain trace formulas of P are exact.
+    plain: bool = False
 
 
 def cholesky_inverse(A):
@@ -177,7 +183,21 @@ def dependent_columns(X):
     if X.shape[1] == 0:
         return []
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    if X.shape[1] == 1:  # one column: dependent only when zero
+        return [] if norms[0] > 0 else [0]
     safe = np.where(norms > 0, norms, 1.0)
+    if X.shape[0] >= X.shape[1] and norms.all():
+        # Fast path: the Cholesky pivots of the normalised Gram matrix are the
+        # R_jj^2 themselves, with an absolute error of order eps; where every
+        # one is far above RANK_RTOL no column is dependent.  Otherwise (or if
+        # the factorisation fails) the backward-stable QR decides.
+        Xn = X / safe
+        try:
+            pivots = np.linalg.cholesky(Xn.T @ Xn).diagonal() ** 2
+        except np.linalg.LinAlgError:
+            pivots = None
+        if pivots is not None and pivots.min() > _CHOLESKY_CLEAR:
+            return []
     if X.shape[0] < X.shape[1]:  # more columns than rows: pad with zero rows
         X = np.vstack([X, np.zeros((X.shape[1] - X.shape[0], X.shape[1]))])
     r = np.linalg.qr(X / safe, mode="r")

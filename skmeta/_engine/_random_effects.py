@@ -344,7 +344,14 @@ def fit_random_effects(
     estimated = tau2 is None and record.standard_error is not None
     tau2_se = (
         tau2_standard_error(
-            X, y, v, method, step.tau2, weights=genq_weights, fit=fixed.re_fit
+            X,
+            y,
+            v,
+            method,
+            step.tau2,
+            weights=genq_weights,
+            fit=fixed.re_fit,
+            fe_fit=fe_fit,
         )
         if estimated
         else float("nan")

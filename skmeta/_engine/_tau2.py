@@ -420,11 +420,12 @@ def estimate_tau2(
     return fit._replace(tau2=max(fit.tau2, problem.lower))
 
 
-def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None):
+def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None, fe_fit=None):
     """Standard error of the tau^2 estimate, by metafor's formula for ``method``.
 
-    ``fit`` is ``weighted_fit`` at ``tau2`` (weights ``1 / (v + tau2)``) when the
-    caller has it already. Returns NaN for ``"fe"``, which estimates nothing.
+    ``fit`` is ``weighted_fit`` at ``tau2`` (weights ``1 / (v + tau2)``) and
+    ``fe_fit`` the one with weights ``1 / v``, when the caller has them already.
+    Returns NaN for ``"fe"``, which estimates nothing.
 
     Raises
     ------
@@ -436,5 +437,5 @@ def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None):
         return float("nan")
     if fit is None:
         fit = stable_weighted_fit(X, y, 1.0 / (v + tau2))
-    problem = Tau2Problem(X, y, v, weights)
+    problem = Tau2Problem(X, y, v, weights, fe_fit=fe_fit)
     return record.standard_error(problem, tau2, fit)

@@ -203,6 +203,8 @@ def stable_weighted_fit(X, y, w):
     of nearly equal numbers, so the residual sum of squares and
     :math:`\\log|X^\\top W X|` keep full precision at any weight.
     """
+    if X.shape[1] == 0 or _dominant_studies(w) is None:
+        return weighted_fit(X, y, w)._replace(plain=True)
     blocks = _dominant_blocks(X, w, y)
     if blocks is None:
         return weighted_fit(X, y, w)
@@ -281,7 +283,7 @@ def trace_pdpd(X, fit, d1, d2):
     dominant weights enter through the exact block form (:func:`_dominant_blocks`).
     """
     w = fit.weights
-    blocks = _dominant_blocks(X, w)
+    blocks = None if fit.plain else _dominant_blocks(X, w)
     if blocks is None:
         return _trace_pdpd_rows(X, w, fit.cov, d1, d2)
     ones = np.ones(w.shape[0])
@@ -309,7 +311,7 @@ def trace_pd(X, fit, d=None):
     (:func:`_dominant_blocks`).
     """
     w = fit.weights
-    blocks = _dominant_blocks(X, w)
+    blocks = None if fit.plain else _dominant_blocks(X, w)
     if blocks is None:
         return _trace_pd_rows(X, w, fit.cov, d)
     if isinstance(blocks, _NullSpaceForm):  # tr(M^-1 N'DN)
