@@ -55,7 +55,7 @@ from benchmarks._common import (
 )
 
 GROUP = "random_effects"
-PEERS = ("metafor", "pimeta", "PyMARE", "statsmodels")
+PEERS = ("metafor", "pimeta", "PyMARE", "statsmodels", "LinearRegression")
 HERE = Path(__file__).resolve().parent
 R_SCRIPT = HERE / "metafor_timing.R"
 # pimeta runs in the harness's process up to this k, in a killable child above
@@ -145,6 +145,31 @@ def fit_statsmodels_wls(X, y, v, tau2):
 
     res = sm.WLS(y, _design(X, len(y)), weights=1.0 / (v + tau2)).fit()
     return float(tau2), np.asarray(res.params).tolist()
+
+
+def fit_linear_regression(X, y, v):
+    """scikit-learn's weighted least squares with weights 1/v: the yardstick of a
+    scikit-learn estimator's fixed cost (no tau^2; not an agreement peer)."""
+    from sklearn.linear_model import LinearRegression
+
+    if X is None:  # intercept only: the column of ones, no separate intercept
+        LinearRegression(fit_intercept=False).fit(
+            np.ones((len(y), 1)), y, sample_weight=1.0 / v
+        )
+    else:
+        LinearRegression().fit(X, y, sample_weight=1.0 / v)
+    return None, []
+
+
+def run_linear_regression(X, y, v, options):
+    result = _timed_inprocess(lambda: fit_linear_regression(X, y, v), options)
+    result.beta = None
+    result.note = (
+        "LinearRegression: scikit-learn's LinearRegression().fit(X, y, "
+        "sample_weight=1/v) (fixed-effect weights, no tau^2): the cost of a plain "
+        "scikit-learn fit on the same data"
+    )
+    return result
 
 
 def _available(module):
@@ -351,6 +376,12 @@ def _fit_case(case, description, X, y, v, method, target, options):
     )
     row.peers["PyMARE"] = run_pymare(X, y, v, method, options)
     row.peers["statsmodels"] = run_statsmodels(X, y, v, method, tau2, options)
+    row.peers["LinearRegression"] = run_linear_regression(X, y, v, options)
+    if target is not None and k <= 100 and row.met is not None:
+        # small k: also no slower than a plain scikit-learn fit in the same run
+        plain = row.peers["LinearRegression"].seconds
+        row.target_text += ", <= LinearRegression"
+        row.met = row.met and plain is not None and row.seconds <= plain
     return row
 
 
