@@ -75,6 +75,10 @@ from skmeta._engine._tau2 import (
 CHUNK_BYTES = 2**21
 #: Fewest outputs per chunk (bounds the Python overhead per output at large k).
 MIN_CHUNK = 16
+#: A window of outputs of which at least this share is requested is evaluated
+#: whole (a view) rather than gathered (a copy): gathering an output's columns
+#: costs about as much as evaluating it (see :func:`_chunked`).
+DENSE_SHARE = 0.5
 #: Size in bytes of the (k, outputs) arrays of the outputs fitted together.
 #: The iterative estimators update all of them at once, so that the few slow
 #: outputs cost one evaluation per iteration for the whole pass, while the
@@ -430,24 +434,93 @@ def _as_slice(index):
 def _chunked(kernel, design, block, *per_output, index=None, **options):
     """``kernel(design, chunk, *per_output, **options)`` over chunks of outputs.
 
-    The chunks are the outputs ``index`` of ``block`` (all of them if None),
-    gathered chunk by chunk so that no large copy is made; ``per_output``
-    arrays are aligned with those outputs (output axis last).  The kernel
-    returns an array, a dict or a tuple of arrays with the output axis last,
-    which are concatenated.
+    The chunks are the outputs ``index`` of ``block`` (all of them if None);
+    ``per_output`` arrays are aligned with those outputs (output axis last).
+    The kernel returns an array, a dict or a tuple of arrays with the output
+    axis last, which are concatenated.
+
+    A sorted ``index`` is taken window by window of the block's outputs: a
+    window holding at least :data:`DENSE_SHARE` of its outputs is evaluated
+    whole, as a view (the other outputs' results are dropped), the outputs of
+    the sparser windows are gathered into chunks (copies).  Each output's result
+    depends on its own column only, so this changes no number.
     """
-    b = block.n.shape[0] if index is None else index.shape[0]
+    total = block.n.shape[0]
     size = _chunk_size(block.y.shape[0])
+    if index is None:
+        spans = [(lo, min(lo + size, total)) for lo in range(0, total, size)]
+        parts = [
+            kernel(
+                design,
+                block if hi - lo == total else _take(block, slice(lo, hi)),
+                *(a[..., lo:hi] for a in per_output),
+                **options,
+            )
+            for lo, hi in spans
+        ]
+        return _join(parts)
+    parts = []
+    pending = []  # positions in index of sparse windows, gathered together
 
-    def part(lo, hi):
-        cols = slice(lo, hi) if index is None else _as_slice(index[lo:hi])
-        whole = isinstance(cols, slice) and cols.stop - cols.start == block.n.shape[0]
-        chunk = block if whole else _take(block, cols)
-        return kernel(design, chunk, *(a[..., lo:hi] for a in per_output), **options)
+    def gather(positions):
+        cols = _as_slice(index[positions])
+        chunk = _take(block, cols)
+        parts.append(
+            kernel(design, chunk, *(a[..., positions] for a in per_output), **options)
+        )
 
-    if b <= size:
-        return part(0, b)
-    parts = [part(lo, min(lo + size, b)) for lo in range(0, b, size)]
+    def flush():
+        if pending:
+            positions = np.concatenate(pending)
+            for lo in range(0, positions.size, size):
+                gather(positions[lo : lo + size])
+            pending.clear()
+
+    b = index.shape[0]
+    if b and np.all(index[1:] > index[:-1]):
+        bounds = np.searchsorted(index, np.arange(0, total + size, size))
+        for w in range(bounds.size - 1):
+            lo, hi = int(bounds[w]), int(bounds[w + 1])
+            if lo == hi:
+                continue
+            first, last = w * size, min((w + 1) * size, total)
+            if hi - lo < DENSE_SHARE * (last - first):
+                pending.append(np.arange(lo, hi))
+                continue
+            flush()
+            where = index[lo:hi] - first
+            chunk = block if last - first == total else _take(block, slice(first, last))
+            spread = []
+            for a in per_output:
+                # the dropped outputs get a value of an evaluated one
+                full = np.repeat(a[..., lo : lo + 1], last - first, axis=-1)
+                full[..., where] = a[..., lo:hi]
+                spread.append(full)
+            whole = kernel(design, chunk, *spread, **options)
+            parts.append(_select(whole, None if hi - lo == last - first else where))
+        flush()
+    else:
+        for lo in range(0, b, size):
+            gather(np.arange(lo, min(lo + size, b)))
+    return _join(parts)
+
+
+def _select(result, where):
+    """The outputs ``where`` (last axis) of a kernel's result (all if None)."""
+    if where is None:
+        return result
+    if isinstance(result, np.ndarray):
+        return result[..., where]
+    if isinstance(result, dict):
+        return {key: value[..., where] for key, value in result.items()}
+    values = (value[..., where] for value in result)
+    return tuple(values) if type(result) is tuple else type(result)(*values)
+
+
+def _join(parts):
+    """Concatenate the kernel results of consecutive chunks (output axis last)."""
+    if len(parts) == 1:
+        return parts[0]
     if isinstance(parts[0], np.ndarray):
         return np.concatenate(parts, axis=-1)
     if isinstance(parts[0], dict):
@@ -984,7 +1057,8 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         a final Newton step), as the single fit's.
     """
     b = start.shape[0]
-    columns = np.arange(block.n.shape[0]) if index is None else index
+    # column of each problem in the block being evaluated (compacted below)
+    columns = np.arange(block.n.shape[0]) if index is None else index.copy()
     tau2 = start.astype(float)
     last = np.full(b, np.nan)
     n_iter = np.zeros(b, dtype=int)
@@ -1024,6 +1098,11 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         if not go.any():
             break
         active, cur, step, terms = active[go], cur[go], step[go], _subset(terms, go)
+        if active.size < DENSE_SHARE * block.n.shape[0]:
+            # the outputs still iterating are gathered once (a copy) rather
+            # than at every evaluation (gathers of scattered columns are slow)
+            block = _take(block, columns[active])
+            columns[active] = np.arange(active.size)
         low, high, sc, concave = low[go], high[go], sc[go], concave[go]
         ll = terms.criterion
         # never cut tau2 by more than 90%; near the bound, halve from the bound
