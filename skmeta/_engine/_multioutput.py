@@ -102,10 +102,11 @@ MAX_ROOT_ITER = 200
 #: finite series (its cost grows with the degrees of freedom; beyond this the
 #: general incomplete gamma function is as fast).
 SERIES_MAX_DF = 64
-#: Rows of weights multiplied together before one logarithm is taken: four
-#: factors, each within 1e+-75, stay within the range of doubles (other columns
-#: take one logarithm per entry).
-LOG_GROUP = 4
+#: Rows of weights multiplied together before one logarithm is taken: ten
+#: factors, each within 1e+-30, stay within the range of normal doubles; the
+#: columns whose product leaves it take one logarithm per entry (checked).  The
+#: product's rounding changes each logarithm by at most ten units of 2**-52.
+LOG_GROUP = 10
 
 #: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
 LIMITS = (None, "exact", "diverges")
