@@ -1203,6 +1203,39 @@ def _search_grid(block):
     return np.concatenate([np.zeros((1, count.shape[0])), grid])
 
 
+def _best_peaks(values, peaks, count):
+    """The ``count`` best grid points of every output, peaks first.
+
+    The first rows of ``np.lexsort((rows, -values, ~peaks), axis=0)``: the
+    peaks by decreasing value, the earlier point first on ties, then other
+    points (whose order does not matter: they are not candidates).  By repeated
+    ``argmax`` (its first maximum is the earlier point), several times faster
+    than sorting every column.
+
+    Returns
+    -------
+    order : ndarray of int, shape (min(count, points), b)
+        Row of each pick.
+    cand : ndarray of bool, same shape
+        Whether the pick is a peak.
+    """
+    points, b = values.shape
+    columns = np.arange(b)
+    # a peak at -inf still ranks before every other point
+    key = np.where(peaks, np.maximum(values, -np.finfo(float).max), -np.inf)
+    remaining = peaks.copy()
+    picks = min(count, points)
+    order = np.empty((picks, b), dtype=np.intp)
+    cand = np.empty((picks, b), dtype=bool)
+    for r in range(picks):
+        best = np.argmax(key, axis=0)
+        order[r] = best
+        cand[r] = remaining[best, columns]
+        remaining[best, columns] = False
+        key[best, columns] = -np.inf
+    return order, cand
+
+
 def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
                     max_iter, tol):  # fmt: skip
     """The single fit's ``_search_profile`` (lower bound 0) of every output.
@@ -1237,10 +1270,7 @@ def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
     )
     padded[1:-1][~valid] = -np.inf
     peaks = valid & (values >= padded[:-2]) & (values >= padded[2:])
-    rows = np.broadcast_to(np.arange(points)[:, None], grid.shape)
-    # best first, then the earlier point (a stable sort on -value)
-    order = np.lexsort((rows, -values, ~peaks), axis=0)[: uni.SEARCH_CANDIDATES]
-    cand = np.take_along_axis(peaks, order, axis=0)
+    order, cand = _best_peaks(values, peaks, uni.SEARCH_CANDIDATES)
     count = valid.sum(axis=0)
     lo_row = np.maximum(order - 1, 0)
     hi_row = order + 1
