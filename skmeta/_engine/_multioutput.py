@@ -774,8 +774,19 @@ def _moment_fit(design, block, weights):
 
 def _unit_weight_moments(design, block):
     """:func:`_moment_fit` with unit weights (ordinary least squares; HE)."""
-    ones = np.ones_like(block.y) if block.mask is None else block.mask * 1.0
-    return _moment_fit(design, block, ones)
+    return _moment_fit(design, block, _unit_weights(block))
+
+
+def _unit_weights(block):
+    return np.ones_like(block.y) if block.mask is None else block.mask * 1.0
+
+
+def _hedges_start(design, block):
+    """What the HE estimate needs of :func:`_unit_weight_moments` (``rss`` and
+    ``trpv``, by the same formulas): the likelihood methods' start where DL's
+    is 0, without the traces of its standard error."""
+    fit = _weighted_fits(design, block.y, _unit_weights(block))
+    return {"rss": fit.rss, "trpv": _trace_pd(design, fit, block.v)}
 
 
 def _fixed_weight_moments(design, block, weights):
@@ -1330,7 +1341,7 @@ def _estimate_likelihood(design, block, fe, *, reml, max_iter, tol, logdet_xtx):
     start = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
     low = start <= 0.0
     if low.any():
-        he = _chunked(_unit_weight_moments, design, block, index=np.flatnonzero(low))
+        he = _chunked(_hedges_start, design, block, index=np.flatnonzero(low))
         start[low] = uni.generalized_q_estimate(he["rss"], he["trpv"], df[low])
     scale = block.n / fe["sum_w"]  # newton_scale: the harmonic mean of v
     zeros = np.zeros(b)
