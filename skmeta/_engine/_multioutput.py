@@ -75,6 +75,10 @@ from skmeta._engine._tau2 import (
 CHUNK_BYTES = 2**21
 #: Fewest outputs per chunk (bounds the Python overhead per output at large k).
 MIN_CHUNK = 16
+#: A window of outputs of which at least this share is requested is evaluated
+#: whole (a view) rather than gathered (a copy): gathering an output's columns
+#: costs about as much as evaluating it (see :func:`_chunked`).
+DENSE_SHARE = 0.5
 #: Size in bytes of the (k, outputs) arrays of the outputs fitted together.
 #: The iterative estimators update all of them at once, so that the few slow
 #: outputs cost one evaluation per iteration for the whole pass, while the
@@ -98,10 +102,11 @@ MAX_ROOT_ITER = 200
 #: finite series (its cost grows with the degrees of freedom; beyond this the
 #: general incomplete gamma function is as fast).
 SERIES_MAX_DF = 64
-#: Rows of weights multiplied together before one logarithm is taken: four
-#: factors, each within 1e+-75, stay within the range of doubles (other columns
-#: take one logarithm per entry).
-LOG_GROUP = 4
+#: Rows of weights multiplied together before one logarithm is taken: ten
+#: factors, each within 1e+-30, stay within the range of normal doubles; the
+#: columns whose product leaves it take one logarithm per entry (checked).  The
+#: product's rounding changes each logarithm by at most ten units of 2**-52.
+LOG_GROUP = 10
 
 #: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
 LIMITS = (None, "exact", "diverges")
@@ -297,6 +302,12 @@ def _order_statistic(block, values, rank):
 def _median_v(block):
     """``np.median`` of the sampling variances present (mean of the two middle
     ones for an even number)."""
+    if block.mask is None and np.all(block.n == block.n[0]):
+        # every output has all studies: one sort along the studies serves both
+        # middle ones (faster than two partitions along the strided axis)
+        ordered = np.sort(block.v, axis=0)
+        n = int(block.n[0])
+        return 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
     upper = _order_statistic(block, block.v, block.n // 2)
     lower = _order_statistic(block, block.v, (block.n - 1) // 2)
     return 0.5 * (lower + upper)
@@ -430,24 +441,95 @@ def _as_slice(index):
 def _chunked(kernel, design, block, *per_output, index=None, **options):
     """``kernel(design, chunk, *per_output, **options)`` over chunks of outputs.
 
-    The chunks are the outputs ``index`` of ``block`` (all of them if None),
-    gathered chunk by chunk so that no large copy is made; ``per_output``
-    arrays are aligned with those outputs (output axis last).  The kernel
-    returns an array, a dict or a tuple of arrays with the output axis last,
-    which are concatenated.
+    The chunks are the outputs ``index`` of ``block`` (all of them if None);
+    ``per_output`` arrays are aligned with those outputs (output axis last).
+    The kernel returns an array, a dict or a tuple of arrays with the output
+    axis last, which are concatenated.
+
+    A sorted ``index`` is taken window by window of the block's outputs: a
+    window holding at least :data:`DENSE_SHARE` of its outputs is evaluated
+    whole, as a view (the other outputs' results are dropped), the outputs of
+    the sparser windows are gathered into chunks (copies).  Each output's result
+    depends on its own column only, so this changes no number.
     """
-    b = block.n.shape[0] if index is None else index.shape[0]
+    total = block.n.shape[0]
     size = _chunk_size(block.y.shape[0])
+    run = None if index is None else _as_slice(index)
+    if index is None or isinstance(run, slice):
+        start, stop = (0, total) if index is None else (run.start, run.stop)
+        spans = [(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
+        parts = [
+            kernel(
+                design,
+                block if hi - lo == total else _take(block, slice(lo, hi)),
+                *(a[..., lo - start : hi - start] for a in per_output),
+                **options,
+            )
+            for lo, hi in spans
+        ]
+        return _join(parts)
+    parts = []
+    pending = []  # positions in index of sparse windows, gathered together
 
-    def part(lo, hi):
-        cols = slice(lo, hi) if index is None else _as_slice(index[lo:hi])
-        whole = isinstance(cols, slice) and cols.stop - cols.start == block.n.shape[0]
-        chunk = block if whole else _take(block, cols)
-        return kernel(design, chunk, *(a[..., lo:hi] for a in per_output), **options)
+    def gather(positions):
+        cols = _as_slice(index[positions])
+        chunk = _take(block, cols)
+        parts.append(
+            kernel(design, chunk, *(a[..., positions] for a in per_output), **options)
+        )
 
-    if b <= size:
-        return part(0, b)
-    parts = [part(lo, min(lo + size, b)) for lo in range(0, b, size)]
+    def flush():
+        if pending:
+            positions = np.concatenate(pending)
+            for lo in range(0, positions.size, size):
+                gather(positions[lo : lo + size])
+            pending.clear()
+
+    b = index.shape[0]
+    if b and np.all(index[1:] > index[:-1]):
+        bounds = np.searchsorted(index, np.arange(0, total + size, size))
+        for w in range(bounds.size - 1):
+            lo, hi = int(bounds[w]), int(bounds[w + 1])
+            if lo == hi:
+                continue
+            first, last = w * size, min((w + 1) * size, total)
+            if hi - lo < DENSE_SHARE * (last - first):
+                pending.append(np.arange(lo, hi))
+                continue
+            flush()
+            where = index[lo:hi] - first
+            chunk = block if last - first == total else _take(block, slice(first, last))
+            spread = [a[..., lo:hi] for a in per_output]
+            if hi - lo < last - first:
+                for j, a in enumerate(spread):
+                    # the dropped outputs get a value of an evaluated one
+                    spread[j] = np.repeat(a[..., :1], last - first, axis=-1)
+                    spread[j][..., where] = a
+            whole = kernel(design, chunk, *spread, **options)
+            parts.append(_select(whole, None if hi - lo == last - first else where))
+        flush()
+    else:
+        for lo in range(0, b, size):
+            gather(np.arange(lo, min(lo + size, b)))
+    return _join(parts)
+
+
+def _select(result, where):
+    """The outputs ``where`` (last axis) of a kernel's result (all if None)."""
+    if where is None:
+        return result
+    if isinstance(result, np.ndarray):
+        return result[..., where]
+    if isinstance(result, dict):
+        return {key: value[..., where] for key, value in result.items()}
+    values = (value[..., where] for value in result)
+    return tuple(values) if type(result) is tuple else type(result)(*values)
+
+
+def _join(parts):
+    """Concatenate the kernel results of consecutive chunks (output axis last)."""
+    if len(parts) == 1:
+        return parts[0]
     if isinstance(parts[0], np.ndarray):
         return np.concatenate(parts, axis=-1)
     if isinstance(parts[0], dict):
@@ -692,8 +774,19 @@ def _moment_fit(design, block, weights):
 
 def _unit_weight_moments(design, block):
     """:func:`_moment_fit` with unit weights (ordinary least squares; HE)."""
-    ones = np.ones_like(block.y) if block.mask is None else block.mask * 1.0
-    return _moment_fit(design, block, ones)
+    return _moment_fit(design, block, _unit_weights(block))
+
+
+def _unit_weights(block):
+    return np.ones_like(block.y) if block.mask is None else block.mask * 1.0
+
+
+def _hedges_start(design, block):
+    """What the HE estimate needs of :func:`_unit_weight_moments` (``rss`` and
+    ``trpv``, by the same formulas): the likelihood methods' start where DL's
+    is 0, without the traces of its standard error."""
+    fit = _weighted_fits(design, block.y, _unit_weights(block))
+    return {"rss": fit.rss, "trpv": _trace_pd(design, fit, block.v)}
 
 
 def _fixed_weight_moments(design, block, weights):
@@ -984,7 +1077,8 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         a final Newton step), as the single fit's.
     """
     b = start.shape[0]
-    columns = np.arange(block.n.shape[0]) if index is None else index
+    # column of each problem in the block being evaluated (compacted below)
+    columns = np.arange(block.n.shape[0]) if index is None else index.copy()
     tau2 = start.astype(float)
     last = np.full(b, np.nan)
     n_iter = np.zeros(b, dtype=int)
@@ -1024,6 +1118,11 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         if not go.any():
             break
         active, cur, step, terms = active[go], cur[go], step[go], _subset(terms, go)
+        if active.size < DENSE_SHARE * block.n.shape[0]:
+            # the outputs still iterating are gathered once (a copy) rather
+            # than at every evaluation (gathers of scattered columns are slow)
+            block = _take(block, columns[active])
+            columns[active] = np.arange(active.size)
         low, high, sc, concave = low[go], high[go], sc[go], concave[go]
         ll = terms.criterion
         # never cut tau2 by more than 90%; near the bound, halve from the bound
@@ -1115,6 +1214,39 @@ def _search_grid(block):
     return np.concatenate([np.zeros((1, count.shape[0])), grid])
 
 
+def _best_peaks(values, peaks, count):
+    """The ``count`` best grid points of every output, peaks first.
+
+    The first rows of ``np.lexsort((rows, -values, ~peaks), axis=0)``: the
+    peaks by decreasing value, the earlier point first on ties, then other
+    points (whose order does not matter: they are not candidates).  By repeated
+    ``argmax`` (its first maximum is the earlier point), several times faster
+    than sorting every column.
+
+    Returns
+    -------
+    order : ndarray of int, shape (min(count, points), b)
+        Row of each pick.
+    cand : ndarray of bool, same shape
+        Whether the pick is a peak.
+    """
+    points, b = values.shape
+    columns = np.arange(b)
+    # a peak at -inf still ranks before every other point
+    key = np.where(peaks, np.maximum(values, -np.finfo(float).max), -np.inf)
+    remaining = peaks.copy()
+    picks = min(count, points)
+    order = np.empty((picks, b), dtype=np.intp)
+    cand = np.empty((picks, b), dtype=bool)
+    for r in range(picks):
+        best = np.argmax(key, axis=0)
+        order[r] = best
+        cand[r] = remaining[best, columns]
+        remaining[best, columns] = False
+        key[best, columns] = -np.inf
+    return order, cand
+
+
 def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
                     max_iter, tol):  # fmt: skip
     """The single fit's ``_search_profile`` (lower bound 0) of every output.
@@ -1149,10 +1281,7 @@ def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
     )
     padded[1:-1][~valid] = -np.inf
     peaks = valid & (values >= padded[:-2]) & (values >= padded[2:])
-    rows = np.broadcast_to(np.arange(points)[:, None], grid.shape)
-    # best first, then the earlier point (a stable sort on -value)
-    order = np.lexsort((rows, -values, ~peaks), axis=0)[: uni.SEARCH_CANDIDATES]
-    cand = np.take_along_axis(peaks, order, axis=0)
+    order, cand = _best_peaks(values, peaks, uni.SEARCH_CANDIDATES)
     count = valid.sum(axis=0)
     lo_row = np.maximum(order - 1, 0)
     hi_row = order + 1
@@ -1212,7 +1341,7 @@ def _estimate_likelihood(design, block, fe, *, reml, max_iter, tol, logdet_xtx):
     start = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
     low = start <= 0.0
     if low.any():
-        he = _chunked(_unit_weight_moments, design, block, index=np.flatnonzero(low))
+        he = _chunked(_hedges_start, design, block, index=np.flatnonzero(low))
         start[low] = uni.generalized_q_estimate(he["rss"], he["trpv"], df[low])
     scale = block.n / fe["sum_w"]  # newton_scale: the harmonic mean of v
     zeros = np.zeros(b)
@@ -1432,19 +1561,22 @@ def _chi2_sf_one(x, df):
         return special.chdtrc(df, x)
     h = 0.5 * np.maximum(x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shift = 0.5 * (df % 2)
+        # the series' coefficients c_j = 1 / prod_{i <= j} (i + shift), summed
+        # by Horner's rule (positive terms: no cancellation)
+        coefficients = np.cumprod(
+            [1.0, *(1.0 / (j + shift) for j in range(1, df // 2))]
+        )
+        total = np.full_like(h, coefficients[-1])
+        for c in coefficients[-2::-1]:
+            total *= h
+            total += c
         if df % 2 == 0:
-            term = np.ones_like(h)
-            start, shift = 1, 0.0
             base = 0.0
         else:
-            term = np.sqrt(h) * (2.0 / np.sqrt(np.pi))
-            start, shift = 1, 0.5
-            base = special.erfc(np.sqrt(h))
-        total = term.copy()
-        for j in range(start, (df - 1) // 2 + (df % 2 == 0)):
-            term *= h
-            term *= 1.0 / (j + shift)
-            total += term
+            root = np.sqrt(h)
+            total *= root * (2.0 / np.sqrt(np.pi))
+            base = special.erfc(root)
         # e^{-h} times the sum, in logarithms so that neither factor overflows
         tail = np.exp(np.log(total) - h) if df > 1 or df % 2 == 0 else 0.0
         out = base + tail
