@@ -104,6 +104,9 @@ def as_float_array(values, name, *, ndim=(1,), allow_nan=False, warn_column=Fals
         raise ValueError(
             f"{name} is empty: found 0 sample(s); at least one study is needed."
         )
+    if np.isfinite(arr.sum()):
+        return arr  # no NaN and no infinity (one pass; an overflowing sum of
+        # finite values falls through to the checks below, which pass it)
     if allow_nan:
         if np.any(np.isinf(arr)):
             raise ValueError(
@@ -158,6 +161,8 @@ def check_sample_var(sample_var, shape, *, allow_nan=False):
         raise ValueError(
             f"sample_var has {got} but y has shape {shape} (n_samples={shape[0]})."
         )
+    if v.min() >= 0:  # no NaN (it would propagate) and no negative value
+        return v
     if not allow_nan and np.any(np.isnan(v)):
         raise ValueError(
             "sample_var contains NaN or infinity (use missing='drop' to leave out "
