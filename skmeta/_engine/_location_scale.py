@@ -313,9 +313,12 @@ def evaluate(
     """
     k, p = X.shape
     eta = Z @ alpha
-    tau2 = link_tau2(eta + offset if offset else eta, link)
+    if offset:
+        eta += offset
+    tau2 = link_tau2(eta, link)
     s = v + tau2
-    if not (np.all(s > 0) and np.all(np.isfinite(s))):
+    # min and max propagate NaN, which fails both comparisons
+    if not (s.min() > 0 and s.max() < np.inf):
         return _invalid_eval(p, tau2)
     w = 1.0 / s
     reml = method == "reml"
@@ -329,7 +332,7 @@ def evaluate(
     ll = profiled_loglik(
         k,
         p,
-        float(np.sum(np.log(s))),
+        float(np.log(s).sum()),
         fit.rss,
         reml=reml,
         logdet_xtvx=fit.logdet,
@@ -338,43 +341,101 @@ def evaluate(
     if not np.isfinite(ll):
         return _invalid_eval(p, tau2)
     Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
-    htil = np.einsum("ij,ij->i", Xt, Xt)
-    r = fit.resid
-    hat = w * htil
+    hat = w * np.einsum("ij,ij->i", Xt, Xt)
+    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
     if derivs == 0:
-        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, None, None, None)
+        return ev
+    return add_derivatives(ev, X, Z, derivs, method=method, link=link, Xt=Xt)
 
-    u = w * r
-    pdiag = w - w * w * htil if reml else w  # P_ii (REML) or w_i (ML)
+
+def add_derivatives(
+    ev: LSEval,
+    X: np.ndarray,
+    Z: np.ndarray,
+    derivs: int,
+    *,
+    method: str,
+    link: str,
+    Xt: np.ndarray | None = None,
+) -> LSEval:
+    """Complete a value-only :func:`evaluate` with the derivatives.
+
+    ``evaluate(..., derivs=d)`` equals ``add_derivatives(evaluate(...), X, Z,
+    d, ...)``: a line search can judge a step by its value and pay for the
+    derivatives only where it accepts it.  ``Xt`` is ``X F`` with ``F`` the
+    Cholesky factor of ``ev.cov_beta`` when the caller has it.
+    """
+    if derivs == 0 or not np.isfinite(ev.loglik):
+        return ev
+    reml = method == "reml"
+    w, hat, tau2 = ev.weights, ev.hat, ev.tau2
+    u = w * ev.resid
+    pdiag = w - w * hat if reml else w  # P_ii (REML) or w_i (ML)
     g_tau = -0.5 * (pdiag - u * u)
-    d = tau2 if link == "log" else np.ones(k)
-    grad = Z.T @ (g_tau * d)
+    gd = g_tau * tau2 if link == "log" else g_tau  # d = dtau2/deta: tau2 or 1
+    grad = Z.T @ gd
     if derivs == 1:
-        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, None, None)
+        return ev._replace(grad=grad)
+    p = X.shape[1]
+    F = np.linalg.cholesky(ev.cov_beta) if p else np.zeros((0, 0))
+    if Xt is None:
+        Xt = X @ F
+    hess, info = _second_derivatives(X, Z, F, Xt, tau2, w, hat, u, gd, reml, link)
+    return ev._replace(grad=grad, hess=hess, info=info)
 
-    # (u u') o P term: M' P M with M = Z * (d u)
-    M = Z * (d * u)[:, None]
-    mpm = M.T @ (M * w[:, None])
-    if p:
-        xwm = F.T @ ((X * w[:, None]).T @ M)
-        mpm -= xwm.T @ xwm
-    zd = Z * d[:, None]
+
+def _second_derivatives(X, Z, F, Xt, tau2, w, hat, u, gd, reml, link):
+    r"""``(hess, info)``: the observed Hessian and expected information in alpha.
+
+    With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
+    \partial\eta_i`, the expected information is :math:`\tfrac12 Z^\top D
+    (P\circ P) D Z` (REML; ML: :math:`P \to W`) and the observed Hessian is
+    that minus :math:`Z^\top D (uu^\top \circ P) D Z`, plus
+    :math:`Z^\top \operatorname{diag}(g_\tau\tau^2) Z` under the log link.
+    Every diagonal part is a weighted Gram matrix of ``Z``; the two (info and
+    Hessian) are formed in one product.  The low-rank parts go through the
+    p x p matrix :math:`A^{-1} = FF^\top`: :math:`uu^\top \circ (WXA^{-1}X^\top W)`
+    gives :math:`-B^\top B` with :math:`B = F^\top X^\top \operatorname{diag}(w
+    d u) Z` (p x q), and :math:`P\circ P` (REML) the sum over the
+    :math:`p(p+1)/2` pairs :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with
+    :math:`C_{ab} = \sum_i \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top`
+    (:math:`\tilde X = XF`), counted twice off the diagonal.
+    """
+    k, p = X.shape
+    q = Z.shape[1]
+    d = tau2 if link == "log" else None
+    d2 = d * d if d is not None else 1.0
+    w2 = w * w
+    dwu = w * u if d is None else (w * u) * d  # w_i d_i u_i
+    # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
     if reml:
-        # P o P = diag(w^2 - 2 w^3 htil) + [w_i^2 w_j^2 (x_i' A^-1 x_j)^2]
-        pp = (zd * (w * w - 2.0 * w**3 * htil)[:, None]).T @ zd
-        if p:
-            K = (Xt[:, :, None] * Xt[:, None, :]).reshape(k, p * p)
-            C = K.T @ (zd * (w * w)[:, None])
-            pp += C.T @ C
-        info = 0.5 * pp
+        info_weight = 0.5 * d2 * (w2 - 2.0 * w2 * hat)  # w^2 - 2 w^3 htil
     else:
-        info = 0.5 * (zd * (w * w)[:, None]).T @ zd
-    # observed Hessian: D H_tau D + second-derivative-of-link term
-    hess = info - mpm  # info = 1/2 D(PoP)D (REML) or 1/2 D W^2 D (ML)
+        info_weight = 0.5 * d2 * w2
+    hess_weight = info_weight - dwu * (u if d is None else u * d)
     if link == "log":
-        hess = hess + (Z * (g_tau * tau2)[:, None]).T @ Z
-    hess = 0.5 * (hess + hess.T)
-    return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, hess, info)
+        hess_weight = hess_weight + gd  # g_tau tau2: the link's second derivative
+    weighted = np.empty((k, 2 * q))
+    np.multiply(Z, info_weight[:, None], out=weighted[:, :q])
+    np.multiply(Z, hess_weight[:, None], out=weighted[:, q:])
+    grams = weighted.T @ Z
+    info = grams[:q]
+    hess = grams[q:]
+    if p:
+        b = F.T @ ((X * dwu[:, None]).T @ Z)
+        hess = hess + b.T @ b
+        if reml:
+            e = Z * (w2 if d is None else w2 * d)[:, None]
+            pairs = [(a, c) for a in range(p) for c in range(a, p)]
+            products = np.empty((k, len(pairs)))
+            for j, (a, c) in enumerate(pairs):
+                np.multiply(Xt[:, a], Xt[:, c], out=products[:, j])
+            cmat = products.T @ e  # rows C_ab
+            twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
+            pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
+            info = info + pp
+            hess = hess + pp
+    return 0.5 * (hess + hess.T), info
 
 
 def unbounded_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str):
@@ -642,8 +703,11 @@ def _line_search(prob, theta, step, value):
     t = 1.0
     for _ in range(_LINE_SEARCH_HALVINGS):
         cand = np.clip(theta + t * step, prob.lower, prob.upper)
-        ev_c, val_c = _criterion(prob, cand, 2)
+        ev_c, val_c = _criterion(prob, cand, 0)  # derivatives once accepted
         if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
+            ev_c = add_derivatives(
+                ev_c, prob.X, prob.Z, 2, method=prob.method, link=prob.link
+            )
             return cand, ev_c, val_c, t
         t *= 0.5
     return None
