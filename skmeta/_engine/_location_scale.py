@@ -281,6 +281,7 @@ def evaluate(
     derivs: int = 0,
     logdet_xtx: float = 0.0,
     offset: float = 0.0,
+    design: DesignProducts | None = None,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -304,6 +305,9 @@ def evaluate(
     offset : float
         Added to the linear predictor of the log link (``log tau_i^2 =
         z_i' alpha + offset``): the change of units of :func:`fit_location_scale`.
+    design : DesignProducts or None
+        ``design_products(X, Z)``, reused across evaluations on one design
+        (computed here when None and derivatives are asked for).
 
     Returns
     -------
@@ -345,7 +349,34 @@ def evaluate(
     ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
     if derivs == 0:
         return ev
-    return add_derivatives(ev, X, Z, derivs, method=method, link=link, Xt=Xt)
+    return add_derivatives(ev, X, Z, derivs, method=method, link=link, design=design)
+
+
+class DesignProducts(NamedTuple):
+    """Products of the design columns that every Hessian evaluation needs.
+
+    Stored one row per column or product (contiguous over the k studies), so
+    that each weighted sum over the studies is a product with contiguous rows:
+    ``ZT`` and ``XT`` are ``Z`` and ``X`` transposed, ``XZ`` the products
+    ``x_a z_b`` (all pairs, a-major).
+    """
+
+    ZT: np.ndarray
+    XT: np.ndarray
+    XZ: np.ndarray
+
+
+def _upper_pairs(n):
+    return [(a, b) for a in range(n) for b in range(a, n)]
+
+
+def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
+    """The :class:`DesignProducts` of the designs ``X`` (k, p) and ``Z`` (k, q)."""
+    ZT = np.ascontiguousarray(Z.T)
+    XT = np.ascontiguousarray(X.T)
+    q, p = ZT.shape[0], XT.shape[0]
+    XZ = (XT[:, None, :] * ZT[None, :, :]).reshape(p * q, Z.shape[0])
+    return DesignProducts(ZT, XT, XZ)
 
 
 def add_derivatives(
@@ -356,35 +387,37 @@ def add_derivatives(
     *,
     method: str,
     link: str,
-    Xt: np.ndarray | None = None,
+    design: DesignProducts | None = None,
 ) -> LSEval:
     """Complete a value-only :func:`evaluate` with the derivatives.
 
     ``evaluate(..., derivs=d)`` equals ``add_derivatives(evaluate(...), X, Z,
     d, ...)``: a line search can judge a step by its value and pay for the
-    derivatives only where it accepts it.  ``Xt`` is ``X F`` with ``F`` the
-    Cholesky factor of ``ev.cov_beta`` when the caller has it.
+    derivatives only where it accepts it.  ``design`` is
+    ``design_products(X, Z)`` when the caller keeps it.
     """
     if derivs == 0 or not np.isfinite(ev.loglik):
         return ev
+    if design is None:
+        design = design_products(X, Z)
     reml = method == "reml"
     w, hat, tau2 = ev.weights, ev.hat, ev.tau2
     u = w * ev.resid
     pdiag = w - w * hat if reml else w  # P_ii (REML) or w_i (ML)
     g_tau = -0.5 * (pdiag - u * u)
     gd = g_tau * tau2 if link == "log" else g_tau  # d = dtau2/deta: tau2 or 1
+    # Z' gd (not design.ZT @ gd): the same bits as before, which the identity
+    # link's constrained solver (SLSQP) is sensitive to
     grad = Z.T @ gd
     if derivs == 1:
         return ev._replace(grad=grad)
-    p = X.shape[1]
-    F = np.linalg.cholesky(ev.cov_beta) if p else np.zeros((0, 0))
-    if Xt is None:
-        Xt = X @ F
-    hess, info = _second_derivatives(X, Z, F, Xt, tau2, w, hat, u, gd, reml, link)
+    hess, info = _second_derivatives(
+        design, ev.cov_beta, tau2, w, hat, u, gd, reml=reml, link=link
+    )
     return ev._replace(grad=grad, hess=hess, info=info)
 
 
-def _second_derivatives(X, Z, F, Xt, tau2, w, hat, u, gd, reml, link):
+def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
     r"""``(hess, info)``: the observed Hessian and expected information in alpha.
 
     With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
@@ -392,49 +425,44 @@ def _second_derivatives(X, Z, F, Xt, tau2, w, hat, u, gd, reml, link):
     (P\circ P) D Z` (REML; ML: :math:`P \to W`) and the observed Hessian is
     that minus :math:`Z^\top D (uu^\top \circ P) D Z`, plus
     :math:`Z^\top \operatorname{diag}(g_\tau\tau^2) Z` under the log link.
-    Every diagonal part is a weighted Gram matrix of ``Z``; the two (info and
-    Hessian) are formed in one product.  The low-rank parts go through the
-    p x p matrix :math:`A^{-1} = FF^\top`: :math:`uu^\top \circ (WXA^{-1}X^\top W)`
-    gives :math:`-B^\top B` with :math:`B = F^\top X^\top \operatorname{diag}(w
-    d u) Z` (p x q), and :math:`P\circ P` (REML) the sum over the
-    :math:`p(p+1)/2` pairs :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with
-    :math:`C_{ab} = \sum_i \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top`
-    (:math:`\tilde X = XF`), counted twice off the diagonal.
+    Every diagonal part is a weighted Gram matrix of ``Z`` (columns
+    contiguous), one for the information and one for the Hessian.  The
+    low-rank parts go through the p x p matrix :math:`A^{-1} = FF^\top`:
+    :math:`uu^\top \circ (WXA^{-1}X^\top W)` gives :math:`-B^\top B` with
+    :math:`B = F^\top X^\top \operatorname{diag}(w d u) Z` (p x q), and
+    :math:`P\circ P` (REML) the sum over the :math:`p(p+1)/2` pairs
+    :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with :math:`C_{ab} = \sum_i
+    \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top` (:math:`\tilde X = XF`),
+    counted twice off the diagonal.
     """
-    k, p = X.shape
-    q = Z.shape[1]
+    q, p = design.ZT.shape[0], design.XT.shape[0]
     d = tau2 if link == "log" else None
-    d2 = d * d if d is not None else 1.0
     w2 = w * w
     dwu = w * u if d is None else (w * u) * d  # w_i d_i u_i
     # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
-    if reml:
-        info_weight = 0.5 * d2 * (w2 - 2.0 * w2 * hat)  # w^2 - 2 w^3 htil
-    else:
-        info_weight = 0.5 * d2 * w2
+    info_weight = 0.5 * (w2 - 2.0 * w2 * hat) if reml else 0.5 * w2
+    if d is not None:
+        info_weight *= d * d
     hess_weight = info_weight - dwu * (u if d is None else u * d)
     if link == "log":
-        hess_weight = hess_weight + gd  # g_tau tau2: the link's second derivative
-    weighted = np.empty((k, 2 * q))
-    np.multiply(Z, info_weight[:, None], out=weighted[:, :q])
-    np.multiply(Z, hess_weight[:, None], out=weighted[:, q:])
-    grams = weighted.T @ Z
-    info = grams[:q]
-    hess = grams[q:]
+        hess_weight += gd  # g_tau tau2: the link's second derivative
+    Z = design.ZT.T  # column-major: the columns times the weights are contiguous
+    info = (Z * info_weight[:, None]).T @ Z
+    hess = (Z * hess_weight[:, None]).T @ Z
     if p:
-        b = F.T @ ((X * dwu[:, None]).T @ Z)
-        hess = hess + b.T @ b
+        F = np.linalg.cholesky(cov)
+        b = F.T @ (design.XZ @ dwu).reshape(p, q)
+        hess += b.T @ b
         if reml:
-            e = Z * (w2 if d is None else w2 * d)[:, None]
-            pairs = [(a, c) for a in range(p) for c in range(a, p)]
-            products = np.empty((k, len(pairs)))
-            for j, (a, c) in enumerate(pairs):
-                np.multiply(Xt[:, a], Xt[:, c], out=products[:, j])
-            cmat = products.T @ e  # rows C_ab
+            XtT = F.T @ design.XT  # rows of (X F)'
+            weight = w2 if d is None else w2 * d
+            pairs = _upper_pairs(p)
+            products = np.array([XtT[a] * XtT[c] for a, c in pairs]) * weight
+            cmat = products @ design.ZT.T  # rows C_ab
             twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
             pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
-            info = info + pp
-            hess = hess + pp
+            info += pp
+            hess += pp
     return 0.5 * (hess + hess.T), info
 
 
@@ -527,6 +555,7 @@ class _Problem(NamedTuple):
     lower: np.ndarray  # bounds on theta (= alpha, unstandardized, when bounded)
     upper: np.ndarray
     intercept_col: int | None
+    design: DesignProducts  # of X and the standardized Z
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
@@ -560,6 +589,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         lower=lower.copy(),
         upper=upper.copy(),
         intercept_col=intercept_col,
+        design=design_products(X, tr.standardized),
     )
 
 
@@ -579,6 +609,7 @@ def _criterion(prob, theta, derivs):
         derivs=derivs,
         logdet_xtx=prob.logdet_xtx,
         offset=prob.offset,
+        design=prob.design,
     )
     if not np.isfinite(ev.loglik):
         return ev, -np.inf
@@ -706,7 +737,13 @@ def _line_search(prob, theta, step, value):
         ev_c, val_c = _criterion(prob, cand, 0)  # derivatives once accepted
         if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
             ev_c = add_derivatives(
-                ev_c, prob.X, prob.Z, 2, method=prob.method, link=prob.link
+                ev_c,
+                prob.X,
+                prob.Z,
+                2,
+                method=prob.method,
+                link=prob.link,
+                design=prob.design,
             )
             return cand, ev_c, val_c, t
         t *= 0.5
