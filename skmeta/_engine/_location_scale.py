@@ -698,8 +698,9 @@ def _ascent_step(prob, theta, ev):
     step = np.zeros_like(theta)
     if not free.any() or not np.all(np.isfinite(g)):
         return g, free, step, False
-    gf = g[free]
-    hf = negh[np.ix_(free, free)]
+    every = bool(free.all())  # the usual case: no copies of the systems
+    gf = g if every else g[free]
+    hf = negh if every else negh[np.ix_(free, free)]
     if np.all(np.isfinite(hf)):
         try:
             np.linalg.cholesky(hf)  # raises unless positive definite
@@ -707,7 +708,9 @@ def _ascent_step(prob, theta, ev):
             return g, free, step, True
         except np.linalg.LinAlgError:
             pass
-    info = (ev.info + prob.penalty)[np.ix_(free, free)]
+    info = ev.info + prob.penalty
+    if not every:
+        info = info[np.ix_(free, free)]
     diagonal = np.abs(np.diag(info))
     if np.all(np.isfinite(info)):
         ridge = _FISHER_RIDGE * max(float(diagonal.sum()), 1e-300)
