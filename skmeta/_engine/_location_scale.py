@@ -316,10 +316,15 @@ def evaluate(
         the other fields are then NaN or None.
     """
     k, p = X.shape
+    # in place where a k-vector is not needed again: at large k every fresh
+    # array costs page faults comparable to the arithmetic
     eta = Z @ alpha
     if offset:
         eta += offset
-    tau2 = link_tau2(eta, link)
+    if link == "log":  # link_tau2, in place
+        tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+    else:
+        tau2 = link_tau2(eta, link)
     s = v + tau2
     # min and max propagate NaN, which fails both comparisons
     if not (s.min() > 0 and s.max() < np.inf):
@@ -336,7 +341,7 @@ def evaluate(
     ll = profiled_loglik(
         k,
         p,
-        float(np.log(s).sum()),
+        float(np.log(s, out=s).sum()),
         fit.rss,
         reml=reml,
         logdet_xtvx=fit.logdet,
@@ -345,7 +350,8 @@ def evaluate(
     if not np.isfinite(ll):
         return _invalid_eval(p, tau2)
     Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
-    hat = w * np.einsum("ij,ij->i", Xt, Xt)
+    hat = np.einsum("ij,ij->i", Xt, Xt)
+    hat *= w
     ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
     if derivs == 0:
         return ev
@@ -403,9 +409,15 @@ def add_derivatives(
     reml = method == "reml"
     w, hat, tau2 = ev.weights, ev.hat, ev.tau2
     u = w * ev.resid
-    pdiag = w - w * hat if reml else w  # P_ii (REML) or w_i (ML)
-    g_tau = -0.5 * (pdiag - u * u)
-    gd = g_tau * tau2 if link == "log" else g_tau  # d = dtau2/deta: tau2 or 1
+    # gd = g_tau d with g_tau = -1/2 (P_ii - u_i^2) (REML; ML: w_i for P_ii),
+    # d = dtau2/deta (tau2 or 1), formed in one k-vector
+    gd = w * hat if reml else w.copy()
+    if reml:
+        np.subtract(w, gd, out=gd)
+    gd -= u * u
+    gd *= -0.5
+    if link == "log":
+        gd *= tau2
     # Z' gd (not design.ZT @ gd): the same bits as before, which the identity
     # link's constrained solver (SLSQP) is sensitive to
     grad = Z.T @ gd
@@ -438,26 +450,41 @@ def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
     q, p = design.ZT.shape[0], design.XT.shape[0]
     d = tau2 if link == "log" else None
     w2 = w * w
-    dwu = w * u if d is None else (w * u) * d  # w_i d_i u_i
+    dwu = w * u  # w_i d_i u_i
+    if d is not None:
+        dwu *= d
     # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
-    info_weight = 0.5 * (w2 - 2.0 * w2 * hat) if reml else 0.5 * w2
+    if reml:
+        info_weight = 2.0 * w2
+        info_weight *= hat
+        np.subtract(w2, info_weight, out=info_weight)  # w^2 - 2 w^3 htil
+        info_weight *= 0.5
+    else:
+        info_weight = 0.5 * w2
     if d is not None:
         info_weight *= d * d
-    hess_weight = info_weight - dwu * (u if d is None else u * d)
+    hess_weight = u * d if d is not None else u.copy()
+    hess_weight *= dwu
+    np.subtract(info_weight, hess_weight, out=hess_weight)
     if link == "log":
         hess_weight += gd  # g_tau tau2: the link's second derivative
     Z = design.ZT.T  # column-major: the columns times the weights are contiguous
-    info = (Z * info_weight[:, None]).T @ Z
-    hess = (Z * hess_weight[:, None]).T @ Z
+    weighted = Z * info_weight[:, None]
+    info = weighted.T @ Z
+    hess = np.multiply(Z, hess_weight[:, None], out=weighted).T @ Z
     if p:
         F = np.linalg.cholesky(cov)
         b = F.T @ (design.XZ @ dwu).reshape(p, q)
         hess += b.T @ b
         if reml:
             XtT = F.T @ design.XT  # rows of (X F)'
-            weight = w2 if d is None else w2 * d
+            if d is not None:
+                w2 *= d  # w^2 d
             pairs = _upper_pairs(p)
-            products = np.array([XtT[a] * XtT[c] for a, c in pairs]) * weight
+            products = np.empty((len(pairs), XtT.shape[1]))
+            for j, (a, c) in enumerate(pairs):
+                np.multiply(XtT[a], XtT[c], out=products[j])
+            products *= w2
             cmat = products @ design.ZT.T  # rows C_ab
             twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
             pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
