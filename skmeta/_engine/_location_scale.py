@@ -281,6 +281,7 @@ def evaluate(
     derivs: int = 0,
     logdet_xtx: float = 0.0,
     offset: float = 0.0,
+    design: DesignProducts | None = None,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -304,6 +305,9 @@ def evaluate(
     offset : float
         Added to the linear predictor of the log link (``log tau_i^2 =
         z_i' alpha + offset``): the change of units of :func:`fit_location_scale`.
+    design : DesignProducts or None
+        ``design_products(X, Z)``, reused across evaluations on one design
+        (computed here when None and derivatives are asked for).
 
     Returns
     -------
@@ -312,10 +316,18 @@ def evaluate(
         the other fields are then NaN or None.
     """
     k, p = X.shape
+    # in place where a k-vector is not needed again: at large k every fresh
+    # array costs page faults comparable to the arithmetic
     eta = Z @ alpha
-    tau2 = link_tau2(eta + offset if offset else eta, link)
+    if offset:
+        eta += offset
+    if link == "log":  # link_tau2, in place
+        tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+    else:
+        tau2 = link_tau2(eta, link)
     s = v + tau2
-    if not (np.all(s > 0) and np.all(np.isfinite(s))):
+    # min and max propagate NaN, which fails both comparisons
+    if not (s.min() > 0 and s.max() < np.inf):
         return _invalid_eval(p, tau2)
     w = 1.0 / s
     reml = method == "reml"
@@ -329,7 +341,7 @@ def evaluate(
     ll = profiled_loglik(
         k,
         p,
-        float(np.sum(np.log(s))),
+        float(np.log(s, out=s).sum()),
         fit.rss,
         reml=reml,
         logdet_xtvx=fit.logdet,
@@ -338,43 +350,147 @@ def evaluate(
     if not np.isfinite(ll):
         return _invalid_eval(p, tau2)
     Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
-    htil = np.einsum("ij,ij->i", Xt, Xt)
-    r = fit.resid
-    hat = w * htil
+    hat = np.einsum("ij,ij->i", Xt, Xt)
+    hat *= w
+    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
     if derivs == 0:
-        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, None, None, None)
+        return ev
+    return add_derivatives(ev, X, Z, derivs, method=method, link=link, design=design)
 
-    u = w * r
-    pdiag = w - w * w * htil if reml else w  # P_ii (REML) or w_i (ML)
-    g_tau = -0.5 * (pdiag - u * u)
-    d = tau2 if link == "log" else np.ones(k)
-    grad = Z.T @ (g_tau * d)
-    if derivs == 1:
-        return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, None, None)
 
-    # (u u') o P term: M' P M with M = Z * (d u)
-    M = Z * (d * u)[:, None]
-    mpm = M.T @ (M * w[:, None])
-    if p:
-        xwm = F.T @ ((X * w[:, None]).T @ M)
-        mpm -= xwm.T @ xwm
-    zd = Z * d[:, None]
+class DesignProducts(NamedTuple):
+    """Products of the design columns that every Hessian evaluation needs.
+
+    Stored one row per column or product (contiguous over the k studies), so
+    that each weighted sum over the studies is a product with contiguous rows:
+    ``ZT`` and ``XT`` are ``Z`` and ``X`` transposed, ``XZ`` the products
+    ``x_a z_b`` (all pairs, a-major).
+    """
+
+    ZT: np.ndarray
+    XT: np.ndarray
+    XZ: np.ndarray
+
+
+def _upper_pairs(n):
+    return [(a, b) for a in range(n) for b in range(a, n)]
+
+
+def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
+    """The :class:`DesignProducts` of the designs ``X`` (k, p) and ``Z`` (k, q)."""
+    ZT = np.ascontiguousarray(Z.T)
+    XT = np.ascontiguousarray(X.T)
+    q, p = ZT.shape[0], XT.shape[0]
+    XZ = (XT[:, None, :] * ZT[None, :, :]).reshape(p * q, Z.shape[0])
+    return DesignProducts(ZT, XT, XZ)
+
+
+def add_derivatives(
+    ev: LSEval,
+    X: np.ndarray,
+    Z: np.ndarray,
+    derivs: int,
+    *,
+    method: str,
+    link: str,
+    design: DesignProducts | None = None,
+) -> LSEval:
+    """Complete a value-only :func:`evaluate` with the derivatives.
+
+    ``evaluate(..., derivs=d)`` equals ``add_derivatives(evaluate(...), X, Z,
+    d, ...)``: a line search can judge a step by its value and pay for the
+    derivatives only where it accepts it.  ``design`` is
+    ``design_products(X, Z)`` when the caller keeps it.
+    """
+    if derivs == 0 or not np.isfinite(ev.loglik):
+        return ev
+    if design is None:
+        design = design_products(X, Z)
+    reml = method == "reml"
+    w, hat, tau2 = ev.weights, ev.hat, ev.tau2
+    u = w * ev.resid
+    # gd = g_tau d with g_tau = -1/2 (P_ii - u_i^2) (REML; ML: w_i for P_ii),
+    # d = dtau2/deta (tau2 or 1), formed in one k-vector
+    gd = w * hat if reml else w.copy()
     if reml:
-        # P o P = diag(w^2 - 2 w^3 htil) + [w_i^2 w_j^2 (x_i' A^-1 x_j)^2]
-        pp = (zd * (w * w - 2.0 * w**3 * htil)[:, None]).T @ zd
-        if p:
-            K = (Xt[:, :, None] * Xt[:, None, :]).reshape(k, p * p)
-            C = K.T @ (zd * (w * w)[:, None])
-            pp += C.T @ C
-        info = 0.5 * pp
-    else:
-        info = 0.5 * (zd * (w * w)[:, None]).T @ zd
-    # observed Hessian: D H_tau D + second-derivative-of-link term
-    hess = info - mpm  # info = 1/2 D(PoP)D (REML) or 1/2 D W^2 D (ML)
+        np.subtract(w, gd, out=gd)
+    gd -= u * u
+    gd *= -0.5
     if link == "log":
-        hess = hess + (Z * (g_tau * tau2)[:, None]).T @ Z
-    hess = 0.5 * (hess + hess.T)
-    return LSEval(ll, fit.beta, fit.cov, tau2, w, r, hat, grad, hess, info)
+        gd *= tau2
+    # Z' gd (not design.ZT @ gd): the same bits as before, which the identity
+    # link's constrained solver (SLSQP) is sensitive to
+    grad = Z.T @ gd
+    if derivs == 1:
+        return ev._replace(grad=grad)
+    hess, info = _second_derivatives(
+        design, ev.cov_beta, tau2, w, hat, u, gd, reml=reml, link=link
+    )
+    return ev._replace(grad=grad, hess=hess, info=info)
+
+
+def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
+    r"""``(hess, info)``: the observed Hessian and expected information in alpha.
+
+    With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
+    \partial\eta_i`, the expected information is :math:`\tfrac12 Z^\top D
+    (P\circ P) D Z` (REML; ML: :math:`P \to W`) and the observed Hessian is
+    that minus :math:`Z^\top D (uu^\top \circ P) D Z`, plus
+    :math:`Z^\top \operatorname{diag}(g_\tau\tau^2) Z` under the log link.
+    Every diagonal part is a weighted Gram matrix of ``Z`` (columns
+    contiguous), one for the information and one for the Hessian.  The
+    low-rank parts go through the p x p matrix :math:`A^{-1} = FF^\top`:
+    :math:`uu^\top \circ (WXA^{-1}X^\top W)` gives :math:`-B^\top B` with
+    :math:`B = F^\top X^\top \operatorname{diag}(w d u) Z` (p x q), and
+    :math:`P\circ P` (REML) the sum over the :math:`p(p+1)/2` pairs
+    :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with :math:`C_{ab} = \sum_i
+    \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top` (:math:`\tilde X = XF`),
+    counted twice off the diagonal.
+    """
+    q, p = design.ZT.shape[0], design.XT.shape[0]
+    d = tau2 if link == "log" else None
+    w2 = w * w
+    dwu = w * u  # w_i d_i u_i
+    if d is not None:
+        dwu *= d
+    # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
+    if reml:
+        info_weight = 2.0 * w2
+        info_weight *= hat
+        np.subtract(w2, info_weight, out=info_weight)  # w^2 - 2 w^3 htil
+        info_weight *= 0.5
+    else:
+        info_weight = 0.5 * w2
+    if d is not None:
+        info_weight *= d * d
+    hess_weight = u * d if d is not None else u.copy()
+    hess_weight *= dwu
+    np.subtract(info_weight, hess_weight, out=hess_weight)
+    if link == "log":
+        hess_weight += gd  # g_tau tau2: the link's second derivative
+    Z = design.ZT.T  # column-major: the columns times the weights are contiguous
+    weighted = Z * info_weight[:, None]
+    info = weighted.T @ Z
+    hess = np.multiply(Z, hess_weight[:, None], out=weighted).T @ Z
+    if p:
+        F = np.linalg.cholesky(cov)
+        b = F.T @ (design.XZ @ dwu).reshape(p, q)
+        hess += b.T @ b
+        if reml:
+            XtT = F.T @ design.XT  # rows of (X F)'
+            if d is not None:
+                w2 *= d  # w^2 d
+            pairs = _upper_pairs(p)
+            products = np.empty((len(pairs), XtT.shape[1]))
+            for j, (a, c) in enumerate(pairs):
+                np.multiply(XtT[a], XtT[c], out=products[j])
+            products *= w2
+            cmat = products @ design.ZT.T  # rows C_ab
+            twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
+            pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
+            info += pp
+            hess += pp
+    return 0.5 * (hess + hess.T), info
 
 
 def unbounded_likelihood(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str):
@@ -466,6 +582,7 @@ class _Problem(NamedTuple):
     lower: np.ndarray  # bounds on theta (= alpha, unstandardized, when bounded)
     upper: np.ndarray
     intercept_col: int | None
+    design: DesignProducts  # of X and the standardized Z
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
@@ -499,6 +616,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         lower=lower.copy(),
         upper=upper.copy(),
         intercept_col=intercept_col,
+        design=design_products(X, tr.standardized),
     )
 
 
@@ -518,6 +636,7 @@ def _criterion(prob, theta, derivs):
         derivs=derivs,
         logdet_xtx=prob.logdet_xtx,
         offset=prob.offset,
+        design=prob.design,
     )
     if not np.isfinite(ev.loglik):
         return ev, -np.inf
@@ -606,8 +725,9 @@ def _ascent_step(prob, theta, ev):
     step = np.zeros_like(theta)
     if not free.any() or not np.all(np.isfinite(g)):
         return g, free, step, False
-    gf = g[free]
-    hf = negh[np.ix_(free, free)]
+    every = bool(free.all())  # the usual case: no copies of the systems
+    gf = g if every else g[free]
+    hf = negh if every else negh[np.ix_(free, free)]
     if np.all(np.isfinite(hf)):
         try:
             np.linalg.cholesky(hf)  # raises unless positive definite
@@ -615,7 +735,9 @@ def _ascent_step(prob, theta, ev):
             return g, free, step, True
         except np.linalg.LinAlgError:
             pass
-    info = (ev.info + prob.penalty)[np.ix_(free, free)]
+    info = ev.info + prob.penalty
+    if not every:
+        info = info[np.ix_(free, free)]
     diagonal = np.abs(np.diag(info))
     if np.all(np.isfinite(info)):
         ridge = _FISHER_RIDGE * max(float(diagonal.sum()), 1e-300)
@@ -642,8 +764,17 @@ def _line_search(prob, theta, step, value):
     t = 1.0
     for _ in range(_LINE_SEARCH_HALVINGS):
         cand = np.clip(theta + t * step, prob.lower, prob.upper)
-        ev_c, val_c = _criterion(prob, cand, 2)
+        ev_c, val_c = _criterion(prob, cand, 0)  # derivatives once accepted
         if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
+            ev_c = add_derivatives(
+                ev_c,
+                prob.X,
+                prob.Z,
+                2,
+                method=prob.method,
+                link=prob.link,
+                design=prob.design,
+            )
             return cand, ev_c, val_c, t
         t *= 0.5
     return None
