@@ -130,8 +130,14 @@ _BISECTION_RTOL = 1e-12
 _TRUNCATION = 1e-14
 #: 2 pi / h as a multiple of the width of the support bounds (margin of the alias).
 _ALIAS_MARGIN = 1.5
-#: Points of log(phi) evaluated at once (memory K x chunk complex numbers).
+#: Points of log(phi) evaluated at once: at least _CHUNK, and as many as keep
+#: the K x chunk intermediate arrays within _CHUNK_ELEMENTS (a few MB): a few
+#: studies are evaluated in one pass, many in chunks of _CHUNK points.
 _CHUNK = 64
+_CHUNK_ELEMENTS = 2**15
+#: Below this modulus of 2 s delta_i the squared modulus of 1 + 2 s delta_i is
+#: formed in real arithmetic without overflow (otherwise: the complex logarithm).
+_REAL_LOG_LIMIT = 1e150
 #: Weights with |2 s delta| at most this enter log(phi) through power series of
 #: _SERIES_TERMS terms (truncation error 2^-60 relative per weight).
 _SERIES_RADIUS = 0.5
@@ -398,15 +404,19 @@ def _log_laplace(form, moments, s):
         scale, series, big_delta, big_basis = 0.0, None, delta, basis
     m = basis.shape[1]
     out = np.empty(flat_s.shape, dtype=complex)
-    for start in range(0, flat_s.size, _CHUNK):
-        part = flat_s[start : start + _CHUNK]
-        factor = 1.0 + 2.0 * part[:, None] * big_delta[None, :]
-        value = np.log(factor).sum(axis=1)
+    chunk = max(_CHUNK, _CHUNK_ELEMENTS // max(big_delta.size, 1))
+    real_log = radius * float(big_delta.max(initial=0.0)) <= _REAL_LOG_LIMIT
+    for start in range(0, flat_s.size, chunk):
+        part = flat_s[start : start + chunk]
+        value, inv_re, inv_im = _log_factors(part, big_delta, real_log)
         gram = None
         if m == 1:  # one column: the Gram "matrix" is a weighted sum
-            gram = ((1.0 / factor) @ (big_basis[:, 0] ** 2))[:, None, None]
+            b2 = big_basis[:, 0] ** 2
+            gram = (inv_re @ b2 + 1j * (inv_im @ b2))[:, None, None]
         elif m:
-            gram = np.einsum("nk,ki,kj->nij", 1.0 / factor, big_basis, big_basis)
+            gram = np.einsum("nk,ki,kj->nij", inv_re, big_basis, big_basis) + 1j * (
+                np.einsum("nk,ki,kj->nij", inv_im, big_basis, big_basis)
+            )
         if series is not None:
             z = 2.0 * scale * part  # |z delta_i / scale| <= the series radius
             log_sum, gram_sum = _series_values(series, z)
@@ -415,8 +425,35 @@ def _log_laplace(form, moments, s):
                 gram = gram + gram_sum
         if gram is not None:
             value += _log_pivots(gram).sum(axis=1) - moments.log_det_gram.sum()
-        out[start : start + _CHUNK] = -0.5 * value
+        out[start : start + chunk] = -0.5 * value
     return out.reshape(s.shape)
+
+
+def _log_factors(s, delta, real_log):
+    r""":math:`\sum_i \log(1 + 2s\delta_i)` (principal branches) and the real and
+    imaginary parts of the reciprocals :math:`1/(1 + 2s\delta_i)`, for 1-D
+    complex ``s``.
+
+    ``real_log``: every :math:`|2s\delta_i|` is below :data:`_REAL_LOG_LIMIT`,
+    so that :math:`\log|f| = \tfrac12\log(\operatorname{Re}^2 f +
+    \operatorname{Im}^2 f)` and :math:`\arg f = \operatorname{atan2}` are formed
+    in real arithmetic (the same principal logarithm, a few times faster than the
+    complex one).
+    """
+    if not real_log:
+        factor = 1.0 + 2.0 * s[:, None] * delta[None, :]
+        inverse = 1.0 / factor
+        return np.log(factor).sum(axis=1), inverse.real, inverse.imag
+    re = np.multiply.outer(2.0 * s.real, delta)
+    re += 1.0
+    im = np.multiply.outer(2.0 * s.imag, delta)
+    mod2 = re * re
+    mod2 += im * im
+    value = 0.5 * np.log(mod2).sum(axis=1) + 1j * np.arctan2(im, re).sum(axis=1)
+    np.divide(1.0, mod2, out=mod2)
+    re *= mod2
+    im *= mod2
+    return value, re, np.negative(im, out=im)
 
 
 class _Series(NamedTuple):
