@@ -538,7 +538,8 @@ def _prepare(form, *, tight=False):
     spread = 2.0 * np.sqrt(x * trace2)
     lower = max(0.0, mean - spread)
     upper = mean + spread + 2.0 * x * top
-    if basis.shape[1] == 0 and (delta.max() - delta.min()) <= _EQUAL_RTOL * delta.max():
+    if (delta.max() - delta.min()) <= _EQUAL_RTOL * delta.max():
+        # M = delta (I - P_B): K - p eigenvalues delta (e.g. DL's weights at tau^2 = 0)
         return _Prepared(form, moments, lower, upper, "chi2", None)
     if talbot:
         return _Prepared(form, moments, lower, upper, "talbot", None)
@@ -665,7 +666,7 @@ def qf_cdf(q, form):
         return out
     if prep.kind == "chi2":
         positive = q > 0
-        lam, dof = prep.form.delta[0], prep.form.delta.size
+        lam, dof = _chi2_scale_dof(prep)
         out[positive] = special.gammainc(0.5 * dof, 0.5 * q[positive] / lam)
         return out
     (value,) = _invert(prep, q[inside])
@@ -693,7 +694,7 @@ def qf_pdf(q, form):
     out = np.zeros(q.shape)
     if prep.kind == "chi2":
         positive = q > 0
-        lam, dof = prep.form.delta[0], prep.form.delta.size
+        lam, dof = _chi2_scale_dof(prep)
         out[positive] = _chi2_pdf(q[positive] / lam, dof) / lam
         return out
     inside = (q > max(prep.lower, 0.0)) & (q <= prep.upper)
@@ -731,7 +732,8 @@ def qf_ppf(p, form, *, xtol=1e-13):
     if prep.kind == "point":
         return out
     if prep.kind == "chi2":
-        return _chi2_ppf(p, prep.form.delta.size) * prep.form.delta[0]
+        lam, dof = _chi2_scale_dof(prep)
+        return _chi2_ppf(p, dof) * lam
     flat = out.reshape(-1)
     # F = 0 at lo = max(lower, 0) (qf_cdf's convention), so only F(hi) decides
     # whether a quantile sits at the upper bound.
@@ -779,6 +781,12 @@ def _newton_quantiles(prep, p, lo, hi, rtol):
         if not active.size:
             return x
     raise RuntimeError("The quantile iterations did not converge.")  # pragma: no cover
+
+
+def _chi2_scale_dof(prep):
+    r"""``(lambda, R)`` of a form of equal weights: :math:`Q = \lambda\chi^2_R`."""
+    delta, basis = prep.form.delta, prep.form.basis
+    return delta[0], delta.size - basis.shape[1]
 
 
 def _chi2_pdf(x, dof):
