@@ -198,13 +198,13 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     n = 1
     if h(0.0) <= 0:
         return 0.0, n
-    hi = max(tau2_obs, 1e-300)
+    lo, hi = 0.0, max(tau2_obs, 1e-300)
     while h(hi) > 0:
         n += 1
-        hi *= 4.0
+        lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
         if not np.isfinite(hi):  # pragma: no cover - defensive
             raise FloatingPointError("Could not bracket tau2_M.")
-    root, info = optimize.brentq(h, 0.0, hi, xtol=1e-300, rtol=rtol, full_output=True)
+    root, info = optimize.brentq(h, lo, hi, xtol=1e-300, rtol=rtol, full_output=True)
     return float(root), n + info.function_calls
 
 

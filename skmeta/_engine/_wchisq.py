@@ -317,10 +317,15 @@ def qf_moments(form, *, tight=True):
         # sum_{i != j} delta_i delta_j H_ij^2 = sum_i delta_i r_i, with r_i the
         # row sums excluding the diagonal; rows of dominant studies directly
         inv = proj.inv_gram
-        c = basis.T @ (basis * delta[:, None])
-        quad = inv @ c @ inv
         h = 1.0 - comp
-        r = np.einsum("ij,jk,ik->i", basis, quad, basis) - delta * h * h
+        if basis.shape[1] == 1:  # scalars (the intercept-only model)
+            b2 = basis[:, 0] ** 2
+            quad = inv[0, 0] * inv[0, 0] * float(b2 @ delta)
+            r = b2 * quad - delta * h * h
+        else:
+            c = basis.T @ (basis * delta[:, None])
+            quad = inv @ c @ inv
+            r = np.einsum("ij,jk,ik->i", basis, quad, basis) - delta * h * h
         for i in proj.dominant:
             b = basis[i]
             ci = _weighted_gram_without(basis, delta, i)
