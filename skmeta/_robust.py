@@ -24,6 +24,7 @@ _LABELS = {
     "gmm": "general moment (user weights)",
 }
 _ALTERNATIVES = ("two-sided", "greater", "less")
+_INTERVAL_COLUMNS = pd.Index(["estimate", "ci_lower", "ci_upper"])
 #: With zero sampling variances, an OLS residual sum of squares below this
 #: fraction of y'y is an exact fit (rounding), where tau^2 = 0 and the model is
 #: degenerate.
@@ -282,6 +283,9 @@ class RobustMeta(_BaseMeta):
         k, p = design.shape
         knha = self.inference == "knapp-hartung"
         self._fit = fit
+        # Intervals are root searches over the mixture; summary() repeats those of
+        # conf_int() and tau2_sampling_interval(): computed once per fit and level.
+        self._interval_cache = {}
         self.tau2_ = fit.tau2
         self.tau2_m_ = fit.tau2_m_hksj if knha else fit.tau2_m
         rule = fit.rule_hksj if knha else fit.rule
@@ -346,17 +350,35 @@ class RobustMeta(_BaseMeta):
         """
         check_is_fitted(self)
         level = check_confidence_level(confidence_level)
-        bounds = rob.robust_conf_int(
-            self._fit, level, inference=self.inference, robust=robust
-        )
+        bounds = self._conf_int_bounds(level, bool(robust))
         return pd.DataFrame(
-            {
-                "estimate": self._fit.beta,
-                "ci_lower": bounds[:, 0],
-                "ci_upper": bounds[:, 1],
-            },
+            np.column_stack([self._fit.beta, bounds]),
             index=pd.Index(self._term_names, name="term"),
+            columns=_INTERVAL_COLUMNS.copy(),
         )
+
+    def _conf_int_bounds(self, level, robust):
+        """Bounds of :meth:`conf_int`, shape (n_params, 2), once per fit and level
+        (a read-only array shared by the callers)."""
+        key = ("coef", self.inference, level, robust)
+        bounds = self._interval_cache.get(key)
+        if bounds is None:
+            bounds = rob.robust_conf_int(
+                self._fit, level, inference=self.inference, robust=robust
+            )
+            bounds.flags.writeable = False
+            self._interval_cache[key] = bounds
+        return bounds
+
+    def _tau2_interval(self, level):
+        """``(lower, upper)`` of :meth:`tau2_sampling_interval`, once per fit and
+        level."""
+        key = ("tau2", self.tau2_m_, level)
+        bounds = self._interval_cache.get(key)
+        if bounds is None:
+            lo, hi = rob.tau2_sampling_interval(self._fit, level, self.tau2_m_)
+            bounds = self._interval_cache[key] = (float(lo), float(hi))
+        return bounds
 
     def p_value(
         self,
@@ -454,14 +476,11 @@ class RobustMeta(_BaseMeta):
         """
         check_is_fitted(self)
         level = check_confidence_level(confidence_level)
-        lo, hi = rob.tau2_sampling_interval(self._fit, level, self.tau2_m_)
+        lo, hi = self._tau2_interval(level)
         return pd.DataFrame(
-            {
-                "estimate": [self.tau2_],
-                "ci_lower": [float(lo)],
-                "ci_upper": [float(hi)],
-            },
+            [[self.tau2_, lo, hi]],
             index=pd.Index(["tau2"], name="parameter"),
+            columns=_INTERVAL_COLUMNS.copy(),
         )
 
     def score(
@@ -514,25 +533,19 @@ class RobustMeta(_BaseMeta):
         reproduces both, so those columns are NaN in the robust table.
         """
         fit = self._fit
-        ci = self.conf_int(confidence_level, robust=robust)
-        ci = ci[["ci_lower", "ci_upper"]].to_numpy()
+        ci = self._conf_int_bounds(confidence_level, robust)
         if robust:
             se = stat = np.full(fit.beta.shape, np.nan)
         else:
             se = np.sqrt(np.diag(self.cov_params_))
             with np.errstate(divide="ignore", invalid="ignore"):
                 stat = fit.beta / se
+        p_value = rob.robust_p_value(fit, 0.0, inference=self.inference, robust=robust)
         return pd.DataFrame(
-            {
-                "estimate": fit.beta,
-                "se": se,
-                "statistic": stat,
-                "p_value": self.p_value(robust=robust),
-                "ci_lower": ci[:, 0],
-                "ci_upper": ci[:, 1],
-            },
+            np.column_stack([fit.beta, se, stat, p_value, ci]),
             index=pd.Index(self._term_names, name="term"),
-        )[COLUMNS]
+            columns=pd.Index(COLUMNS),
+        )
 
     # ------------------------------------------------------------------ summary
     def _summary_title(self):
@@ -544,8 +557,7 @@ class RobustMeta(_BaseMeta):
         )
 
     def _summary_info(self, confidence_level):
-        interval = self.tau2_sampling_interval(confidence_level).loc["tau2"]
-        t_lo, t_hi = interval["ci_lower"], interval["ci_upper"]
+        t_lo, t_hi = self._tau2_interval(confidence_level)
         return [
             ("tau^2 (plug-in)", self.tau2_),
             ("tau^2_M (M-estimate)", self.tau2_m_),

@@ -61,7 +61,7 @@ engine's (:mod:`skmeta._engine._univariate`).
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from skmeta._engine import _univariate as uni
 from skmeta._engine._gls import weighted_fit
@@ -198,13 +198,13 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     n = 1
     if h(0.0) <= 0:
         return 0.0, n
-    hi = max(tau2_obs, 1e-300)
+    lo, hi = 0.0, max(tau2_obs, 1e-300)
     while h(hi) > 0:
         n += 1
-        hi *= 4.0
+        lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
         if not np.isfinite(hi):  # pragma: no cover - defensive
             raise FloatingPointError("Could not bracket tau2_M.")
-    root, info = optimize.brentq(h, 0.0, hi, xtol=1e-300, rtol=rtol, full_output=True)
+    root, info = optimize.brentq(h, lo, hi, xtol=1e-300, rtol=rtol, full_output=True)
     return float(root), n + info.function_calls
 
 
@@ -275,7 +275,7 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     n_iter : int
     """
     k, p = X.shape
-    m = stats.chi2.median(k - p)
+    m = float(_chi2_ppf(0.5, k - p))
     rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
     if rss <= 0:
         return 0.0, 0
@@ -422,14 +422,17 @@ def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
     grid = PAPER_TAU2_GRID
     k, p = X.shape
     if method == "sj":
-        m = stats.chi2.median(k - p)
+        m = float(_chi2_ppf(0.5, k - p))
         q = np.array([q_stat(X, y, v, t) for t in grid])
         crit = np.abs(grid * (m - q) / (k - p))
         return float(grid[np.argmin(crit)])
     c_a, d_a = structure.c_a, structure.d_a
 
     def r(t):
-        q50 = float(qf_ppf(0.5, gmm_form(structure, v, t)))
+        form = qf_prepare(gmm_form(structure, v, t))
+        if qf_cdf(c_a, form) >= 0.5:  # the median is in the atom at 0
+            return 0.0
+        q50 = float(qf_ppf(0.5, form))
         return max(0.0, (q50 - c_a) / d_a)
 
     q_obs = c_a + d_a * tau2_obs
@@ -728,7 +731,17 @@ def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
     ps = np.array([0.5 - 0.5 * confidence_level, 0.5 + 0.5 * confidence_level])
     t = fit.tau2_m if tau2_m is None else tau2_m
     if fit.method == "sj":
-        return tuple(t * stats.chi2.ppf(ps, fit.dof) / fit.dof)
+        return tuple(t * _chi2_ppf(ps, fit.dof) / fit.dof)
     structure = fit.structure
-    q = qf_ppf(ps, gmm_form(structure, fit.v, t))
+    form = qf_prepare(gmm_form(structure, fit.v, t))
+    # a quantile at or below the atom P(Q <= c_a) is an estimate of 0: no search
+    positive = ps > qf_cdf(structure.c_a, form)
+    q = np.full(ps.shape, structure.c_a)
+    q[positive] = qf_ppf(ps[positive], form)
     return tuple(np.maximum(0.0, (q - structure.c_a) / structure.d_a))
+
+
+def _chi2_ppf(p, dof):
+    """Chi-square quantile (``scipy.stats.chi2.ppf`` without its argument
+    handling)."""
+    return 2.0 * special.gammaincinv(0.5 * dof, p)

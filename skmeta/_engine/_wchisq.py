@@ -84,7 +84,7 @@ by model selection. The Annals of Statistics, 28(5), 1302-1338.
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
 
 __all__ = [
     "DAVIES_MAX_NODES",
@@ -130,12 +130,22 @@ _BISECTION_RTOL = 1e-12
 _TRUNCATION = 1e-14
 #: 2 pi / h as a multiple of the width of the support bounds (margin of the alias).
 _ALIAS_MARGIN = 1.5
-#: Points of log(phi) evaluated at once (memory K x chunk complex numbers).
+#: Points of log(phi) evaluated at once: at least _CHUNK, and as many as keep
+#: the K x chunk intermediate arrays within _CHUNK_ELEMENTS (a few MB): a few
+#: studies are evaluated in one pass, many in chunks of _CHUNK points.
 _CHUNK = 64
+_CHUNK_ELEMENTS = 2**15
+#: Below this modulus of 2 s delta_i the squared modulus of 1 + 2 s delta_i is
+#: formed in real arithmetic without overflow (otherwise: the complex logarithm).
+_REAL_LOG_LIMIT = 1e150
 #: Weights with |2 s delta| at most this enter log(phi) through power series of
 #: _SERIES_TERMS terms (truncation error 2^-60 relative per weight).
 _SERIES_RADIUS = 0.5
 _SERIES_TERMS = 60
+#: Iterations of the quantile search (Newton's, bisection as safeguard): from the
+#: Satterthwaite start Newton converges in a handful; bisection alone halves the
+#: bracket 60 times down to 1e-18 of its width.
+_NEWTON_MAX_ITER = 100
 
 
 def _talbot_coefficients(n_nodes):
@@ -157,6 +167,7 @@ def _talbot_coefficients(n_nodes):
 _Z, _GAMMA = _talbot_coefficients(_N_NODES)
 #: gamma_k without its factor e^{z_k}, which is added to the logarithm of each term.
 _TALBOT_FACTOR = _GAMMA * np.exp(-_Z)
+_LOG_Z = np.log(_Z)
 
 
 class Projection(NamedTuple):
@@ -306,10 +317,15 @@ def qf_moments(form, *, tight=True):
         # sum_{i != j} delta_i delta_j H_ij^2 = sum_i delta_i r_i, with r_i the
         # row sums excluding the diagonal; rows of dominant studies directly
         inv = proj.inv_gram
-        c = basis.T @ (basis * delta[:, None])
-        quad = inv @ c @ inv
         h = 1.0 - comp
-        r = np.einsum("ij,jk,ik->i", basis, quad, basis) - delta * h * h
+        if basis.shape[1] == 1:  # scalars (the intercept-only model)
+            b2 = basis[:, 0] ** 2
+            quad = inv[0, 0] * inv[0, 0] * float(b2 @ delta)
+            r = b2 * quad - delta * h * h
+        else:
+            c = basis.T @ (basis * delta[:, None])
+            quad = inv @ c @ inv
+            r = np.einsum("ij,jk,ik->i", basis, quad, basis) - delta * h * h
         for i in proj.dominant:
             b = basis[i]
             ci = _weighted_gram_without(basis, delta, i)
@@ -398,15 +414,19 @@ def _log_laplace(form, moments, s):
         scale, series, big_delta, big_basis = 0.0, None, delta, basis
     m = basis.shape[1]
     out = np.empty(flat_s.shape, dtype=complex)
-    for start in range(0, flat_s.size, _CHUNK):
-        part = flat_s[start : start + _CHUNK]
-        factor = 1.0 + 2.0 * part[:, None] * big_delta[None, :]
-        value = np.log(factor).sum(axis=1)
+    chunk = max(_CHUNK, _CHUNK_ELEMENTS // max(big_delta.size, 1))
+    real_log = radius * float(big_delta.max(initial=0.0)) <= _REAL_LOG_LIMIT
+    for start in range(0, flat_s.size, chunk):
+        part = flat_s[start : start + chunk]
+        value, inv_re, inv_im = _log_factors(part, big_delta, real_log)
         gram = None
         if m == 1:  # one column: the Gram "matrix" is a weighted sum
-            gram = ((1.0 / factor) @ (big_basis[:, 0] ** 2))[:, None, None]
+            b2 = big_basis[:, 0] ** 2
+            gram = (inv_re @ b2 + 1j * (inv_im @ b2))[:, None, None]
         elif m:
-            gram = np.einsum("nk,ki,kj->nij", 1.0 / factor, big_basis, big_basis)
+            gram = np.einsum("nk,ki,kj->nij", inv_re, big_basis, big_basis) + 1j * (
+                np.einsum("nk,ki,kj->nij", inv_im, big_basis, big_basis)
+            )
         if series is not None:
             z = 2.0 * scale * part  # |z delta_i / scale| <= the series radius
             log_sum, gram_sum = _series_values(series, z)
@@ -415,8 +435,35 @@ def _log_laplace(form, moments, s):
                 gram = gram + gram_sum
         if gram is not None:
             value += _log_pivots(gram).sum(axis=1) - moments.log_det_gram.sum()
-        out[start : start + _CHUNK] = -0.5 * value
+        out[start : start + chunk] = -0.5 * value
     return out.reshape(s.shape)
+
+
+def _log_factors(s, delta, real_log):
+    r""":math:`\sum_i \log(1 + 2s\delta_i)` (principal branches) and the real and
+    imaginary parts of the reciprocals :math:`1/(1 + 2s\delta_i)`, for 1-D
+    complex ``s``.
+
+    ``real_log``: every :math:`|2s\delta_i|` is below :data:`_REAL_LOG_LIMIT`,
+    so that :math:`\log|f| = \tfrac12\log(\operatorname{Re}^2 f +
+    \operatorname{Im}^2 f)` and :math:`\arg f = \operatorname{atan2}` are formed
+    in real arithmetic (the same principal logarithm, a few times faster than the
+    complex one).
+    """
+    if not real_log:
+        factor = 1.0 + 2.0 * s[:, None] * delta[None, :]
+        inverse = 1.0 / factor
+        return np.log(factor).sum(axis=1), inverse.real, inverse.imag
+    re = np.multiply.outer(2.0 * s.real, delta)
+    re += 1.0
+    im = np.multiply.outer(2.0 * s.imag, delta)
+    mod2 = re * re
+    mod2 += im * im
+    value = 0.5 * np.log(mod2).sum(axis=1) + 1j * np.arctan2(im, re).sum(axis=1)
+    np.divide(1.0, mod2, out=mod2)
+    re *= mod2
+    im *= mod2
+    return value, re, np.negative(im, out=im)
 
 
 class _Series(NamedTuple):
@@ -496,7 +543,8 @@ def _prepare(form, *, tight=False):
     spread = 2.0 * np.sqrt(x * trace2)
     lower = max(0.0, mean - spread)
     upper = mean + spread + 2.0 * x * top
-    if basis.shape[1] == 0 and (delta.max() - delta.min()) <= _EQUAL_RTOL * delta.max():
+    if (delta.max() - delta.min()) <= _EQUAL_RTOL * delta.max():
+        # M = delta (I - P_B): K - p eigenvalues delta (e.g. DL's weights at tau^2 = 0)
         return _Prepared(form, moments, lower, upper, "chi2", None)
     if talbot:
         return _Prepared(form, moments, lower, upper, "talbot", None)
@@ -560,25 +608,43 @@ def _davies_rule(form, moments, lower, upper):
 
 
 # -------------------------------------------------------------- distribution
-def _talbot(prep, q, density):
-    """Talbot inversion at ``q > 0`` (1-D); each term formed in logarithms."""
+def _talbot(prep, q, cdf=True, pdf=False):
+    """Talbot inversion at ``q > 0`` (1-D); each term formed in logarithms.
+
+    Returns the list of the requested values (CDF, density): both come from one
+    evaluation of the transform.
+    """
     s = _Z[None, :] / q[:, None]
     log_terms = _Z[None, :] + _log_laplace(prep.form, prep.moments, s)
-    if not density:
-        log_terms = log_terms - np.log(_Z)[None, :]
-    terms = np.exp(log_terms) * _TALBOT_FACTOR[None, :]
-    value = terms.real.sum(axis=-1)
-    return value / q if density else value
+    out = []
+    if cdf:
+        terms = np.exp(log_terms - _LOG_Z[None, :]) * _TALBOT_FACTOR[None, :]
+        out.append(terms.real.sum(axis=-1))
+    if pdf:
+        terms = np.exp(log_terms) * _TALBOT_FACTOR[None, :]
+        out.append(terms.real.sum(axis=-1) / q)
+    return out
 
 
-def _davies(prep, q, density):
-    """Trapezoidal Gil-Pelaez sums at ``q`` (1-D)."""
+def _davies(prep, q, cdf=True, pdf=False):
+    """Trapezoidal Gil-Pelaez sums at ``q`` (1-D): the list of the requested
+    values (CDF, density)."""
     rule = prep.rule
     terms = np.exp(rule.log_phi[None, :] - 1j * np.outer(q - rule.centre, rule.t))
-    if density:
-        return rule.h / np.pi * terms.real.sum(axis=1)
-    k = np.arange(rule.t.shape[0]) + 0.5
-    return 0.5 - (terms.imag / k).sum(axis=1) / np.pi
+    out = []
+    if cdf:
+        k = np.arange(rule.t.shape[0]) + 0.5
+        out.append(0.5 - (terms.imag / k).sum(axis=1) / np.pi)
+    if pdf:
+        out.append(rule.h / np.pi * terms.real.sum(axis=1))
+    return out
+
+
+def _invert(prep, q, cdf=True, pdf=False):
+    """CDF and/or density at ``q`` inside the support bounds (1-D), by the
+    inversion rule of ``prep`` (Talbot or Gil-Pelaez)."""
+    method = _talbot if prep.kind == "talbot" else _davies
+    return method(prep, q, cdf, pdf)
 
 
 def qf_cdf(q, form):
@@ -605,13 +671,10 @@ def qf_cdf(q, form):
         return out
     if prep.kind == "chi2":
         positive = q > 0
-        lam, dof = prep.form.delta[0], prep.form.delta.size
+        lam, dof = _chi2_scale_dof(prep)
         out[positive] = special.gammainc(0.5 * dof, 0.5 * q[positive] / lam)
         return out
-    qi = q[inside]
-    value = (
-        _talbot(prep, qi, False) if prep.kind == "talbot" else _davies(prep, qi, False)
-    )
+    (value,) = _invert(prep, q[inside])
     out[inside] = np.clip(value, 0.0, 1.0)
     return out
 
@@ -636,16 +699,13 @@ def qf_pdf(q, form):
     out = np.zeros(q.shape)
     if prep.kind == "chi2":
         positive = q > 0
-        lam, dof = prep.form.delta[0], prep.form.delta.size
-        out[positive] = stats.chi2.pdf(q[positive] / lam, dof) / lam
+        lam, dof = _chi2_scale_dof(prep)
+        out[positive] = _chi2_pdf(q[positive] / lam, dof) / lam
         return out
     inside = (q > max(prep.lower, 0.0)) & (q <= prep.upper)
     if not np.any(inside):
         return out
-    qi = q[inside]
-    value = (
-        _talbot(prep, qi, True) if prep.kind == "talbot" else _davies(prep, qi, True)
-    )
+    (value,) = _invert(prep, q[inside], cdf=False, pdf=True)
     out[inside] = np.maximum(value, 0.0)
     return out
 
@@ -653,8 +713,11 @@ def qf_pdf(q, form):
 def qf_ppf(p, form, *, xtol=1e-13):
     r"""Quantile function of the quadratic form.
 
-    Brent's method on the CDF within the support bounds, to a relative
-    tolerance ``xtol``.
+    Safeguarded Newton iterations on the CDF within the support bounds, all
+    probabilities at once, to a relative tolerance ``xtol``: the CDF and the
+    density come from one evaluation of the transform, a step that leaves the
+    bracket is replaced by bisection, and the iterations start from the
+    two-moment (Satterthwaite) scaled chi-square quantile.
 
     Parameters
     ----------
@@ -674,27 +737,78 @@ def qf_ppf(p, form, *, xtol=1e-13):
     if prep.kind == "point":
         return out
     if prep.kind == "chi2":
-        return stats.chi2.ppf(p, prep.form.delta.size) * prep.form.delta[0]
+        lam, dof = _chi2_scale_dof(prep)
+        return _chi2_ppf(p, dof) * lam
     flat = out.reshape(-1)
+    # F = 0 at lo = max(lower, 0) (qf_cdf's convention), so only F(hi) decides
+    # whether a quantile sits at the upper bound.
     lo, hi = max(prep.lower, 0.0), prep.upper
-    for i, pi in enumerate(p.reshape(-1)):
-        if pi == 0:
-            continue
-        f_lo = float(qf_cdf(lo, prep)) - pi
-        f_hi = float(qf_cdf(hi, prep)) - pi
-        if f_lo >= 0:
-            flat[i] = lo
-        elif f_hi <= 0:
-            flat[i] = hi
-        else:
-            flat[i] = optimize.brentq(
-                lambda x, pi=pi: float(qf_cdf(x, prep)) - pi,
-                lo,
-                hi,
-                xtol=1e-300,
-                rtol=max(xtol, 4 * np.finfo(float).eps),
-            )
+    targets = p.reshape(-1)
+    (f_hi,) = _invert(prep, np.array([hi]))
+    at_hi = np.clip(f_hi[0], 0.0, 1.0) <= targets
+    flat[at_hi] = hi
+    todo = np.flatnonzero((targets > 0) & ~at_hi)
+    if todo.size:
+        rtol = max(xtol, 4 * np.finfo(float).eps)
+        flat[todo] = _newton_quantiles(prep, targets[todo], lo, hi, rtol)
     return out
+
+
+def _newton_quantiles(prep, p, lo, hi, rtol):
+    """Roots of :math:`F(x) = p` in ``(lo, hi)`` (``F(lo) < p < F(hi)``), see
+    :func:`qf_ppf`."""
+    moments = prep.moments
+    scale = moments.trace2 / moments.mean
+    lower = np.full(p.shape, lo)
+    upper = np.full(p.shape, hi)
+    x = scale * _chi2_ppf(p, moments.mean / scale)
+    x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+    active = np.arange(p.size)
+    for _ in range(_NEWTON_MAX_ITER):
+        xa = x[active]
+        cdf, pdf = _invert(prep, xa, pdf=True)
+        g = np.clip(cdf, 0.0, 1.0) - p[active]
+        below = g < 0
+        lower[active] = np.where(below, xa, lower[active])
+        upper[active] = np.where(below, upper[active], xa)
+        la, ua = lower[active], upper[active]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = np.where(pdf > 0, g / pdf, np.inf)
+        step = xa - delta
+        # a Newton step below the tolerance is the last one (it may not even
+        # move x in floating point, and is then not strictly inside the bracket)
+        small = np.abs(delta) <= rtol * xa
+        inside = (step > la) & (step < ua)
+        new = np.where(small | inside, step, 0.5 * (la + ua))
+        x[active] = new
+        done = small | (np.abs(new - xa) <= rtol * new) | (ua - la <= rtol * ua)
+        active = active[~done]
+        if not active.size:
+            return x
+    raise RuntimeError("The quantile iterations did not converge.")  # pragma: no cover
+
+
+def _chi2_scale_dof(prep):
+    r"""``(lambda, R)`` of a form of equal weights: :math:`Q = \lambda\chi^2_R`."""
+    delta, basis = prep.form.delta, prep.form.basis
+    return delta[0], delta.size - basis.shape[1]
+
+
+def _chi2_pdf(x, dof):
+    """Chi-square density at ``x > 0`` (the formula of ``scipy.stats.chi2.pdf``,
+    without its argument handling)."""
+    half = 0.5 * dof
+    return np.exp(
+        special.xlogy(half - 1.0, x)
+        - 0.5 * x
+        - special.gammaln(half)
+        - np.log(2) * half
+    )
+
+
+def _chi2_ppf(p, dof):
+    """Chi-square quantile (as ``scipy.stats.chi2.ppf`` for p in [0, 1))."""
+    return 2.0 * special.gammaincinv(0.5 * dof, p)
 
 
 # --------------------------------------------- weights (eigenvalues) as input
