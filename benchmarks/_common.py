@@ -25,6 +25,7 @@ import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from pathlib import Path
 
 THREAD_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
@@ -53,6 +54,16 @@ class Timing:
     seconds: float
     calls: int
     single: bool = False
+
+
+#: The timing loop in R (``best_time``, the method of :func:`best_time`), shared
+#: by the metafor timing scripts.
+R_BEST_TIME = Path(__file__).with_name("best_time.R")
+
+
+def with_r_timing(code):
+    """An inline R script with ``best_time`` defined before it."""
+    return R_BEST_TIME.read_text(encoding="utf-8") + "\n" + code
 
 
 def best_time(fn, *, repeat=5, min_batch=0.05, budget=10.0):

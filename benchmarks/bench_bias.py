@@ -32,6 +32,7 @@ from benchmarks._common import (
     best_time,
     peak_traced_bytes,
     run_json_child,
+    with_r_timing,
 )
 
 MULTIMODEL_TARGET_SECONDS = 1.0
@@ -63,20 +64,9 @@ run <- switch(task,
   multimodel = multimodel,
   regtest = function() { r <- regtest(rma(d$yi, d$vi)); c(r$zval, r$est) },
   trimfill = function() { r <- trimfill(rma(d$yi, d$vi)); c(r$k0, r$beta, r$tau2) })
-now <- function() as.numeric(proc.time()[["elapsed"]])
-t0 <- now(); out <- run(); warm <- now() - t0
-best <- warm; single <- warm >= budget
-if (!single) {
-  t0 <- now(); run(); calib <- now() - t0
-  number <- max(1L, as.integer(ceiling(min_batch / max(calib, 1e-4))))
-  best <- Inf; start <- now()
-  for (r in seq_len(repeats)) {
-    t0 <- now(); for (i in seq_len(number)) run()
-    best <- min(best, (now() - t0) / number)
-    if (now() - start + best * number > budget) break
-  }
-}
-cat(toJSON(list(seconds = best, single = single, estimates = out,
+timing <- best_time(run, repeats, min_batch, budget)
+cat(toJSON(list(seconds = timing$seconds, single = timing$single,
+                estimates = timing$value,
                 metafor = as.character(packageVersion("metafor"))),
            auto_unbox = TRUE, digits = NA), "\n")
 """
@@ -114,7 +104,7 @@ def run_metafor(task, X, y, v, options):
         path = Path(tmp) / "data.csv"
         pd.DataFrame(columns).to_csv(path, index=False, float_format="%.17g")
         script = Path(tmp) / "timing.R"
-        script.write_text(R_CODE, encoding="utf-8")
+        script.write_text(with_r_timing(R_CODE), encoding="utf-8")
         cmd = [
             "Rscript",
             str(script),

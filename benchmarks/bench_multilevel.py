@@ -48,6 +48,7 @@ from benchmarks._common import (
     python_child,
     render_rows,
     run_json_child,
+    with_r_timing,
 )
 
 GROUP = "multilevel"
@@ -66,20 +67,10 @@ fit <- function() {
     rma.mv(yi, vi, mods = ~ x, random = ~ 1 | cluster/es, data = dat, sparse = sparse)
   }
 }
-t0 <- proc.time()[["elapsed"]]; r <- fit(); warm <- proc.time()[["elapsed"]] - t0
-best <- warm; calls <- 1; single <- TRUE
-if (warm < budget) {
-  number <- max(1, ceiling(min_batch / max(warm, 1e-7))); single <- FALSE
-  start <- proc.time()[["elapsed"]]
-  for (i in seq_len(repeats)) {
-    t0 <- proc.time()[["elapsed"]]
-    for (j in seq_len(number)) r <- fit()
-    best <- min(best, (proc.time()[["elapsed"]] - t0) / number); calls <- calls + number
-    if (proc.time()[["elapsed"]] - start + best * number > budget) break
-  }
-}
+timing <- best_time(fit, repeats, min_batch, budget); r <- timing$value
 tau2 <- if (slope) r$tau2[1] else r$sigma2[1]
-out <- list(ms_per_fit = 1000 * best, calls = calls, single = single,
+out <- list(ms_per_fit = 1000 * timing$seconds, calls = timing$calls,
+            single = timing$single,
             tau2 = tau2, beta = as.vector(coef(r)))
 cat(toJSON(out, auto_unbox = TRUE, digits = NA), "\n")
 """
@@ -100,19 +91,9 @@ fit <- function() {
   r <- rma.mv(yi, V, mods = ~ x, random = ~ 1 | cluster/es, data = dat, sparse = TRUE)
   robust(r, cluster = dat$cluster, clubSandwich = TRUE)
 }
-t0 <- proc.time()[["elapsed"]]; r <- fit(); warm <- proc.time()[["elapsed"]] - t0
-best <- warm; calls <- 1; single <- TRUE
-if (warm < budget) {
-  number <- max(1, ceiling(min_batch / max(warm, 1e-7))); single <- FALSE
-  start <- proc.time()[["elapsed"]]
-  for (i in seq_len(repeats)) {
-    t0 <- proc.time()[["elapsed"]]
-    for (j in seq_len(number)) r <- fit()
-    best <- min(best, (proc.time()[["elapsed"]] - t0) / number); calls <- calls + number
-    if (proc.time()[["elapsed"]] - start + best * number > budget) break
-  }
-}
-out <- list(ms_per_fit = 1000 * best, calls = calls, single = single,
+timing <- best_time(fit, repeats, min_batch, budget); r <- timing$value
+out <- list(ms_per_fit = 1000 * timing$seconds, calls = timing$calls,
+            single = timing$single,
             tau2 = r$sigma2[1], beta = as.vector(coef(r)), se = as.vector(r$se),
             df = as.vector(r$ddf))
 cat(toJSON(out, auto_unbox = TRUE, digits = NA), "\n")
@@ -178,7 +159,7 @@ def run_metafor_che(x, y, v, groups, options):
         csv = Path(tmp) / "data.csv"
         rfile = Path(tmp) / "che.R"
         _write_csv(csv, x, y, v, groups)
-        rfile.write_text(R_CHE_CODE)
+        rfile.write_text(with_r_timing(R_CHE_CODE))
         child = run_json_child(
             [
                 rscript,
@@ -258,7 +239,7 @@ def run_metafor(x, y, v, groups, options, *, sparse, slope):
         csv = Path(tmp) / "data.csv"
         rfile = Path(tmp) / "timing.R"
         _write_csv(csv, x, y, v, groups)
-        rfile.write_text(R_CODE)
+        rfile.write_text(with_r_timing(R_CODE))
         child = run_json_child(
             [
                 rscript,

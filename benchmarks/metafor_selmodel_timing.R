@@ -18,6 +18,9 @@ suppressPackageStartupMessages({
   library(metafor)
   library(jsonlite)
 })
+# the shared timing loop, beside this script
+script_file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script_file), "best_time.R"))
 
 args <- commandArgs(trailingOnly = TRUE)
 if (length(args) < 3) {
@@ -35,34 +38,13 @@ fit_once <- function() {
   if (is.null(steps)) selmodel(res, type = type) else selmodel(res, type = type, steps = steps)
 }
 
-now <- function() as.numeric(proc.time()[["elapsed"]])
-
-t0 <- now()
-fit <- fit_once()
-warm <- now() - t0
-single <- warm >= budget || repeats < 1
-best <- warm
-calls <- 1L
-if (!single) {
-  t0 <- now()
-  fit_once()
-  calib <- max(now() - t0, 1e-4)
-  number <- max(1L, ceiling(min_batch / calib))
-  calls <- 0L
-  start <- now()
-  for (r in seq_len(repeats)) {
-    t0 <- now()
-    for (i in seq_len(number)) fit_once()
-    best <- min(best, (now() - t0) / number)
-    calls <- calls + number
-    if (now() - start + best * number > budget) break
-  }
-}
+timing <- best_time(fit_once, repeats, min_batch, budget)
+fit <- timing$value
 
 cat(toJSON(list(
-  ms_per_fit = 1000 * best,
-  calls = calls,
-  single = single,
+  ms_per_fit = 1000 * timing$seconds,
+  calls = timing$calls,
+  single = timing$single,
   tau2 = fit$tau2,
   beta = I(as.numeric(fit$beta)),
   delta = I(as.numeric(fit$delta)),

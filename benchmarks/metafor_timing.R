@@ -17,6 +17,9 @@ suppressPackageStartupMessages({
   library(metafor)
   library(jsonlite)
 })
+# the shared timing loop, beside this script
+script_file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(script_file), "best_time.R"))
 
 args <- commandArgs(trailingOnly = TRUE)
 if (length(args) < 2) {
@@ -38,37 +41,13 @@ fit_once <- function() {
   if (is.null(mods)) rma(yi, vi, method = method) else rma(yi, vi, mods = mods, method = method)
 }
 
-now <- function() as.numeric(proc.time()[["elapsed"]])
-
-t0 <- now()
-fit <- fit_once()
-warm <- now() - t0
-single <- warm >= budget || repeats < 1
-best <- warm
-calls <- 1L
-if (!single) {
-  # proc.time() has a resolution of about 1 ms: batches of at least min_batch,
-  # sized from a second (calibration) fit, as the first one carries start-up costs
-  t0 <- now()
-  fit_once()
-  calib <- now() - t0
-  number <- max(1L, as.integer(ceiling(min_batch / max(calib, 1e-4))))
-  best <- Inf
-  calls <- 0L
-  start <- now()
-  for (r in seq_len(repeats)) {
-    t0 <- now()
-    for (i in seq_len(number)) fit_once()
-    best <- min(best, (now() - t0) / number)
-    calls <- calls + number
-    if (now() - start + best * number > budget) break
-  }
-}
+timing <- best_time(fit_once, repeats, min_batch, budget)
+fit <- timing$value
 
 cat(toJSON(list(
-  ms_per_fit = 1000 * best,
-  calls = calls,
-  single = single,
+  ms_per_fit = 1000 * timing$seconds,
+  calls = timing$calls,
+  single = timing$single,
   tau2 = fit$tau2,
   beta = I(as.numeric(coef(fit))),
   R = paste(R.version$major, R.version$minor, sep = "."),
