@@ -525,7 +525,7 @@ class TrimAndFillResult:
         Its standard error.
     side : {"left", "right"}
         Side of the funnel plot on which studies were imputed.
-    estimator : {"L0", "R0"}
+    estimator : {"L0", "R0", "Q0"}
     filled : DataFrame
         The imputed studies: columns ``y`` and ``sample_var`` (``k0`` rows).
     model : RandomEffectsMeta
@@ -607,7 +607,10 @@ def trim_and_fill(
     y : array-like of shape (n_studies,)
     sample_var : array-like of shape (n_studies,)
         Sampling variances (> 0).
-    estimator : {"L0", "R0"}, default="L0"
+    estimator : {"L0", "R0", "Q0"}, default="L0"
+        Estimator of the number of missing studies (Duval & Tweedie, 2000a).
+        ``Q0`` is undefined (an error) when the positive signed ranks sum to
+        more than :math:`(2k^2 + 1/4)/4`.
     side : {"left", "right"}, default=None
         Side on which to impute studies; chosen from the data when None.
     method : str, default="reml"
@@ -639,7 +642,7 @@ def trim_and_fill(
     >>> result.k0, result.side, round(result.model.intercept_, 4)
     (7, 'left', 0.1586)
     """
-    _check_choice(estimator, "estimator", ("L0", "R0"))
+    _check_choice(estimator, "estimator", ("L0", "R0", "Q0"))
     _check_choice(side, "side", (None, "left", "right"))
     _check_choice(method, "method", _METHODS)
     if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):

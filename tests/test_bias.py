@@ -39,6 +39,7 @@ import pytest
 from scipy import special, stats
 
 from skmeta import RandomEffectsMeta
+from skmeta._engine._bias import trim_and_fill as engine_trim_and_fill
 from skmeta.bias import (
     fail_safe_n,
     rank_correlation_test,
@@ -371,6 +372,49 @@ def test_trim_and_fill_matches_metafor(case):
     np.testing.assert_allclose(refit.tau2_, ref["tau2"], rtol=RTOL, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "case",
+    REF["trimfill_errors"],
+    ids=[
+        _case_id(c, ["dataset", "method", "estimator", "side_arg"])
+        for c in REF["trimfill_errors"]
+    ],
+)
+def test_trim_and_fill_q0_outside_its_domain_is_an_error(case):
+    # metafor's trimfill() stops here with an R error (a NaN in its loop test)
+    y, v, _, _ = _data(case["dataset"])
+    with pytest.raises(ValueError, match="Q0 estimator is undefined"):
+        trim_and_fill(
+            y,
+            v,
+            estimator=case["estimator"],
+            side=case["side_arg"],
+            method=METHOD[case["method"]],
+        )
+
+
+def test_trim_and_fill_q0_standard_error_by_hand():
+    # delta method: SE(Q0) = 2 sqrt(Var S_r) / sqrt(2k^2 - 4 S_r + 1/4), with
+    # S_r recovered from the unrounded Q0 of the last pass
+    y, v, _, _ = _data("bangertdrowns2004")
+    res = engine_trim_and_fill(
+        y, v, side="left", method="fe", estimator="Q0", max_iter=100
+    )
+    k, k0 = len(y), res.k0_raw
+    assert res.k0 == round(k0) > 0
+    root = k - 0.5 - k0
+    var_s = (
+        k * (k + 1) * (2 * k + 1)
+        + 10 * k0**3
+        + 27 * k0**2
+        + 17 * k0
+        - 18 * k * k0**2
+        - 18 * k * k0
+        + 6 * k**2 * k0
+    ) / 24
+    assert res.k0_se == pytest.approx(2 * np.sqrt(var_s) / root, rel=1e-12)
+
+
 def test_trim_and_fill_worked_example():
     data = load_writing_to_learn()
     res = trim_and_fill(data["yi"], data["vi"])
@@ -391,7 +435,7 @@ def test_trim_and_fill_worked_example():
 
 
 def _trim_fill_by_hand(y, v, estimator):
-    """Equal-effects L0/R0 trim and fill on the left, written out plainly."""
+    """Equal-effects L0/R0/Q0 trim and fill on the left, written out plainly."""
     order = np.argsort(y, kind="stable")
     y, v = y[order], v[order]
     k = len(y)
@@ -405,6 +449,8 @@ def _trim_fill_by_hand(y, v, estimator):
         signed = np.sign(dev) * ranks
         if estimator == "L0":
             new = (4 * signed[signed > 0].sum() - k * (k + 1)) / (2 * k - 1)
+        elif estimator == "Q0":
+            new = k - 0.5 - np.sqrt(2 * k**2 - 4 * signed[signed > 0].sum() + 0.25)
         else:
             new = k - (-signed[signed < 0]).max() - 1
         new = max(0, round(new))
@@ -413,7 +459,7 @@ def _trim_fill_by_hand(y, v, estimator):
         k0 = new
 
 
-@pytest.mark.parametrize("estimator", ["L0", "R0"])
+@pytest.mark.parametrize("estimator", ["L0", "R0", "Q0"])
 def test_trim_and_fill_by_hand(estimator):
     y, v, _, _ = _data("bangertdrowns2004")
     k0, filled, filled_v = _trim_fill_by_hand(y, v, estimator)
@@ -560,7 +606,7 @@ def test_trim_and_fill_and_fail_safe_bad_input():
         trim_and_fill(y, np.full_like(v, 0.1))
     assert trim_and_fill(y, np.full_like(v, 0.1), side="left").side == "left"
     with pytest.raises(ValueError, match="estimator must be one of"):
-        trim_and_fill(y, v, estimator="Q0")
+        trim_and_fill(y, v, estimator="Q1")
     with pytest.raises(ValueError, match="side must be one of"):
         trim_and_fill(y, v, side="up")
     with pytest.raises(ValueError, match="max_iter must be a positive integer"):

@@ -132,6 +132,9 @@ def kendall_test(x, y):
 
 def _mean_estimate(y, v, method):
     """Intercept-only random-effects estimate with ``method``."""
+    if y.shape[0] == 1:
+        # whatever tau^2 is, the weighted mean of one study is its value
+        return float(y[0])
     ones = np.ones((y.shape[0], 1))
     tau2 = estimate_tau2(ones, y, v, method).tau2
     return float(weighted_fit(ones, y, 1.0 / (v + tau2)).beta[0])
@@ -160,21 +163,45 @@ class TrimFill(NamedTuple):
     n_iter: int
 
 
+def _rank_sum_variance(k, k0):
+    """Variance of the positive rank sum with ``k0`` suppressed studies."""
+    return (
+        k * (k + 1) * (2 * k + 1)
+        + 10 * k0**3
+        + 27 * k0**2
+        + 17 * k0
+        - 18 * k * k0**2
+        - 18 * k * k0
+        + 6 * k**2 * k0
+    ) / 24.0
+
+
 def _k0_estimate(signed_ranks, k, estimator):
-    """One pass of the L0 or R0 estimator: ``(k0, se)``, before rounding."""
-    if estimator == "L0":
+    r"""One pass of the L0, R0 or Q0 estimator: ``(k0, se)``, before rounding.
+
+    The standard errors of L0 and Q0 are the delta-method ones from the
+    variance of the positive rank sum :math:`S_r`: :math:`dL_0/dS_r = 4/(2k-1)`
+    and :math:`dQ_0/dS_r = 2/\sqrt{2k^2 - 4S_r + 1/4}`.
+    """
+    if estimator in ("L0", "Q0"):
         s_rank = float(signed_ranks[signed_ranks > 0].sum())
-        k0 = (4.0 * s_rank - k * (k + 1)) / (2 * k - 1)
-        var_s = (
-            k * (k + 1) * (2 * k + 1)
-            + 10 * k0**3
-            + 27 * k0**2
-            + 17 * k0
-            - 18 * k * k0**2
-            - 18 * k * k0
-            + 6 * k**2 * k0
-        ) / 24.0
-        se = 4.0 * math.sqrt(max(var_s, 0.0)) / (2 * k - 1)
+        if estimator == "L0":
+            k0 = (4.0 * s_rank - k * (k + 1)) / (2 * k - 1)
+            slope = 4.0 / (2 * k - 1)
+        else:
+            discriminant = 2.0 * k**2 - 4.0 * s_rank + 0.25
+            if discriminant <= 0.0:
+                raise ValueError(
+                    "The Q0 estimator is undefined for these data: the positive "
+                    f"ranks sum to {s_rank:g}, beyond the largest value "
+                    f"(2k^2 + 1/4)/4 = {(2.0 * k**2 + 0.25) / 4.0:g} for which "
+                    "k - 1/2 - sqrt(2k^2 - 4 S_r + 1/4) is real; use "
+                    "estimator='L0' or 'R0'."
+                )
+            root = math.sqrt(discriminant)
+            k0 = k - 0.5 - root
+            slope = 2.0 / root
+        se = slope * math.sqrt(max(_rank_sum_variance(k, k0), 0.0))
         return k0, se
     negative = -signed_ranks[signed_ranks < 0]
     # gamma* = length of the rightmost run of positive ranks = k - largest
@@ -193,7 +220,8 @@ def trim_and_fill(y, v, *, side, method, estimator, max_iter):
     to even, at least 0) until it repeats.  :math:`L_0 = (4 S_r - k(k+1))/(2k-1)`
     with :math:`S_r` the sum of the positive ranks, and
     :math:`R_0 = \gamma^* - 1` with :math:`\gamma^*` the length of the rightmost
-    run of positive ranks.  The filled studies mirror the :math:`k_0` most
+    run of positive ranks; :math:`Q_0 = k - 1/2 - \sqrt{2k^2 - 4S_r + 1/4}`.
+    The filled studies mirror the :math:`k_0` most
     extreme ones about the last trimmed estimate.
 
     Raises

@@ -17,6 +17,8 @@
 #   trimfill   list of {dataset, method, estimator, side_arg, k0, se_k0, side, p_k0,
 #                       beta, se, ci_lb, ci_ub, zval, pval, tau2, QE, k,
 #                       filled_yi, filled_vi, center_converged, refit_converged}
+#   trimfill_errors  list of {dataset, method, estimator, side_arg, error}: fits
+#              where trimfill() itself stops (Q0 outside its domain)
 #   fsn        list of {dataset, type, alpha, weighted, target_arg,
 #                       fsnum, pval, meanes, target}
 # Method / test names are metafor's; the tests map them to skmeta's names.
@@ -130,11 +132,22 @@ for (name in names(datasets)) {
 
 # ---------------------------------------------------------------- trimfill
 trimfill_cases <- list()
+trimfill_errors <- list()
 add_trimfill <- function(dataset, method = "REML", estimator = "L0", side = NULL) {
   d <- get_data(dataset)
   res <- fit_rma(d, method)
-  tf <- if (is.null(side)) trimfill(res, estimator = estimator)
-        else trimfill(res, estimator = estimator, side = side)
+  tf <- tryCatch(
+    suppressWarnings(if (is.null(side)) trimfill(res, estimator = estimator)
+                     else trimfill(res, estimator = estimator, side = side)),
+    error = function(e) e)
+  if (inherits(tf, "error")) {
+    # Q0 takes sqrt(2 k^2 - 4 S_r + 1/4), which is negative when nearly every
+    # centred value lies on one side; trimfill() then stops with an R error
+    trimfill_errors[[length(trimfill_errors) + 1]] <<- list(
+      dataset = dataset, method = method, estimator = estimator,
+      side_arg = if (is.null(side)) NULL else side, error = conditionMessage(tf))
+    return(invisible())
+  }
   fill <- if (is.null(tf$fill)) rep(FALSE, tf$k) else tf$fill
   # trimfill() fits the trimmed data with metafor's default controls (its
   # iterations stop at |change in tau^2| < 1e-5); the centre the filled studies
@@ -161,7 +174,7 @@ add_trimfill <- function(dataset, method = "REML", estimator = "L0", side = NULL
   )
 }
 for (name in names(datasets)) {
-  for (estimator in c("L0", "R0")) {
+  for (estimator in c("L0", "R0", "Q0")) {
     for (method in c("REML", "EE")) add_trimfill(name, method, estimator)
   }
 }
@@ -171,6 +184,7 @@ for (side in c("left", "right")) {
   add_trimfill("bangertdrowns2004", side = side)
   add_trimfill("egger2001", side = side)
   add_trimfill("bcg", estimator = "R0", side = side)
+  add_trimfill("egger2001", estimator = "Q0", side = side)
 }
 
 # ---------------------------------------------------------------- fsn
@@ -214,6 +228,7 @@ out <- list(
   regtest = regtest_cases,
   ranktest = ranktest_cases,
   trimfill = trimfill_cases,
+  trimfill_errors = trimfill_errors,
   fsn = fsn_cases
 )
 write_json(out, file.path("tests", "reference", "bias.json"), digits = NA,
