@@ -279,6 +279,40 @@ def test_impute_covariance_formula():
     V = impute_covariance(v, g, 0.3, obs=obs, time=t, phi=0.5, sparse=False)
     assert V[0, 1] == pytest.approx(0.5**2 * np.sqrt(v[0] * v[1]))
     assert V[0, 3] == pytest.approx(0.3 * 0.5**3 * np.sqrt(v[0] * v[3]))
+    # constructs: rho = (within, between)
+    V = impute_covariance(v, g, (0.3, 0.1), construct=[1, 1, 1, 2, 1], sparse=False)
+    assert V[0, 1] == pytest.approx(0.3 * np.sqrt(v[0] * v[1]))
+    assert V[0, 3] == pytest.approx(0.1 * np.sqrt(v[0] * v[3]))
+    # contrasts: arms 1 and 2 against a shared control (group sizes n1, n2, nc)
+    # give r = (1/nc) / sqrt((1/n1 + 1/nc)(1/n2 + 1/nc)); a third contrast of
+    # two other groups is independent of both
+    n = np.array([10.0, 20.0, 30.0])
+    V = impute_covariance(
+        v[:3],
+        [1, 1, 1],
+        condition1=["t1", "t2", "x"],
+        condition2=["c", "c", "y"],
+        weight1=n,
+        weight2=[40.0, 40.0, 50.0],
+        sparse=False,
+    )
+    r = (1 / 40) / np.sqrt((1 / 10 + 1 / 40) * (1 / 20 + 1 / 40))
+    assert V[0, 1] == pytest.approx(r * np.sqrt(v[0] * v[1]), rel=1e-14)
+    assert V[0, 2] == V[1, 2] == 0
+    # a within-subject contrast (time 2 - time 1 and time 3 - time 1 in one group)
+    V = impute_covariance(
+        v[:2],
+        [1, 1],
+        condition1=["a", "a"],
+        condition2=["a", "a"],
+        time=[2.0, 3.0],
+        time2=[1.0, 1.0],
+        phi=0.5,
+        sparse=False,
+    )
+    cov = 0.5 - 0.25 - 0.5 + 1  # C(2,3) - C(2,1) - C(1,3) + C(1,1)
+    r = cov / np.sqrt((2 - 2 * 0.5) * (2 - 2 * 0.25))
+    assert V[0, 1] == pytest.approx(r * np.sqrt(v[0] * v[1]), rel=1e-14)
     # subgroups are independent
     V = impute_covariance(v, g, 0.3, subgroups=[1, 2, 1, 1, 1], sparse=False)
     assert V[0, 1] == 0 and V[0, 3] != 0
@@ -295,6 +329,22 @@ def test_impute_covariance_bad_input_and_warning():
         ({"rho": 0.3, "phi": 0.5}, "phi needs time"),
         ({"obs": [1, 2, 3]}, "obs needs rho"),
         ({"rho": 0.3, "obs": [1, 2]}, "obs"),
+        ({"rho": 0.3, "construct": [1, 1, 2]}, "pair"),
+        ({"rho": (0.3, 1.2), "construct": [1, 1, 2]}, r"rho\[1\]"),
+        ({"construct": [1, 1, 2]}, "pair"),
+        ({"condition1": [1, 2, 1]}, "both condition1 and condition2"),
+        ({"rho": 0.3, "weight1": [1, 2, 3]}, "weight1 needs condition1"),
+        ({"rho": 0.3, "time2": [1, 2, 3]}, "time2 needs condition1"),
+        (
+            {"condition1": [1, 2, 1], "condition2": [3, 3, 3], "time2": [1, 2, 3]},
+            "time2 needs time",
+        ),
+        (
+            {"condition1": [1, 2, 1], "condition2": [3, 3, 3], "weight1": [1, 0, 1]},
+            "weight1 must be positive",
+        ),
+        ({"condition1": [1, 2, 1], "condition2": [3, 3]}, "condition2 must have"),
+        ({"condition1": ["a", "b", "c"], "condition2": ["a", "c", "d"]}, "Row 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             impute_covariance(v, g, **kwargs)

@@ -19,6 +19,7 @@ p-values are compared on the log scale where they are tiny.
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -360,3 +361,78 @@ def test_rho_equals_an_imputed_sample_cov_on_the_reference_data():
     assert a.loglik_ == pytest.approx(b.loglik_, rel=1e-12)
     np.testing.assert_allclose(a.cov_params_, b.cov_params_, rtol=1e-9)
     np.testing.assert_allclose(a.robust_dof_, b.robust_dof_, rtol=1e-9)
+
+
+# ------------------------------------------------------ vcalc
+def _vcalc_dense(case, k):
+    dense = np.zeros((k, k))
+    dense[case["i"], case["j"]] = case["value"]
+    return dense
+
+
+def _vcalc_arguments(name):
+    if name.startswith("knapp"):
+        d = pd.DataFrame(REF["data"]["knapp2017"])
+    elif name.startswith("assink"):
+        d = pd.DataFrame(REF["data"]["assink2016"])
+    else:
+        d = pd.DataFrame(REF["contrasts"])
+        if name == "contrasts_between" or name == "contrasts_weighted":
+            d = d[d["study"] != 2].reset_index(drop=True)
+    kwargs = {
+        "knapp_rho06": {"obs": d.get("es"), "rho": 0.6},
+        "assink_ar1": {"time": d.get("esid"), "phi": 0.8},
+        "assink_rho_ar1": {
+            "obs": d.get("es"),
+            "rho": 0.5,
+            "time": d.get("esid"),
+            "phi": 0.8,
+        },
+        "assink_type": {
+            "construct": d.get("deltype"),
+            "obs": d.get("esid"),
+            "rho": (0.7, 0.5),
+        },
+        "contrasts_between": {
+            "condition1": d.get("grp1"),
+            "condition2": d.get("grp2"),
+        },
+        "contrasts_weighted": {
+            "condition1": d.get("grp1"),
+            "condition2": d.get("grp2"),
+            "weight1": d.get("w1"),
+            "weight2": d.get("w2"),
+        },
+        "contrasts_full": {
+            "condition1": d.get("grp1"),
+            "condition2": d.get("grp2"),
+            "weight1": d.get("w1"),
+            "weight2": d.get("w2"),
+            "time": d.get("time1"),
+            "time2": d.get("time2"),
+            "phi": 0.6,
+            "construct": d.get("type"),
+            "obs": d.get("obs"),
+            "rho": (0.7, 0.4),
+        },
+    }[name]
+    return d, kwargs
+
+
+@pytest.mark.parametrize("name", sorted(REF["vcalc"]))
+def test_impute_covariance_matches_vcalc(name):
+    d, kwargs = _vcalc_arguments(name)
+    k = len(d)
+    expected = _vcalc_dense(REF["vcalc"][name], k) + np.diag(d["vi"].to_numpy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        V = impute_covariance(d["vi"], d["study"], sparse=False, **kwargs)
+    np.testing.assert_allclose(V, expected, rtol=1e-13, atol=1e-16)
+    # metafor's checkpd flags the same blocks: without time points, contrast
+    # studies 1 (C - B is the difference of the other two contrasts) and 3 (the
+    # same two contrasts twice) are singular
+    messages = [str(w.message) for w in caught]
+    if name in ("contrasts_between", "contrasts_weighted"):
+        assert len(messages) == 1 and "within 2 cluster(s)" in messages[0]
+    else:
+        assert messages == []

@@ -38,7 +38,9 @@ import numpy as np
 __all__ = [
     "BlockCovariance",
     "ClusterBlocks",
+    "Contrasts",
     "cluster_blocks",
+    "contrast_correlation",
     "correlation_covariance",
     "matrix_covariance",
     "nonpositive_clusters",
@@ -123,14 +125,107 @@ def _within_cluster_pairs(clusters):
     return order[rep[keep]], order[partner[keep]]
 
 
-def correlation_covariance(v, clusters, rho=None, *, obs=None, time=None, phi=None):
-    """Sampling covariance from a constant correlation and an AR(1) time factor.
+class Contrasts(NamedTuple):
+    """Effect sizes that contrast two conditions (groups at time points).
+
+    Row i estimates :math:`\\mu(g_{1i}, t_{1i}) - \\mu(g_{2i}, t_{2i})` from
+    condition means with inverse-variance weights :math:`w_{1i}, w_{2i}` (group
+    sizes). All arrays have shape (k,); the condition codes are integers shared by
+    ``condition1`` and ``condition2`` (equal codes in a cluster: the same group).
+    """
+
+    condition1: np.ndarray
+    condition2: np.ndarray
+    time1: np.ndarray
+    time2: np.ndarray
+    weight1: np.ndarray
+    weight2: np.ndarray
+
+
+def _condition_covariance(g_a, t_a, w_a, g_b, t_b, w_b, phi):
+    """Covariance of two condition means (unit-free, per row pair).
+
+    The same group at two time points correlates with :math:`\\varphi^{|t_a -
+    t_b|}`; different groups are independent; the variances are :math:`1/w`.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        lag = np.power(phi, np.abs(t_a - t_b))
+    return np.where(g_a == g_b, lag, 0.0) / np.sqrt(w_a * w_b)
+
+
+def contrast_correlation(i, j, contrasts, phi):
+    r"""Correlation of contrast effect sizes that share conditions.
+
+    With :math:`C(a, b)` the covariance of two condition means
+    (:func:`_condition_covariance`), rows i and j have
+
+    .. math::
+
+        r_{ij} = \frac{C(1_i, 1_j) - C(1_i, 2_j) - C(2_i, 1_j) + C(2_i, 2_j)}
+        {s_i s_j},\qquad s_i^2 = 1/w_{1i} + 1/w_{2i} - 2C(1_i, 2_i):
+
+    a treatment and a control arm each contrasted with one shared control give
+    :math:`r = 1/2` with equal group sizes (Gleser & Olkin, 2009), and a
+    within-subject contrast of time points uses the autocorrelation.
+
+    Raises
+    ------
+    ValueError
+        If a row contrasts a condition with itself (the same group at the same
+        time, or at two times with :math:`\varphi = 1`), whose contrast has no
+        variance.
+    """
+    c = contrasts
+    self_cov = _condition_covariance(
+        c.condition1, c.time1, c.weight1, c.condition2, c.time2, c.weight2, phi
+    )
+    scale_sq = 1.0 / c.weight1 + 1.0 / c.weight2 - 2.0 * self_cov
+    degenerate = np.flatnonzero(scale_sq <= 0)
+    if degenerate.size:
+        raise ValueError(
+            f"Row {degenerate[0]} contrasts a condition with itself (the same "
+            "group at the same time, or at two times with phi = 1): its contrast "
+            "has no sampling variance."
+        )
+    scale = np.sqrt(scale_sq)
+
+    sides = {
+        1: (c.condition1, c.time1, c.weight1),
+        2: (c.condition2, c.time2, c.weight2),
+    }
+
+    def cov(side_i, side_j):
+        (g_i, t_i, w_i), (g_j, t_j, w_j) = sides[side_i], sides[side_j]
+        return _condition_covariance(
+            g_i[i], t_i[i], w_i[i], g_j[j], t_j[j], w_j[j], phi
+        )
+
+    numerator = cov(1, 1) - cov(1, 2) - cov(2, 1) + cov(2, 2)
+    return numerator / (scale[i] * scale[j])
+
+
+def correlation_covariance(
+    v,
+    clusters,
+    rho=None,
+    *,
+    obs=None,
+    time=None,
+    phi=None,
+    construct=None,
+    rho_between=None,
+    contrasts=None,
+):
+    """Sampling covariance from construct correlations, time and shared conditions.
 
     For rows i != j of the same cluster,
     :math:`V_{ij} = r_{ij}\\sqrt{v_i v_j}` with :math:`r_{ij} = \\rho_{ij}
-    \\varphi^{|t_i - t_j|}`: :math:`\\rho_{ij} = 1` when ``obs[i] == obs[j]`` (the
-    same measure) or ``rho`` is None, else ``rho``; the time factor is 1 without
-    ``time``.
+    \\, c_{ij}`. The construct factor :math:`\\rho_{ij}` is 1 for the same
+    measure (``obs[i] == obs[j]``) of the same construct or when ``rho`` is None,
+    ``rho`` for different measures of the same construct and ``rho_between`` for
+    different constructs. The design factor :math:`c_{ij}` is
+    :math:`\\varphi^{|t_i - t_j|}` (1 without ``time``) or, for contrasts, the
+    correlation of :func:`contrast_correlation`.
 
     Parameters
     ----------
@@ -139,11 +234,17 @@ def correlation_covariance(v, clusters, rho=None, *, obs=None, time=None, phi=No
     clusters : ndarray of int of shape (k,)
         Cluster code of every row (rows of different clusters are independent).
     rho : float or None
-        Correlation of different measures.
+        Correlation of different measures (of the same construct).
     obs : ndarray of int of shape (k,) or None
         Measure code of every row; None: every row is a different measure.
     time, phi : ndarray of shape (k,) and float, or None
         Time points and the autocorrelation per unit of time.
+    construct : ndarray of int of shape (k,) or None
+        Construct code of every row; None: one construct.
+    rho_between : float or None
+        Correlation of measures of different constructs (with ``construct``).
+    contrasts : Contrasts or None
+        Conditions compared by each row (their times replace ``time``).
 
     Returns
     -------
@@ -154,7 +255,11 @@ def correlation_covariance(v, clusters, rho=None, *, obs=None, time=None, phi=No
     if rho is not None:
         different = np.ones(i.size, dtype=bool) if obs is None else obs[i] != obs[j]
         r = np.where(different, rho, 1.0)
-    if time is not None:
+    if construct is not None:
+        r = np.where(construct[i] == construct[j], r, rho_between)
+    if contrasts is not None:
+        r = r * contrast_correlation(i, j, contrasts, 1.0 if phi is None else phi)
+    elif time is not None:
         with np.errstate(over="ignore", under="ignore"):
             r = r * np.power(float(phi), np.abs(time[i] - time[j]))
     values = r * np.sqrt(v[i] * v[j])

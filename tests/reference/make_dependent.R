@@ -137,6 +137,25 @@ for (dname in names(datasets)) {
   }
 }
 
+# A design with contrasts: study 1 has two arms against a shared control plus
+# their difference, study 2 a within-subject design (time points 2 and 3 against
+# 1 in one group), study 3 two arms against a control at two time points and two
+# constructs, study 4 a single contrast.
+contrasts <- data.frame(
+  study = c(1, 1, 1, 2, 2, 3, 3, 3, 3, 4),
+  vi = c(0.04, 0.05, 0.06, 0.02, 0.03, 0.05, 0.07, 0.04, 0.08, 0.1),
+  grp1 = c("B", "C", "C", "A", "A", "T1", "T2", "T1", "T2", "X"),
+  grp2 = c("A", "A", "B", "A", "A", "C", "C", "C", "C", "Y"),
+  w1 = c(30, 25, 25, 40, 40, 20, 22, 20, 22, 50),
+  w2 = c(40, 40, 30, 40, 40, 35, 35, 35, 35, 45),
+  time1 = c(0, 0, 0, 2, 3, 1, 1, 2, 2, 0),
+  time2 = c(0, 0, 0, 1, 1, 1, 1, 2, 2, 0),
+  type = c(1, 1, 1, 1, 1, 1, 1, 2, 2, 1),
+  obs = seq_len(10),
+  stringsAsFactors = FALSE
+)
+between <- contrasts[contrasts$study != 2, ]
+
 # vcalc itself (0-based row/column indices of the nonzero off-diagonal entries)
 triplets <- function(V) {
   V <- as.matrix(V)
@@ -147,7 +166,19 @@ vcalc_ref <- list(
   knapp_rho06 = triplets(vcalc(vi, cluster = study, obs = es, rho = 0.6, data = knapp)),
   assink_ar1 = triplets(vcalc(vi, cluster = study, time1 = esid, phi = 0.8, data = assink)),
   assink_rho_ar1 = triplets(vcalc(vi, cluster = study, obs = es, rho = 0.5,
-                                  time1 = esid, phi = 0.8, data = assink))
+                                  time1 = esid, phi = 0.8, data = assink)),
+  # constructs: rho = c(within, between), with esid unique within study
+  assink_type = triplets(vcalc(vi, cluster = study, type = deltype, obs = esid,
+                               rho = c(0.7, 0.5), data = assink)),
+  # contrasts sharing conditions (a small made-up design, in "contrasts" below)
+  contrasts_between = triplets(vcalc(vi, cluster = study, grp1 = grp1, grp2 = grp2,
+                                     data = between)),
+  contrasts_weighted = triplets(vcalc(vi, cluster = study, grp1 = grp1, grp2 = grp2,
+                                      w1 = w1, w2 = w2, data = between)),
+  contrasts_full = triplets(vcalc(vi, cluster = study, grp1 = grp1, grp2 = grp2,
+                                  w1 = w1, w2 = w2, time1 = time1, time2 = time2,
+                                  phi = 0.6, type = type, obs = obs,
+                                  rho = c(0.7, 0.4), data = contrasts))
 )
 
 out <- list(
@@ -159,7 +190,8 @@ out <- list(
   data = list(knapp2017 = transform(knapp, fam = as.character(fam)),
               assink2016 = transform(assink, deltype = as.character(deltype))),
   fits = fits,
-  vcalc = vcalc_ref
+  vcalc = vcalc_ref,
+  contrasts = contrasts
 )
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, null = "null", pretty = FALSE),
            file.path("tests", "reference", "dependent.json"))
