@@ -69,6 +69,7 @@ from skmeta._engine._wchisq import (
     Projection,
     projection,
     qf_cdf,
+    qf_cdf_slope,
     qf_pdf,
     qf_ppf,
     qf_prepare,
@@ -112,6 +113,9 @@ _N_GL = 12
 _PANELS_NEAR_ATOM = np.array([0, 0.01, 0.04, 0.1, 0.2, 0.35, 0.55, 0.75, 1.0])
 _PANELS_UNIFORM = np.linspace(0.0, 1.0, 9)
 _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(_N_GL)
+#: Newton steps for tau^2_M before Brent's method takes over: from the observed
+#: estimate Newton converges in a handful (quadratically near the root).
+_NEWTON_TAU2_M_ITER = 12
 
 
 def q_stat(X, y, v, tau2):
@@ -177,10 +181,18 @@ def gmm_form(structure, v, tau2):
 def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     r"""Median-unbiased M-estimate :math:`\tau^2_M` for the GMM estimator.
 
-    Solves :math:`F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) = 1/2` by Brent's
-    method (the left side is non-increasing in :math:`\tau^2`). Returns 0 when
+    Solves :math:`h(\tau^2) = F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) - 1/2
+    = 0` (:math:`h` is non-increasing in :math:`\tau^2`). Returns 0 when
     :math:`\hat\tau^2_{obs} = 0` (infimum of the solution set, the authors'
-    convention) or when the left side is already below 1/2 at 0 (no root).
+    convention) or when :math:`h(0) \le 0` (no root).
+
+    Newton's method from :math:`\hat\tau^2_{obs}` with the exact derivative
+    :math:`\partial F/\partial\tau^2` (:func:`qf_cdf_slope`, the same transform
+    evaluation as the CDF), inside the bracket of the points evaluated so far
+    (:math:`h > 0` on the left, :math:`h < 0` on the right); when a step leaves
+    the bracket, the derivative is not negative or not available, or Newton has
+    not converged in :data:`_NEWTON_TAU2_M_ITER` steps, Brent's method on the
+    bracket (first widened by factors of 4 while :math:`h > 0` at its right end).
 
     Returns
     -------
@@ -198,12 +210,39 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     n = 1
     if h(0.0) <= 0:
         return 0.0, n
-    lo, hi = 0.0, max(tau2_obs, 1e-300)
-    while h(hi) > 0:
+    lo, hi = 0.0, np.inf  # h(lo) > 0 >= h(hi)
+    t = max(tau2_obs, 1e-300)
+    for _ in range(_NEWTON_TAU2_M_ITER):
+        value = qf_cdf_slope(q_obs, gmm_form(structure, v, t), structure.a)
+        if value is None:
+            break
         n += 1
-        lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
-        if not np.isfinite(hi):  # pragma: no cover - defensive
-            raise FloatingPointError("Could not bracket tau2_M.")
+        g, slope = value[0] - 0.5, value[1]
+        if g > 0:
+            lo = t
+        else:
+            hi = t
+        if g == 0:
+            return float(t), n
+        if not slope < 0:
+            break
+        step = g / slope
+        new = t - step
+        if not lo < new < hi:
+            break
+        if abs(step) <= rtol * new:
+            return float(new), n
+        t = new
+    # Brent on the bracket: widen it to the right while h > 0 there
+    if not np.isfinite(hi):
+        hi = 4.0 * lo if lo > 0 else max(tau2_obs, 1e-300)  # h(lo) > 0 is known
+        while True:
+            n += 1
+            if h(hi) <= 0:
+                break
+            lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
+            if not np.isfinite(hi):  # pragma: no cover - defensive
+                raise FloatingPointError("Could not bracket tau2_M.")
     root, info = optimize.brentq(h, lo, hi, xtol=1e-300, rtol=rtol, full_output=True)
     return float(root), n + info.function_calls
 
