@@ -25,6 +25,7 @@ _LABELS = {
 }
 _ALTERNATIVES = ("two-sided", "greater", "less")
 _INTERVAL_COLUMNS = pd.Index(["estimate", "ci_lower", "ci_upper"])
+_TAU2_INDEX = pd.Index(["tau2"], name="parameter")
 #: With zero sampling variances, an OLS residual sum of squares below this
 #: fraction of y'y is an exact fit (rounding), where tau^2 = 0 and the model is
 #: degenerate.
@@ -353,7 +354,7 @@ class RobustMeta(_BaseMeta):
         bounds = self._conf_int_bounds(level, bool(robust))
         return pd.DataFrame(
             np.column_stack([self._fit.beta, bounds]),
-            index=pd.Index(self._term_names, name="term"),
+            index=self._term_index(),
             columns=_INTERVAL_COLUMNS.copy(),
         )
 
@@ -369,6 +370,16 @@ class RobustMeta(_BaseMeta):
             bounds.flags.writeable = False
             self._interval_cache[key] = bounds
         return bounds
+
+    def _term_index(self):
+        """The frames' index of term names, built once per fit (a copy each
+        time: a caller may rename its frame's index)."""
+        index = self._interval_cache.get("terms")
+        if index is None:
+            index = self._interval_cache["terms"] = pd.Index(
+                self._term_names, name="term"
+            )
+        return index.copy()
 
     def _tau2_interval(self, level):
         """``(lower, upper)`` of :meth:`tau2_sampling_interval`, once per fit and
@@ -478,8 +489,8 @@ class RobustMeta(_BaseMeta):
         level = check_confidence_level(confidence_level)
         lo, hi = self._tau2_interval(level)
         return pd.DataFrame(
-            [[self.tau2_, lo, hi]],
-            index=pd.Index(["tau2"], name="parameter"),
+            np.array([[self.tau2_, lo, hi]]),
+            index=_TAU2_INDEX.copy(),
             columns=_INTERVAL_COLUMNS.copy(),
         )
 
@@ -543,7 +554,7 @@ class RobustMeta(_BaseMeta):
         p_value = rob.robust_p_value(fit, 0.0, inference=self.inference, robust=robust)
         return pd.DataFrame(
             np.column_stack([fit.beta, se, stat, p_value, ci]),
-            index=pd.Index(self._term_names, name="term"),
+            index=self._term_index(),
             columns=pd.Index(COLUMNS),
         )
 

@@ -79,8 +79,10 @@ from skmeta._engine._wchisq import (
 
 __all__ = [
     "PAPER_TAU2_GRID",
+    "GMMDistribution",
     "GMMStructure",
     "RobustFit",
+    "gmm_distribution",
     "gmm_form",
     "gmm_mixture",
     "gmm_structure",
@@ -247,7 +249,7 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     return float(root), n + info.function_calls
 
 
-def _continuous_rule(form, shift, scale):
+def _continuous_rule(form, shift, scale, atom=None):
     r"""Rule for :math:`E[g(X)]`, :math:`X = \max\{0, (Q - c)/d\}` (``c, d`` =
     ``shift, scale``).
 
@@ -259,6 +261,8 @@ def _continuous_rule(form, shift, scale):
     density of one chi-square regular), otherwise in :math:`q` over the support
     bounds.
 
+    ``atom``: :math:`F_Q(c)` when already computed (``form`` prepared).
+
     Returns
     -------
     x : ndarray of shape (n,)
@@ -268,7 +272,7 @@ def _continuous_rule(form, shift, scale):
     """
     form = qf_prepare(form)
     lower, upper = qf_support(form)
-    p0 = float(qf_cdf(shift, form))
+    p0 = float(qf_cdf(shift, form)) if atom is None else atom
     if upper <= shift or p0 >= 1.0:
         return np.zeros(1), np.ones(1)
     gx, gw = _GAUSS_LEGENDRE
@@ -289,13 +293,32 @@ def _continuous_rule(form, shift, scale):
     return x, w
 
 
-def gmm_mixture(structure, v, tau2_m):
+class GMMDistribution(NamedTuple):
+    r"""The distribution of :math:`Q_a` at one :math:`\tau^2`, prepared once
+    (:func:`qf_prepare`), and its atom :math:`P(\hat\tau^2 = 0) = F_{Q_a}(c_a)`."""
+
+    form: object
+    atom: float
+
+
+def gmm_distribution(structure, v, tau2):
+    """The :class:`GMMDistribution` at ``tau2`` (shared by the mixture rule and the
+    sampling interval of the same fit)."""
+    form = qf_prepare(gmm_form(structure, v, tau2))
+    return GMMDistribution(form, float(qf_cdf(structure.c_a, form)))
+
+
+def gmm_mixture(structure, v, tau2_m, distribution=None):
     r"""Quadrature rule for :math:`X = \max\{0,(Q_a - c_a)/d_a\}` at
-    :math:`\tau^2_M` (see :func:`_continuous_rule`)."""
-    form = gmm_form(structure, v, tau2_m)
-    if not np.any(form.delta > 0):
+    :math:`\tau^2_M` (see :func:`_continuous_rule`); ``distribution``: its
+    :func:`gmm_distribution` when already computed."""
+    if distribution is None:
+        distribution = gmm_distribution(structure, v, tau2_m)
+    if not np.any(distribution.form.form.delta > 0):
         return np.zeros(1), np.ones(1)
-    return _continuous_rule(form, structure.c_a, structure.d_a)
+    return _continuous_rule(
+        distribution.form, structure.c_a, structure.d_a, distribution.atom
+    )
 
 
 # ---------------------------------------------------------------------------- SJ
@@ -521,6 +544,9 @@ class RobustFit(NamedTuple):
     rule: MixtureRule  # mixture for z
     rule_hksj: MixtureRule  # mixture for HKSJ
     n_iter: int
+    # GMM: the distributions of Q_a at tau2_m and tau2_m_hksj (None for SJ)
+    distribution: GMMDistribution | None = None
+    distribution_hksj: GMMDistribution | None = None
 
     @property
     def dof(self):
@@ -591,13 +617,13 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
 
     def rule(t):
         if method == "sj":
-            x, w = sj_mixture(k - p, t)
-        else:
-            x, w = gmm_mixture(structure, v, t)
-        return _mixture_rule(X, y, v, x, w)
+            return _mixture_rule(X, y, v, *sj_mixture(k - p, t)), None
+        dist = gmm_distribution(structure, v, t)
+        x, w = gmm_mixture(structure, v, t, dist)
+        return _mixture_rule(X, y, v, x, w), dist
 
-    r = rule(tau2_m)
-    r_h = r if tau2_m_h == tau2_m else rule(tau2_m_h)
+    r, dist = rule(tau2_m)
+    r_h, dist_h = (r, dist) if tau2_m_h == tau2_m else rule(tau2_m_h)
     return RobustFit(
         X,
         y,
@@ -615,6 +641,8 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         r,
         r_h,
         n_iter,
+        dist,
+        dist_h,
     )
 
 
@@ -772,11 +800,16 @@ def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
     if fit.method == "sj":
         return tuple(t * _chi2_ppf(ps, fit.dof) / fit.dof)
     structure = fit.structure
-    form = qf_prepare(gmm_form(structure, fit.v, t))
+    if t == fit.tau2_m and fit.distribution is not None:
+        dist = fit.distribution
+    elif t == fit.tau2_m_hksj and fit.distribution_hksj is not None:
+        dist = fit.distribution_hksj
+    else:
+        dist = gmm_distribution(structure, fit.v, t)
     # a quantile at or below the atom P(Q <= c_a) is an estimate of 0: no search
-    positive = ps > qf_cdf(structure.c_a, form)
+    positive = ps > dist.atom
     q = np.full(ps.shape, structure.c_a)
-    q[positive] = qf_ppf(ps[positive], form)
+    q[positive] = qf_ppf(ps[positive], dist.form)
     return tuple(np.maximum(0.0, (q - structure.c_a) / structure.d_a))
 
 
