@@ -432,11 +432,56 @@ def mixture_z_cdf(q, rule, j=0):
 
 
 def mixture_z_ppf(p, rule, j=0):
-    """Root of :math:`G_j(q) = p` for ``p`` in (1/2, 1) (Brent)."""
+    """Root of :math:`G_j(q) = p` for ``p`` in (1/2, 1), bracketed by the per-node
+    quantiles (see :func:`_mixture_root`)."""
     se = rule.se[:, j]
     zp = special.ndtri(p)
-    lo, hi = zp * se.min(), zp * se.max()
-    return _bracketed_root(lambda q: float(mixture_z_cdf(q, rule, j)) - p, lo, hi)
+
+    def cdf(q):
+        return float(mixture_z_cdf(q, rule, j)) - p
+
+    def cdf_pdf(q):
+        z = q / se
+        return float(special.ndtr(z) @ rule.w) - p, float(
+            (np.exp(-0.5 * z * z) / se) @ rule.w
+        ) / np.sqrt(2.0 * np.pi)
+
+    ends = zp * se
+    return _mixture_root(cdf, cdf_pdf, ends @ rule.w, ends.min(), ends.max(), se)
+
+
+#: Newton steps of a mixture quantile before Brent's method takes over (from
+#: the mixture mean of the nodes' quantiles Newton converges in a handful).
+_NEWTON_MIXTURE_ITER = 20
+
+
+def _mixture_root(f, f_and_slope, start, lo, hi, spread):
+    """Root of an increasing mixture CDF minus ``p`` on its bracket [lo, hi] (the
+    smallest and largest of the nodes' quantiles).
+
+    Newton's method from ``start`` with the mixture density; Brent's method on
+    the bracket (:func:`_bracketed_root`) when a step leaves the bracket, the
+    density is not positive, a node has zero spread or Newton has not converged
+    in :data:`_NEWTON_MIXTURE_ITER` steps.  Newton stops at Brent's tolerance
+    (a step below ``1e-13 |x| + 1e-15 max(|lo|, |hi|)``).
+    """
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= 1e-14 * max(scale, 1e-300):
+        return float(hi)
+    if np.all(spread > 0) and lo < start < hi:
+        x = start
+        for _ in range(_NEWTON_MIXTURE_ITER):
+            g, slope = f_and_slope(x)
+            if not slope > 0:
+                break
+            step = g / slope
+            new = x - step
+            if not lo <= new <= hi:
+                break
+            if abs(step) <= 1e-13 * abs(new) + 1e-15 * scale:
+                return float(new)
+            x = new
+    return _bracketed_root(f, lo, hi)
 
 
 def _bracketed_root(f, lo, hi):
@@ -462,11 +507,26 @@ def mixture_hksj_cdf(t, rule, dof, j=0):
 
 
 def mixture_hksj_ppf(p, rule, dof, j=0):
-    """Root of :math:`C_j(t) = p` (Brent), bracketed by the per-node quantiles."""
-    ends = rule.beta[:, j] + special.stdtrit(dof, p) * rule.s_hksj[:, j]
-    return _bracketed_root(
-        lambda t: float(mixture_hksj_cdf(t, rule, dof, j)) - p, ends.min(), ends.max()
+    """Root of :math:`C_j(t) = p`, bracketed by the per-node quantiles (see
+    :func:`_mixture_root`)."""
+    centre, spread = rule.beta[:, j], rule.s_hksj[:, j]
+    # density of t_dof: c (1 + z^2/dof)^(-(dof + 1)/2)
+    log_c = (
+        special.gammaln(0.5 * (dof + 1))
+        - special.gammaln(0.5 * dof)
+        - 0.5 * np.log(dof * np.pi)
     )
+
+    def cdf(t):
+        return float(mixture_hksj_cdf(t, rule, dof, j)) - p
+
+    def cdf_pdf(t):
+        z = (t - centre) / spread
+        density = np.exp(log_c - 0.5 * (dof + 1) * np.log1p(z * z / dof)) / spread
+        return float(special.stdtr(dof, z) @ rule.w) - p, float(density @ rule.w)
+
+    ends = centre + special.stdtrit(dof, p) * spread
+    return _mixture_root(cdf, cdf_pdf, ends @ rule.w, ends.min(), ends.max(), spread)
 
 
 def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
