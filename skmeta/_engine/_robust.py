@@ -331,6 +331,14 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     decreasing; when :math:`Q(0) \le m_{K-p}` the result is 0. With all v = 0,
     :math:`Q(\tau^2) = RSS/\tau^2` and the root is :math:`RSS/m_{K-p}`.
 
+    Newton's method from 0 on :math:`1/Q(\tau^2) - 1/m_{K-p}` (nearly linear:
+    :math:`Q \approx RSS/(\tau^2 + \bar v)`) with the exact derivative
+    :math:`Q'(\tau^2) = -\sum_k w_k^2 r_k^2` (:math:`Q` is the minimum over
+    :math:`\beta` of :math:`\sum_k w_k(\tau^2)(y_k - x_k^\top\beta)^2`, so only
+    the weights move), inside the bracket :math:`[0, RSS/m_{K-p}]` narrowed by
+    the points evaluated; Brent's method on the bracket when a step leaves it or
+    Newton has not converged in :data:`_NEWTON_TAU2_M_ITER` steps.
+
     Returns
     -------
     tau2_m : float
@@ -343,18 +351,46 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
         return 0.0, 0
     if not np.any(v > 0):
         return rss / m, 0
-    if q_stat(X, y, v, 0.0) <= m:
+    q, slope = _q_and_slope(X, y, v, 0.0)
+    if q <= m:
         return 0.0, 1
-    hi = rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m
+    n = 1
+    lo, hi = 0.0, rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m < Q(lo)
+    t = 0.0
+    for _ in range(_NEWTON_TAU2_M_ITER):
+        if not slope < 0:
+            break
+        step = (1.0 / q - 1.0 / m) / (-slope / (q * q))
+        new = t - step
+        if not lo < new < hi:
+            break
+        if abs(step) <= rtol * new:
+            return float(new), n
+        t = new
+        q, slope = _q_and_slope(X, y, v, t)
+        n += 1
+        if q > m:
+            lo = t
+        elif q < m:
+            hi = t
+        else:
+            return float(t), n
     root, info = optimize.brentq(
         lambda t: q_stat(X, y, v, t) - m,
-        0.0,
+        lo,
         hi,
         xtol=1e-300,
         rtol=rtol,
         full_output=True,
     )
-    return float(root), info.function_calls
+    return float(root), n + info.function_calls
+
+
+def _q_and_slope(X, y, v, tau2):
+    r""":math:`Q(\tau^2)` and its derivative :math:`-\sum_k w_k^2 r_k^2`."""
+    fit = weighted_fit(X, y, 1.0 / (v + tau2))
+    scaled = fit.weights * fit.resid
+    return fit.rss, -float(scaled @ scaled)
 
 
 def sj_form(dof, tau2_m):
