@@ -4,6 +4,8 @@ Hanada & Sugimoto's M-estimator method; the numerics are in
 :mod:`skmeta._engine._robust`.
 """
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -26,6 +28,15 @@ _LABELS = {
 _ALTERNATIVES = ("two-sided", "greater", "less")
 _INTERVAL_COLUMNS = pd.Index(["estimate", "ci_lower", "ci_upper"])
 _TAU2_INDEX = pd.Index(["tau2"], name="parameter")
+
+
+@lru_cache(maxsize=32)
+def _term_index(names):
+    """Index of term names, built once per set of names (pandas infers the
+    string dtype of a list slowly); callers copy it."""
+    return pd.Index(list(names), name="term")
+
+
 #: With zero sampling variances, an OLS residual sum of squares below this
 #: fraction of y'y is an exact fit (rounding), where tau^2 = 0 and the model is
 #: degenerate.
@@ -292,7 +303,7 @@ class RobustMeta(_BaseMeta):
         rule = fit.rule_hksj if knha else fit.rule
         self.tau2_zero_prob_ = float(rule.w[rule.x == 0].sum())
         if np.any(v > 0):
-            self.q_ = rob.q_stat(design, y, v, 0.0)
+            self.q_ = fit.q0
             self.q_pvalue_ = float(special.chdtrc(k - p, self.q_))
         else:
             self.q_ = self.q_pvalue_ = float("nan")
@@ -349,7 +360,7 @@ class RobustMeta(_BaseMeta):
             (``"intercept"``, then the moderators).  The robust Knapp-Hartung
             interval need not be centred on the estimate.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         bounds = self._conf_int_bounds(level, bool(robust))
         return pd.DataFrame(
@@ -372,14 +383,9 @@ class RobustMeta(_BaseMeta):
         return bounds
 
     def _term_index(self):
-        """The frames' index of term names, built once per fit (a copy each
-        time: a caller may rename its frame's index)."""
-        index = self._interval_cache.get("terms")
-        if index is None:
-            index = self._interval_cache["terms"] = pd.Index(
-                self._term_names, name="term"
-            )
-        return index.copy()
+        """The frames' index of term names (a copy: a caller may rename its
+        frame's index)."""
+        return _term_index(tuple(self._term_names)).copy()
 
     def _tau2_interval(self, level):
         """``(lower, upper)`` of :meth:`tau2_sampling_interval`, once per fit and
@@ -417,7 +423,7 @@ class RobustMeta(_BaseMeta):
         -------
         ndarray of shape (n_params,)
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         if alternative not in _ALTERNATIVES:
             raise ValueError(
                 f"alternative must be one of {_ALTERNATIVES}; got {alternative!r}."
@@ -453,7 +459,7 @@ class RobustMeta(_BaseMeta):
             Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper`` (``se``
             is the conventional plug-in standard error).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         design = self._design(self._validate_new_X(X))
         mean, se, ci, pi = rob.robust_prediction(
@@ -485,7 +491,7 @@ class RobustMeta(_BaseMeta):
             the median of that distribution when positive), ``ci_lower`` and
             ``ci_upper`` (its central quantiles).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         lo, hi = self._tau2_interval(level)
         return pd.DataFrame(
@@ -517,7 +523,7 @@ class RobustMeta(_BaseMeta):
         -------
         float
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         if X is None:
             X = np.empty((np.asarray(y).shape[0], 0))
         return self._gaussian_score(X, y, sample_weight, sample_var, self.tau2_)

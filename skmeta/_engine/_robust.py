@@ -324,7 +324,7 @@ def gmm_mixture(structure, v, tau2_m, distribution=None):
 # ---------------------------------------------------------------------------- SJ
 
 
-def sj_tau2_m(X, y, v, *, rtol=1e-12):
+def sj_tau2_m(X, y, v, *, rtol=1e-12, fit0=None):
     r"""M-estimate for SJ: the positive root of :math:`Q(\tau^2) = m_{K-p}`.
 
     :math:`m_{K-p}` is the median of :math:`\chi^2_{K-p}`. :math:`Q` is strictly
@@ -339,6 +339,9 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     the points evaluated; Brent's method on the bracket when a step leaves it or
     Newton has not converged in :data:`_NEWTON_TAU2_M_ITER` steps.
 
+    ``fit0``: ``weighted_fit(X, y, 1 / v)`` (the fit at :math:`\tau^2 = 0`) when
+    already computed.
+
     Returns
     -------
     tau2_m : float
@@ -351,7 +354,7 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
         return 0.0, 0
     if not np.any(v > 0):
         return rss / m, 0
-    q, slope = _q_and_slope(X, y, v, 0.0)
+    q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / v) if fit0 is None else fit0)
     if q <= m:
         return 0.0, 1
     n = 1
@@ -367,7 +370,7 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
         if abs(step) <= rtol * new:
             return float(new), n
         t = new
-        q, slope = _q_and_slope(X, y, v, t)
+        q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / (v + t)))
         n += 1
         if q > m:
             lo = t
@@ -386,9 +389,9 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     return float(root), n + info.function_calls
 
 
-def _q_and_slope(X, y, v, tau2):
-    r""":math:`Q(\tau^2)` and its derivative :math:`-\sum_k w_k^2 r_k^2`."""
-    fit = weighted_fit(X, y, 1.0 / (v + tau2))
+def _q_and_slope(fit):
+    r""":math:`Q(\tau^2)` and its derivative :math:`-\sum_k w_k^2 r_k^2` from the
+    weighted fit at :math:`\tau^2`."""
     scaled = fit.weights * fit.resid
     return fit.rss, -float(scaled @ scaled)
 
@@ -634,6 +637,7 @@ class RobustFit(NamedTuple):
     se_hksj: np.ndarray  # (p,) Knapp-Hartung standard errors at tau2
     cov: np.ndarray  # (p, p) plug-in covariance (X'WX)^{-1}
     q_e: float  # residual Q at tau2
+    q0: float  # Q(0), weights 1/v (nan when all v are 0)
     tau2: float  # plug-in tau^2
     tau2_m: float  # M-estimate feeding the z mixture
     tau2_m_hksj: float  # M-estimate feeding the HKSJ mixture
@@ -687,6 +691,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
     k, p = X.shape
     if k <= p:
         raise ValueError(f"More studies than coefficients are needed; got K={k}.")
+    fit0 = weighted_fit(X, y, 1.0 / v) if np.any(v > 0) else None
     structure = None
     a = None
     if method != "sj":
@@ -698,7 +703,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         structure = gmm_structure(X, v, a)
     tau2 = _moment_tau2(X, y, v, method, a)
     if method == "sj":
-        tau2_m, n_iter = sj_tau2_m(X, y, v)
+        tau2_m, n_iter = sj_tau2_m(X, y, v, fit0=fit0)
         tau2_m_h = tau2_m
         if paper_compat:
             tau2_m = tau2_m_h = paper_grid_tau2_m(X, y, v, "sj")
@@ -731,6 +736,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         se_h,
         plug.cov,
         float(plug.rss),
+        float("nan") if fit0 is None else fit0.rss,
         float(tau2),
         float(tau2_m),
         float(tau2_m_h),
