@@ -276,6 +276,8 @@ class RobustMeta(_BaseMeta):
                 "The model has no coefficients: with fit_intercept=False, X needs at "
                 "least one column."
             )
+        if v.min() > 0:  # all positive: the usual case, nothing else to check
+            return
         if np.any(v > 0) and np.any(v == 0):
             raise ValueError(
                 "sample_var must be all > 0 (or all 0, i.e. None): "

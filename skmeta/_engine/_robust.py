@@ -349,15 +349,14 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12, fit0=None):
     """
     k, p = X.shape
     m = float(_chi2_ppf(0.5, k - p))
-    rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
-    if rss <= 0:
-        return 0.0, 0
     if not np.any(v > 0):
-        return rss / m, 0
+        rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
+        return (rss / m if rss > 0 else 0.0), 0
     q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / v) if fit0 is None else fit0)
-    if q <= m:
+    if q <= m:  # (also when y is fitted exactly: Q = 0 for all tau^2)
         return 0.0, 1
     n = 1
+    rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS, > 0 as Q(0) > 0
     lo, hi = 0.0, rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m < Q(lo)
     t = 0.0
     for _ in range(_NEWTON_TAU2_M_ITER):
@@ -430,7 +429,7 @@ def _mixture_rule(X, y, v, x, w):
     # renormalise the quadrature error (< 1e-10) away: a proper mixture CDF
     x, w = x[keep], w[keep] / w[keep].sum()
     beta, cov, q = _node_fits(X, y, v, x)
-    se = np.sqrt(np.einsum("nii->ni", cov))
+    se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     k, p = X.shape
     s = se * np.sqrt(q / (k - p))[:, None]
     return MixtureRule(x, w, beta, cov, q, se, s)
