@@ -263,6 +263,7 @@ class RobustMeta(_BaseMeta):
             method=self.method,
             weights=self._resolve_weights(v, design.shape[0]),
             paper_compat=self.paper_compat,
+            inference=self.inference,
         )
         self._store(fit, design, y, v)
         return self

@@ -567,7 +567,7 @@ def mixture_hksj_ppf(p, rule, dof, j=0):
     return _mixture_root(cdf, cdf_pdf, ends @ rule.w, ends.min(), ends.max(), spread)
 
 
-def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
+def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None, tau2_m=None):
     r"""The authors' grid convention for :math:`\tau^2_M` (``paper_compat``).
 
     The grid point of ``PAPER_TAU2_GRID`` (0.001, 0.1, ..., 30, data units)
@@ -578,6 +578,9 @@ def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
     :math:`R = \tau^2 m_{K-p}/(K-p)`; for GMM (``structure``) :math:`\hat\tau^2` is
     the observed estimate and :math:`R(\tau^2) = \max\{0, (F^{-1}_{Q_a}(1/2 \mid
     \tau^2) - c_a)/d_a\}`. Ties go to the smallest grid point.
+
+    ``tau2_m``: the exact GMM root (:func:`gmm_tau2_m`), when known, from which
+    the grid crossing is looked up directly and confirmed (see below).
     """
     grid = PAPER_TAU2_GRID
     k, p = X.shape
@@ -605,17 +608,30 @@ def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
 
     # R is non-decreasing: the minimiser of |R - tau2_obs| neighbours the crossing,
     # located by bisection on the CDF; only the two neighbours need R itself.
-    lo, hi = 0, grid.size - 1
-    if not below(grid[lo]):
-        return float(grid[lo])
-    if below(grid[hi]):
-        return float(grid[hi])
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if below(grid[mid]):
-            lo = mid
-        else:
-            hi = mid
+    # ``below`` is monotone in t (F(q | t) is non-increasing in t), so a pair of
+    # neighbours with below = True, False is the one crossing the bisection
+    # finds; the exact root tau2_m (where F = 1/2) lies between them, so that
+    # pair is tried first and, when both evaluations confirm it, the bisection
+    # (and its end checks) are skipped.
+    crossing = None
+    if tau2_m is not None and tau2_obs > 0 and grid[0] < tau2_m <= grid[-1]:
+        hi = int(np.searchsorted(grid, tau2_m))  # grid[hi - 1] < tau2_m <= grid[hi]
+        if below(grid[hi - 1]) and not below(grid[hi]):
+            crossing = hi - 1, hi
+    if crossing is None:
+        lo, hi = 0, grid.size - 1
+        if not below(grid[lo]):
+            return float(grid[lo])
+        if below(grid[hi]):
+            return float(grid[hi])
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if below(grid[mid]):
+                lo = mid
+            else:
+                hi = mid
+        crossing = lo, hi
+    lo, hi = crossing
     d_lo, d_hi = abs(r(grid[lo]) - tau2_obs), abs(r(grid[hi]) - tau2_obs)
     return float(grid[lo] if d_lo <= d_hi else grid[hi])
 
@@ -640,8 +656,8 @@ class RobustFit(NamedTuple):
     tau2: float  # plug-in tau^2
     tau2_m: float  # M-estimate feeding the z mixture
     tau2_m_hksj: float  # M-estimate feeding the HKSJ mixture
-    rule: MixtureRule  # mixture for z
-    rule_hksj: MixtureRule  # mixture for HKSJ
+    rule: MixtureRule | None  # mixture for z (None: not requested)
+    rule_hksj: MixtureRule | None  # mixture for HKSJ (None: not requested)
     n_iter: int
     # GMM: the distributions of Q_a at tau2_m and tau2_m_hksj (None for SJ)
     distribution: GMMDistribution | None = None
@@ -661,7 +677,9 @@ def _moment_tau2(X, y, v, method, a):
     return uni.tau2_genq(X, y, v, a)
 
 
-def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
+def robust_fit(
+    X, y, v, *, method="dl", weights=None, paper_compat=False, inference=None
+):
     """Fit the plug-in estimates, :math:`\\tau^2_M` and the mixture rules.
 
     Parameters
@@ -679,6 +697,9 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         variants),
         see :func:`paper_grid_tau2_m`; the z-variant of the GMM keeps the exact root
         as the authors' code does.
+    inference : {"z", "knapp-hartung"}, optional
+        Build only this inference's mixture rule when the two differ
+        (``paper_compat``; the other one is then None); both by default.
 
     Returns
     -------
@@ -710,7 +731,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         tau2_m, n_iter = gmm_tau2_m(tau2, structure, v)
         tau2_m_h = tau2_m
         if paper_compat:
-            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", structure, tau2)
+            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", structure, tau2, tau2_m)
     plug = weighted_fit(X, y, 1.0 / (v + tau2))
     se = np.sqrt(np.diag(plug.cov))
     se_h = se * np.sqrt(plug.rss / (k - p))
@@ -722,8 +743,12 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         x, w = gmm_mixture(structure, v, t, dist)
         return _mixture_rule(X, y, v, x, w), dist
 
-    r, dist = rule(tau2_m)
-    r_h, dist_h = (r, dist) if tau2_m_h == tau2_m else rule(tau2_m_h)
+    if tau2_m_h == tau2_m:
+        r, dist = rule(tau2_m)
+        r_h, dist_h = r, dist
+    else:
+        r, dist = (None, None) if inference == "knapp-hartung" else rule(tau2_m)
+        r_h, dist_h = (None, None) if inference == "z" else rule(tau2_m_h)
     return RobustFit(
         X,
         y,
@@ -745,6 +770,17 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         dist,
         dist_h,
     )
+
+
+def _rule(fit, inference):
+    """The fit's mixture rule for ``inference`` (an error when it was not built)."""
+    rule = fit.rule_hksj if inference == "knapp-hartung" else fit.rule
+    if rule is None:
+        raise ValueError(
+            f"The fit has no mixture rule for inference={inference!r}: it was "
+            "fitted for the other inference; refit with this one."
+        )
+    return rule
 
 
 def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
@@ -770,12 +806,12 @@ def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
                 h = special.stdtrit(fit.dof, prob) * fit.se_hksj[j]
             out[j] = fit.beta[j] - h, fit.beta[j] + h
         elif inference == "z":
-            h = mixture_z_ppf(prob, fit.rule, j)
+            h = mixture_z_ppf(prob, _rule(fit, inference), j)
             out[j] = fit.beta[j] - h, fit.beta[j] + h
         else:
             out[j] = (
-                mixture_hksj_ppf(1 - prob, fit.rule_hksj, fit.dof, j),
-                mixture_hksj_ppf(prob, fit.rule_hksj, fit.dof, j),
+                mixture_hksj_ppf(1 - prob, _rule(fit, inference), fit.dof, j),
+                mixture_hksj_ppf(prob, _rule(fit, inference), fit.dof, j),
             )
     return out
 
@@ -803,7 +839,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
         shape (m, 2).
     """
     knha = inference == "knapp-hartung"
-    rule = fit.rule_hksj if knha else fit.rule
+    rule = _rule(fit, inference)
     prob = 0.5 + 0.5 * confidence_level
     mean = X_new @ fit.beta
     se = np.sqrt(np.einsum("mi,ij,mj->m", X_new, fit.cov, X_new))
@@ -848,7 +884,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
 def _sided(c, alternative):
     """p-value from :math:`c = P(\\text{statistic} \\le \\text{observed})`."""
     if alternative == "two-sided":
-        return np.clip(2.0 * np.minimum(c, 1.0 - c), 0.0, 1.0)
+        return np.minimum(np.maximum(2.0 * np.minimum(c, 1.0 - c), 0.0), 1.0)
     if alternative == "greater":
         return 1.0 - c
     if alternative == "less":
@@ -874,21 +910,23 @@ def robust_p_value(
     ndarray of shape (p,)
     """
     n_coef = fit.beta.shape[0]
-    theta0 = np.broadcast_to(np.asarray(theta0, dtype=float), (n_coef,))
+    theta0 = np.zeros(n_coef) + np.asarray(theta0, dtype=float)  # (p,), a copy
     d = fit.beta - theta0
+    if not robust:
+        if inference == "z":
+            return _sided(special.ndtr(d / fit.se), alternative)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = d / fit.se_hksj
+        return _sided(
+            special.stdtr(fit.dof, np.where(np.isnan(t), 0.0, t)), alternative
+        )
+    rule = _rule(fit, inference)
     c = np.empty(n_coef)
     for j in range(n_coef):
         if inference == "z":
-            if robust:
-                c[j] = mixture_z_cdf(d[j], fit.rule, j)
-            else:
-                c[j] = special.ndtr(d[j] / fit.se[j])
-        elif robust:
-            c[j] = 1.0 - mixture_hksj_cdf(theta0[j], fit.rule_hksj, fit.dof, j)
+            c[j] = mixture_z_cdf(d[j], rule, j)
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = d[j] / fit.se_hksj[j]
-            c[j] = special.stdtr(fit.dof, 0.0 if np.isnan(t) else t)
+            c[j] = 1.0 - mixture_hksj_cdf(theta0[j], rule, fit.dof, j)
     return _sided(c, alternative)
 
 
