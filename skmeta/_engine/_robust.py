@@ -118,6 +118,9 @@ _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(_N_GL)
 #: Newton steps for tau^2_M before Brent's method takes over: from the observed
 #: estimate Newton converges in a handful (quadratically near the root).
 _NEWTON_TAU2_M_ITER = 12
+#: Safety factor on the estimated error of the last Newton step (see
+#: :func:`_newton_converged`).
+_NEWTON_SAFETY = 0.01
 
 
 def q_stat(X, y, v, tau2):
@@ -214,6 +217,7 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
         return 0.0, n
     lo, hi = 0.0, np.inf  # h(lo) > 0 >= h(hi)
     t = max(tau2_obs, 1e-300)
+    previous = None  # the previous Newton step
     for _ in range(_NEWTON_TAU2_M_ITER):
         value = qf_cdf_slope(q_obs, gmm_form(structure, v, t), structure.a)
         if value is None:
@@ -232,9 +236,9 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
         new = t - step
         if not lo < new < hi:
             break
-        if abs(step) <= rtol * new:
+        if _newton_converged(step, previous, new, rtol):
             return float(new), n
-        t = new
+        t, previous = new, step
     # Brent on the bracket: widen it to the right while h > 0 there
     if not np.isfinite(hi):
         hi = 4.0 * lo if lo > 0 else max(tau2_obs, 1e-300)  # h(lo) > 0 is known
@@ -247,6 +251,26 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
                 raise FloatingPointError("Could not bracket tau2_M.")
     root, info = optimize.brentq(h, lo, hi, xtol=1e-300, rtol=rtol, full_output=True)
     return float(root), n + info.function_calls
+
+
+def _newton_converged(step, previous, new, rtol):
+    """Whether the Newton iterate ``new`` (reached by ``step`` after ``previous``,
+    None at the first step) is within ``rtol`` of the root, without evaluating
+    there.
+
+    Either the step itself is below ``rtol * new``, or the iterations are in
+    their quadratic regime: the error after a step is about ``C step^2`` with
+    ``C ~ |step| / previous^2`` (the observed contraction), so
+    ``|step|^3 / previous^2`` estimates it; it must be below ``rtol * new`` with a
+    safety factor :data:`_NEWTON_SAFETY` (a slower, e.g. linear, convergence
+    gives a large estimate and more steps).
+    """
+    size = abs(step)
+    if size <= rtol * new:
+        return True
+    if previous is None:
+        return False
+    return size * size * size <= _NEWTON_SAFETY * rtol * new * previous * previous
 
 
 def _continuous_rule(form, shift, scale, atom=None):
@@ -359,6 +383,7 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12, fit0=None):
     rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS, > 0 as Q(0) > 0
     lo, hi = 0.0, rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m < Q(lo)
     t = 0.0
+    previous = None  # the previous Newton step
     for _ in range(_NEWTON_TAU2_M_ITER):
         if not slope < 0:
             break
@@ -366,9 +391,9 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12, fit0=None):
         new = t - step
         if not lo < new < hi:
             break
-        if abs(step) <= rtol * new:
+        if _newton_converged(step, previous, new, rtol):
             return float(new), n
-        t = new
+        t, previous = new, step
         q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / (v + t)))
         n += 1
         if q > m:
