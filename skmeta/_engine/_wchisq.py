@@ -426,7 +426,17 @@ def _log_laplace(form, moments, s):
         part = flat_s[start : start + chunk]
         value, inv_re, inv_im = _log_factors(part, big_delta, real_log)
         gram = None
-        if m == 1:  # one column: the Gram "matrix" is a weighted sum
+        if m == 1 and series is None:  # one column: the Gram "matrix" is a sum
+            b2 = big_basis[:, 0] ** 2
+            gram_re, gram_im = inv_re @ b2, inv_im @ b2
+            if max(np.abs(gram_re).max(), np.abs(gram_im).max()) <= _REAL_LOG_LIMIT:
+                # its principal logarithm in real arithmetic (as _log_factors)
+                mod2 = gram_re * gram_re + gram_im * gram_im
+                value += 0.5 * np.log(mod2) - moments.log_det_gram.sum()
+                value += 1j * np.arctan2(gram_im, gram_re)
+            else:
+                gram = (gram_re + 1j * gram_im)[:, None, None]
+        elif m == 1:
             b2 = big_basis[:, 0] ** 2
             gram = (inv_re @ b2 + 1j * (inv_im @ b2))[:, None, None]
         elif m:
