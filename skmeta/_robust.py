@@ -83,7 +83,8 @@ class RobustMeta(_BaseMeta):
     its M-estimate solves :math:`Q(\tau^2_M) = \mathrm{median}(\chi^2_{K-1})`.
     Everything is deterministic: the weighted :math:`\chi^2` CDF is inverted
     numerically (absolute error < 1e-10), expectations use fixed quadrature rules
-    and roots Brent's method; there is no Monte Carlo.
+    and roots Newton's method with exact derivatives (safeguarded by Brent's
+    method); there is no Monte Carlo.
 
     Parameters
     ----------

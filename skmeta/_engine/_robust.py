@@ -53,7 +53,8 @@ Inference averages over :math:`X \sim F_{\hat\tau^2}(\cdot \mid \tau^2_M)`:
   two-sided p :math:`2\min\{C(\theta_0), 1 - C(\theta_0)\}` (CI inversion).
 
 The expectation is a fixed quadrature rule (atom at 0 plus composite Gauss-Legendre on
-the density of the statistic), built once per fit; roots by Brent's method.
+the density of the statistic), built once per fit; roots by Newton's method with
+exact derivatives, inside brackets, with Brent's method as the fallback.
 Everything is deterministic. The moment estimates themselves are the random-effects
 engine's (:mod:`skmeta._engine._univariate`).
 """
