@@ -4,6 +4,8 @@ Hanada & Sugimoto's M-estimator method; the numerics are in
 :mod:`skmeta._engine._robust`.
 """
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -25,6 +27,16 @@ _LABELS = {
 }
 _ALTERNATIVES = ("two-sided", "greater", "less")
 _INTERVAL_COLUMNS = pd.Index(["estimate", "ci_lower", "ci_upper"])
+_TAU2_INDEX = pd.Index(["tau2"], name="parameter")
+
+
+@lru_cache(maxsize=32)
+def _term_index(names):
+    """Index of term names, built once per set of names (pandas infers the
+    string dtype of a list slowly); callers copy it."""
+    return pd.Index(list(names), name="term")
+
+
 #: With zero sampling variances, an OLS residual sum of squares below this
 #: fraction of y'y is an exact fit (rounding), where tau^2 = 0 and the model is
 #: degenerate.
@@ -71,7 +83,8 @@ class RobustMeta(_BaseMeta):
     its M-estimate solves :math:`Q(\tau^2_M) = \mathrm{median}(\chi^2_{K-1})`.
     Everything is deterministic: the weighted :math:`\chi^2` CDF is inverted
     numerically (absolute error < 1e-10), expectations use fixed quadrature rules
-    and roots Brent's method; there is no Monte Carlo.
+    and roots Newton's method with exact derivatives (safeguarded by Brent's
+    method); there is no Monte Carlo.
 
     Parameters
     ----------
@@ -251,6 +264,7 @@ class RobustMeta(_BaseMeta):
             method=self.method,
             weights=self._resolve_weights(v, design.shape[0]),
             paper_compat=self.paper_compat,
+            inference=self.inference,
         )
         self._store(fit, design, y, v)
         return self
@@ -264,6 +278,8 @@ class RobustMeta(_BaseMeta):
                 "The model has no coefficients: with fit_intercept=False, X needs at "
                 "least one column."
             )
+        if v.min() > 0:  # all positive: the usual case, nothing else to check
+            return
         if np.any(v > 0) and np.any(v == 0):
             raise ValueError(
                 "sample_var must be all > 0 (or all 0, i.e. None): "
@@ -291,7 +307,7 @@ class RobustMeta(_BaseMeta):
         rule = fit.rule_hksj if knha else fit.rule
         self.tau2_zero_prob_ = float(rule.w[rule.x == 0].sum())
         if np.any(v > 0):
-            self.q_ = rob.q_stat(design, y, v, 0.0)
+            self.q_ = fit.q0
             self.q_pvalue_ = float(special.chdtrc(k - p, self.q_))
         else:
             self.q_ = self.q_pvalue_ = float("nan")
@@ -348,12 +364,12 @@ class RobustMeta(_BaseMeta):
             (``"intercept"``, then the moderators).  The robust Knapp-Hartung
             interval need not be centred on the estimate.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         bounds = self._conf_int_bounds(level, bool(robust))
         return pd.DataFrame(
             np.column_stack([self._fit.beta, bounds]),
-            index=pd.Index(self._term_names, name="term"),
+            index=self._term_index(),
             columns=_INTERVAL_COLUMNS.copy(),
         )
 
@@ -369,6 +385,11 @@ class RobustMeta(_BaseMeta):
             bounds.flags.writeable = False
             self._interval_cache[key] = bounds
         return bounds
+
+    def _term_index(self):
+        """The frames' index of term names (a copy: a caller may rename its
+        frame's index)."""
+        return _term_index(tuple(self._term_names)).copy()
 
     def _tau2_interval(self, level):
         """``(lower, upper)`` of :meth:`tau2_sampling_interval`, once per fit and
@@ -406,7 +427,7 @@ class RobustMeta(_BaseMeta):
         -------
         ndarray of shape (n_params,)
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         if alternative not in _ALTERNATIVES:
             raise ValueError(
                 f"alternative must be one of {_ALTERNATIVES}; got {alternative!r}."
@@ -442,7 +463,7 @@ class RobustMeta(_BaseMeta):
             Columns ``mean, se, ci_lower, ci_upper, pi_lower, pi_upper`` (``se``
             is the conventional plug-in standard error).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         design = self._design(self._validate_new_X(X))
         mean, se, ci, pi = rob.robust_prediction(
@@ -474,12 +495,12 @@ class RobustMeta(_BaseMeta):
             the median of that distribution when positive), ``ci_lower`` and
             ``ci_upper`` (its central quantiles).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         level = check_confidence_level(confidence_level)
         lo, hi = self._tau2_interval(level)
         return pd.DataFrame(
-            [[self.tau2_, lo, hi]],
-            index=pd.Index(["tau2"], name="parameter"),
+            np.array([[self.tau2_, lo, hi]]),
+            index=_TAU2_INDEX.copy(),
             columns=_INTERVAL_COLUMNS.copy(),
         )
 
@@ -506,7 +527,7 @@ class RobustMeta(_BaseMeta):
         -------
         float
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "_fit")
         if X is None:
             X = np.empty((np.asarray(y).shape[0], 0))
         return self._gaussian_score(X, y, sample_weight, sample_var, self.tau2_)
@@ -543,7 +564,7 @@ class RobustMeta(_BaseMeta):
         p_value = rob.robust_p_value(fit, 0.0, inference=self.inference, robust=robust)
         return pd.DataFrame(
             np.column_stack([fit.beta, se, stat, p_value, ci]),
-            index=pd.Index(self._term_names, name="term"),
+            index=self._term_index(),
             columns=pd.Index(COLUMNS),
         )
 

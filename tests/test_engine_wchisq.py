@@ -18,6 +18,7 @@ from skmeta._engine._wchisq import (
     clean_weights,
     leverage_complement,
     qf_cdf,
+    qf_cdf_slope,
     qf_moments,
     qf_pdf,
     quadratic_form,
@@ -286,6 +287,49 @@ def test_structured_form_equals_its_eigenvalues(k, p):
     x = np.linspace(q[0], q[-1], 2001)
     cdf_diff = qf_cdf(q[-1], form) - qf_cdf(q[0], form)
     assert integrate.trapezoid(qf_pdf(x, form), x) == pytest.approx(cdf_diff, abs=1e-5)
+
+
+@pytest.mark.parametrize(("l1", "l2"), [(0.3, 1.7), (2.0, 0.05)])
+def test_cdf_slope_matches_hypoexponential_derivative(l1, l2):
+    """d/dl1 of P(l1 chi2_2 + l2 chi2_2 <= q) in closed form: with rates
+    b_i = 1/(2 l_i), F = 1 - sum_i c_i e^{-b_i q}, differentiated exactly."""
+    form = quadratic_form([l1, l1, l2, l2])
+    direction = np.array([1.0, 1.0, 0.0, 0.0])
+    b1, b2 = 1 / (2 * l1), 1 / (2 * l2)
+    db1 = -1 / (2 * l1 * l1)
+    for q in (0.2, 1.0, 4.0, 15.0):
+        cdf, slope = qf_cdf_slope(q, form, direction)
+        assert cdf == qf_cdf(q, form)  # the same evaluation, bit for bit
+        # F = 1 - b2/(b2-b1) e^{-b1 q} - b1/(b1-b2) e^{-b2 q}
+        d_c1 = b2 / (b2 - b1) ** 2 * db1
+        d_c2 = -b2 / (b1 - b2) ** 2 * db1
+        c1 = b2 / (b2 - b1)
+        exact = -(d_c1 - c1 * q * db1) * np.exp(-b1 * q) - d_c2 * np.exp(-b2 * q)
+        assert slope == pytest.approx(exact, rel=1e-9, abs=1e-13)
+
+
+@pytest.mark.parametrize(("k", "p"), [(6, 1), (15, 3)])
+def test_cdf_slope_of_structured_form_is_the_derivative(k, p):
+    """The slope along ``direction`` of a form with a basis is the derivative of
+    the CDF (central differences, error ~1e-9); clamped CDFs have slope 0, and
+    exact chi-square forms give None (their callers use another method)."""
+    rng = np.random.default_rng(k * p)
+    delta = rng.uniform(0.2, 3.0, k)
+    direction = rng.uniform(0.1, 1.0, k)
+    basis = np.column_stack([np.ones(k), rng.normal(size=(k, p - 1))])
+    form = quadratic_form(delta, basis)
+    eps = 1e-5
+    up = quadratic_form(delta + eps * direction, basis)
+    down = quadratic_form(delta - eps * direction, basis)
+    mean = qf_moments(form).mean
+    for q in mean * np.array([0.3, 1.0, 2.5]):
+        cdf, slope = qf_cdf_slope(q, form, direction)
+        assert cdf == qf_cdf(q, form)
+        numeric = (qf_cdf(q, up) - qf_cdf(q, down)) / (2 * eps)
+        assert slope == pytest.approx(float(numeric), abs=1e-7)
+    assert qf_cdf_slope(1e6 * mean, form, direction) == (1.0, 0.0)
+    assert qf_cdf_slope(-1.0, form, direction) == (0.0, 0.0)
+    assert qf_cdf_slope(1.0, quadratic_form(np.ones(k), basis), direction) is None
 
 
 def test_dominant_weight_costs_no_precision():

@@ -288,6 +288,35 @@ def test_tau2_m_solves_the_median_condition():
     assert rob.q_stat(X, y, v, sj_m) == pytest.approx(m, rel=1e-11)
 
 
+@pytest.mark.parametrize("seed", [0, 2, 3, 5])
+def test_newton_roots_agree_with_bracketed_search(seed, monkeypatch):
+    """tau2_M by Newton (exact derivatives) equals Brent's root on a bracket (the
+    fallback, forced here by withholding the derivative) to the root tolerance;
+    the authors' grid point found next to the exact root equals the bisection's.
+    """
+    rng = np.random.default_rng(seed)
+    k = 4 + 3 * seed
+    v = rng.uniform(0.02, 0.5, k)
+    y = rng.normal(size=k) * np.sqrt(v + 1.0)
+    X = np.ones((k, 1))
+    structure = rob.gmm_structure(X, v, 1.0 / v)
+    tau2 = rob._moment_tau2(X, y, v, "dl", 1.0 / v)
+    assert tau2 > 0
+    newton, _ = rob.gmm_tau2_m(tau2, structure, v)
+    grid_hint = rob.paper_grid_tau2_m(X, y, v, "gmm", structure, tau2, newton)
+    grid_bisection = rob.paper_grid_tau2_m(X, y, v, "gmm", structure, tau2)
+    assert grid_hint == grid_bisection
+    sj_newton, _ = rob.sj_tau2_m(X, y, v)
+    m = float(stats.chi2.median(k - 1))
+    sj_brent = optimize.brentq(
+        lambda t: rob.q_stat(X, y, v, t) - m, 0.0, 10.0, xtol=1e-300, rtol=1e-15
+    )
+    assert sj_newton == pytest.approx(sj_brent, rel=1e-12)
+    monkeypatch.setattr(rob, "qf_cdf_slope", lambda *args: None)
+    brent, _ = rob.gmm_tau2_m(tau2, structure, v)
+    assert newton == pytest.approx(brent, rel=2e-12)
+
+
 def _reference_expectation(g, X, v, structure, tau2_m):
     """E[g(X)] by adaptive quadrature on the density of the dense eigenvalues
     (independent of the rule and of the structured form)."""

@@ -53,7 +53,8 @@ Inference averages over :math:`X \sim F_{\hat\tau^2}(\cdot \mid \tau^2_M)`:
   two-sided p :math:`2\min\{C(\theta_0), 1 - C(\theta_0)\}` (CI inversion).
 
 The expectation is a fixed quadrature rule (atom at 0 plus composite Gauss-Legendre on
-the density of the statistic), built once per fit; roots by Brent's method.
+the density of the statistic), built once per fit; roots by Newton's method with
+exact derivatives, inside brackets, with Brent's method as the fallback.
 Everything is deterministic. The moment estimates themselves are the random-effects
 engine's (:mod:`skmeta._engine._univariate`).
 """
@@ -69,6 +70,7 @@ from skmeta._engine._wchisq import (
     Projection,
     projection,
     qf_cdf,
+    qf_cdf_slope,
     qf_pdf,
     qf_ppf,
     qf_prepare,
@@ -78,8 +80,10 @@ from skmeta._engine._wchisq import (
 
 __all__ = [
     "PAPER_TAU2_GRID",
+    "GMMDistribution",
     "GMMStructure",
     "RobustFit",
+    "gmm_distribution",
     "gmm_form",
     "gmm_mixture",
     "gmm_structure",
@@ -112,6 +116,12 @@ _N_GL = 12
 _PANELS_NEAR_ATOM = np.array([0, 0.01, 0.04, 0.1, 0.2, 0.35, 0.55, 0.75, 1.0])
 _PANELS_UNIFORM = np.linspace(0.0, 1.0, 9)
 _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(_N_GL)
+#: Newton steps for tau^2_M before Brent's method takes over: from the observed
+#: estimate Newton converges in a handful (quadratically near the root).
+_NEWTON_TAU2_M_ITER = 12
+#: Safety factor on the estimated error of the last Newton step (see
+#: :func:`_newton_converged`).
+_NEWTON_SAFETY = 0.01
 
 
 def q_stat(X, y, v, tau2):
@@ -177,10 +187,18 @@ def gmm_form(structure, v, tau2):
 def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     r"""Median-unbiased M-estimate :math:`\tau^2_M` for the GMM estimator.
 
-    Solves :math:`F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) = 1/2` by Brent's
-    method (the left side is non-increasing in :math:`\tau^2`). Returns 0 when
+    Solves :math:`h(\tau^2) = F_{Q_a}(c_a + d_a\hat\tau^2_{obs} \mid \tau^2) - 1/2
+    = 0` (:math:`h` is non-increasing in :math:`\tau^2`). Returns 0 when
     :math:`\hat\tau^2_{obs} = 0` (infimum of the solution set, the authors'
-    convention) or when the left side is already below 1/2 at 0 (no root).
+    convention) or when :math:`h(0) \le 0` (no root).
+
+    Newton's method from :math:`\hat\tau^2_{obs}` with the exact derivative
+    :math:`\partial F/\partial\tau^2` (:func:`qf_cdf_slope`, the same transform
+    evaluation as the CDF), inside the bracket of the points evaluated so far
+    (:math:`h > 0` on the left, :math:`h < 0` on the right); when a step leaves
+    the bracket, the derivative is not negative or not available, or Newton has
+    not converged in :data:`_NEWTON_TAU2_M_ITER` steps, Brent's method on the
+    bracket (first widened by factors of 4 while :math:`h > 0` at its right end).
 
     Returns
     -------
@@ -198,17 +216,65 @@ def gmm_tau2_m(tau2_obs, structure, v, *, rtol=1e-12):
     n = 1
     if h(0.0) <= 0:
         return 0.0, n
-    lo, hi = 0.0, max(tau2_obs, 1e-300)
-    while h(hi) > 0:
+    lo, hi = 0.0, np.inf  # h(lo) > 0 >= h(hi)
+    t = max(tau2_obs, 1e-300)
+    previous = None  # the previous Newton step
+    for _ in range(_NEWTON_TAU2_M_ITER):
+        value = qf_cdf_slope(q_obs, gmm_form(structure, v, t), structure.a)
+        if value is None:
+            break
         n += 1
-        lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
-        if not np.isfinite(hi):  # pragma: no cover - defensive
-            raise FloatingPointError("Could not bracket tau2_M.")
+        g, slope = value[0] - 0.5, value[1]
+        if g > 0:
+            lo = t
+        else:
+            hi = t
+        if g == 0:
+            return float(t), n
+        if not slope < 0:
+            break
+        step = g / slope
+        new = t - step
+        if not lo < new < hi:
+            break
+        if _newton_converged(step, previous, new, rtol):
+            return float(new), n
+        t, previous = new, step
+    # Brent on the bracket: widen it to the right while h > 0 there
+    if not np.isfinite(hi):
+        hi = 4.0 * lo if lo > 0 else max(tau2_obs, 1e-300)  # h(lo) > 0 is known
+        while True:
+            n += 1
+            if h(hi) <= 0:
+                break
+            lo, hi = hi, 4.0 * hi  # h(lo) > 0: the narrower bracket
+            if not np.isfinite(hi):  # pragma: no cover - defensive
+                raise FloatingPointError("Could not bracket tau2_M.")
     root, info = optimize.brentq(h, lo, hi, xtol=1e-300, rtol=rtol, full_output=True)
     return float(root), n + info.function_calls
 
 
-def _continuous_rule(form, shift, scale):
+def _newton_converged(step, previous, new, rtol):
+    """Whether the Newton iterate ``new`` (reached by ``step`` after ``previous``,
+    None at the first step) is within ``rtol`` of the root, without evaluating
+    there.
+
+    Either the step itself is below ``rtol * new``, or the iterations are in
+    their quadratic regime: the error after a step is about ``C step^2`` with
+    ``C ~ |step| / previous^2`` (the observed contraction), so
+    ``|step|^3 / previous^2`` estimates it; it must be below ``rtol * new`` with a
+    safety factor :data:`_NEWTON_SAFETY` (a slower, e.g. linear, convergence
+    gives a large estimate and more steps).
+    """
+    size = abs(step)
+    if size <= rtol * new:
+        return True
+    if previous is None:
+        return False
+    return size * size * size <= _NEWTON_SAFETY * rtol * new * previous * previous
+
+
+def _continuous_rule(form, shift, scale, atom=None):
     r"""Rule for :math:`E[g(X)]`, :math:`X = \max\{0, (Q - c)/d\}` (``c, d`` =
     ``shift, scale``).
 
@@ -220,6 +286,8 @@ def _continuous_rule(form, shift, scale):
     density of one chi-square regular), otherwise in :math:`q` over the support
     bounds.
 
+    ``atom``: :math:`F_Q(c)` when already computed (``form`` prepared).
+
     Returns
     -------
     x : ndarray of shape (n,)
@@ -229,7 +297,7 @@ def _continuous_rule(form, shift, scale):
     """
     form = qf_prepare(form)
     lower, upper = qf_support(form)
-    p0 = float(qf_cdf(shift, form))
+    p0 = float(qf_cdf(shift, form)) if atom is None else atom
     if upper <= shift or p0 >= 1.0:
         return np.zeros(1), np.ones(1)
     gx, gw = _GAUSS_LEGENDRE
@@ -250,24 +318,54 @@ def _continuous_rule(form, shift, scale):
     return x, w
 
 
-def gmm_mixture(structure, v, tau2_m):
+class GMMDistribution(NamedTuple):
+    r"""The distribution of :math:`Q_a` at one :math:`\tau^2`, prepared once
+    (:func:`qf_prepare`), and its atom :math:`P(\hat\tau^2 = 0) = F_{Q_a}(c_a)`."""
+
+    form: object
+    atom: float
+
+
+def gmm_distribution(structure, v, tau2):
+    """The :class:`GMMDistribution` at ``tau2`` (shared by the mixture rule and the
+    sampling interval of the same fit)."""
+    form = qf_prepare(gmm_form(structure, v, tau2))
+    return GMMDistribution(form, float(qf_cdf(structure.c_a, form)))
+
+
+def gmm_mixture(structure, v, tau2_m, distribution=None):
     r"""Quadrature rule for :math:`X = \max\{0,(Q_a - c_a)/d_a\}` at
-    :math:`\tau^2_M` (see :func:`_continuous_rule`)."""
-    form = gmm_form(structure, v, tau2_m)
-    if not np.any(form.delta > 0):
+    :math:`\tau^2_M` (see :func:`_continuous_rule`); ``distribution``: its
+    :func:`gmm_distribution` when already computed."""
+    if distribution is None:
+        distribution = gmm_distribution(structure, v, tau2_m)
+    if not np.any(distribution.form.form.delta > 0):
         return np.zeros(1), np.ones(1)
-    return _continuous_rule(form, structure.c_a, structure.d_a)
+    return _continuous_rule(
+        distribution.form, structure.c_a, structure.d_a, distribution.atom
+    )
 
 
 # ---------------------------------------------------------------------------- SJ
 
 
-def sj_tau2_m(X, y, v, *, rtol=1e-12):
+def sj_tau2_m(X, y, v, *, rtol=1e-12, fit0=None):
     r"""M-estimate for SJ: the positive root of :math:`Q(\tau^2) = m_{K-p}`.
 
     :math:`m_{K-p}` is the median of :math:`\chi^2_{K-p}`. :math:`Q` is strictly
     decreasing; when :math:`Q(0) \le m_{K-p}` the result is 0. With all v = 0,
     :math:`Q(\tau^2) = RSS/\tau^2` and the root is :math:`RSS/m_{K-p}`.
+
+    Newton's method from 0 on :math:`1/Q(\tau^2) - 1/m_{K-p}` (nearly linear:
+    :math:`Q \approx RSS/(\tau^2 + \bar v)`) with the exact derivative
+    :math:`Q'(\tau^2) = -\sum_k w_k^2 r_k^2` (:math:`Q` is the minimum over
+    :math:`\beta` of :math:`\sum_k w_k(\tau^2)(y_k - x_k^\top\beta)^2`, so only
+    the weights move), inside the bracket :math:`[0, RSS/m_{K-p}]` narrowed by
+    the points evaluated; Brent's method on the bracket when a step leaves it or
+    Newton has not converged in :data:`_NEWTON_TAU2_M_ITER` steps.
+
+    ``fit0``: ``weighted_fit(X, y, 1 / v)`` (the fit at :math:`\tau^2 = 0`) when
+    already computed.
 
     Returns
     -------
@@ -276,23 +374,51 @@ def sj_tau2_m(X, y, v, *, rtol=1e-12):
     """
     k, p = X.shape
     m = float(_chi2_ppf(0.5, k - p))
-    rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
-    if rss <= 0:
-        return 0.0, 0
     if not np.any(v > 0):
-        return rss / m, 0
-    if q_stat(X, y, v, 0.0) <= m:
+        rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS
+        return (rss / m if rss > 0 else 0.0), 0
+    q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / v) if fit0 is None else fit0)
+    if q <= m:  # (also when y is fitted exactly: Q = 0 for all tau^2)
         return 0.0, 1
-    hi = rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m
+    n = 1
+    rss = weighted_fit(X, y, np.ones(k)).rss  # OLS residual SS, > 0 as Q(0) > 0
+    lo, hi = 0.0, rss / m  # Q(t) <= RSS_OLS / t, so Q(hi) <= m < Q(lo)
+    t = 0.0
+    previous = None  # the previous Newton step
+    for _ in range(_NEWTON_TAU2_M_ITER):
+        if not slope < 0:
+            break
+        step = (1.0 / q - 1.0 / m) / (-slope / (q * q))
+        new = t - step
+        if not lo < new < hi:
+            break
+        if _newton_converged(step, previous, new, rtol):
+            return float(new), n
+        t, previous = new, step
+        q, slope = _q_and_slope(weighted_fit(X, y, 1.0 / (v + t)))
+        n += 1
+        if q > m:
+            lo = t
+        elif q < m:
+            hi = t
+        else:
+            return float(t), n
     root, info = optimize.brentq(
         lambda t: q_stat(X, y, v, t) - m,
-        0.0,
+        lo,
         hi,
         xtol=1e-300,
         rtol=rtol,
         full_output=True,
     )
-    return float(root), info.function_calls
+    return float(root), n + info.function_calls
+
+
+def _q_and_slope(fit):
+    r""":math:`Q(\tau^2)` and its derivative :math:`-\sum_k w_k^2 r_k^2` from the
+    weighted fit at :math:`\tau^2`."""
+    scaled = fit.weights * fit.resid
+    return fit.rss, -float(scaled @ scaled)
 
 
 def sj_form(dof, tau2_m):
@@ -329,7 +455,7 @@ def _mixture_rule(X, y, v, x, w):
     # renormalise the quadrature error (< 1e-10) away: a proper mixture CDF
     x, w = x[keep], w[keep] / w[keep].sum()
     beta, cov, q = _node_fits(X, y, v, x)
-    se = np.sqrt(np.einsum("nii->ni", cov))
+    se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     k, p = X.shape
     s = se * np.sqrt(q / (k - p))[:, None]
     return MixtureRule(x, w, beta, cov, q, se, s)
@@ -370,11 +496,56 @@ def mixture_z_cdf(q, rule, j=0):
 
 
 def mixture_z_ppf(p, rule, j=0):
-    """Root of :math:`G_j(q) = p` for ``p`` in (1/2, 1) (Brent)."""
+    """Root of :math:`G_j(q) = p` for ``p`` in (1/2, 1), bracketed by the per-node
+    quantiles (see :func:`_mixture_root`)."""
     se = rule.se[:, j]
     zp = special.ndtri(p)
-    lo, hi = zp * se.min(), zp * se.max()
-    return _bracketed_root(lambda q: float(mixture_z_cdf(q, rule, j)) - p, lo, hi)
+
+    def cdf(q):
+        return float(mixture_z_cdf(q, rule, j)) - p
+
+    def cdf_pdf(q):
+        z = q / se
+        return float(special.ndtr(z) @ rule.w) - p, float(
+            (np.exp(-0.5 * z * z) / se) @ rule.w
+        ) / np.sqrt(2.0 * np.pi)
+
+    ends = zp * se
+    return _mixture_root(cdf, cdf_pdf, ends @ rule.w, ends.min(), ends.max(), se)
+
+
+#: Newton steps of a mixture quantile before Brent's method takes over (from
+#: the mixture mean of the nodes' quantiles Newton converges in a handful).
+_NEWTON_MIXTURE_ITER = 20
+
+
+def _mixture_root(f, f_and_slope, start, lo, hi, spread):
+    """Root of an increasing mixture CDF minus ``p`` on its bracket [lo, hi] (the
+    smallest and largest of the nodes' quantiles).
+
+    Newton's method from ``start`` with the mixture density; Brent's method on
+    the bracket (:func:`_bracketed_root`) when a step leaves the bracket, the
+    density is not positive, a node has zero spread or Newton has not converged
+    in :data:`_NEWTON_MIXTURE_ITER` steps.  Newton stops at Brent's tolerance
+    (a step below ``1e-13 |x| + 1e-15 max(|lo|, |hi|)``).
+    """
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= 1e-14 * max(scale, 1e-300):
+        return float(hi)
+    if np.all(spread > 0) and lo < start < hi:
+        x = start
+        for _ in range(_NEWTON_MIXTURE_ITER):
+            g, slope = f_and_slope(x)
+            if not slope > 0:
+                break
+            step = g / slope
+            new = x - step
+            if not lo <= new <= hi:
+                break
+            if abs(step) <= 1e-13 * abs(new) + 1e-15 * scale:
+                return float(new)
+            x = new
+    return _bracketed_root(f, lo, hi)
 
 
 def _bracketed_root(f, lo, hi):
@@ -400,14 +571,29 @@ def mixture_hksj_cdf(t, rule, dof, j=0):
 
 
 def mixture_hksj_ppf(p, rule, dof, j=0):
-    """Root of :math:`C_j(t) = p` (Brent), bracketed by the per-node quantiles."""
-    ends = rule.beta[:, j] + special.stdtrit(dof, p) * rule.s_hksj[:, j]
-    return _bracketed_root(
-        lambda t: float(mixture_hksj_cdf(t, rule, dof, j)) - p, ends.min(), ends.max()
+    """Root of :math:`C_j(t) = p`, bracketed by the per-node quantiles (see
+    :func:`_mixture_root`)."""
+    centre, spread = rule.beta[:, j], rule.s_hksj[:, j]
+    # density of t_dof: c (1 + z^2/dof)^(-(dof + 1)/2)
+    log_c = (
+        special.gammaln(0.5 * (dof + 1))
+        - special.gammaln(0.5 * dof)
+        - 0.5 * np.log(dof * np.pi)
     )
 
+    def cdf(t):
+        return float(mixture_hksj_cdf(t, rule, dof, j)) - p
 
-def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
+    def cdf_pdf(t):
+        z = (t - centre) / spread
+        density = np.exp(log_c - 0.5 * (dof + 1) * np.log1p(z * z / dof)) / spread
+        return float(special.stdtr(dof, z) @ rule.w) - p, float(density @ rule.w)
+
+    ends = centre + special.stdtrit(dof, p) * spread
+    return _mixture_root(cdf, cdf_pdf, ends @ rule.w, ends.min(), ends.max(), spread)
+
+
+def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None, tau2_m=None):
     r"""The authors' grid convention for :math:`\tau^2_M` (``paper_compat``).
 
     The grid point of ``PAPER_TAU2_GRID`` (0.001, 0.1, ..., 30, data units)
@@ -418,6 +604,9 @@ def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
     :math:`R = \tau^2 m_{K-p}/(K-p)`; for GMM (``structure``) :math:`\hat\tau^2` is
     the observed estimate and :math:`R(\tau^2) = \max\{0, (F^{-1}_{Q_a}(1/2 \mid
     \tau^2) - c_a)/d_a\}`. Ties go to the smallest grid point.
+
+    ``tau2_m``: the exact GMM root (:func:`gmm_tau2_m`), when known, from which
+    the grid crossing is looked up directly and confirmed (see below).
     """
     grid = PAPER_TAU2_GRID
     k, p = X.shape
@@ -445,17 +634,30 @@ def paper_grid_tau2_m(X, y, v, method, structure=None, tau2_obs=None):
 
     # R is non-decreasing: the minimiser of |R - tau2_obs| neighbours the crossing,
     # located by bisection on the CDF; only the two neighbours need R itself.
-    lo, hi = 0, grid.size - 1
-    if not below(grid[lo]):
-        return float(grid[lo])
-    if below(grid[hi]):
-        return float(grid[hi])
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if below(grid[mid]):
-            lo = mid
-        else:
-            hi = mid
+    # ``below`` is monotone in t (F(q | t) is non-increasing in t), so a pair of
+    # neighbours with below = True, False is the one crossing the bisection
+    # finds; the exact root tau2_m (where F = 1/2) lies between them, so that
+    # pair is tried first and, when both evaluations confirm it, the bisection
+    # (and its end checks) are skipped.
+    crossing = None
+    if tau2_m is not None and tau2_obs > 0 and grid[0] < tau2_m <= grid[-1]:
+        hi = int(np.searchsorted(grid, tau2_m))  # grid[hi - 1] < tau2_m <= grid[hi]
+        if below(grid[hi - 1]) and not below(grid[hi]):
+            crossing = hi - 1, hi
+    if crossing is None:
+        lo, hi = 0, grid.size - 1
+        if not below(grid[lo]):
+            return float(grid[lo])
+        if below(grid[hi]):
+            return float(grid[hi])
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if below(grid[mid]):
+                lo = mid
+            else:
+                hi = mid
+        crossing = lo, hi
+    lo, hi = crossing
     d_lo, d_hi = abs(r(grid[lo]) - tau2_obs), abs(r(grid[hi]) - tau2_obs)
     return float(grid[lo] if d_lo <= d_hi else grid[hi])
 
@@ -476,12 +678,16 @@ class RobustFit(NamedTuple):
     se_hksj: np.ndarray  # (p,) Knapp-Hartung standard errors at tau2
     cov: np.ndarray  # (p, p) plug-in covariance (X'WX)^{-1}
     q_e: float  # residual Q at tau2
+    q0: float  # Q(0), weights 1/v (nan when all v are 0)
     tau2: float  # plug-in tau^2
     tau2_m: float  # M-estimate feeding the z mixture
     tau2_m_hksj: float  # M-estimate feeding the HKSJ mixture
-    rule: MixtureRule  # mixture for z
-    rule_hksj: MixtureRule  # mixture for HKSJ
+    rule: MixtureRule | None  # mixture for z (None: not requested)
+    rule_hksj: MixtureRule | None  # mixture for HKSJ (None: not requested)
     n_iter: int
+    # GMM: the distributions of Q_a at tau2_m and tau2_m_hksj (None for SJ)
+    distribution: GMMDistribution | None = None
+    distribution_hksj: GMMDistribution | None = None
 
     @property
     def dof(self):
@@ -497,7 +703,9 @@ def _moment_tau2(X, y, v, method, a):
     return uni.tau2_genq(X, y, v, a)
 
 
-def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
+def robust_fit(
+    X, y, v, *, method="dl", weights=None, paper_compat=False, inference=None
+):
     """Fit the plug-in estimates, :math:`\\tau^2_M` and the mixture rules.
 
     Parameters
@@ -515,6 +723,9 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         variants),
         see :func:`paper_grid_tau2_m`; the z-variant of the GMM keeps the exact root
         as the authors' code does.
+    inference : {"z", "knapp-hartung"}, optional
+        Build only this inference's mixture rule when the two differ
+        (``paper_compat``; the other one is then None); both by default.
 
     Returns
     -------
@@ -526,6 +737,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
     k, p = X.shape
     if k <= p:
         raise ValueError(f"More studies than coefficients are needed; got K={k}.")
+    fit0 = weighted_fit(X, y, 1.0 / v) if np.any(v > 0) else None
     structure = None
     a = None
     if method != "sj":
@@ -537,7 +749,7 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         structure = gmm_structure(X, v, a)
     tau2 = _moment_tau2(X, y, v, method, a)
     if method == "sj":
-        tau2_m, n_iter = sj_tau2_m(X, y, v)
+        tau2_m, n_iter = sj_tau2_m(X, y, v, fit0=fit0)
         tau2_m_h = tau2_m
         if paper_compat:
             tau2_m = tau2_m_h = paper_grid_tau2_m(X, y, v, "sj")
@@ -545,20 +757,24 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         tau2_m, n_iter = gmm_tau2_m(tau2, structure, v)
         tau2_m_h = tau2_m
         if paper_compat:
-            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", structure, tau2)
+            tau2_m_h = paper_grid_tau2_m(X, y, v, "gmm", structure, tau2, tau2_m)
     plug = weighted_fit(X, y, 1.0 / (v + tau2))
     se = np.sqrt(np.diag(plug.cov))
     se_h = se * np.sqrt(plug.rss / (k - p))
 
     def rule(t):
         if method == "sj":
-            x, w = sj_mixture(k - p, t)
-        else:
-            x, w = gmm_mixture(structure, v, t)
-        return _mixture_rule(X, y, v, x, w)
+            return _mixture_rule(X, y, v, *sj_mixture(k - p, t)), None
+        dist = gmm_distribution(structure, v, t)
+        x, w = gmm_mixture(structure, v, t, dist)
+        return _mixture_rule(X, y, v, x, w), dist
 
-    r = rule(tau2_m)
-    r_h = r if tau2_m_h == tau2_m else rule(tau2_m_h)
+    if tau2_m_h == tau2_m:
+        r, dist = rule(tau2_m)
+        r_h, dist_h = r, dist
+    else:
+        r, dist = (None, None) if inference == "knapp-hartung" else rule(tau2_m)
+        r_h, dist_h = (None, None) if inference == "z" else rule(tau2_m_h)
     return RobustFit(
         X,
         y,
@@ -570,13 +786,27 @@ def robust_fit(X, y, v, *, method="dl", weights=None, paper_compat=False):
         se_h,
         plug.cov,
         float(plug.rss),
+        float("nan") if fit0 is None else fit0.rss,
         float(tau2),
         float(tau2_m),
         float(tau2_m_h),
         r,
         r_h,
         n_iter,
+        dist,
+        dist_h,
     )
+
+
+def _rule(fit, inference):
+    """The fit's mixture rule for ``inference`` (an error when it was not built)."""
+    rule = fit.rule_hksj if inference == "knapp-hartung" else fit.rule
+    if rule is None:
+        raise ValueError(
+            f"The fit has no mixture rule for inference={inference!r}: it was "
+            "fitted for the other inference; refit with this one."
+        )
+    return rule
 
 
 def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
@@ -602,12 +832,12 @@ def robust_conf_int(fit, confidence_level=0.95, *, inference="z", robust=True):
                 h = special.stdtrit(fit.dof, prob) * fit.se_hksj[j]
             out[j] = fit.beta[j] - h, fit.beta[j] + h
         elif inference == "z":
-            h = mixture_z_ppf(prob, fit.rule, j)
+            h = mixture_z_ppf(prob, _rule(fit, inference), j)
             out[j] = fit.beta[j] - h, fit.beta[j] + h
         else:
             out[j] = (
-                mixture_hksj_ppf(1 - prob, fit.rule_hksj, fit.dof, j),
-                mixture_hksj_ppf(prob, fit.rule_hksj, fit.dof, j),
+                mixture_hksj_ppf(1 - prob, _rule(fit, inference), fit.dof, j),
+                mixture_hksj_ppf(prob, _rule(fit, inference), fit.dof, j),
             )
     return out
 
@@ -635,7 +865,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
         shape (m, 2).
     """
     knha = inference == "knapp-hartung"
-    rule = fit.rule_hksj if knha else fit.rule
+    rule = _rule(fit, inference)
     prob = 0.5 + 0.5 * confidence_level
     mean = X_new @ fit.beta
     se = np.sqrt(np.einsum("mi,ij,mj->m", X_new, fit.cov, X_new))
@@ -680,7 +910,7 @@ def robust_prediction(fit, X_new, confidence_level=0.95, *, inference="z"):
 def _sided(c, alternative):
     """p-value from :math:`c = P(\\text{statistic} \\le \\text{observed})`."""
     if alternative == "two-sided":
-        return np.clip(2.0 * np.minimum(c, 1.0 - c), 0.0, 1.0)
+        return np.minimum(np.maximum(2.0 * np.minimum(c, 1.0 - c), 0.0), 1.0)
     if alternative == "greater":
         return 1.0 - c
     if alternative == "less":
@@ -706,21 +936,23 @@ def robust_p_value(
     ndarray of shape (p,)
     """
     n_coef = fit.beta.shape[0]
-    theta0 = np.broadcast_to(np.asarray(theta0, dtype=float), (n_coef,))
+    theta0 = np.zeros(n_coef) + np.asarray(theta0, dtype=float)  # (p,), a copy
     d = fit.beta - theta0
+    if not robust:
+        if inference == "z":
+            return _sided(special.ndtr(d / fit.se), alternative)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = d / fit.se_hksj
+        return _sided(
+            special.stdtr(fit.dof, np.where(np.isnan(t), 0.0, t)), alternative
+        )
+    rule = _rule(fit, inference)
     c = np.empty(n_coef)
     for j in range(n_coef):
         if inference == "z":
-            if robust:
-                c[j] = mixture_z_cdf(d[j], fit.rule, j)
-            else:
-                c[j] = special.ndtr(d[j] / fit.se[j])
-        elif robust:
-            c[j] = 1.0 - mixture_hksj_cdf(theta0[j], fit.rule_hksj, fit.dof, j)
+            c[j] = mixture_z_cdf(d[j], rule, j)
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = d[j] / fit.se_hksj[j]
-            c[j] = special.stdtr(fit.dof, 0.0 if np.isnan(t) else t)
+            c[j] = 1.0 - mixture_hksj_cdf(theta0[j], rule, fit.dof, j)
     return _sided(c, alternative)
 
 
@@ -733,11 +965,16 @@ def tau2_sampling_interval(fit, confidence_level=0.95, tau2_m=None):
     if fit.method == "sj":
         return tuple(t * _chi2_ppf(ps, fit.dof) / fit.dof)
     structure = fit.structure
-    form = qf_prepare(gmm_form(structure, fit.v, t))
+    if t == fit.tau2_m and fit.distribution is not None:
+        dist = fit.distribution
+    elif t == fit.tau2_m_hksj and fit.distribution_hksj is not None:
+        dist = fit.distribution_hksj
+    else:
+        dist = gmm_distribution(structure, fit.v, t)
     # a quantile at or below the atom P(Q <= c_a) is an estimate of 0: no search
-    positive = ps > qf_cdf(structure.c_a, form)
+    positive = ps > dist.atom
     q = np.full(ps.shape, structure.c_a)
-    q[positive] = qf_ppf(ps[positive], form)
+    q[positive] = qf_ppf(ps[positive], dist.form)
     return tuple(np.maximum(0.0, (q - structure.c_a) / structure.d_a))
 
 
