@@ -896,6 +896,8 @@ def _weighted_moments(design, block, w, powers, y_powers=None):
     p = design.X.shape[1]
     y_powers = powers if y_powers is None else y_powers
     y = block.y  # centred at its mean with an intercept (see _make_block)
+    if p == 1 and design.intercept:
+        return _intercept_moments(design, y, w, powers, y_powers)
     S = np.empty((powers, p + 1, p + 1, w.shape[1]))
     a, c = design.upper
     wj = w
@@ -917,6 +919,44 @@ def _weighted_moments(design, block, w, powers, y_powers=None):
             S[j, :p, p] = xy
             S[j, p, :p] = xy
         S[j, p, p] = np.einsum("kb,kb,kb->b", wj, y, y)
+    return S
+
+
+def _intercept_moments(design, y, w, powers, y_powers):
+    r""":func:`_weighted_moments` of the intercept-only design (:math:`x = 1`).
+
+    The sums :math:`\sum_i w_i^j y_i^c` with the fewest passes over the
+    ``(k, b)`` arrays: the powers ``w^2`` and ``u = w y`` are formed once, the
+    sums of ``w``, ``u`` and ``w^2`` are matrix products with the row of ones
+    (BLAS), and every other sum is one fused product-sum (``einsum``) of arrays
+    already formed -- no temporary for a product that is only summed.
+    """
+    b = w.shape[1]
+    S = np.empty((powers, 2, 2, b))
+    einsum = np.einsum
+    ones = design.pairs  # (1, k): the products x_i x_i = 1
+    np.matmul(ones, w, out=S[0, 0, :1])
+    u = None
+    if y_powers > 1:
+        u = w * y
+        np.matmul(ones, u, out=S[0, 0, 1:])
+        einsum("kb,kb->b", u, y, out=S[0, 1, 1])
+    else:
+        einsum("kb,kb->b", w, y, out=S[0, 0, 1])
+        einsum("kb,kb,kb->b", w, y, y, out=S[0, 1, 1])
+    if powers > 1:
+        w2 = w * w
+        np.matmul(ones, w2, out=S[1, 0, :1])
+        if y_powers > 1:
+            einsum("kb,kb->b", w, u, out=S[1, 0, 1])
+            einsum("kb,kb->b", u, u, out=S[1, 1, 1])
+        if powers > 2:
+            einsum("kb,kb->b", w2, w, out=S[2, 0, 0])
+            if y_powers > 2:
+                einsum("kb,kb->b", w2, u, out=S[2, 0, 1])
+                einsum("kb,kb,kb->b", w, u, u, out=S[2, 1, 1])
+    S[y_powers:, 0, 1] = S[y_powers:, 1, 1] = np.nan
+    S[:, 1, 0] = S[:, 0, 1]
     return S
 
 
