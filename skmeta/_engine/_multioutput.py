@@ -1117,53 +1117,73 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         a final Newton step), as the single fit's.
     """
     b = start.shape[0]
-    # column of each problem in the block being evaluated (compacted below)
-    columns = np.arange(block.n.shape[0]) if index is None else index.copy()
     tau2 = start.astype(float)
     last = np.full(b, np.nan)
     n_iter = np.zeros(b, dtype=int)
     converged = np.zeros(b, dtype=bool)
     sqrt_tol = np.sqrt(tol)
-
-    def evaluate(which, values):
-        return _chunked(
-            _likelihood_terms, design, block, values, logdet_xtx[which],
-            index=columns[which], reml=reml,
-        )  # fmt: skip
-
+    # The problems still iterating, compacted as they finish (one index array
+    # taken from each per-problem array: cheaper than a boolean mask per array
+    # or gathers from the full arrays at every iteration): their positions, the
+    # column of each in the block being evaluated (itself compacted below), the
+    # current point, its bounds and constants.
     active = np.arange(b)
-    terms = evaluate(active, tau2)
+    columns = np.arange(block.n.shape[0]) if index is None else np.asarray(index)
+    cur, low, high, sc, logdet = tau2.copy(), lower, upper, scale, logdet_xtx
+
+    def evaluate(values, which=None):
+        if which is None:
+            cols, ld = columns, logdet
+        else:
+            cols, ld = columns[which], logdet[which]
+        return _chunked(
+            _likelihood_terms, design, block, values, ld, index=cols, reml=reml
+        )
+
+    terms = evaluate(cur)
     for iteration in range(1, max_iter + 1):
-        n_iter[active] = iteration
-        last[active] = terms.criterion
-        cur = tau2[active]
-        low, high, sc = lower[active], upper[active], scale[active]
-        concave = terms.observed > uni.CONCAVE_RTOL * terms.expected
-        info = np.where(concave, terms.observed, terms.expected)
-        usable = (info > 0) & np.isfinite(info) & np.isfinite(terms.score)
+        criterion, score, observed, expected = terms
+        concave = observed > uni.CONCAVE_RTOL * expected
+        info = np.where(concave, observed, expected)
+        usable = (info > 0) & np.isfinite(info) & np.isfinite(score)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(usable, terms.score / info, 0.0)
+            step = np.where(usable, score / info, 0.0)
         at_bound = usable & (
             ((cur <= low) & (step <= 0)) | ((cur >= high) & (step >= 0))
         )
         small = (
             usable & ~at_bound
             & (np.abs(step) <= sqrt_tol * (cur + sc))
-            & (terms.observed > 0)
+            & (observed > 0)
         )  # fmt: skip
-        # a small Newton step in a concave region leaves an O(tol) error: taken
-        tau2[active[small]] = np.clip(cur + step, low, high)[small]
-        converged[active[at_bound | small]] = True
         go = usable & ~at_bound & ~small  # (unusable terms: not converged)
-        if not go.any():
-            break
-        active, cur, step, terms = active[go], cur[go], step[go], _subset(terms, go)
-        if active.size < DENSE_SHARE * block.n.shape[0]:
-            # the outputs still iterating are gathered once (a copy) rather
-            # than at every evaluation (gathers of scattered columns are slow)
-            block = _take(block, columns[active])
-            columns[active] = np.arange(active.size)
-        low, high, sc, concave = low[go], high[go], sc[go], concave[go]
+        if not go.all():
+            stop = np.flatnonzero(~go)
+            out = active[stop]
+            n_iter[out] = iteration
+            last[out] = criterion[stop]
+            # a small Newton step in a concave region leaves an O(tol) error:
+            # taken
+            taken = small[stop]
+            tau2[out] = np.where(
+                taken,
+                np.clip(cur[stop] + step[stop], low[stop], high[stop]),
+                cur[stop],
+            )
+            converged[out] = at_bound[stop] | taken
+            if stop.size == go.size:
+                break
+            keep = np.flatnonzero(go)
+            active, columns, cur, step, low, high, sc, logdet, concave = (
+                a[keep]
+                for a in (active, columns, cur, step, low, high, sc, logdet, concave)
+            )
+            terms = _subset(terms, keep)
+            if active.size < DENSE_SHARE * block.n.shape[0]:
+                # the outputs still iterating are gathered once (a copy) rather
+                # than at every evaluation (gathers of scattered columns are slow)
+                block = _take(block, columns)
+                columns = np.arange(active.size)
         ll = terms.criterion
         # never cut tau2 by more than 90%; near the bound, halve from the bound
         smallest = np.where(0.1 * cur > tol * sc, 0.1 * cur, low)
@@ -1171,7 +1191,7 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         accelerate = ~concave & (step > bound)
         step = np.maximum(step, bound)
         new = np.clip(cur + step, low, high)
-        terms = evaluate(active, new)
+        terms = evaluate(new)
         slack = uni.ACCEPT_RTOL * (1.0 + np.abs(ll))
         worse = ~(terms.criterion >= ll - slack)
         for _ in range(uni.MAX_HALVINGS - 1):
@@ -1181,7 +1201,7 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
             step[bad] *= 0.5
             accelerate[bad] = False
             new[bad] = np.clip(cur[bad] + step[bad], low[bad], high[bad])
-            _assign(terms, bad, evaluate(active[bad], new[bad]))
+            _assign(terms, bad, evaluate(new[bad], bad))
             worse[bad] = ~(terms.criterion[bad] >= ll[bad] - slack[bad])
         accelerate &= ~worse
         for _ in range(uni.MAX_DOUBLINGS):
@@ -1195,21 +1215,33 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
             accelerate[:] = False
             if not more.size:
                 break
-            trial = evaluate(active[more], further)
+            trial = evaluate(further, more)
             better = trial.criterion > terms.criterion[more]
             more = more[better]
             new[more] = further[better]
             _assign(terms, more, _subset(trial, better))
             accelerate[more] = True
-        change = np.abs(new - cur)
-        tau2[active] = new
-        last[active] = terms.criterion
-        done = change <= tol * (new + sc)
-        converged[active[done]] = True
-        keep = ~done
-        if not keep.any():
-            break
-        active, terms = active[keep], _subset(terms, keep)
+        done = np.abs(new - cur) <= tol * (new + sc)
+        cur = new
+        if done.any():
+            fin = np.flatnonzero(done)
+            out = active[fin]
+            tau2[out] = cur[fin]
+            last[out] = terms.criterion[fin]
+            n_iter[out] = iteration
+            converged[out] = True
+            if fin.size == done.size:
+                break
+            keep = np.flatnonzero(~done)
+            active, columns, cur, low, high, sc, logdet = (
+                a[keep] for a in (active, columns, cur, low, high, sc, logdet)
+            )
+            terms = _subset(terms, keep)
+    else:
+        if max_iter > 0:  # the iterations ran out: the last point
+            tau2[active] = cur
+            last[active] = terms.criterion
+            n_iter[active] = max_iter
     return tau2, last, n_iter, converged
 
 
