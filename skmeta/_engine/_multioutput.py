@@ -107,6 +107,14 @@ SERIES_MAX_DF = 64
 #: columns whose product leaves it take one logarithm per entry (checked).  The
 #: product's rounding changes each logarithm by at most ten units of 2**-52.
 LOG_GROUP = 10
+#: Studies after the first whose differences from it bound each output's range
+#: of y from below in the screen of :func:`_screened` (a few rows: one
+#: difference of continuous data is almost never 0, and a zero bound only sends
+#: the block to the per-output checks).
+RANGE_PROBE_ROWS = 3
+#: Allowance for the rounding of the logarithms in the bounds of the rescaling
+#: exponent in :func:`_screened` (their errors are a few ulps).
+EXPONENT_MARGIN = 0.25
 
 #: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
 LIMITS = (None, "exact", "diverges")
@@ -193,16 +201,22 @@ class _Block(NamedTuple):
     scale: np.ndarray  # (b,) max(var(y), mean(v)), or 1 (NaN until needed)
 
 
-def _make_block(y, v, centre):
+def _make_block(y, v, centre, screen=None):
     """Outputs from raw ``(k, b)`` columns with NaN marking missing entries.
 
     With ``centre`` (a design with an intercept) y is centred at its mean over
     the studies present: the fits' residuals, traces and criteria are
     unchanged, their moment sums lose no precision to an offset, and the mean
     is added back to the intercept.
+
+    ``screen`` (the ``(ratio, extra)`` of :func:`_screen_limits`): where every
+    study is present and the bounds over all outputs prove that none needs the
+    single fit (:func:`_screened`), the per-output extremes are not formed
+    (``vmin``, ``vmax``, ``ymin``, ``ymax`` are None).
     """
-    sum_y = y.sum(axis=0)
-    sum_v = v.sum(axis=0)
+    ones = np.ones(y.shape[0])
+    sum_y = ones @ y
+    sum_v = ones @ v
     if np.isnan(sum_y + sum_v).any():  # NaN propagates to the column sums
         mask = ~(np.isnan(y) | np.isnan(v))
         y = np.where(mask, y, 0.0)
@@ -218,8 +232,11 @@ def _make_block(y, v, centre):
         mask = None
         v = np.ascontiguousarray(v)
         n = np.full(y.shape[1], y.shape[0])
-        vmin, vmax = v.min(axis=0), v.max(axis=0)
-        ymin, ymax = y.min(axis=0), y.max(axis=0)
+        if screen is not None and _screened(y, v, *screen):
+            vmin = vmax = ymin = ymax = None
+        else:
+            vmin, vmax = v.min(axis=0), v.max(axis=0)
+            ymin, ymax = y.min(axis=0), y.max(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         offset = np.where(n > 0, sum_y / n, 0.0) if centre else np.zeros(n.shape)
         mean_v = sum_v / n
@@ -231,6 +248,56 @@ def _make_block(y, v, centre):
         y = np.ascontiguousarray(y)
     nan = np.full(n.shape, np.nan)
     return _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+
+
+def _screen_limits(method, tau2):
+    """``(ratio, extra)`` of the spread test of :func:`_needs_single_fit`: the
+    largest ratio of total variances :math:`(v + extra)` the vectorized fit takes."""
+    extra = 0.0 if tau2 is None else tau2
+    estimated = tau2 is None and method != "fe"
+    likelihood = estimated and tau2_method(method).likelihood
+    return (uni.CERTIFY_SPREAD if likelihood else uni.DOMINANT_WEIGHT_RATIO), extra
+
+
+def _screened(y, v, ratio, extra):
+    """Whether bounds over all outputs prove that none needs the single fit.
+
+    Complete columns (no NaN) of ``y`` and ``v``. The tests of
+    :func:`_needs_single_fit` on each output's extremes follow from bounds
+    over all outputs: with ``v_lo``, ``v_hi`` the extremes of all of ``v``,
+    every output has ``vmin >= v_lo > 0`` and ``(vmax + extra) <= v_hi +
+    extra <= ratio (v_lo + extra) <= ratio (vmin + extra)`` (rounding is
+    monotone); its rescaling exponent is the rounded mean of ``log2(sqrt(vmax))``,
+    within ``[log2(v_lo), log2(v_hi)] / 2``, and ``log2(range of y)``, within
+    ``[log2(gap), log2(range of all y)]`` where ``gap`` (the largest difference
+    of the first study's y from those of the next :data:`RANGE_PROBE_ROWS`) is
+    a lower bound of the output's range -- positive, so that logarithm is
+    finite.  When the mean's bounds lie within
+    ``SAFE_EXPONENT + 1/2 - EXPONENT_MARGIN`` of 0, no exponent rounds beyond
+    ``SAFE_EXPONENT``. These are four reductions over the whole array and a few
+    rows, instead of four per output.
+    """
+    k = y.shape[0]
+    if k < 2 or not y.size:
+        return False
+    v_lo, v_hi = v.min(), v.max()
+    if not v_lo > 0 or not v_hi + extra <= ratio * (v_lo + extra):
+        return False
+    gap = np.abs(y[1] - y[0])
+    for i in range(2, min(k, RANGE_PROBE_ROWS + 1)):
+        np.maximum(gap, np.abs(y[i] - y[0]), out=gap)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        gap_lo = gap.min()
+        y_range = y.max() - y.min()
+        low = 0.5 * (0.5 * np.log2(v_lo) + np.log2(gap_lo))
+        high = 0.5 * (0.5 * np.log2(v_hi) + np.log2(y_range))
+    limit = single.SAFE_EXPONENT + 0.5 - EXPONENT_MARGIN
+    return bool(gap_lo > 0 and -limit < low and high < limit)
+
+
+def _vmin(block):
+    """Smallest sampling variance of each output (formed here if screened)."""
+    return block.v.min(axis=0) if block.vmin is None else block.vmin
 
 
 def _with_spread(block, centred):
@@ -269,7 +336,8 @@ def _take(block, index):
             index = np.flatnonzero(index)
         columns = [np.take(a, index, axis=1) for a in block[:3] if a is not None]
     mask = None if block.mask is None else columns[2]
-    return _Block(columns[0], columns[1], mask, *(a[index] for a in block[3:]))
+    rest = (None if a is None else a[index] for a in block[3:])
+    return _Block(columns[0], columns[1], mask, *rest)
 
 
 def _present(block, values):
@@ -323,10 +391,12 @@ def _needs_single_fit(block, method, tau2, weights):
     DOMINANT_WEIGHT_RATIO`), GENQ weights of that spread, and data that the
     single fit rescales (beyond 2**+-SAFE_EXPONENT).
     """
-    extra = 0.0 if tau2 is None else tau2
-    estimated = tau2 is None and method != "fe"
-    likelihood = estimated and tau2_method(method).likelihood
-    ratio = uni.CERTIFY_SPREAD if likelihood else uni.DOMINANT_WEIGHT_RATIO
+    ratio, extra = _screen_limits(method, tau2)
+    if block.vmin is None:  # every output passed the screen of _make_block
+        out = np.zeros(block.n.shape, dtype=bool)
+        if weights is not None:
+            out |= weights.max(axis=0) > uni.DOMINANT_WEIGHT_RATIO * weights.min(axis=0)
+        return out
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         out = ~(block.vmin > 0) | (block.vmax + extra > ratio * (block.vmin + extra))
         if weights is not None:
@@ -1265,7 +1335,7 @@ def _search_grid(block):
         ``SEARCH_BELOW * min(v)`` to ``SEARCH_ABOVE * max(var(y), median(v),
         min(v))``; NaN after its last point.
     """
-    smallest = block.vmin
+    smallest = _vmin(block)
     start = uni.SEARCH_BELOW * smallest
     stop = uni.SEARCH_ABOVE * np.maximum(
         np.maximum(block.var_y, _median_v(block)), smallest
@@ -1894,11 +1964,15 @@ def fit_random_effects(
     moderators = np.asarray(moderators, dtype=int)
     options = (method, tau2, inference, max_iter, tol)
     estimated_iteratively = tau2 is None and method in ITERATIVE_METHODS
+    # the per-output extremes of y are needed by Sidik-Jonkman's start and the
+    # Knapp-Hartung exact-fit test; otherwise only to screen for the single fit
+    extremes = (tau2 is None and method == "sj") or inference in single.KNAPP_HARTUNG
+    screen = None if extremes else _screen_limits(method, tau2)
     size = max(1, PASS_BYTES // (8 * max(k, 1)))
     passes = []
     for first in range(0, m, size):
         cols = slice(first, min(first + size, m))
-        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
+        block = _make_block(y[:, cols], v[:, cols], prepared.intercept, screen)
         a = None if weights is None else weights[:, cols]
         if a is not None and block.mask is not None:
             a = np.where(block.mask, a, 0.0)
@@ -1985,7 +2059,9 @@ def q_profile_intervals(design, y, v, confidence_level):
     size = max(1, PASS_BYTES // (8 * max(k, 1)))
     for first in range(0, m, size):
         cols = slice(first, min(first + size, m))
-        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
+        block = _make_block(
+            y[:, cols], v[:, cols], prepared.intercept, _screen_limits("pm", None)
+        )
         ok = _estimable(prepared, block)["ok"]
         alone = ok & _needs_single_fit(block, "pm", None, None)
         index = np.arange(cols.start, cols.stop)
