@@ -84,6 +84,8 @@ DENSE_SHARE = 0.5
 #: outputs cost one evaluation per iteration for the whole pass, while the
 #: working memory beyond the inputs stays a few times this size.
 PASS_BYTES = 2**25
+#: Methods whose tau^2 is a closed-form function of the fixed-effect moments.
+CLOSED_FORM_METHODS = frozenset({"fe", "dl", "hs", "hsk"})
 #: Methods that iterate over subsets of the outputs.
 ITERATIVE_METHODS = frozenset({"reml", "ml", "pm", "pmm", "eb"})
 #: Methods with a vectorized estimator here; the outputs of any other method of
@@ -597,20 +599,19 @@ def _select(result, where):
 
 
 def _join(parts):
-    """Concatenate the kernel results of consecutive chunks (output axis last)."""
+    """Concatenate the kernel results of consecutive chunks (output axis last):
+    arrays, or dicts and tuples of them (nested)."""
     if len(parts) == 1:
         return parts[0]
-    if isinstance(parts[0], np.ndarray):
+    first = parts[0]
+    if isinstance(first, np.ndarray):
         return np.concatenate(parts, axis=-1)
-    if isinstance(parts[0], dict):
-        return {
-            key: np.concatenate([part[key] for part in parts], axis=-1)
-            for key in parts[0]
-        }
-    joined = (np.concatenate(arrays, axis=-1) for arrays in zip(*parts, strict=True))
-    if type(parts[0]) is tuple:
+    if isinstance(first, dict):
+        return {key: _join([part[key] for part in parts]) for key in first}
+    joined = (_join(list(items)) for items in zip(*parts, strict=True))
+    if type(first) is tuple:
         return tuple(joined)
-    return type(parts[0])(*joined)
+    return type(first)(*joined)
 
 
 # --------------------------------------------------------------------------------------
@@ -1552,7 +1553,8 @@ def _sidik_jonkman_start(block):
 
 
 def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_xtx):
-    """tau^2 of every output by ``method`` (the single fit's ``estimate_tau2``).
+    """tau^2 of every output by ``method`` (the single fit's ``estimate_tau2``;
+    the methods of :data:`CLOSED_FORM_METHODS`: :func:`_closed_form_tau2`).
 
     ``fe`` holds the fixed-effect moments (:func:`_fixed_effect_moments`).
 
@@ -1568,8 +1570,6 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
     n_iter = np.ones(b, dtype=int)
     converged = np.ones(b, dtype=bool)
     moments = {}
-    if method == "fe":
-        return np.zeros(b), n_iter, converged, moments
     if tau2_method(method).likelihood:
         reml = method == "reml"
         tau2, n_iter, converged = _estimate_likelihood(
@@ -1579,16 +1579,10 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
     elif method == "he":
         moments = _chunked(_unit_weight_moments, design, block)
         tau2 = uni.generalized_q_estimate(moments["rss"], moments["trpv"], df)
-    elif method == "dl":
-        tau2 = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
     elif method == "genq":
         moments = _chunked(_fixed_weight_moments, design, block, weights)
         tau2 = uni.generalized_q_estimate(
             moments["rss"], moments["trpv"], moments["trp"]
-        )
-    elif method in ("hs", "hsk"):
-        tau2 = hunter_schmidt_estimate(
-            fe["q"], block.n, p, fe["sum_w"], corrected=method == "hsk"
         )
     elif method == "sj":
         block = _with_spread(block, design.intercept)
@@ -1763,6 +1757,28 @@ def _wald_tests(beta, cov, index, dof):
     return statistic, p_value
 
 
+def _closed_form_tau2(method, tau2_fixed, fe, n, p):
+    """tau^2 of the methods of :data:`CLOSED_FORM_METHODS` (or a fixed one)
+    from the fixed-effect moments ``fe`` (:func:`_fixed_effect_moments`)."""
+    if tau2_fixed is not None:
+        return np.full(n.shape, float(tau2_fixed))
+    if method == "fe":
+        return np.zeros(n.shape)
+    if method == "dl":
+        return uni.generalized_q_estimate(fe["q"], n - p, fe["trp"])
+    return hunter_schmidt_estimate(
+        fe["q"], n, p, fe["sum_w"], corrected=method == "hsk"
+    )
+
+
+def _closed_form_fits(design, block, *, method, tau2_fixed, fe_options, final_options):
+    """The fixed-effect moments, tau^2 and the fit at it of a chunk of outputs
+    (:data:`CLOSED_FORM_METHODS` or a fixed tau^2)."""
+    fe = _fixed_effect_moments(design, block, **fe_options)
+    tau2 = _closed_form_tau2(method, tau2_fixed, fe, block.n, design.X.shape[1])
+    return fe, tau2, _final_moments(design, block, tau2, **final_options)
+
+
 def _fit_pass(design, block, logdet_xtx, options, weights):
     """Fit every output of ``block`` (all estimable, every v > 0) at once; a
     dict of per-output arrays (output axis last)."""
@@ -1771,34 +1787,34 @@ def _fit_pass(design, block, logdet_xtx, options, weights):
     b = block.n.shape[0]
     estimated = tau2_fixed is None and method != "fe"
     record = tau2_method(method)
-    fe = _chunked(
-        _fixed_effect_moments,
-        design,
-        block,
-        trace_pp=estimated and method in ("dl", "hs", "hsk"),
-        loglik=estimated and record.likelihood,
-    )
-    if tau2_fixed is None:
+    reml = method == "reml"
+    knapp_hartung = inference in single.KNAPP_HARTUNG
+    fe_options = {
+        "trace_pp": estimated and method in ("dl", "hs", "hsk"),
+        "loglik": estimated and record.likelihood,
+    }
+    final_options = {
+        "trace_pp": estimated and reml,
+        "sum_w2": estimated and method == "ml",
+        "max_w": knapp_hartung,
+    }
+    n_iter = np.ones(b, dtype=int)
+    converged = np.ones(b, dtype=bool)
+    moments = {}
+    if tau2_fixed is not None or method in CLOSED_FORM_METHODS:
+        # tau^2 of an output is a function of its fixed-effect moments: both
+        # fits of a chunk run while its data are in the caches
+        fe, tau2, final = _chunked(
+            _closed_form_fits, design, block, method=method, tau2_fixed=tau2_fixed,
+            fe_options=fe_options, final_options=final_options,
+        )  # fmt: skip
+    else:
+        fe = _chunked(_fixed_effect_moments, design, block, **fe_options)
         tau2, n_iter, converged, moments = _estimate_tau2(
             design, block, method, weights=weights, fe=fe, max_iter=max_iter,
             tol=tol, logdet_xtx=logdet_xtx,
         )  # fmt: skip
-    else:
-        tau2 = np.full(b, float(tau2_fixed))
-        n_iter = np.ones(b, dtype=int)
-        converged = np.ones(b, dtype=bool)
-        moments = {}
-    reml = method == "reml"
-    knapp_hartung = inference in single.KNAPP_HARTUNG
-    final = _chunked(
-        _final_moments,
-        design,
-        block,
-        tau2,
-        trace_pp=estimated and reml,
-        sum_w2=estimated and method == "ml",
-        max_w=knapp_hartung,
-    )
+        final = _chunked(_final_moments, design, block, tau2, **final_options)
     dof = block.n - p
     cov = final["cov"]
     kh_degenerate = np.zeros(b, dtype=bool)
