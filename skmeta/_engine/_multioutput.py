@@ -805,7 +805,7 @@ def _moment_summary(design, block, w, powers):
     p = design.X.shape[1]
     b = w.shape[1]
     S = _weighted_moments(design, block, w, powers, y_powers=1)
-    out = _profile_moments(S, p)
+    out = _profile_moments(S, p, y_powers=1)
     if not p:
         out["beta"], out["cov"] = np.zeros((0, b)), np.zeros((0, 0, b))
     if design.intercept:
@@ -1031,7 +1031,7 @@ def _intercept_moments(design, y, w, powers, y_powers):
     return S
 
 
-def _profile_moments(S, p):
+def _profile_moments(S, p, y_powers=None):
     r"""What the profiled likelihood needs, from the moments of :math:`(x, y)`.
 
     With :math:`A = S_{1,xx}`, :math:`\hat\beta = A^{-1} S_{1,xy}` and
@@ -1041,6 +1041,8 @@ def _profile_moments(S, p):
     \sum w - \operatorname{tr}(A^{-1} S_{2,xx})` and :math:`\operatorname{tr}P^2
     = \sum w^2 - 2\operatorname{tr}(A^{-1} S_{3,xx}) + \operatorname{tr}((A^{-1}
     S_{2,xx})^2)` (the sums of :math:`w` and :math:`w^2` are added by the caller).
+    ``y_powers``: the powers whose entries in ``y`` are filled (all if None; with
+    one column the terms in ``y`` of the others are not formed).
     """
     powers = S.shape[0]
     if p == 0:
@@ -1052,7 +1054,7 @@ def _profile_moments(S, p):
             out["upu"] = S[2, 0, 0]
         return out
     if p == 1:
-        return _profile_moments_one(S)
+        return _profile_moments_one(S, powers if y_powers is None else y_powers)
     cov, logdet = _cholesky_inverse(S[0, :p, :p])
     beta = np.einsum("acb,cb->ab", cov, S[0, :p, p])
     c = np.concatenate([-beta, np.ones((1, beta.shape[1]))])
@@ -1069,20 +1071,28 @@ def _profile_moments(S, p):
     return out
 
 
-def _profile_moments_one(S):
+def _profile_moments_one(S, y_powers):
     """:func:`_profile_moments` for one column (e.g. intercept only), in
-    scalar arithmetic per output: the same formulas, no p x p products."""
+    scalar arithmetic per output: the same formulas, no p x p products, few
+    temporaries (in-place operations leave every rounding as it is); the
+    terms in ``y`` only for the first ``y_powers`` powers."""
     powers = S.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         a = S[0, 0, 0]
-        a = np.where(a > 0, a, np.nan)
+        if not a.min(initial=np.inf) > 0:
+            a = np.where(a > 0, a, np.nan)
         cov = 1.0 / a
         beta = cov * S[0, 0, 1]
+        neg = -beta
 
         def quad(j):  # c' S_j c with c = (-beta, 1), as (S_j c) . c
-            return -beta * (S[j, 0, 1] - beta * S[j, 0, 0]) + (
-                S[j, 1, 1] - beta * S[j, 0, 1]
-            )
+            first = beta * S[j, 0, 0]
+            np.subtract(S[j, 0, 1], first, out=first)
+            first *= neg
+            second = beta * S[j, 0, 1]
+            np.subtract(S[j, 1, 1], second, out=second)
+            first += second
+            return first
 
         out = {
             "cov": cov[None, None],
@@ -1092,12 +1102,22 @@ def _profile_moments_one(S):
         }
         if powers > 1:
             m2 = cov * S[1, 0, 0]
-            out["ypy2"] = quad(1)
+            if y_powers > 1:
+                out["ypy2"] = quad(1)
             out["trp_x"] = m2
         if powers > 2:
-            g = S[1, 0, 1] - beta * S[1, 0, 0]
-            out["upu"] = quad(2) - g * g * cov
-            out["trpp_x"] = 2.0 * cov * S[2, 0, 0] - m2 * m2
+            if y_powers > 2:
+                g = beta * S[1, 0, 0]
+                np.subtract(S[1, 0, 1], g, out=g)
+                g *= g
+                g *= cov
+                upu = quad(2)
+                upu -= g
+                out["upu"] = upu
+            trpp = 2.0 * cov
+            trpp *= S[2, 0, 0]
+            trpp -= m2 * m2
+            out["trpp_x"] = trpp
     return out
 
 
