@@ -203,13 +203,15 @@ class _Block(NamedTuple):
     scale: np.ndarray  # (b,) max(var(y), mean(v)), or 1 (NaN until needed)
 
 
-def _make_block(y, v, centre, screen=None):
+def _make_block(y, v, centre, screen=None, defer=False):
     """Outputs from raw ``(k, b)`` columns with NaN marking missing entries.
 
     With ``centre`` (a design with an intercept) y is centred at its mean over
     the studies present: the fits' residuals, traces and criteria are
     unchanged, their moment sums lose no precision to an offset, and the mean
-    is added back to the intercept.
+    is added back to the intercept.  With ``defer`` the mean is found but y is
+    left as it is: the kernel that reads it centres each chunk (:func:`_centre`)
+    while it is in the caches, instead of a centred copy of the whole block.
 
     ``screen`` (the ``(ratio, extra)`` of :func:`_screen_limits`): where every
     study is present and the bounds over all outputs prove that none needs the
@@ -242,14 +244,19 @@ def _make_block(y, v, centre, screen=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         offset = np.where(n > 0, sum_y / n, 0.0) if centre else np.zeros(n.shape)
         mean_v = sum_v / n
-    if centre:
-        y = y - offset
-        if mask is not None:
-            y *= mask
-    else:
-        y = np.ascontiguousarray(y)
     nan = np.full(n.shape, np.nan)
-    return _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+    block = _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+    if centre and not defer:
+        return _centre(block)
+    return block._replace(y=np.ascontiguousarray(y)) if not centre else block
+
+
+def _centre(block):
+    """``block`` with y centred at ``offset`` (0 where missing)."""
+    y = block.y - block.offset
+    if block.mask is not None:
+        y *= block.mask
+    return block._replace(y=y)
 
 
 def _screen_limits(method, tau2):
@@ -1801,17 +1808,23 @@ def _closed_form_tau2(method, tau2_fixed, fe, n, p):
     )
 
 
-def _closed_form_fits(design, block, *, method, tau2_fixed, fe_options, final_options):
+def _closed_form_fits(
+    design, block, *, method, tau2_fixed, fe_options, final_options, centre
+):
     """The fixed-effect moments, tau^2 and the fit at it of a chunk of outputs
-    (:data:`CLOSED_FORM_METHODS` or a fixed tau^2)."""
+    (:data:`CLOSED_FORM_METHODS` or a fixed tau^2); ``centre``: y is centred
+    here (a block made with ``defer``)."""
+    if centre:
+        block = _centre(block)
     fe = _fixed_effect_moments(design, block, **fe_options)
     tau2 = _closed_form_tau2(method, tau2_fixed, fe, block.n, design.X.shape[1])
     return fe, tau2, _final_moments(design, block, tau2, **final_options)
 
 
-def _fit_pass(design, block, logdet_xtx, options, weights):
+def _fit_pass(design, block, logdet_xtx, options, weights, deferred=False):
     """Fit every output of ``block`` (all estimable, every v > 0) at once; a
-    dict of per-output arrays (output axis last)."""
+    dict of per-output arrays (output axis last).  ``deferred``: y of the block
+    is not centred yet (closed-form tau^2 only, see :func:`_make_block`)."""
     method, tau2_fixed, inference, max_iter, tol = options
     p = design.X.shape[1]
     b = block.n.shape[0]
@@ -1836,7 +1849,7 @@ def _fit_pass(design, block, logdet_xtx, options, weights):
         # fits of a chunk run while its data are in the caches
         fe, tau2, final = _chunked(
             _closed_form_fits, design, block, method=method, tau2_fixed=tau2_fixed,
-            fe_options=fe_options, final_options=final_options,
+            fe_options=fe_options, final_options=final_options, centre=deferred,
         )  # fmt: skip
     else:
         fe = _chunked(_fixed_effect_moments, design, block, **fe_options)
@@ -2014,11 +2027,17 @@ def fit_random_effects(
     # Knapp-Hartung exact-fit test; otherwise only to screen for the single fit
     extremes = (tau2 is None and method == "sj") or inference in single.KNAPP_HARTUNG
     screen = None if extremes else _screen_limits(method, tau2)
+    # closed-form tau^2: one kernel reads y, and centres it chunk by chunk
+    deferred = prepared.intercept and (
+        tau2 is not None or method in CLOSED_FORM_METHODS
+    )
     size = max(1, PASS_BYTES // (8 * max(k, 1)))
     passes = []
     for first in range(0, m, size):
         cols = slice(first, min(first + size, m))
-        block = _make_block(y[:, cols], v[:, cols], prepared.intercept, screen)
+        block = _make_block(
+            y[:, cols], v[:, cols], prepared.intercept, screen, defer=deferred
+        )
         a = None if weights is None else weights[:, cols]
         if a is not None and block.mask is not None:
             a = np.where(block.mask, a, 0.0)
@@ -2030,7 +2049,9 @@ def fit_random_effects(
         )
         vectorized = ok & ~alone
         if vectorized.all():  # the common case: no copy
-            result = _fit_pass(prepared, block, rank["logdet_xtx"], options, a)
+            result = _fit_pass(
+                prepared, block, rank["logdet_xtx"], options, a, deferred
+            )
             result.update(
                 limit=np.zeros(ok.shape[0], dtype=np.int8),
                 one_by_one=np.zeros(ok.shape[0], dtype=bool),
@@ -2044,6 +2065,7 @@ def fit_random_effects(
                 rank["logdet_xtx"][vectorized],
                 options,
                 None if a is None else a[:, vectorized],
+                deferred,
             )
             _place(result, fitted, vectorized)
         if vectorized.any() and estimated_iteratively:
