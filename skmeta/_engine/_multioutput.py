@@ -1487,8 +1487,13 @@ def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
     # compare by the accurate criterion: [incumbent, candidates in order]
     tried = np.concatenate([incumbent[None], found])
     scores = np.full(tried.shape, -np.inf)
+    # without a refined candidate the incumbent wins whatever its score (the
+    # others are -inf; argmax takes the first on ties): it is scored only where
+    # it is compared
+    compared = ~np.isnan(found).all(axis=0)
     for r in range(tried.shape[0]):
-        cols = np.flatnonzero(~np.isnan(tried[r]))
+        valid = ~np.isnan(tried[r])
+        cols = np.flatnonzero(valid & compared if r == 0 else valid)
         if cols.size:
             scores[r, cols] = _chunked(
                 _criterion, design, block, tried[r, cols], logdet_xtx[cols],
