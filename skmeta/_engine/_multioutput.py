@@ -189,15 +189,17 @@ def _prepare_design(design):
 class _Block(NamedTuple):
     """Outputs with their missing entries zeroed, and per-output constants."""
 
-    y: np.ndarray  # (k, b) centred at offset; zeros where missing
+    y: np.ndarray  # (k, b) centred at offset (unless deferred); 0 where missing
     v: np.ndarray  # (k, b) zeros where missing
     mask: np.ndarray | None  # (k, b) bool, None when every study is present
     n: np.ndarray  # (b,) studies per output
     offset: np.ndarray  # (b,) mean of y over the studies present (or 0)
-    vmin: np.ndarray  # (b,) smallest and largest sampling variance present
-    vmax: np.ndarray
-    ymin: np.ndarray  # (b,) smallest and largest y present (not centred)
-    ymax: np.ndarray
+    # (b,) smallest and largest sampling variance and y (not centred) present;
+    # None when the screen of _make_block made them unnecessary
+    vmin: np.ndarray | None
+    vmax: np.ndarray | None
+    ymin: np.ndarray | None
+    ymax: np.ndarray | None
     mean_v: np.ndarray  # (b,)
     var_y: np.ndarray  # (b,) population variance of y (NaN until needed)
     scale: np.ndarray  # (b,) max(var(y), mean(v)), or 1 (NaN until needed)
