@@ -118,6 +118,9 @@ RANGE_PROBE_ROWS = 3
 #: exponent in :func:`_screened` (their errors are a few ulps).
 EXPONENT_MARGIN = 0.25
 
+#: Smallest normal double (looked up once, not at every evaluation of a chunk).
+TINY = np.finfo(float).tiny
+
 #: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
 LIMITS = (None, "exact", "diverges")
 
@@ -774,7 +777,7 @@ def _sum_log(x):
             part = x[j::LOG_GROUP]
             product[: part.shape[0]] *= part
         total = np.log(product).sum(axis=0)
-    bad = ~np.isfinite(total) | (product < np.finfo(float).tiny).any(axis=0)
+    bad = ~np.isfinite(total) | (product < TINY).any(axis=0)
     if rows and bad.any():
         total[bad] = np.log(x[:, bad]).sum(axis=0)
     return total
