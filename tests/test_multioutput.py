@@ -985,3 +985,40 @@ def test_memory_is_linear_in_studies_times_outputs():
         inputs = 8 * k * m
         # a (k, k) array alone would be 72 MB at k = 3000, an (m, m) one 13 GB
         assert peak <= 40 * inputs + 2**21, (k, m, peak)
+
+
+@pytest.mark.parametrize("method", ["reml", "dl"])
+def test_screen_over_all_outputs_equals_the_per_output_checks(method):
+    """The screen of complete blocks (bounds over all outputs) sends the same
+    outputs to the single fit as the per-output extremes do, and applies to
+    ordinary data (no per-output extremes formed)."""
+    rng = np.random.default_rng(5)
+    k, m = 12, 40
+    V = rng.uniform(0.01, 0.5, size=(k, m))
+    Y = 0.2 + rng.normal(size=(k, m)) * np.sqrt(V + 0.1)
+    screen = mo._screen_limits(method, None)
+    design = np.ones((k, 1))
+
+    def flagged(Y, V, screen):
+        block = mo._make_block(Y, V, True, screen)
+        return block.vmin is None, mo._needs_single_fit(block, method, None, None)
+
+    screened, flags = flagged(Y, V, screen)
+    assert screened and not flags.any()
+    for change in ("tiny y", "huge y", "spread v", "ties"):
+        Yc, Vc = Y.copy(), V.copy()
+        if change == "tiny y":  # rescaled by the single fit (range 2**-150)
+            Yc[:, 3] = 2.0**-150 * rng.normal(size=k)
+        elif change == "huge y":
+            Yc[:, 7], Vc[:, 7] = Yc[:, 7] * 2.0**90, Vc[:, 7] * 2.0**180
+        elif change == "spread v":
+            Vc[0, 9] = 1e-9
+        else:  # equal first studies: no lower bound of the range
+            Yc[:4, 11] = 0.5
+        expected = flagged(Yc, Vc, None)[1]
+        screened, flags = flagged(Yc, Vc, screen)
+        np.testing.assert_array_equal(flags, expected, err_msg=change)
+        assert expected.any() or change == "ties", change
+        assert not screened or not expected.any(), change
+        fits = mo.fit_random_effects(design, Yc, Vc, method=method)
+        np.testing.assert_array_equal(fits.one_by_one, expected, err_msg=change)

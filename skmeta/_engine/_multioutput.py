@@ -84,6 +84,8 @@ DENSE_SHARE = 0.5
 #: outputs cost one evaluation per iteration for the whole pass, while the
 #: working memory beyond the inputs stays a few times this size.
 PASS_BYTES = 2**25
+#: Methods whose tau^2 is a closed-form function of the fixed-effect moments.
+CLOSED_FORM_METHODS = frozenset({"fe", "dl", "hs", "hsk"})
 #: Methods that iterate over subsets of the outputs.
 ITERATIVE_METHODS = frozenset({"reml", "ml", "pm", "pmm", "eb"})
 #: Methods with a vectorized estimator here; the outputs of any other method of
@@ -107,6 +109,17 @@ SERIES_MAX_DF = 64
 #: columns whose product leaves it take one logarithm per entry (checked).  The
 #: product's rounding changes each logarithm by at most ten units of 2**-52.
 LOG_GROUP = 10
+#: Studies after the first whose differences from it bound each output's range
+#: of y from below in the screen of :func:`_screened` (a few rows: one
+#: difference of continuous data is almost never 0, and a zero bound only sends
+#: the block to the per-output checks).
+RANGE_PROBE_ROWS = 3
+#: Allowance for the rounding of the logarithms in the bounds of the rescaling
+#: exponent in :func:`_screened` (their errors are a few ulps).
+EXPONENT_MARGIN = 0.25
+
+#: Smallest normal double (looked up once, not at every evaluation of a chunk).
+TINY = np.finfo(float).tiny
 
 #: Codes of :attr:`RandomEffectsFits.limit` (the single fit's ``limit``).
 LIMITS = (None, "exact", "diverges")
@@ -179,30 +192,40 @@ def _prepare_design(design):
 class _Block(NamedTuple):
     """Outputs with their missing entries zeroed, and per-output constants."""
 
-    y: np.ndarray  # (k, b) centred at offset; zeros where missing
+    y: np.ndarray  # (k, b) centred at offset (unless deferred); 0 where missing
     v: np.ndarray  # (k, b) zeros where missing
     mask: np.ndarray | None  # (k, b) bool, None when every study is present
     n: np.ndarray  # (b,) studies per output
     offset: np.ndarray  # (b,) mean of y over the studies present (or 0)
-    vmin: np.ndarray  # (b,) smallest and largest sampling variance present
-    vmax: np.ndarray
-    ymin: np.ndarray  # (b,) smallest and largest y present (not centred)
-    ymax: np.ndarray
+    # (b,) smallest and largest sampling variance and y (not centred) present;
+    # None when the screen of _make_block made them unnecessary
+    vmin: np.ndarray | None
+    vmax: np.ndarray | None
+    ymin: np.ndarray | None
+    ymax: np.ndarray | None
     mean_v: np.ndarray  # (b,)
     var_y: np.ndarray  # (b,) population variance of y (NaN until needed)
     scale: np.ndarray  # (b,) max(var(y), mean(v)), or 1 (NaN until needed)
 
 
-def _make_block(y, v, centre):
+def _make_block(y, v, centre, screen=None, defer=False):
     """Outputs from raw ``(k, b)`` columns with NaN marking missing entries.
 
     With ``centre`` (a design with an intercept) y is centred at its mean over
     the studies present: the fits' residuals, traces and criteria are
     unchanged, their moment sums lose no precision to an offset, and the mean
-    is added back to the intercept.
+    is added back to the intercept.  With ``defer`` the mean is found but y is
+    left as it is: the kernel that reads it centres each chunk (:func:`_centre`)
+    while it is in the caches, instead of a centred copy of the whole block.
+
+    ``screen`` (the ``(ratio, extra)`` of :func:`_screen_limits`): where every
+    study is present and the bounds over all outputs prove that none needs the
+    single fit (:func:`_screened`), the per-output extremes are not formed
+    (``vmin``, ``vmax``, ``ymin``, ``ymax`` are None).
     """
-    sum_y = y.sum(axis=0)
-    sum_v = v.sum(axis=0)
+    ones = np.ones(y.shape[0])
+    sum_y = ones @ y
+    sum_v = ones @ v
     if np.isnan(sum_y + sum_v).any():  # NaN propagates to the column sums
         mask = ~(np.isnan(y) | np.isnan(v))
         y = np.where(mask, y, 0.0)
@@ -218,19 +241,77 @@ def _make_block(y, v, centre):
         mask = None
         v = np.ascontiguousarray(v)
         n = np.full(y.shape[1], y.shape[0])
-        vmin, vmax = v.min(axis=0), v.max(axis=0)
-        ymin, ymax = y.min(axis=0), y.max(axis=0)
+        if screen is not None and _screened(y, v, *screen):
+            vmin = vmax = ymin = ymax = None
+        else:
+            vmin, vmax = v.min(axis=0), v.max(axis=0)
+            ymin, ymax = y.min(axis=0), y.max(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         offset = np.where(n > 0, sum_y / n, 0.0) if centre else np.zeros(n.shape)
         mean_v = sum_v / n
-    if centre:
-        y = y - offset
-        if mask is not None:
-            y *= mask
-    else:
-        y = np.ascontiguousarray(y)
     nan = np.full(n.shape, np.nan)
-    return _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+    block = _Block(y, v, mask, n, offset, vmin, vmax, ymin, ymax, mean_v, nan, nan)
+    if centre and not defer:
+        return _centre(block)
+    return block._replace(y=np.ascontiguousarray(y)) if not centre else block
+
+
+def _centre(block):
+    """``block`` with y centred at ``offset`` (0 where missing)."""
+    y = block.y - block.offset
+    if block.mask is not None:
+        y *= block.mask
+    return block._replace(y=y)
+
+
+def _screen_limits(method, tau2):
+    """``(ratio, extra)`` of the spread test of :func:`_needs_single_fit`: the
+    largest ratio of total variances :math:`(v + extra)` the vectorized fit takes."""
+    extra = 0.0 if tau2 is None else tau2
+    estimated = tau2 is None and method != "fe"
+    likelihood = estimated and tau2_method(method).likelihood
+    return (uni.CERTIFY_SPREAD if likelihood else uni.DOMINANT_WEIGHT_RATIO), extra
+
+
+def _screened(y, v, ratio, extra):
+    """Whether bounds over all outputs prove that none needs the single fit.
+
+    Complete columns (no NaN) of ``y`` and ``v``. The tests of
+    :func:`_needs_single_fit` on each output's extremes follow from bounds
+    over all outputs: with ``v_lo``, ``v_hi`` the extremes of all of ``v``,
+    every output has ``vmin >= v_lo > 0`` and ``(vmax + extra) <= v_hi +
+    extra <= ratio (v_lo + extra) <= ratio (vmin + extra)`` (rounding is
+    monotone); its rescaling exponent is the rounded mean of ``log2(sqrt(vmax))``,
+    within ``[log2(v_lo), log2(v_hi)] / 2``, and ``log2(range of y)``, within
+    ``[log2(gap), log2(range of all y)]`` where ``gap`` (the largest difference
+    of the first study's y from those of the next :data:`RANGE_PROBE_ROWS`) is
+    a lower bound of the output's range -- positive, so that logarithm is
+    finite.  When the mean's bounds lie within
+    ``SAFE_EXPONENT + 1/2 - EXPONENT_MARGIN`` of 0, no exponent rounds beyond
+    ``SAFE_EXPONENT``. These are four reductions over the whole array and a few
+    rows, instead of four per output.
+    """
+    k = y.shape[0]
+    if k < 2 or not y.size:
+        return False
+    v_lo, v_hi = v.min(), v.max()
+    if not v_lo > 0 or not v_hi + extra <= ratio * (v_lo + extra):
+        return False
+    gap = np.abs(y[1] - y[0])
+    for i in range(2, min(k, RANGE_PROBE_ROWS + 1)):
+        np.maximum(gap, np.abs(y[i] - y[0]), out=gap)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        gap_lo = gap.min()
+        y_range = y.max() - y.min()
+        low = 0.5 * (0.5 * np.log2(v_lo) + np.log2(gap_lo))
+        high = 0.5 * (0.5 * np.log2(v_hi) + np.log2(y_range))
+    limit = single.SAFE_EXPONENT + 0.5 - EXPONENT_MARGIN
+    return bool(gap_lo > 0 and -limit < low and high < limit)
+
+
+def _vmin(block):
+    """Smallest sampling variance of each output (formed here if screened)."""
+    return block.v.min(axis=0) if block.vmin is None else block.vmin
 
 
 def _with_spread(block, centred):
@@ -269,7 +350,8 @@ def _take(block, index):
             index = np.flatnonzero(index)
         columns = [np.take(a, index, axis=1) for a in block[:3] if a is not None]
     mask = None if block.mask is None else columns[2]
-    return _Block(columns[0], columns[1], mask, *(a[index] for a in block[3:]))
+    rest = (None if a is None else a[index] for a in block[3:])
+    return _Block(columns[0], columns[1], mask, *rest)
 
 
 def _present(block, values):
@@ -323,10 +405,12 @@ def _needs_single_fit(block, method, tau2, weights):
     DOMINANT_WEIGHT_RATIO`), GENQ weights of that spread, and data that the
     single fit rescales (beyond 2**+-SAFE_EXPONENT).
     """
-    extra = 0.0 if tau2 is None else tau2
-    estimated = tau2 is None and method != "fe"
-    likelihood = estimated and tau2_method(method).likelihood
-    ratio = uni.CERTIFY_SPREAD if likelihood else uni.DOMINANT_WEIGHT_RATIO
+    ratio, extra = _screen_limits(method, tau2)
+    if block.vmin is None:  # every output passed the screen of _make_block
+        out = np.zeros(block.n.shape, dtype=bool)
+        if weights is not None:
+            out |= weights.max(axis=0) > uni.DOMINANT_WEIGHT_RATIO * weights.min(axis=0)
+        return out
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         out = ~(block.vmin > 0) | (block.vmax + extra > ratio * (block.vmin + extra))
         if weights is not None:
@@ -527,20 +611,19 @@ def _select(result, where):
 
 
 def _join(parts):
-    """Concatenate the kernel results of consecutive chunks (output axis last)."""
+    """Concatenate the kernel results of consecutive chunks (output axis last):
+    arrays, or dicts and tuples of them (nested)."""
     if len(parts) == 1:
         return parts[0]
-    if isinstance(parts[0], np.ndarray):
+    first = parts[0]
+    if isinstance(first, np.ndarray):
         return np.concatenate(parts, axis=-1)
-    if isinstance(parts[0], dict):
-        return {
-            key: np.concatenate([part[key] for part in parts], axis=-1)
-            for key in parts[0]
-        }
-    joined = (np.concatenate(arrays, axis=-1) for arrays in zip(*parts, strict=True))
-    if type(parts[0]) is tuple:
+    if isinstance(first, dict):
+        return {key: _join([part[key] for part in parts]) for key in first}
+    joined = (_join(list(items)) for items in zip(*parts, strict=True))
+    if type(first) is tuple:
         return tuple(joined)
-    return type(parts[0])(*joined)
+    return type(first)(*joined)
 
 
 # --------------------------------------------------------------------------------------
@@ -694,7 +777,7 @@ def _sum_log(x):
             part = x[j::LOG_GROUP]
             product[: part.shape[0]] *= part
         total = np.log(product).sum(axis=0)
-    bad = ~np.isfinite(total) | (product < np.finfo(float).tiny).any(axis=0)
+    bad = ~np.isfinite(total) | (product < TINY).any(axis=0)
     if rows and bad.any():
         total[bad] = np.log(x[:, bad]).sum(axis=0)
     return total
@@ -734,7 +817,7 @@ def _moment_summary(design, block, w, powers):
     p = design.X.shape[1]
     b = w.shape[1]
     S = _weighted_moments(design, block, w, powers, y_powers=1)
-    out = _profile_moments(S, p)
+    out = _profile_moments(S, p, y_powers=1)
     if not p:
         out["beta"], out["cov"] = np.zeros((0, b)), np.zeros((0, 0, b))
     if design.intercept:
@@ -896,6 +979,8 @@ def _weighted_moments(design, block, w, powers, y_powers=None):
     p = design.X.shape[1]
     y_powers = powers if y_powers is None else y_powers
     y = block.y  # centred at its mean with an intercept (see _make_block)
+    if p == 1 and design.intercept:
+        return _intercept_moments(design, y, w, powers, y_powers)
     S = np.empty((powers, p + 1, p + 1, w.shape[1]))
     a, c = design.upper
     wj = w
@@ -920,7 +1005,45 @@ def _weighted_moments(design, block, w, powers, y_powers=None):
     return S
 
 
-def _profile_moments(S, p):
+def _intercept_moments(design, y, w, powers, y_powers):
+    r""":func:`_weighted_moments` of the intercept-only design (:math:`x = 1`).
+
+    The sums :math:`\sum_i w_i^j y_i^c` with the fewest passes over the
+    ``(k, b)`` arrays: the powers ``w^2`` and ``u = w y`` are formed once, the
+    sums of ``w``, ``u`` and ``w^2`` are matrix products with the row of ones
+    (BLAS), and every other sum is one fused product-sum (``einsum``) of arrays
+    already formed -- no temporary for a product that is only summed.
+    """
+    b = w.shape[1]
+    S = np.empty((powers, 2, 2, b))
+    einsum = np.einsum
+    ones = design.pairs  # (1, k): the products x_i x_i = 1
+    np.matmul(ones, w, out=S[0, 0, :1])
+    u = None
+    if y_powers > 1:
+        u = w * y
+        np.matmul(ones, u, out=S[0, 0, 1:])
+        einsum("kb,kb->b", u, y, out=S[0, 1, 1])
+    else:
+        einsum("kb,kb->b", w, y, out=S[0, 0, 1])
+        einsum("kb,kb,kb->b", w, y, y, out=S[0, 1, 1])
+    if powers > 1:
+        w2 = w * w
+        np.matmul(ones, w2, out=S[1, 0, :1])
+        if y_powers > 1:
+            einsum("kb,kb->b", w, u, out=S[1, 0, 1])
+            einsum("kb,kb->b", u, u, out=S[1, 1, 1])
+        if powers > 2:
+            einsum("kb,kb->b", w2, w, out=S[2, 0, 0])
+            if y_powers > 2:
+                einsum("kb,kb->b", w2, u, out=S[2, 0, 1])
+                einsum("kb,kb,kb->b", w, u, u, out=S[2, 1, 1])
+    S[y_powers:, 0, 1] = S[y_powers:, 1, 1] = np.nan
+    S[:, 1, 0] = S[:, 0, 1]
+    return S
+
+
+def _profile_moments(S, p, y_powers=None):
     r"""What the profiled likelihood needs, from the moments of :math:`(x, y)`.
 
     With :math:`A = S_{1,xx}`, :math:`\hat\beta = A^{-1} S_{1,xy}` and
@@ -930,6 +1053,8 @@ def _profile_moments(S, p):
     \sum w - \operatorname{tr}(A^{-1} S_{2,xx})` and :math:`\operatorname{tr}P^2
     = \sum w^2 - 2\operatorname{tr}(A^{-1} S_{3,xx}) + \operatorname{tr}((A^{-1}
     S_{2,xx})^2)` (the sums of :math:`w` and :math:`w^2` are added by the caller).
+    ``y_powers``: the powers whose entries in ``y`` are filled (all if None; with
+    one column the terms in ``y`` of the others are not formed).
     """
     powers = S.shape[0]
     if p == 0:
@@ -941,7 +1066,7 @@ def _profile_moments(S, p):
             out["upu"] = S[2, 0, 0]
         return out
     if p == 1:
-        return _profile_moments_one(S)
+        return _profile_moments_one(S, powers if y_powers is None else y_powers)
     cov, logdet = _cholesky_inverse(S[0, :p, :p])
     beta = np.einsum("acb,cb->ab", cov, S[0, :p, p])
     c = np.concatenate([-beta, np.ones((1, beta.shape[1]))])
@@ -958,20 +1083,28 @@ def _profile_moments(S, p):
     return out
 
 
-def _profile_moments_one(S):
+def _profile_moments_one(S, y_powers):
     """:func:`_profile_moments` for one column (e.g. intercept only), in
-    scalar arithmetic per output: the same formulas, no p x p products."""
+    scalar arithmetic per output: the same formulas, no p x p products, few
+    temporaries (in-place operations leave every rounding as it is); the
+    terms in ``y`` only for the first ``y_powers`` powers."""
     powers = S.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         a = S[0, 0, 0]
-        a = np.where(a > 0, a, np.nan)
+        if not a.min(initial=np.inf) > 0:
+            a = np.where(a > 0, a, np.nan)
         cov = 1.0 / a
         beta = cov * S[0, 0, 1]
+        neg = -beta
 
         def quad(j):  # c' S_j c with c = (-beta, 1), as (S_j c) . c
-            return -beta * (S[j, 0, 1] - beta * S[j, 0, 0]) + (
-                S[j, 1, 1] - beta * S[j, 0, 1]
-            )
+            first = beta * S[j, 0, 0]
+            np.subtract(S[j, 0, 1], first, out=first)
+            first *= neg
+            second = beta * S[j, 0, 1]
+            np.subtract(S[j, 1, 1], second, out=second)
+            first += second
+            return first
 
         out = {
             "cov": cov[None, None],
@@ -981,12 +1114,22 @@ def _profile_moments_one(S):
         }
         if powers > 1:
             m2 = cov * S[1, 0, 0]
-            out["ypy2"] = quad(1)
+            if y_powers > 1:
+                out["ypy2"] = quad(1)
             out["trp_x"] = m2
         if powers > 2:
-            g = S[1, 0, 1] - beta * S[1, 0, 0]
-            out["upu"] = quad(2) - g * g * cov
-            out["trpp_x"] = 2.0 * cov * S[2, 0, 0] - m2 * m2
+            if y_powers > 2:
+                g = beta * S[1, 0, 0]
+                np.subtract(S[1, 0, 1], g, out=g)
+                g *= g
+                g *= cov
+                upu = quad(2)
+                upu -= g
+                out["upu"] = upu
+            trpp = 2.0 * cov
+            trpp *= S[2, 0, 0]
+            trpp -= m2 * m2
+            out["trpp_x"] = trpp
     return out
 
 
@@ -1077,53 +1220,73 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         a final Newton step), as the single fit's.
     """
     b = start.shape[0]
-    # column of each problem in the block being evaluated (compacted below)
-    columns = np.arange(block.n.shape[0]) if index is None else index.copy()
     tau2 = start.astype(float)
     last = np.full(b, np.nan)
     n_iter = np.zeros(b, dtype=int)
     converged = np.zeros(b, dtype=bool)
     sqrt_tol = np.sqrt(tol)
-
-    def evaluate(which, values):
-        return _chunked(
-            _likelihood_terms, design, block, values, logdet_xtx[which],
-            index=columns[which], reml=reml,
-        )  # fmt: skip
-
+    # The problems still iterating, compacted as they finish (one index array
+    # taken from each per-problem array: cheaper than a boolean mask per array
+    # or gathers from the full arrays at every iteration): their positions, the
+    # column of each in the block being evaluated (itself compacted below), the
+    # current point, its bounds and constants.
     active = np.arange(b)
-    terms = evaluate(active, tau2)
+    columns = np.arange(block.n.shape[0]) if index is None else np.asarray(index)
+    cur, low, high, sc, logdet = tau2.copy(), lower, upper, scale, logdet_xtx
+
+    def evaluate(values, which=None):
+        if which is None:
+            cols, ld = columns, logdet
+        else:
+            cols, ld = columns[which], logdet[which]
+        return _chunked(
+            _likelihood_terms, design, block, values, ld, index=cols, reml=reml
+        )
+
+    terms = evaluate(cur)
     for iteration in range(1, max_iter + 1):
-        n_iter[active] = iteration
-        last[active] = terms.criterion
-        cur = tau2[active]
-        low, high, sc = lower[active], upper[active], scale[active]
-        concave = terms.observed > uni.CONCAVE_RTOL * terms.expected
-        info = np.where(concave, terms.observed, terms.expected)
-        usable = (info > 0) & np.isfinite(info) & np.isfinite(terms.score)
+        criterion, score, observed, expected = terms
+        concave = observed > uni.CONCAVE_RTOL * expected
+        info = np.where(concave, observed, expected)
+        usable = (info > 0) & np.isfinite(info) & np.isfinite(score)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(usable, terms.score / info, 0.0)
+            step = np.where(usable, score / info, 0.0)
         at_bound = usable & (
             ((cur <= low) & (step <= 0)) | ((cur >= high) & (step >= 0))
         )
         small = (
             usable & ~at_bound
             & (np.abs(step) <= sqrt_tol * (cur + sc))
-            & (terms.observed > 0)
+            & (observed > 0)
         )  # fmt: skip
-        # a small Newton step in a concave region leaves an O(tol) error: taken
-        tau2[active[small]] = np.clip(cur + step, low, high)[small]
-        converged[active[at_bound | small]] = True
         go = usable & ~at_bound & ~small  # (unusable terms: not converged)
-        if not go.any():
-            break
-        active, cur, step, terms = active[go], cur[go], step[go], _subset(terms, go)
-        if active.size < DENSE_SHARE * block.n.shape[0]:
-            # the outputs still iterating are gathered once (a copy) rather
-            # than at every evaluation (gathers of scattered columns are slow)
-            block = _take(block, columns[active])
-            columns[active] = np.arange(active.size)
-        low, high, sc, concave = low[go], high[go], sc[go], concave[go]
+        if not go.all():
+            stop = np.flatnonzero(~go)
+            out = active[stop]
+            n_iter[out] = iteration
+            last[out] = criterion[stop]
+            # a small Newton step in a concave region leaves an O(tol) error:
+            # taken
+            taken = small[stop]
+            tau2[out] = np.where(
+                taken,
+                np.clip(cur[stop] + step[stop], low[stop], high[stop]),
+                cur[stop],
+            )
+            converged[out] = at_bound[stop] | taken
+            if stop.size == go.size:
+                break
+            keep = np.flatnonzero(go)
+            active, columns, cur, step, low, high, sc, logdet, concave = (
+                a[keep]
+                for a in (active, columns, cur, step, low, high, sc, logdet, concave)
+            )
+            terms = _subset(terms, keep)
+            if active.size < DENSE_SHARE * block.n.shape[0]:
+                # the outputs still iterating are gathered once (a copy) rather
+                # than at every evaluation (gathers of scattered columns are slow)
+                block = _take(block, columns)
+                columns = np.arange(active.size)
         ll = terms.criterion
         # never cut tau2 by more than 90%; near the bound, halve from the bound
         smallest = np.where(0.1 * cur > tol * sc, 0.1 * cur, low)
@@ -1131,7 +1294,7 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
         accelerate = ~concave & (step > bound)
         step = np.maximum(step, bound)
         new = np.clip(cur + step, low, high)
-        terms = evaluate(active, new)
+        terms = evaluate(new)
         slack = uni.ACCEPT_RTOL * (1.0 + np.abs(ll))
         worse = ~(terms.criterion >= ll - slack)
         for _ in range(uni.MAX_HALVINGS - 1):
@@ -1141,7 +1304,7 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
             step[bad] *= 0.5
             accelerate[bad] = False
             new[bad] = np.clip(cur[bad] + step[bad], low[bad], high[bad])
-            _assign(terms, bad, evaluate(active[bad], new[bad]))
+            _assign(terms, bad, evaluate(new[bad], bad))
             worse[bad] = ~(terms.criterion[bad] >= ll[bad] - slack[bad])
         accelerate &= ~worse
         for _ in range(uni.MAX_DOUBLINGS):
@@ -1155,21 +1318,33 @@ def _newton(design, block, start, lower, upper, scale, logdet_xtx, *, reml,
             accelerate[:] = False
             if not more.size:
                 break
-            trial = evaluate(active[more], further)
+            trial = evaluate(further, more)
             better = trial.criterion > terms.criterion[more]
             more = more[better]
             new[more] = further[better]
             _assign(terms, more, _subset(trial, better))
             accelerate[more] = True
-        change = np.abs(new - cur)
-        tau2[active] = new
-        last[active] = terms.criterion
-        done = change <= tol * (new + sc)
-        converged[active[done]] = True
-        keep = ~done
-        if not keep.any():
-            break
-        active, terms = active[keep], _subset(terms, keep)
+        done = np.abs(new - cur) <= tol * (new + sc)
+        cur = new
+        if done.any():
+            fin = np.flatnonzero(done)
+            out = active[fin]
+            tau2[out] = cur[fin]
+            last[out] = terms.criterion[fin]
+            n_iter[out] = iteration
+            converged[out] = True
+            if fin.size == done.size:
+                break
+            keep = np.flatnonzero(~done)
+            active, columns, cur, low, high, sc, logdet = (
+                a[keep] for a in (active, columns, cur, low, high, sc, logdet)
+            )
+            terms = _subset(terms, keep)
+    else:
+        if max_iter > 0:  # the iterations ran out: the last point
+            tau2[active] = cur
+            last[active] = terms.criterion
+            n_iter[active] = max_iter
     return tau2, last, n_iter, converged
 
 
@@ -1193,7 +1368,7 @@ def _search_grid(block):
         ``SEARCH_BELOW * min(v)`` to ``SEARCH_ABOVE * max(var(y), median(v),
         min(v))``; NaN after its last point.
     """
-    smallest = block.vmin
+    smallest = _vmin(block)
     start = uni.SEARCH_BELOW * smallest
     stop = uni.SEARCH_ABOVE * np.maximum(
         np.maximum(block.var_y, _median_v(block)), smallest
@@ -1212,6 +1387,16 @@ def _search_grid(block):
     grid[count - 1, np.arange(count.shape[0])] = stop
     grid[steps >= count] = np.nan
     return np.concatenate([np.zeros((1, count.shape[0])), grid])
+
+
+def _first_argmax(values):
+    """``np.argmax(values, axis=0)`` (the first maximum of each column) for
+    values without NaN, from reductions along the leading axis: the maximum,
+    then the smallest row that attains it (an argmax along a strided axis is
+    several times slower)."""
+    rows = np.arange(values.shape[0])[:, None]
+    hit = values == values.max(axis=0)
+    return np.where(hit, rows, values.shape[0]).min(axis=0)
 
 
 def _best_peaks(values, peaks, count):
@@ -1239,7 +1424,7 @@ def _best_peaks(values, peaks, count):
     order = np.empty((picks, b), dtype=np.intp)
     cand = np.empty((picks, b), dtype=bool)
     for r in range(picks):
-        best = np.argmax(key, axis=0)
+        best = _first_argmax(key)
         order[r] = best
         cand[r] = remaining[best, columns]
         remaining[best, columns] = False
@@ -1307,15 +1492,20 @@ def _search_profile(design, block, incumbent, scale, logdet_xtx, *, reml,
     # compare by the accurate criterion: [incumbent, candidates in order]
     tried = np.concatenate([incumbent[None], found])
     scores = np.full(tried.shape, -np.inf)
+    # without a refined candidate the incumbent wins whatever its score (the
+    # others are -inf; argmax takes the first on ties): it is scored only where
+    # it is compared
+    compared = ~np.isnan(found).all(axis=0)
     for r in range(tried.shape[0]):
-        cols = np.flatnonzero(~np.isnan(tried[r]))
+        valid = ~np.isnan(tried[r])
+        cols = np.flatnonzero(valid & compared if r == 0 else valid)
         if cols.size:
             scores[r, cols] = _chunked(
                 _criterion, design, block, tried[r, cols], logdet_xtx[cols],
                 index=cols, reml=reml,
             )  # fmt: skip
     scores = np.where(np.isnan(scores), -np.inf, scores)
-    best = np.argmax(scores, axis=0)
+    best = _first_argmax(scores)
     out = np.arange(b)
     tau2 = tried[best, out]
     n_iter = np.concatenate([np.zeros((1, b), dtype=int), iters])[best, out]
@@ -1410,7 +1600,8 @@ def _sidik_jonkman_start(block):
 
 
 def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_xtx):
-    """tau^2 of every output by ``method`` (the single fit's ``estimate_tau2``).
+    """tau^2 of every output by ``method`` (the single fit's ``estimate_tau2``;
+    the methods of :data:`CLOSED_FORM_METHODS`: :func:`_closed_form_tau2`).
 
     ``fe`` holds the fixed-effect moments (:func:`_fixed_effect_moments`).
 
@@ -1426,8 +1617,6 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
     n_iter = np.ones(b, dtype=int)
     converged = np.ones(b, dtype=bool)
     moments = {}
-    if method == "fe":
-        return np.zeros(b), n_iter, converged, moments
     if tau2_method(method).likelihood:
         reml = method == "reml"
         tau2, n_iter, converged = _estimate_likelihood(
@@ -1437,16 +1626,10 @@ def _estimate_tau2(design, block, method, *, weights, fe, max_iter, tol, logdet_
     elif method == "he":
         moments = _chunked(_unit_weight_moments, design, block)
         tau2 = uni.generalized_q_estimate(moments["rss"], moments["trpv"], df)
-    elif method == "dl":
-        tau2 = uni.generalized_q_estimate(fe["q"], df, fe["trp"])
     elif method == "genq":
         moments = _chunked(_fixed_weight_moments, design, block, weights)
         tau2 = uni.generalized_q_estimate(
             moments["rss"], moments["trpv"], moments["trp"]
-        )
-    elif method in ("hs", "hsk"):
-        tau2 = hunter_schmidt_estimate(
-            fe["q"], block.n, p, fe["sum_w"], corrected=method == "hsk"
         )
     elif method == "sj":
         block = _with_spread(block, design.intercept)
@@ -1621,42 +1804,70 @@ def _wald_tests(beta, cov, index, dof):
     return statistic, p_value
 
 
-def _fit_pass(design, block, logdet_xtx, options, weights):
+def _closed_form_tau2(method, tau2_fixed, fe, n, p):
+    """tau^2 of the methods of :data:`CLOSED_FORM_METHODS` (or a fixed one)
+    from the fixed-effect moments ``fe`` (:func:`_fixed_effect_moments`)."""
+    if tau2_fixed is not None:
+        return np.full(n.shape, float(tau2_fixed))
+    if method == "fe":
+        return np.zeros(n.shape)
+    if method == "dl":
+        return uni.generalized_q_estimate(fe["q"], n - p, fe["trp"])
+    return hunter_schmidt_estimate(
+        fe["q"], n, p, fe["sum_w"], corrected=method == "hsk"
+    )
+
+
+def _closed_form_fits(
+    design, block, *, method, tau2_fixed, fe_options, final_options, centre
+):
+    """The fixed-effect moments, tau^2 and the fit at it of a chunk of outputs
+    (:data:`CLOSED_FORM_METHODS` or a fixed tau^2); ``centre``: y is centred
+    here (a block made with ``defer``)."""
+    if centre:
+        block = _centre(block)
+    fe = _fixed_effect_moments(design, block, **fe_options)
+    tau2 = _closed_form_tau2(method, tau2_fixed, fe, block.n, design.X.shape[1])
+    return fe, tau2, _final_moments(design, block, tau2, **final_options)
+
+
+def _fit_pass(design, block, logdet_xtx, options, weights, deferred=False):
     """Fit every output of ``block`` (all estimable, every v > 0) at once; a
-    dict of per-output arrays (output axis last)."""
+    dict of per-output arrays (output axis last).  ``deferred``: y of the block
+    is not centred yet (closed-form tau^2 only, see :func:`_make_block`)."""
     method, tau2_fixed, inference, max_iter, tol = options
     p = design.X.shape[1]
     b = block.n.shape[0]
     estimated = tau2_fixed is None and method != "fe"
     record = tau2_method(method)
-    fe = _chunked(
-        _fixed_effect_moments,
-        design,
-        block,
-        trace_pp=estimated and method in ("dl", "hs", "hsk"),
-        loglik=estimated and record.likelihood,
-    )
-    if tau2_fixed is None:
+    reml = method == "reml"
+    knapp_hartung = inference in single.KNAPP_HARTUNG
+    fe_options = {
+        "trace_pp": estimated and method in ("dl", "hs", "hsk"),
+        "loglik": estimated and record.likelihood,
+    }
+    final_options = {
+        "trace_pp": estimated and reml,
+        "sum_w2": estimated and method == "ml",
+        "max_w": knapp_hartung,
+    }
+    n_iter = np.ones(b, dtype=int)
+    converged = np.ones(b, dtype=bool)
+    moments = {}
+    if tau2_fixed is not None or method in CLOSED_FORM_METHODS:
+        # tau^2 of an output is a function of its fixed-effect moments: both
+        # fits of a chunk run while its data are in the caches
+        fe, tau2, final = _chunked(
+            _closed_form_fits, design, block, method=method, tau2_fixed=tau2_fixed,
+            fe_options=fe_options, final_options=final_options, centre=deferred,
+        )  # fmt: skip
+    else:
+        fe = _chunked(_fixed_effect_moments, design, block, **fe_options)
         tau2, n_iter, converged, moments = _estimate_tau2(
             design, block, method, weights=weights, fe=fe, max_iter=max_iter,
             tol=tol, logdet_xtx=logdet_xtx,
         )  # fmt: skip
-    else:
-        tau2 = np.full(b, float(tau2_fixed))
-        n_iter = np.ones(b, dtype=int)
-        converged = np.ones(b, dtype=bool)
-        moments = {}
-    reml = method == "reml"
-    knapp_hartung = inference in single.KNAPP_HARTUNG
-    final = _chunked(
-        _final_moments,
-        design,
-        block,
-        tau2,
-        trace_pp=estimated and reml,
-        sum_w2=estimated and method == "ml",
-        max_w=knapp_hartung,
-    )
+        final = _chunked(_final_moments, design, block, tau2, **final_options)
     dof = block.n - p
     cov = final["cov"]
     kh_degenerate = np.zeros(b, dtype=bool)
@@ -1822,11 +2033,21 @@ def fit_random_effects(
     moderators = np.asarray(moderators, dtype=int)
     options = (method, tau2, inference, max_iter, tol)
     estimated_iteratively = tau2 is None and method in ITERATIVE_METHODS
+    # the per-output extremes of y are needed by Sidik-Jonkman's start and the
+    # Knapp-Hartung exact-fit test; otherwise only to screen for the single fit
+    extremes = (tau2 is None and method == "sj") or inference in single.KNAPP_HARTUNG
+    screen = None if extremes else _screen_limits(method, tau2)
+    # closed-form tau^2: one kernel reads y, and centres it chunk by chunk
+    deferred = prepared.intercept and (
+        tau2 is not None or method in CLOSED_FORM_METHODS
+    )
     size = max(1, PASS_BYTES // (8 * max(k, 1)))
     passes = []
     for first in range(0, m, size):
         cols = slice(first, min(first + size, m))
-        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
+        block = _make_block(
+            y[:, cols], v[:, cols], prepared.intercept, screen, defer=deferred
+        )
         a = None if weights is None else weights[:, cols]
         if a is not None and block.mask is not None:
             a = np.where(block.mask, a, 0.0)
@@ -1838,7 +2059,9 @@ def fit_random_effects(
         )
         vectorized = ok & ~alone
         if vectorized.all():  # the common case: no copy
-            result = _fit_pass(prepared, block, rank["logdet_xtx"], options, a)
+            result = _fit_pass(
+                prepared, block, rank["logdet_xtx"], options, a, deferred
+            )
             result.update(
                 limit=np.zeros(ok.shape[0], dtype=np.int8),
                 one_by_one=np.zeros(ok.shape[0], dtype=bool),
@@ -1852,6 +2075,7 @@ def fit_random_effects(
                 rank["logdet_xtx"][vectorized],
                 options,
                 None if a is None else a[:, vectorized],
+                deferred,
             )
             _place(result, fitted, vectorized)
         if vectorized.any() and estimated_iteratively:
@@ -1913,7 +2137,9 @@ def q_profile_intervals(design, y, v, confidence_level):
     size = max(1, PASS_BYTES // (8 * max(k, 1)))
     for first in range(0, m, size):
         cols = slice(first, min(first + size, m))
-        block = _make_block(y[:, cols], v[:, cols], prepared.intercept)
+        block = _make_block(
+            y[:, cols], v[:, cols], prepared.intercept, _screen_limits("pm", None)
+        )
         ok = _estimable(prepared, block)["ok"]
         alone = ok & _needs_single_fit(block, "pm", None, None)
         index = np.arange(cols.start, cols.stop)
