@@ -51,7 +51,9 @@ Numerics of :func:`fit_location_scale`, in named steps:
    moderator, starts that put the heterogeneity at either of its ends
    (:func:`_probe_thetas`), which reach the modes where the heterogeneity is
    concentrated in a subgroup.  A run that enters the basin of an optimum
-   already found stops early (:func:`_joins`).
+   already found stops early (:func:`_joins`).  On small problems the probing
+   starts take their Newton steps side by side (:func:`_probe_side_by_side`),
+   and only a run that does not join is repeated on its own.
 4. *Certification.*  With extreme sampling variances (a ratio of more than
    :data:`EXTREME_VARIANCE_RATIO` to their median, or zeros) the profile can
    have a narrow peak that Newton's method steps over.  The criterion is then
@@ -1142,9 +1144,249 @@ def _optimize(prob, *, max_iter, tol):
     if prob.intercept_col is not None:
         if _extreme_variances(prob.v):
             best = _certify(prob, best, tau2_dl, run)
-        for theta in _probe_thetas(prob, tau2_dl):
+        probes = _probe_thetas(prob, tau2_dl)
+        first = 0  # the probes from here on are run one by one
+        if _batchable(prob, len(probes)):
+            # a run that returns None changes neither best nor found: only
+            # from the first one that does not, the runs must be real
+            needs_run = _probe_side_by_side(
+                prob, probes, max_iter=max_iter, tol=tol, known=found
+            )
+            first = int(np.argmax(needs_run)) if needs_run.any() else len(probes)
+        for theta in probes[first:]:
             best = _better(best, run(theta))
     return _polish(prob, best)
+
+
+# ------------------------------------------------------ probing starts, batched
+#: The probing starts run side by side (arrays of shape (n_starts, k)) when
+#: these arrays stay this small (256 KiB each, so they stay in cache): there a
+#: run costs numpy's per-call overhead more than arithmetic.  Larger problems
+#: run them one after the other, where each array of k values stays in cache.
+_BATCH_MAX_ELEMENTS = 2**15
+
+
+class _BatchEval(NamedTuple):
+    """The criterion at n points (rows) and what its derivatives need."""
+
+    value: np.ndarray  # (n,) penalized criterion, -inf where undefined
+    tau2: np.ndarray  # (n, k)
+    weights: np.ndarray  # (n, k)
+    design: np.ndarray  # (n, k, p) location design centred at weighted means
+    cov: np.ndarray  # (n, p, p) inverse of its weighted crossproduct
+    resid: np.ndarray  # (n, k)
+    hat: np.ndarray  # (n, k)
+
+
+def _batchable(prob, n_starts):
+    """Whether :func:`_probe_side_by_side` applies (log link, no bounds, small)."""
+    return bool(
+        prob.link == "log"
+        and prob.X.shape[1] > 0
+        and n_starts > 1
+        and n_starts * prob.y.shape[0] <= _BATCH_MAX_ELEMENTS
+        and np.all(prob.lower == -np.inf)
+        and np.all(prob.upper == np.inf)
+    )
+
+
+def _evaluate_rows(prob, theta):
+    """:func:`_criterion` (value only) at each row of ``theta`` (log link).
+
+    The weighted least-squares fits centre the location design at the
+    weighted means when its first column is the intercept, as
+    :func:`weighted_fit` does.
+    """
+    y, v, X = prob.y, prob.v, prob.X
+    (k, p), n = X.shape, theta.shape[0]
+    eta = theta @ prob.design.ZT
+    if prob.offset:
+        eta += prob.offset
+    tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+    s = v + tau2
+    valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
+    s[~valid] = 1.0  # placeholders: these rows get -inf below
+    w = 1.0 / s
+    shift = np.zeros((n, p))
+    if p > 1 and bool(np.all(X[:, 0] == 1.0)):
+        shift[:, 1:] = (w @ X[:, 1:]) / w.sum(axis=1)[:, None]
+    Xc = X[None, :, :] - shift[:, None, :]
+    Xw = Xc * w[:, :, None]
+    A = np.matmul(Xc.transpose(0, 2, 1), Xw)
+    chol = np.broadcast_to(np.eye(p), A.shape).copy()
+    try:
+        chol[:] = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:  # some rows singular: factor one by one
+        for i in range(n):
+            try:
+                chol[i] = np.linalg.cholesky(A[i])
+            except np.linalg.LinAlgError:
+                valid[i] = False
+    inv_chol = np.linalg.inv(chol)
+    cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
+    beta = np.einsum("nab,nkb,k->na", cov, Xw, y)
+    resid = y - np.einsum("nka,na->nk", Xc, beta)
+    rss = np.einsum("nk,nk,nk->n", w, resid, resid)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    loglik = profiled_loglik(
+        k,
+        p,
+        np.log(s).sum(axis=1),
+        rss,
+        reml=prob.method == "reml",
+        logdet_xtvx=logdet,
+        logdet_xtx=prob.logdet_xtx,
+    )
+    value = loglik - 0.5 * np.einsum("na,ab,nb->n", theta, prob.penalty, theta)
+    value[~(valid & np.isfinite(value))] = -np.inf
+    hat = np.einsum("nka,nab,nkb->nk", Xc, cov, Xc)
+    hat *= w
+    return _BatchEval(value, tau2, w, Xc, cov, resid, hat)
+
+
+def _derivatives_rows(prob, ev):
+    """``(grad, hess, info)`` of the rows of ``ev`` (:func:`add_derivatives`)."""
+    reml = prob.method == "reml"
+    Z, ZT = prob.Z, prob.design.ZT
+    w, hat, d, Xc, cov = ev.weights, ev.hat, ev.tau2, ev.design, ev.cov
+    u = w * ev.resid
+    w2 = w * w
+    gd = (w - w * hat if reml else w) - u * u
+    gd *= -0.5 * d
+    grad = gd @ Z
+    dwu = w * u * d
+    info_weight = 0.5 * (w2 - 2.0 * w2 * hat if reml else w2) * d * d
+    hess_weight = info_weight - u * d * dwu + gd
+    info = np.matmul(ZT[None, :, :] * info_weight[:, None, :], Z)
+    hess = np.matmul(ZT[None, :, :] * hess_weight[:, None, :], Z)
+    M = np.einsum("nka,nk,kq->naq", Xc, dwu, Z)
+    hess += np.matmul(M.transpose(0, 2, 1), np.matmul(cov, M))
+    if reml:
+        G = np.einsum("nka,nkb,nk,kq->nabq", Xc, Xc, w2 * d, Z)
+        pp = 0.5 * np.einsum("nabq,nac,nbd,ncdr->nqr", G, cov, cov, G)
+        info += pp
+        hess += pp
+    return grad, 0.5 * (hess + hess.transpose(0, 2, 1)), info
+
+
+class _Rows(NamedTuple):
+    """The derivatives of one row, as :func:`_ascent_step` reads them."""
+
+    grad: np.ndarray
+    hess: np.ndarray
+    info: np.ndarray
+
+
+def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
+    """Run :func:`_run` from each start at once; which ones need a real run.
+
+    The runs take their Newton steps in lockstep, with the criterion of every
+    run evaluated in one pass over arrays of shape (n_starts, k) (the same
+    formulas as :func:`evaluate` and :func:`add_derivatives`, rounded
+    differently), and :func:`_newton`'s rules decided for each run.  Returns a
+    boolean array: False where :func:`_run` returns None (no admissible start,
+    or the run joins a ``known`` optimum), True where the run ends otherwise
+    (it converges, stops or fails): those, and every later start (whose runs
+    would see that optimum), must be run by :func:`_run` itself.
+    """
+    n = len(thetas)
+    needs_run = np.zeros(n, dtype=bool)
+    theta = np.array(thetas, dtype=float)
+    ev = _evaluate_rows(prob, theta)
+    value = ev.value
+    active = np.flatnonzero(np.isfinite(value))
+    if not active.size:
+        return needs_run
+    grad = np.zeros_like(theta)
+    hess = np.zeros((n, theta.shape[1], theta.shape[1]))
+    info = np.zeros_like(hess)
+    grad[active], hess[active], info[active] = _derivatives_rows(
+        prob, ev._replace(**{f: getattr(ev, f)[active] for f in ev._fields[1:]})
+    )
+    rounding = _ROUNDING_RTOL * np.maximum(1.0, np.abs(value))
+    known_negh = [(o.theta, -o.ev.hess + prob.penalty, o.value) for o in known]
+    for _ in range(max_iter):
+        th, g = theta[active], grad[active] - theta[active] @ prob.penalty
+        negh = -hess[active] + prob.penalty
+        newton = np.ones(active.size, dtype=bool)
+        try:
+            if not (np.all(np.isfinite(negh)) and np.all(np.isfinite(g))):
+                raise np.linalg.LinAlgError
+            np.linalg.cholesky(negh)  # raises unless every one is definite
+            step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = np.zeros_like(th)
+            for i, r in enumerate(active):
+                g[i], _free, step[i], newton[i] = _ascent_step(
+                    prob, theta[r], _Rows(grad[r], hess[r], info[r])
+                )
+        decrement = np.einsum("na,na->n", g, step)
+        converged = (
+            newton
+            & (decrement < tol)
+            & np.all(np.abs(g) < _GRAD_ATOL + 1e3 * tol, axis=1)
+        )
+        ends = converged | ~np.any(step != 0, axis=1)
+        joins = np.zeros(active.size, dtype=bool)
+        for other_theta, other_negh, other_value in known_negh:
+            diff = th - other_theta
+            drop = 0.5 * np.einsum("na,ab,nb->n", diff, other_negh, diff)
+            joins |= (drop <= 0.5 * _JOIN_RADIUS**2) & (
+                np.abs((other_value - value[active]) - drop)
+                <= _JOIN_RTOL * np.maximum(drop, 1e-12)
+            )
+        joins &= newton & ~ends
+        needs_run[active[ends]] = True
+        go = ~(ends | joins)
+        active, step, newton = active[go], step[go], newton[go]
+        if not active.size:
+            return needs_run
+        # line search (:func:`_line_search`), each run with its own step length
+        big = np.max(np.abs(step), axis=1)
+        capped = big > _MAX_LOG_STEP
+        step[capped] *= (_MAX_LOG_STEP / big[capped])[:, None]
+        t = np.ones(active.size)
+        accepted = np.zeros(active.size, dtype=bool)
+        pending = np.arange(active.size)
+        new_theta = theta[active]
+        new_value = np.full(active.size, -np.inf)
+        parts = []
+        for _ in range(_LINE_SEARCH_HALVINGS):
+            cand = theta[active[pending]] + t[pending, None] * step[pending]
+            trial = _evaluate_rows(prob, cand)
+            ok = trial.value >= value[active[pending]] - rounding[active[pending]]
+            hit = pending[ok]
+            if hit.size:
+                accepted[hit] = True
+                new_theta[hit] = cand[ok]
+                new_value[hit] = trial.value[ok]
+                parts.append(
+                    (
+                        hit,
+                        trial._replace(
+                            **{f: getattr(trial, f)[ok] for f in trial._fields}
+                        ),
+                    )
+                )
+            pending = pending[~ok]
+            if not pending.size:
+                break
+            t[pending] *= 0.5
+        needs_run[active[~accepted]] = True  # line search failed
+        for hit, trial in parts:
+            rows = active[hit]
+            grad[rows], hess[rows], info[rows] = _derivatives_rows(prob, trial)
+        gain = new_value - value[active]
+        stalled = ~newton & (gain >= 0) & (gain < 1e-3 * tol) & (t < 1)
+        needs_run[active[accepted & stalled]] = True
+        theta[active] = new_theta
+        value[active] = new_value
+        rounding[active] = _ROUNDING_RTOL * np.maximum(1.0, np.abs(new_value))
+        active = active[accepted & ~stalled]
+        if not active.size:
+            return needs_run
+    needs_run[active] = True  # maximum number of iterations
+    return needs_run
 
 
 # ----------------------------------------------------------------- the result
