@@ -71,10 +71,13 @@ All functions are pure (numpy/scipy only, no state).
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg, optimize
+from scipy.linalg.lapack import dgesv as _gesv
 
 from skmeta._engine import _univariate as uni
 from skmeta._engine._gls import logdet_crossprod, profiled_loglik, weighted_fit
@@ -183,6 +186,8 @@ class LSEval(NamedTuple):
     grad: np.ndarray | None
     hess: np.ndarray | None
     info: np.ndarray | None
+    #: lower Cholesky factor of ``cov_beta``, for the derivatives
+    chol_cov: np.ndarray | None = None
 
 
 class LSFit(NamedTuple):
@@ -354,7 +359,7 @@ def evaluate(
     Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
     hat = np.einsum("ij,ij->i", Xt, Xt)
     hat *= w
-    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
+    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None, F)
     if derivs == 0:
         return ev
     return add_derivatives(ev, X, Z, derivs, method=method, link=link, design=design)
@@ -374,8 +379,13 @@ class DesignProducts(NamedTuple):
     XZ: np.ndarray
 
 
+@functools.lru_cache(maxsize=16)
 def _upper_pairs(n):
-    return [(a, b) for a in range(n) for b in range(a, n)]
+    """The pairs ``a <= b`` below ``n`` and their count in a symmetric sum."""
+    pairs = [(a, b) for a in range(n) for b in range(a, n)]
+    twice = np.array([1.0 if a == b else 2.0 for a, b in pairs])
+    twice.flags.writeable = False
+    return pairs, twice
 
 
 def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
@@ -425,13 +435,16 @@ def add_derivatives(
     grad = Z.T @ gd
     if derivs == 1:
         return ev._replace(grad=grad)
+    F = ev.chol_cov
+    if F is None:
+        F = np.linalg.cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
     hess, info = _second_derivatives(
-        design, ev.cov_beta, tau2, w, hat, u, gd, reml=reml, link=link
+        design, F, tau2, w, hat, u, gd, reml=reml, link=link
     )
     return ev._replace(grad=grad, hess=hess, info=info)
 
 
-def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
+def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link):
     r"""``(hess, info)``: the observed Hessian and expected information in alpha.
 
     With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
@@ -447,7 +460,8 @@ def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
     :math:`P\circ P` (REML) the sum over the :math:`p(p+1)/2` pairs
     :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with :math:`C_{ab} = \sum_i
     \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top` (:math:`\tilde X = XF`),
-    counted twice off the diagonal.
+    counted twice off the diagonal.  ``F`` is the lower Cholesky factor of
+    :math:`A^{-1}`.
     """
     q, p = design.ZT.shape[0], design.XT.shape[0]
     d = tau2 if link == "log" else None
@@ -475,20 +489,18 @@ def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
     info = weighted.T @ Z
     hess = np.multiply(Z, hess_weight[:, None], out=weighted).T @ Z
     if p:
-        F = np.linalg.cholesky(cov)
         b = F.T @ (design.XZ @ dwu).reshape(p, q)
         hess += b.T @ b
         if reml:
             XtT = F.T @ design.XT  # rows of (X F)'
             if d is not None:
                 w2 *= d  # w^2 d
-            pairs = _upper_pairs(p)
+            pairs, twice = _upper_pairs(p)
             products = np.empty((len(pairs), XtT.shape[1]))
             for j, (a, c) in enumerate(pairs):
                 np.multiply(XtT[a], XtT[c], out=products[j])
             products *= w2
             cmat = products @ design.ZT.T  # rows C_ab
-            twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
             pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
             info += pp
             hess += pp
@@ -585,6 +597,7 @@ class _Problem(NamedTuple):
     upper: np.ndarray
     intercept_col: int | None
     design: DesignProducts  # of X and the standardized Z
+    unbounded: bool  # every bound infinite
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
@@ -619,6 +632,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         upper=upper.copy(),
         intercept_col=intercept_col,
         design=design_products(X, tr.standardized),
+        unbounded=bool(np.all(lower == -np.inf) and np.all(upper == np.inf)),
     )
 
 
@@ -678,24 +692,19 @@ def _start_theta(prob, tau2, slopes=None):
     return theta
 
 
-def _start_tau2(prob, how):
-    """Homogeneous starting tau^2 (unit scale) by ``how``.
+def _start_tau2s(prob):
+    """Homogeneous starting tau^2 (unit scale): ``(dl, he)``.
 
-    "dl": DerSimonian-Laird (Hedges' when some sampling variances are zero);
-    "he": Hedges (metafor's start); both floored away from zero, at the larger
-    of 1% of the median sampling variance and 1e-4 of the residual variance.
-    A number: that tau^2.
+    DerSimonian-Laird (Hedges' when some sampling variances are zero) and
+    Hedges (metafor's start), both floored away from zero, at the larger of 1%
+    of the median sampling variance and 1e-4 of the residual variance.
     """
-    if not isinstance(how, str):
-        return float(how)
     y, v, X = prob.y, prob.v, prob.X
-    if how == "dl" and np.all(v > 0):
-        tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
-    else:
-        tau2 = uni.tau2_hedges(X, y, v)
+    he = uni.tau2_hedges(X, y, v)
+    dl = uni.tau2_genq(X, y, v, 1.0 / v) if np.all(v > 0) else he
     resid = weighted_fit(X, y, np.ones_like(y)).resid if X.shape[1] else y
     floor = max(0.01 * float(np.median(v)), 1e-4 * float(np.mean(resid * resid)))
-    return max(tau2, floor, 1e-10)
+    return max(dl, floor, 1e-10), max(he, floor, 1e-10)
 
 
 # ---------------------------------------------------------------- Newton path
@@ -722,18 +731,23 @@ def _ascent_step(prob, theta, ev):
     """
     g = ev.grad - prob.penalty @ theta
     negh = -ev.hess + prob.penalty
-    lo, hi = prob.lower, prob.upper
-    free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
+    if prob.unbounded and math.isfinite(theta.sum()):
+        # no bounds and a finite theta (a finite sum has no inf or NaN term):
+        # every coordinate is free
+        free = np.ones(theta.shape[0], dtype=bool)
+    else:
+        lo, hi = prob.lower, prob.upper
+        free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
     step = np.zeros_like(theta)
-    if not free.any() or not np.all(np.isfinite(g)):
+    if not free.any() or not _all_finite(g):
         return g, free, step, False
     every = bool(free.all())  # the usual case: no copies of the systems
     gf = g if every else g[free]
     hf = negh if every else negh[np.ix_(free, free)]
-    if np.all(np.isfinite(hf)):
+    if _all_finite(hf):
         try:
             np.linalg.cholesky(hf)  # raises unless positive definite
-            step[free] = np.linalg.solve(hf, gf)
+            step[free] = _solve(hf, gf)
             return g, free, step, True
         except np.linalg.LinAlgError:
             pass
@@ -752,6 +766,20 @@ def _ascent_step(prob, theta, ev):
     top = float(np.max(diagonal, initial=0.0))
     step[free] = gf / (top if np.isfinite(top) and top > 0 else 1.0)
     return g, free, step, False
+
+
+def _all_finite(a):
+    """``np.all(np.isfinite(a))``; a finite sum proves it at once (an inf or NaN
+    term makes the sum inf or NaN), the elementwise test runs only otherwise."""
+    return math.isfinite(a.sum()) or bool(np.isfinite(a).all())
+
+
+def _solve(A, b):
+    """``np.linalg.solve(A, b)`` (the same LAPACK routine) without its overhead."""
+    _lu, _piv, x, info = _gesv(A, b)
+    if info:
+        raise np.linalg.LinAlgError("singular matrix")
+    return x
 
 
 def _line_search(prob, theta, step, value):
@@ -1122,9 +1150,8 @@ def _optimize(prob, *, max_iter, tol):
             found.append(path)
         return path
 
-    tau2_dl = _start_tau2(prob, "dl")
+    tau2_dl, tau2_he = _start_tau2s(prob)
     best = run(_start_theta(prob, tau2_dl))
-    tau2_he = _start_tau2(prob, "he")
     if not _same_basin(prob, tau2_dl, tau2_he):
         best = _better(best, run(_start_theta(prob, tau2_he)))
     if best is None:
@@ -1185,8 +1212,7 @@ def _batchable(prob, n_starts):
         and prob.X.shape[1] > 0
         and n_starts > 1
         and n_starts * prob.y.shape[0] <= _BATCH_MAX_ELEMENTS
-        and np.all(prob.lower == -np.inf)
-        and np.all(prob.upper == np.inf)
+        and prob.unbounded
     )
 
 
