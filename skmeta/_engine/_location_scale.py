@@ -1172,20 +1172,40 @@ def _optimize(prob, *, max_iter, tol):
         if _extreme_variances(prob.v):
             best = _certify(prob, best, tau2_dl, run)
         probes = _probe_thetas(prob, tau2_dl)
-        first = 0  # the probes from here on are run one by one
-        if _batchable(prob, len(probes)):
-            # a run that returns None changes neither best nor found: only
-            # from the first one that does not, the runs must be real
-            needs_run = _probe_side_by_side(
-                prob, probes, max_iter=max_iter, tol=tol, known=found
-            )
-            first = int(np.argmax(needs_run)) if needs_run.any() else len(probes)
+        # a run that returns None changes neither best nor found: the runs from
+        # the first one that does not are real
+        first = _first_real_probe(prob, probes, max_iter=max_iter, tol=tol, known=found)
         for theta in probes[first:]:
             best = _better(best, run(theta))
     return _polish(prob, best)
 
 
 # ------------------------------------------------------ probing starts, batched
+def _first_real_probe(prob, probes, *, max_iter, tol, known):
+    """Index of the first probing start whose run may not return None.
+
+    The runs from the starts before it join a ``known`` optimum (or have no
+    admissible start), so they change nothing and need not be run for real.
+    Small problems find it side by side (:func:`_probe_side_by_side`).  Large
+    ones under the log link run :func:`_run` one by one on column-major copies
+    of the designs, where every pass over the studies is contiguous: the same
+    formulas, rounded differently, deciding only whether a run joins.  The
+    identity link runs every start for real.
+    """
+    if _batchable(prob, len(probes)):
+        needs_run = _probe_side_by_side(
+            prob, probes, max_iter=max_iter, tol=tol, known=known
+        )
+        return int(np.argmax(needs_run)) if needs_run.any() else len(probes)
+    if prob.link != "log":
+        return 0
+    fast = prob._replace(X=np.asfortranarray(prob.X), Z=prob.design.ZT.T)
+    for i, theta in enumerate(probes):
+        if _run(fast, theta, max_iter=max_iter, tol=tol, known=known) is not None:
+            return i
+    return len(probes)
+
+
 #: The probing starts run side by side (arrays of shape (n_starts, k)) when
 #: these arrays stay this small (256 KiB each, so they stay in cache): there a
 #: run costs numpy's per-call overhead more than arithmetic.  Larger problems
@@ -1303,6 +1323,11 @@ class _Rows(NamedTuple):
     info: np.ndarray
 
 
+def _rows(ev, keep):
+    """The rows ``keep`` of a :class:`_BatchEval`."""
+    return _BatchEval(*(field[keep] for field in ev))
+
+
 def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
     """Run :func:`_run` from each start at once; which ones need a real run.
 
@@ -1315,102 +1340,95 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
     (it converges, stops or fails): those, and every later start (whose runs
     would see that optimum), must be run by :func:`_run` itself.
     """
-    n = len(thetas)
-    needs_run = np.zeros(n, dtype=bool)
+    needs_run = np.zeros(len(thetas), dtype=bool)
     theta = np.array(thetas, dtype=float)
     ev = _evaluate_rows(prob, theta)
-    value = ev.value
-    active = np.flatnonzero(np.isfinite(value))
+    active = np.flatnonzero(np.isfinite(ev.value))  # the others: no admissible start
+    if active.size < theta.shape[0]:
+        theta, ev = theta[active], _rows(ev, active)
     if not active.size:
         return needs_run
-    grad = np.zeros_like(theta)
-    hess = np.zeros((n, theta.shape[1], theta.shape[1]))
-    info = np.zeros_like(hess)
-    grad[active], hess[active], info[active] = _derivatives_rows(
-        prob, ev._replace(**{f: getattr(ev, f)[active] for f in ev._fields[1:]})
-    )
-    rounding = _ROUNDING_RTOL * np.maximum(1.0, np.abs(value))
-    known_negh = [(o.theta, -o.ev.hess + prob.penalty, o.value) for o in known]
+    value = ev.value
+    grad, hess, info = _derivatives_rows(prob, ev)
+    pen = prob.penalty
+    penalized = bool(pen.any())
+    known = [(o.theta, pen - o.ev.hess, o.value) for o in known]
+    grad_limit = _GRAD_ATOL + 1e3 * tol
     for _ in range(max_iter):
-        th, g = theta[active], grad[active] - theta[active] @ prob.penalty
-        negh = -hess[active] + prob.penalty
-        newton = np.ones(active.size, dtype=bool)
+        # the state holds the active runs only: ``active`` are their indices
+        g = grad - theta @ pen if penalized else grad
+        negh = pen - hess if penalized else -hess
         try:
-            if not (np.all(np.isfinite(negh)) and np.all(np.isfinite(g))):
+            if not (_all_finite(negh) and _all_finite(g)):
                 raise np.linalg.LinAlgError
             np.linalg.cholesky(negh)  # raises unless every one is definite
             step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
+            newton = np.ones(active.size, dtype=bool)
         except np.linalg.LinAlgError:
-            step = np.zeros_like(th)
-            for i, r in enumerate(active):
+            step = np.zeros_like(theta)
+            newton = np.zeros(active.size, dtype=bool)
+            g = g.copy()
+            for i in range(active.size):
                 g[i], _free, step[i], newton[i] = _ascent_step(
-                    prob, theta[r], _Rows(grad[r], hess[r], info[r])
+                    prob, theta[i], _Rows(grad[i], hess[i], info[i])
                 )
         decrement = np.einsum("na,na->n", g, step)
-        converged = (
-            newton
-            & (decrement < tol)
-            & np.all(np.abs(g) < _GRAD_ATOL + 1e3 * tol, axis=1)
+        ends = ~step.any(axis=1) | (
+            newton & (decrement < tol) & (np.abs(g) < grad_limit).all(axis=1)
         )
-        ends = converged | ~np.any(step != 0, axis=1)
         joins = np.zeros(active.size, dtype=bool)
-        for other_theta, other_negh, other_value in known_negh:
-            diff = th - other_theta
+        for other_theta, other_negh, other_value in known:
+            diff = theta - other_theta
             drop = 0.5 * np.einsum("na,ab,nb->n", diff, other_negh, diff)
             joins |= (drop <= 0.5 * _JOIN_RADIUS**2) & (
-                np.abs((other_value - value[active]) - drop)
+                np.abs((other_value - value) - drop)
                 <= _JOIN_RTOL * np.maximum(drop, 1e-12)
             )
-        joins &= newton & ~ends
         needs_run[active[ends]] = True
-        go = ~(ends | joins)
-        active, step, newton = active[go], step[go], newton[go]
-        if not active.size:
-            return needs_run
+        go = ~(ends | (joins & newton))
+        if not go.all():
+            active, theta, value, step, newton = (
+                a[go] for a in (active, theta, value, step, newton)
+            )
+            if not active.size:
+                return needs_run
         # line search (:func:`_line_search`), each run with its own step length
-        big = np.max(np.abs(step), axis=1)
+        big = np.abs(step).max(axis=1)
         capped = big > _MAX_LOG_STEP
-        step[capped] *= (_MAX_LOG_STEP / big[capped])[:, None]
+        if capped.any():
+            step[capped] *= (_MAX_LOG_STEP / big[capped])[:, None]
+        floor = value - _ROUNDING_RTOL * np.maximum(1.0, np.abs(value))
         t = np.ones(active.size)
-        accepted = np.zeros(active.size, dtype=bool)
-        pending = np.arange(active.size)
-        new_theta = theta[active]
-        new_value = np.full(active.size, -np.inf)
-        parts = []
-        for _ in range(_LINE_SEARCH_HALVINGS):
-            cand = theta[active[pending]] + t[pending, None] * step[pending]
-            trial = _evaluate_rows(prob, cand)
-            ok = trial.value >= value[active[pending]] - rounding[active[pending]]
-            hit = pending[ok]
-            if hit.size:
-                accepted[hit] = True
-                new_theta[hit] = cand[ok]
-                new_value[hit] = trial.value[ok]
-                parts.append(
-                    (
-                        hit,
-                        trial._replace(
-                            **{f: getattr(trial, f)[ok] for f in trial._fields}
-                        ),
-                    )
-                )
-            pending = pending[~ok]
-            if not pending.size:
-                break
-            t[pending] *= 0.5
-        needs_run[active[~accepted]] = True  # line search failed
-        for hit, trial in parts:
-            rows = active[hit]
-            grad[rows], hess[rows], info[rows] = _derivatives_rows(prob, trial)
-        gain = new_value - value[active]
-        stalled = ~newton & (gain >= 0) & (gain < 1e-3 * tol) & (t < 1)
-        needs_run[active[accepted & stalled]] = True
-        theta[active] = new_theta
-        value[active] = new_value
-        rounding[active] = _ROUNDING_RTOL * np.maximum(1.0, np.abs(new_value))
-        active = active[accepted & ~stalled]
-        if not active.size:
-            return needs_run
+        cand = theta + step
+        trial = _evaluate_rows(prob, cand)
+        accepted = trial.value >= floor
+        if not accepted.all():
+            pending = np.flatnonzero(~accepted)
+            for _ in range(_LINE_SEARCH_HALVINGS - 1):
+                t[pending] *= 0.5
+                part_cand = theta[pending] + t[pending, None] * step[pending]
+                part = _evaluate_rows(prob, part_cand)
+                ok = part.value >= floor[pending]
+                hit = pending[ok]
+                if hit.size:
+                    accepted[hit] = True
+                    cand[hit] = part_cand[ok]
+                    for field, new in zip(trial, part, strict=True):
+                        field[hit] = new[ok]
+                pending = pending[~ok]
+                if not pending.size:
+                    break
+            needs_run[active[~accepted]] = True  # line search failed
+        gain = trial.value - value
+        stalled = accepted & ~newton & (gain >= 0) & (gain < 1e-3 * tol) & (t < 1)
+        needs_run[active[stalled]] = True
+        go = accepted & ~stalled
+        if not go.all():
+            active, cand, trial = active[go], cand[go], _rows(trial, go)
+            if not active.size:
+                return needs_run
+        theta, value = cand, trial.value
+        grad, hess, info = _derivatives_rows(prob, trial)
     needs_run[active] = True  # maximum number of iterations
     return needs_run
 
