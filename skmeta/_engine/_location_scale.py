@@ -549,9 +549,10 @@ def variance_unit(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
     top = float(np.max(v))
     if top > 0:  # the median of v / top: no overflow near the largest double
         scaled = v / top
-        if np.median(scaled) <= 0:
-            scaled = scaled[scaled > 0]
-        log_ref = np.log(float(np.median(scaled))) + np.log(top)
+        median = np.median(scaled)
+        if median <= 0:
+            median = np.median(scaled[scaled > 0])
+        log_ref = np.log(float(median)) + np.log(top)
     size = float(np.max(np.abs(y)))
     if size > 0:
         scaled = y / size
@@ -598,11 +599,13 @@ class _Problem(NamedTuple):
     intercept_col: int | None
     design: DesignProducts  # of X and the standardized Z
     unbounded: bool  # every bound infinite
+    median_v: float  # median of v
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
     """The problem on the unit scale ``y / sqrt(unit)``, ``v / unit``."""
     q = Z.shape[1]
+    v_unit = v / unit
     # identity link: alpha (and its bounds) scale with the unit; log link: an offset
     alpha_unit = unit if link == "identity" else 1.0
     if bounds is not None:
@@ -619,7 +622,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
     pen = penalty * alpha_unit**2 * (tr.T.T @ (penalized[:, None] * tr.T))
     return _Problem(
         y=y / np.sqrt(unit),
-        v=v / unit,
+        v=v_unit,
         X=X,
         Z=tr.standardized,
         T=tr.T,
@@ -633,6 +636,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         intercept_col=intercept_col,
         design=design_products(X, tr.standardized),
         unbounded=bool(np.all(lower == -np.inf) and np.all(upper == np.inf)),
+        median_v=float(np.median(v_unit)),
     )
 
 
@@ -700,10 +704,13 @@ def _start_tau2s(prob):
     of the median sampling variance and 1e-4 of the residual variance.
     """
     y, v, X = prob.y, prob.v, prob.X
-    he = uni.tau2_hedges(X, y, v)
+    k, p = X.shape
+    ols = weighted_fit(X, y, np.ones(k))
+    # uni.tau2_hedges, from the least-squares fit that the floor needs too
+    he = float(uni.generalized_q_estimate(ols.rss, uni.trace_pd(X, ols, v), k - p))
     dl = uni.tau2_genq(X, y, v, 1.0 / v) if np.all(v > 0) else he
-    resid = weighted_fit(X, y, np.ones_like(y)).resid if X.shape[1] else y
-    floor = max(0.01 * float(np.median(v)), 1e-4 * float(np.mean(resid * resid)))
+    resid = ols.resid
+    floor = max(0.01 * prob.median_v, 1e-4 * float(np.mean(resid * resid)))
     return max(dl, floor, 1e-10), max(he, floor, 1e-10)
 
 
@@ -717,6 +724,8 @@ class _Path(NamedTuple):
     n_iter: int
     converged: bool
     message: str
+    #: ``_ascent_step(prob, theta, ev)`` when the run computed it (else None)
+    ascent: tuple | None = None
 
 
 def _ascent_step(prob, theta, ev):
@@ -810,15 +819,16 @@ def _line_search(prob, theta, step, value):
     return None
 
 
-def _polish_step(prob, theta, ev):
+def _polish_step(prob, theta, ev, ascent=None):
     """Newton step within the active constraints: ``(step, decrement, ok)``.
 
     The coordinates at their bounds stay fixed and, under the identity link,
     so do the tau_i^2 that are 0 (within :data:`_ACTIVE_TAU2`): the step solves
     the Newton system in the null space of those rows of ``Z``.  ``ok`` is
-    False where the criterion is not concave there.
+    False where the criterion is not concave there.  ``ascent`` is
+    ``_ascent_step(prob, theta, ev)`` when known.
     """
-    g, free, step, newton = _ascent_step(prob, theta, ev)
+    g, free, step, newton = ascent or _ascent_step(prob, theta, ev)
     if prob.link == "identity":
         active = prob.Z @ theta <= _ACTIVE_TAU2
         if active.any() and free.any():
@@ -850,7 +860,7 @@ def _polish(prob, path):
     if not path.converged:
         return path
     theta, ev, value = path.theta, path.ev, path.value
-    step, decrement, ok = _polish_step(prob, theta, ev)
+    step, decrement, ok = _polish_step(prob, theta, ev, path.ascent)
     for _ in range(_POLISH_STEPS):
         if not ok or decrement <= 0.0:
             break
@@ -863,7 +873,7 @@ def _polish(prob, path):
         if not (val_c > value or (val_c >= value - rounding and dec_c < decrement)):
             break
         theta, ev, value, step, decrement = cand, ev_c, val_c, step_c, dec_c
-    return path._replace(theta=theta, ev=ev, value=value)
+    return path._replace(theta=theta, ev=ev, value=value, ascent=None)
 
 
 def _joins(prob, theta, value, known):
@@ -895,8 +905,10 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
     message = "maximum number of iterations reached"
     n_iter = 0
     stalls = 0
+    ascent = None  # the ascent step at theta, while the loop has not moved
     for n_iter in range(1, max_iter + 1):  # noqa: B007
-        g, free, step, newton = _ascent_step(prob, theta, ev)
+        ascent = _ascent_step(prob, theta, ev)
+        g, free, step, newton = ascent
         if not free.any():
             converged = True
             message = "converged (all coefficients at their bounds)"
@@ -922,7 +934,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
             break
         cand, ev_c, val_c, t = found
         gain = val_c - value
-        theta, ev, value = cand, ev_c, val_c
+        theta, ev, value, ascent = cand, ev_c, val_c, None
         if not newton and 0 <= gain < 1e-3 * tol and t < 1:
             message = "no further progress"
             break
@@ -933,7 +945,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
         if stalls >= _STALL_COUNT:
             message = "stalled at the boundary tau_i^2 = 0"
             break
-    return _Path(theta, ev, value, n_iter, converged, message)
+    return _Path(theta, ev, value, n_iter, converged, message, ascent)
 
 
 def _feasible_identity(prob, theta):
@@ -1010,6 +1022,7 @@ def _run(prob, theta, *, max_iter, tol, known=()):
                 value=val_c,
                 converged=True,
                 message="converged (constrained: tau_i^2 >= 0 active)",
+                ascent=None,
             )
     return path
 
@@ -1043,8 +1056,7 @@ def _homogeneous_at_zero(prob):
     )
 
 
-def _extreme_variances(v):
-    median = float(np.median(v))
+def _extreme_variances(v, median):
     if median <= 0 or v.min() <= 0:
         return True
     return bool(
@@ -1075,8 +1087,7 @@ def _peak_theta(prob, tau2):
     so that they are met (exactly when there are fewer of them than scale
     coefficients).
     """
-    median = float(np.median(prob.v))
-    tiny = prob.v < median / EXTREME_VARIANCE_RATIO
+    tiny = prob.v < prob.median_v / EXTREME_VARIANCE_RATIO
     target = np.where(tiny, np.maximum(0.01 * prob.v, _GRID_FLOOR), tau2)
     weight = np.where(tiny, 1e6, 1.0)
     if prob.link == "log":
@@ -1105,7 +1116,7 @@ def _certify(prob, best, tau2, run):
     j = int(np.argmax(values))
     if values[j] > best.value + _CERTIFY_RTOL * (1.0 + abs(best.value)):
         best = _better(best, run(thetas[j]))
-    if np.any(prob.v < float(np.median(prob.v)) / EXTREME_VARIANCE_RATIO):
+    if np.any(prob.v < prob.median_v / EXTREME_VARIANCE_RATIO):
         best = _better(
             best, run(np.clip(_peak_theta(prob, tau2), prob.lower, prob.upper))
         )
@@ -1169,7 +1180,7 @@ def _optimize(prob, *, max_iter, tol):
             near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
             best = _better(best, run(_start_theta(prob, near)))
     if prob.intercept_col is not None:
-        if _extreme_variances(prob.v):
+        if _extreme_variances(prob.v, prob.median_v):
             best = _certify(prob, best, tau2_dl, run)
         probes = _probe_thetas(prob, tau2_dl)
         # a run that returns None changes neither best nor found: the runs from
