@@ -1163,8 +1163,30 @@ def _optimize(prob, *, max_iter, tol):
 
     tau2_dl, tau2_he = _start_tau2s(prob)
     best = run(_start_theta(prob, tau2_dl))
-    if not _same_basin(prob, tau2_dl, tau2_he):
-        best = _better(best, run(_start_theta(prob, tau2_he)))
+    he = None if _same_basin(prob, tau2_dl, tau2_he) else _start_theta(prob, tau2_he)
+    # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
+    # optimum, the supremum is on that boundary; start next to it.
+    at_zero = _homogeneous_at_zero(prob) if np.all(prob.v > 0) else -np.inf
+
+    def beaten_at_zero(best):
+        return at_zero > best.value + _LL0_RTOL * (1.0 + abs(at_zero))
+
+    probing = prob.intercept_col is not None
+    extreme = probing and _extreme_variances(prob.v, prob.median_v)
+    # Hedges' start goes with the probing starts (log link) when, should its
+    # run join a known optimum (return None), nothing between them would run:
+    # the ll0check does not fire and no certification is needed.  If its run
+    # does not join, it is run for real in its place and the sequence resumes.
+    deferred = (
+        prob.link == "log"
+        and he is not None
+        and best is not None
+        and probing
+        and not extreme
+        and not beaten_at_zero(best)
+    )
+    if he is not None and not deferred:
+        best = _better(best, run(he))
     if best is None:
         raise NoAdmissibleStart(
             "No scale coefficients within the bounds give every study a positive "
@@ -1172,21 +1194,27 @@ def _optimize(prob, *, max_iter, tol):
             + (" with tau_i^2 >= 0" if prob.link == "identity" else "")
             + "."
         )
-    if np.all(prob.v > 0):
-        # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
-        # optimum, the supremum is on that boundary; start next to it.
-        at_zero = _homogeneous_at_zero(prob)
-        if at_zero > best.value + _LL0_RTOL * (1.0 + abs(at_zero)):
-            near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
-            best = _better(best, run(_start_theta(prob, near)))
-    if prob.intercept_col is not None:
-        if _extreme_variances(prob.v, prob.median_v):
+    if beaten_at_zero(best):
+        near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
+        best = _better(best, run(_start_theta(prob, near)))
+    if probing:
+        if extreme:
             best = _certify(prob, best, tau2_dl, run)
         probes = _probe_thetas(prob, tau2_dl)
+        starts = [he, *probes] if deferred else probes
         # a run that returns None changes neither best nor found: the runs from
         # the first one that does not are real
-        first = _first_real_probe(prob, probes, max_iter=max_iter, tol=tol, known=found)
-        for theta in probes[first:]:
+        first = _first_real_probe(prob, starts, max_iter=max_iter, tol=tol, known=found)
+        if deferred and first == 0:  # Hedges' run is real, in its place
+            best = _better(best, run(he))
+            if beaten_at_zero(best):
+                near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
+                best = _better(best, run(_start_theta(prob, near)))
+            starts = probes
+            first = _first_real_probe(
+                prob, starts, max_iter=max_iter, tol=tol, known=found
+            )
+        for theta in starts[first:]:
             best = _better(best, run(theta))
     return _polish(prob, best)
 
@@ -1204,9 +1232,12 @@ def _first_real_probe(prob, probes, *, max_iter, tol, known):
     identity link runs every start for real.
     """
     if _batchable(prob, len(probes)):
-        needs_run = _probe_side_by_side(
-            prob, probes, max_iter=max_iter, tol=tol, known=known
-        )
+        try:
+            needs_run = _probe_side_by_side(
+                prob, probes, max_iter=max_iter, tol=tol, known=known
+            )
+        except np.linalg.LinAlgError:  # every run is real
+            return 0
         return int(np.argmax(needs_run)) if needs_run.any() else len(probes)
     if prob.link != "log":
         return 0
@@ -1369,15 +1400,16 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
         # the state holds the active runs only: ``active`` are their indices
         g = grad - theta @ pen if penalized else grad
         negh = pen - hess if penalized else -hess
-        try:
-            if not (_all_finite(negh) and _all_finite(g)):
-                raise np.linalg.LinAlgError
-            np.linalg.cholesky(negh)  # raises unless every one is definite
-            step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
-            newton = np.ones(active.size, dtype=bool)
-        except np.linalg.LinAlgError:
-            step = np.zeros_like(theta)
-            newton = np.zeros(active.size, dtype=bool)
+        step = np.zeros_like(theta)
+        newton = np.zeros(active.size, dtype=bool)
+        if _all_finite(negh) and _all_finite(g):
+            try:
+                np.linalg.cholesky(negh)  # raises unless every one is definite
+                step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
+                newton[:] = True
+            except np.linalg.LinAlgError:
+                pass
+        if not newton.all():  # one by one, as _newton does
             g = g.copy()
             for i in range(active.size):
                 g[i], _free, step[i], newton[i] = _ascent_step(
