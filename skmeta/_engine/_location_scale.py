@@ -259,6 +259,21 @@ def link_tau2(eta: np.ndarray, link: str) -> np.ndarray:
     return np.asarray(eta, dtype=float)
 
 
+def _scratch(work, name, shape):
+    """A temporary array of ``shape``: reused from the dict ``work`` (fresh if None).
+
+    At large k a fresh array costs page faults comparable to the arithmetic on
+    it; a fit reuses its temporaries across evaluations.  Only values that no
+    result keeps go here.
+    """
+    if work is None:
+        return np.empty(shape)
+    buf = work.get(name)
+    if buf is None or buf.shape != shape:
+        buf = work[name] = np.empty(shape)
+    return buf
+
+
 def _invalid_eval(p, tau2):
     """The evaluation at an inadmissible point: criterion -inf, nothing else."""
     nan = np.full(tau2.shape[0], np.nan)
@@ -289,6 +304,7 @@ def evaluate(
     logdet_xtx: float = 0.0,
     offset: float = 0.0,
     design: DesignProducts | None = None,
+    work: dict | None = None,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -315,6 +331,9 @@ def evaluate(
     design : DesignProducts or None
         ``design_products(X, Z)``, reused across evaluations on one design
         (computed here when None and derivatives are asked for).
+    work : dict or None
+        Storage for temporaries reused across evaluations (see
+        :func:`_scratch`); None allocates them.
 
     Returns
     -------
@@ -332,7 +351,7 @@ def evaluate(
         tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
     else:
         tau2 = link_tau2(eta, link)
-    s = v + tau2
+    s = np.add(v, tau2, out=_scratch(work, "s", v.shape))
     # min and max propagate NaN, which fails both comparisons
     if not (s.min() > 0 and s.max() < np.inf):
         return _invalid_eval(p, tau2)
@@ -356,13 +375,16 @@ def evaluate(
     )
     if not np.isfinite(ll):
         return _invalid_eval(p, tau2)
-    Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
+    # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
+    Xt = np.matmul(X, F, out=_scratch(work, "Xt", (k, p)))
     hat = np.einsum("ij,ij->i", Xt, Xt)
     hat *= w
     ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None, F)
     if derivs == 0:
         return ev
-    return add_derivatives(ev, X, Z, derivs, method=method, link=link, design=design)
+    return add_derivatives(
+        ev, X, Z, derivs, method=method, link=link, design=design, work=work
+    )
 
 
 class DesignProducts(NamedTuple):
@@ -406,13 +428,15 @@ def add_derivatives(
     method: str,
     link: str,
     design: DesignProducts | None = None,
+    work: dict | None = None,
 ) -> LSEval:
     """Complete a value-only :func:`evaluate` with the derivatives.
 
     ``evaluate(..., derivs=d)`` equals ``add_derivatives(evaluate(...), X, Z,
     d, ...)``: a line search can judge a step by its value and pay for the
     derivatives only where it accepts it.  ``design`` is
-    ``design_products(X, Z)`` when the caller keeps it.
+    ``design_products(X, Z)`` when the caller keeps it; ``work`` stores the
+    temporaries (:func:`_scratch`).
     """
     if derivs == 0 or not np.isfinite(ev.loglik):
         return ev
@@ -420,13 +444,17 @@ def add_derivatives(
         design = design_products(X, Z)
     reml = method == "reml"
     w, hat, tau2 = ev.weights, ev.hat, ev.tau2
-    u = w * ev.resid
+    k = w.shape[0]
+    u = np.multiply(w, ev.resid, out=_scratch(work, "u", (k,)))
     # gd = g_tau d with g_tau = -1/2 (P_ii - u_i^2) (REML; ML: w_i for P_ii),
     # d = dtau2/deta (tau2 or 1), formed in one k-vector
-    gd = w * hat if reml else w.copy()
+    gd = _scratch(work, "gd", (k,))
     if reml:
+        np.multiply(w, hat, out=gd)
         np.subtract(w, gd, out=gd)
-    gd -= u * u
+    else:
+        np.copyto(gd, w)
+    gd -= np.multiply(u, u, out=_scratch(work, "uu", (k,)))
     gd *= -0.5
     if link == "log":
         gd *= tau2
@@ -439,12 +467,12 @@ def add_derivatives(
     if F is None:
         F = np.linalg.cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
     hess, info = _second_derivatives(
-        design, F, tau2, w, hat, u, gd, reml=reml, link=link
+        design, F, tau2, w, hat, u, gd, reml=reml, link=link, work=work
     )
     return ev._replace(grad=grad, hess=hess, info=info)
 
 
-def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link):
+def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link, work=None):
     r"""``(hess, info)``: the observed Hessian and expected information in alpha.
 
     With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
@@ -461,42 +489,49 @@ def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link):
     :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with :math:`C_{ab} = \sum_i
     \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top` (:math:`\tilde X = XF`),
     counted twice off the diagonal.  ``F`` is the lower Cholesky factor of
-    :math:`A^{-1}`.
+    :math:`A^{-1}`; ``work`` stores the temporaries (:func:`_scratch`).
     """
-    q, p = design.ZT.shape[0], design.XT.shape[0]
+    (q, k), p = design.ZT.shape, design.XT.shape[0]
     d = tau2 if link == "log" else None
-    w2 = w * w
-    dwu = w * u  # w_i d_i u_i
+    w2 = np.multiply(w, w, out=_scratch(work, "w2", (k,)))
+    dwu = np.multiply(w, u, out=_scratch(work, "dwu", (k,)))  # w_i d_i u_i
     if d is not None:
         dwu *= d
     # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
+    info_weight = _scratch(work, "info_weight", (k,))
     if reml:
-        info_weight = 2.0 * w2
+        np.multiply(2.0, w2, out=info_weight)
         info_weight *= hat
         np.subtract(w2, info_weight, out=info_weight)  # w^2 - 2 w^3 htil
         info_weight *= 0.5
     else:
-        info_weight = 0.5 * w2
+        np.multiply(0.5, w2, out=info_weight)
+    hess_weight = _scratch(work, "hess_weight", (k,))
     if d is not None:
-        info_weight *= d * d
-    hess_weight = u * d if d is not None else u.copy()
+        info_weight *= np.multiply(d, d, out=hess_weight)
+        np.multiply(u, d, out=hess_weight)
+    else:
+        np.copyto(hess_weight, u)
     hess_weight *= dwu
     np.subtract(info_weight, hess_weight, out=hess_weight)
     if link == "log":
         hess_weight += gd  # g_tau tau2: the link's second derivative
     Z = design.ZT.T  # column-major: the columns times the weights are contiguous
-    weighted = Z * info_weight[:, None]
+    weighted = np.multiply(
+        Z, info_weight[:, None], out=_scratch(work, "weighted", (q, k)).T
+    )
     info = weighted.T @ Z
     hess = np.multiply(Z, hess_weight[:, None], out=weighted).T @ Z
     if p:
         b = F.T @ (design.XZ @ dwu).reshape(p, q)
         hess += b.T @ b
         if reml:
-            XtT = F.T @ design.XT  # rows of (X F)'
+            # rows of (X F)'
+            XtT = np.matmul(F.T, design.XT, out=_scratch(work, "XtT", (p, k)))
             if d is not None:
                 w2 *= d  # w^2 d
             pairs, twice = _upper_pairs(p)
-            products = np.empty((len(pairs), XtT.shape[1]))
+            products = _scratch(work, "products", (len(pairs), k))
             for j, (a, c) in enumerate(pairs):
                 np.multiply(XtT[a], XtT[c], out=products[j])
             products *= w2
@@ -600,6 +635,7 @@ class _Problem(NamedTuple):
     design: DesignProducts  # of X and the standardized Z
     unbounded: bool  # every bound infinite
     median_v: float  # median of v
+    work: dict  # temporaries reused across evaluations (_scratch)
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
@@ -637,6 +673,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         design=design_products(X, tr.standardized),
         unbounded=bool(np.all(lower == -np.inf) and np.all(upper == np.inf)),
         median_v=float(np.median(v_unit)),
+        work={},
     )
 
 
@@ -657,6 +694,7 @@ def _criterion(prob, theta, derivs):
         logdet_xtx=prob.logdet_xtx,
         offset=prob.offset,
         design=prob.design,
+        work=prob.work,
     )
     if not np.isfinite(ev.loglik):
         return ev, -np.inf
@@ -813,6 +851,7 @@ def _line_search(prob, theta, step, value):
                 method=prob.method,
                 link=prob.link,
                 design=prob.design,
+                work=prob.work,
             )
             return cand, ev_c, val_c, t
         t *= 0.5
