@@ -1448,9 +1448,16 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
                 newton[:] = True
             except np.linalg.LinAlgError:
                 pass
-        if not newton.all():  # one by one, as _newton does
+        if not newton.all():  # one by one, as _ascent_step decides
             g = g.copy()
             for i in range(active.size):
+                if _all_finite(negh[i]) and _all_finite(g[i]) and _all_finite(theta[i]):
+                    try:  # _ascent_step's Newton step (every coordinate free)
+                        np.linalg.cholesky(negh[i])
+                        step[i], newton[i] = _solve(negh[i], g[i]), True
+                        continue
+                    except np.linalg.LinAlgError:
+                        pass
                 g[i], _free, step[i], newton[i] = _ascent_step(
                     prob, theta[i], _Rows(grad[i], hess[i], info[i])
                 )
