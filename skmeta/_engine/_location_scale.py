@@ -1340,10 +1340,10 @@ def _evaluate_rows(prob, theta):
     Xc = X[None, :, :] - shift[:, None, :]
     Xw = Xc * w[:, :, None]
     A = np.matmul(Xc.transpose(0, 2, 1), Xw)
-    chol = np.broadcast_to(np.eye(p), A.shape).copy()
     try:
-        chol[:] = np.linalg.cholesky(A)
+        chol = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:  # some rows singular: factor one by one
+        chol = np.broadcast_to(np.eye(p), A.shape).copy()
         for i in range(n):
             try:
                 chol[i] = np.linalg.cholesky(A[i])
@@ -1351,8 +1351,8 @@ def _evaluate_rows(prob, theta):
                 valid[i] = False
     inv_chol = np.linalg.inv(chol)
     cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
-    beta = np.einsum("nab,nkb,k->na", cov, Xw, y)
-    resid = y - np.einsum("nka,na->nk", Xc, beta)
+    beta = np.matmul(cov, np.matmul(y, Xw)[:, :, None])
+    resid = y - np.matmul(Xc, beta)[:, :, 0]
     rss = np.einsum("nk,nk,nk->n", w, resid, resid)
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     loglik = profiled_loglik(
@@ -1364,9 +1364,13 @@ def _evaluate_rows(prob, theta):
         logdet_xtvx=logdet,
         logdet_xtx=prob.logdet_xtx,
     )
-    value = loglik - 0.5 * np.einsum("na,ab,nb->n", theta, prob.penalty, theta)
+    value = loglik
+    if prob.penalty.any():
+        value -= 0.5 * np.einsum("na,ab,nb->n", theta, prob.penalty, theta)
     value[~(valid & np.isfinite(value))] = -np.inf
-    hat = np.einsum("nka,nab,nkb->nk", Xc, cov, Xc)
+    hat = np.matmul(Xc, cov)
+    hat *= Xc
+    hat = hat.sum(axis=2)
     hat *= w
     return _BatchEval(value, tau2, w, Xc, cov, resid, hat)
 
@@ -1386,11 +1390,18 @@ def _derivatives_rows(prob, ev):
     hess_weight = info_weight - u * d * dwu + gd
     info = np.matmul(ZT[None, :, :] * info_weight[:, None, :], Z)
     hess = np.matmul(ZT[None, :, :] * hess_weight[:, None, :], Z)
-    M = np.einsum("nka,nk,kq->naq", Xc, dwu, Z)
+    M = np.matmul((Xc * dwu[:, :, None]).transpose(0, 2, 1), Z)
     hess += np.matmul(M.transpose(0, 2, 1), np.matmul(cov, M))
     if reml:
-        G = np.einsum("nka,nkb,nk,kq->nabq", Xc, Xc, w2 * d, Z)
-        pp = 0.5 * np.einsum("nabq,nac,nbd,ncdr->nqr", G, cov, cov, G)
+        # G[(a, b)] = sum_i xc_ia xc_ib w_i^2 d_i z_i; (P o P) part: G' (cov x cov) G
+        n, k, p = Xc.shape
+        outer = Xc[:, :, :, None] * Xc[:, :, None, :]
+        outer *= (w2 * d)[:, :, None, None]
+        G = np.matmul(outer.reshape(n, k, p * p).transpose(0, 2, 1), Z)
+        kron = (cov[:, :, None, :, None] * cov[:, None, :, None, :]).reshape(
+            n, p * p, p * p
+        )
+        pp = 0.5 * np.matmul(G.transpose(0, 2, 1), np.matmul(kron, G))
         info += pp
         hess += pp
     return grad, 0.5 * (hess + hess.transpose(0, 2, 1)), info
