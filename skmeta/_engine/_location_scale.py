@@ -51,9 +51,12 @@ Numerics of :func:`fit_location_scale`, in named steps:
    moderator, starts that put the heterogeneity at either of its ends
    (:func:`_probe_thetas`), which reach the modes where the heterogeneity is
    concentrated in a subgroup.  A run that enters the basin of an optimum
-   already found stops early (:func:`_joins`).  On small problems the probing
-   starts take their Newton steps side by side (:func:`_probe_side_by_side`),
-   and only a run that does not join is repeated on its own.
+   already found stops early (:func:`_joins`).  A run that joins changes
+   nothing, so under the log link the probing runs (and Hedges' when nothing
+   lies between them) only decide whether they join
+   (:func:`_first_real_probe`): side by side on small problems
+   (:func:`_probe_side_by_side`), on column-major designs on large ones; the
+   first run that does not join, and every later one, is run for real.
 4. *Certification.*  With extreme sampling variances (a ratio of more than
    :data:`EXTREME_VARIANCE_RATIO` to their median, or zeros) the profile can
    have a narrow peak that Newton's method steps over.  The criterion is then
