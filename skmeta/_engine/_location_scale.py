@@ -308,6 +308,7 @@ def evaluate(
     offset: float = 0.0,
     design: DesignProducts | None = None,
     work: dict | None = None,
+    column_major: bool = False,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -337,6 +338,10 @@ def evaluate(
     work : dict or None
         Storage for temporaries reused across evaluations (see
         :func:`_scratch`); None allocates them.
+    column_major : bool
+        ``X`` is column-major: the leverages are summed along the rows of
+        :math:`(XF)^\top` (contiguous), not along the rows of :math:`XF`
+        (the same value, rounded differently).
 
     Returns
     -------
@@ -378,9 +383,15 @@ def evaluate(
     )
     if not np.isfinite(ll):
         return _invalid_eval(p, tau2)
-    # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
-    Xt = np.matmul(X, F, out=_scratch(work, "Xt", (k, p)))
-    hat = np.einsum("ij,ij->i", Xt, Xt)
+    # x_i' A^-1 x_i = |F' x_i|^2
+    if column_major and p > 1:
+        XtT = np.matmul(F.T, X.T, out=_scratch(work, "XtT_eval", (p, k)))
+        hat = XtT[0] * XtT[0]
+        for row in XtT[1:]:
+            hat += row * row
+    else:
+        Xt = np.matmul(X, F, out=_scratch(work, "Xt", (k, p)))
+        hat = np.einsum("ij,ij->i", Xt, Xt)
     hat *= w
     ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None, F)
     if derivs == 0:
@@ -639,6 +650,7 @@ class _Problem(NamedTuple):
     unbounded: bool  # every bound infinite
     median_v: float  # median of v
     work: dict  # temporaries reused across evaluations (_scratch)
+    column_major: bool = False  # X column-major (evaluate's column_major)
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
@@ -698,6 +710,7 @@ def _criterion(prob, theta, derivs):
         offset=prob.offset,
         design=prob.design,
         work=prob.work,
+        column_major=prob.column_major,
     )
     if not np.isfinite(ev.loglik):
         return ev, -np.inf
@@ -1283,7 +1296,9 @@ def _first_real_probe(prob, probes, *, max_iter, tol, known):
         return int(np.argmax(needs_run)) if needs_run.any() else len(probes)
     if prob.link != "log":
         return 0
-    fast = prob._replace(X=np.asfortranarray(prob.X), Z=prob.design.ZT.T)
+    fast = prob._replace(
+        X=np.asfortranarray(prob.X), Z=prob.design.ZT.T, column_major=True
+    )
     for i, theta in enumerate(probes):
         if _run(fast, theta, max_iter=max_iter, tol=tol, known=known) is not None:
             return i
