@@ -356,7 +356,9 @@ def evaluate(
     if offset:
         eta += offset
     if link == "log":  # link_tau2, in place
-        tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+        # np.clip(eta, -_ETA_CLIP, _ETA_CLIP), without its dispatch overhead
+        np.maximum(eta, -_ETA_CLIP, out=eta)
+        tau2 = np.exp(np.minimum(eta, _ETA_CLIP, out=eta), out=eta)
     else:
         tau2 = link_tau2(eta, link)
     s = np.add(v, tau2, out=_scratch(work, "s", v.shape))
@@ -381,7 +383,7 @@ def evaluate(
         logdet_xtvx=fit.logdet,
         logdet_xtx=logdet_xtx,
     )
-    if not np.isfinite(ll):
+    if not math.isfinite(ll):
         return _invalid_eval(p, tau2)
     # x_i' A^-1 x_i = |F' x_i|^2
     if column_major and p > 1:
@@ -452,7 +454,7 @@ def add_derivatives(
     ``design_products(X, Z)`` when the caller keeps it; ``work`` stores the
     temporaries (:func:`_scratch`).
     """
-    if derivs == 0 or not np.isfinite(ev.loglik):
+    if derivs == 0 or not math.isfinite(ev.loglik):
         return ev
     if design is None:
         design = design_products(X, Z)
@@ -712,7 +714,7 @@ def _criterion(prob, theta, derivs):
         work=prob.work,
         column_major=prob.column_major,
     )
-    if not np.isfinite(ev.loglik):
+    if not math.isfinite(ev.loglik):
         return ev, -np.inf
     return ev, ev.loglik - 0.5 * float(theta @ prob.penalty @ theta)
 
@@ -831,6 +833,11 @@ def _ascent_step(prob, theta, ev):
     return g, free, step, False
 
 
+def _within_bounds(prob, theta):
+    """``np.clip(theta, prob.lower, prob.upper)`` (``theta`` itself when unbounded)."""
+    return theta if prob.unbounded else np.clip(theta, prob.lower, prob.upper)
+
+
 def _all_finite(a):
     """``np.all(np.isfinite(a))``; a finite sum proves it at once (an inf or NaN
     term makes the sum inf or NaN), the elementwise test runs only otherwise."""
@@ -856,7 +863,7 @@ def _line_search(prob, theta, step, value):
             step = step * (_MAX_LOG_STEP / big)
     t = 1.0
     for _ in range(_LINE_SEARCH_HALVINGS):
-        cand = np.clip(theta + t * step, prob.lower, prob.upper)
+        cand = _within_bounds(prob, theta + t * step)
         ev_c, val_c = _criterion(prob, cand, 0)  # derivatives once accepted
         if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
             ev_c = add_derivatives(
@@ -919,7 +926,7 @@ def _polish(prob, path):
     for _ in range(_POLISH_STEPS):
         if not ok or decrement <= 0.0:
             break
-        cand = np.clip(theta + step, prob.lower, prob.upper)
+        cand = _within_bounds(prob, theta + step)
         ev_c, val_c = _criterion(prob, cand, 2)
         if not np.isfinite(val_c):
             break
