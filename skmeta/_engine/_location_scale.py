@@ -739,7 +739,7 @@ def _start_theta(prob, tau2, slopes=None):
         return np.clip(theta, prob.lower, prob.upper)
     theta = np.zeros(Z.shape[1]) if slopes is None else np.array(slopes, float)
     theta[j] = 0.0
-    theta = np.clip(theta, prob.lower, prob.upper)
+    theta = _within_bounds(prob, theta)  # a fresh array either way
     theta[j] = 0.0
     eta = Z @ theta  # the linear predictor without the intercept
     if prob.link == "log":
@@ -748,7 +748,8 @@ def _start_theta(prob, tau2, slopes=None):
         theta[j] = np.log(tau2) - prob.offset - log_mean
     else:
         theta[j] = max(tau2 - float(np.mean(eta)), -float(np.min(eta)))
-    theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
+    if not prob.unbounded:
+        theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
     return theta
 
 
