@@ -69,7 +69,8 @@ Numerics of :func:`fit_location_scale`, in named steps:
    closer to zero, so that the optimum is exact to rounding (quadratic
    convergence) and independent of the order of the studies.
 
-All functions are pure (numpy/scipy only, no state).
+All functions are pure (numpy/scipy only); the only state is a fit's storage
+for temporaries (``work``, :func:`_scratch`), which no result refers to.
 """
 
 from __future__ import annotations
