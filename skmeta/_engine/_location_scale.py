@@ -51,7 +51,12 @@ Numerics of :func:`fit_location_scale`, in named steps:
    moderator, starts that put the heterogeneity at either of its ends
    (:func:`_probe_thetas`), which reach the modes where the heterogeneity is
    concentrated in a subgroup.  A run that enters the basin of an optimum
-   already found stops early (:func:`_joins`).
+   already found stops early (:func:`_joins`).  A run that joins changes
+   nothing, so under the log link the probing runs (and Hedges' when nothing
+   lies between them) only decide whether they join
+   (:func:`_first_real_probe`): side by side on small problems
+   (:func:`_probe_side_by_side`), on column-major designs on large ones; the
+   first run that does not join, and every later one, is run for real.
 4. *Certification.*  With extreme sampling variances (a ratio of more than
    :data:`EXTREME_VARIANCE_RATIO` to their median, or zeros) the profile can
    have a narrow peak that Newton's method steps over.  The criterion is then
@@ -64,15 +69,19 @@ Numerics of :func:`fit_location_scale`, in named steps:
    closer to zero, so that the optimum is exact to rounding (quadratic
    convergence) and independent of the order of the studies.
 
-All functions are pure (numpy/scipy only, no state).
+All functions are pure (numpy/scipy only); the only state is a fit's storage
+for temporaries (``work``, :func:`_scratch`), which no result refers to.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg, optimize
+from scipy.linalg.lapack import dgesv as _gesv
 
 from skmeta._engine import _univariate as uni
 from skmeta._engine._gls import logdet_crossprod, profiled_loglik, weighted_fit
@@ -181,6 +190,8 @@ class LSEval(NamedTuple):
     grad: np.ndarray | None
     hess: np.ndarray | None
     info: np.ndarray | None
+    #: lower Cholesky factor of ``cov_beta``, for the derivatives
+    chol_cov: np.ndarray | None = None
 
 
 class LSFit(NamedTuple):
@@ -252,6 +263,21 @@ def link_tau2(eta: np.ndarray, link: str) -> np.ndarray:
     return np.asarray(eta, dtype=float)
 
 
+def _scratch(work, name, shape):
+    """A temporary array of ``shape``: reused from the dict ``work`` (fresh if None).
+
+    At large k a fresh array costs page faults comparable to the arithmetic on
+    it; a fit reuses its temporaries across evaluations.  Only values that no
+    result keeps go here.
+    """
+    if work is None:
+        return np.empty(shape)
+    buf = work.get(name)
+    if buf is None or buf.shape != shape:
+        buf = work[name] = np.empty(shape)
+    return buf
+
+
 def _invalid_eval(p, tau2):
     """The evaluation at an inadmissible point: criterion -inf, nothing else."""
     nan = np.full(tau2.shape[0], np.nan)
@@ -282,6 +308,8 @@ def evaluate(
     logdet_xtx: float = 0.0,
     offset: float = 0.0,
     design: DesignProducts | None = None,
+    work: dict | None = None,
+    column_major: bool = False,
 ) -> LSEval:
     """Evaluate the profiled (restricted) log-likelihood at ``alpha``.
 
@@ -308,6 +336,13 @@ def evaluate(
     design : DesignProducts or None
         ``design_products(X, Z)``, reused across evaluations on one design
         (computed here when None and derivatives are asked for).
+    work : dict or None
+        Storage for temporaries reused across evaluations (see
+        :func:`_scratch`); None allocates them.
+    column_major : bool
+        ``X`` is column-major: the leverages are summed along the rows of
+        :math:`(XF)^\top` (contiguous), not along the rows of :math:`XF`
+        (the same value, rounded differently).
 
     Returns
     -------
@@ -322,10 +357,12 @@ def evaluate(
     if offset:
         eta += offset
     if link == "log":  # link_tau2, in place
-        tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+        # np.clip(eta, -_ETA_CLIP, _ETA_CLIP), without its dispatch overhead
+        np.maximum(eta, -_ETA_CLIP, out=eta)
+        tau2 = np.exp(np.minimum(eta, _ETA_CLIP, out=eta), out=eta)
     else:
         tau2 = link_tau2(eta, link)
-    s = v + tau2
+    s = np.add(v, tau2, out=_scratch(work, "s", v.shape))
     # min and max propagate NaN, which fails both comparisons
     if not (s.min() > 0 and s.max() < np.inf):
         return _invalid_eval(p, tau2)
@@ -347,15 +384,24 @@ def evaluate(
         logdet_xtvx=fit.logdet,
         logdet_xtx=logdet_xtx,
     )
-    if not np.isfinite(ll):
+    if not math.isfinite(ll):
         return _invalid_eval(p, tau2)
-    Xt = X @ F  # rows F' x_i, so that x_i' A^-1 x_j = Xt_i . Xt_j
-    hat = np.einsum("ij,ij->i", Xt, Xt)
+    # x_i' A^-1 x_i = |F' x_i|^2
+    if column_major and p > 1:
+        XtT = np.matmul(F.T, X.T, out=_scratch(work, "XtT_eval", (p, k)))
+        hat = XtT[0] * XtT[0]
+        for row in XtT[1:]:
+            hat += row * row
+    else:
+        Xt = np.matmul(X, F, out=_scratch(work, "Xt", (k, p)))
+        hat = np.einsum("ij,ij->i", Xt, Xt)
     hat *= w
-    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None)
+    ev = LSEval(ll, fit.beta, fit.cov, tau2, w, fit.resid, hat, None, None, None, F)
     if derivs == 0:
         return ev
-    return add_derivatives(ev, X, Z, derivs, method=method, link=link, design=design)
+    return add_derivatives(
+        ev, X, Z, derivs, method=method, link=link, design=design, work=work
+    )
 
 
 class DesignProducts(NamedTuple):
@@ -372,8 +418,13 @@ class DesignProducts(NamedTuple):
     XZ: np.ndarray
 
 
+@functools.lru_cache(maxsize=16)
 def _upper_pairs(n):
-    return [(a, b) for a in range(n) for b in range(a, n)]
+    """The pairs ``a <= b`` below ``n`` and their count in a symmetric sum."""
+    pairs = [(a, b) for a in range(n) for b in range(a, n)]
+    twice = np.array([1.0 if a == b else 2.0 for a, b in pairs])
+    twice.flags.writeable = False
+    return pairs, twice
 
 
 def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
@@ -394,27 +445,33 @@ def add_derivatives(
     method: str,
     link: str,
     design: DesignProducts | None = None,
+    work: dict | None = None,
 ) -> LSEval:
     """Complete a value-only :func:`evaluate` with the derivatives.
 
     ``evaluate(..., derivs=d)`` equals ``add_derivatives(evaluate(...), X, Z,
     d, ...)``: a line search can judge a step by its value and pay for the
     derivatives only where it accepts it.  ``design`` is
-    ``design_products(X, Z)`` when the caller keeps it.
+    ``design_products(X, Z)`` when the caller keeps it; ``work`` stores the
+    temporaries (:func:`_scratch`).
     """
-    if derivs == 0 or not np.isfinite(ev.loglik):
+    if derivs == 0 or not math.isfinite(ev.loglik):
         return ev
     if design is None:
         design = design_products(X, Z)
     reml = method == "reml"
     w, hat, tau2 = ev.weights, ev.hat, ev.tau2
-    u = w * ev.resid
+    k = w.shape[0]
+    u = np.multiply(w, ev.resid, out=_scratch(work, "u", (k,)))
     # gd = g_tau d with g_tau = -1/2 (P_ii - u_i^2) (REML; ML: w_i for P_ii),
     # d = dtau2/deta (tau2 or 1), formed in one k-vector
-    gd = w * hat if reml else w.copy()
+    gd = _scratch(work, "gd", (k,))
     if reml:
+        np.multiply(w, hat, out=gd)
         np.subtract(w, gd, out=gd)
-    gd -= u * u
+    else:
+        np.copyto(gd, w)
+    gd -= np.multiply(u, u, out=_scratch(work, "uu", (k,)))
     gd *= -0.5
     if link == "log":
         gd *= tau2
@@ -423,13 +480,16 @@ def add_derivatives(
     grad = Z.T @ gd
     if derivs == 1:
         return ev._replace(grad=grad)
+    F = ev.chol_cov
+    if F is None:
+        F = np.linalg.cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
     hess, info = _second_derivatives(
-        design, ev.cov_beta, tau2, w, hat, u, gd, reml=reml, link=link
+        design, F, tau2, w, hat, u, gd, reml=reml, link=link, work=work
     )
     return ev._replace(grad=grad, hess=hess, info=info)
 
 
-def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
+def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link, work=None):
     r"""``(hess, info)``: the observed Hessian and expected information in alpha.
 
     With :math:`D = \operatorname{diag}(d)`, :math:`d_i = \partial\tau_i^2 /
@@ -445,48 +505,54 @@ def _second_derivatives(design, cov, tau2, w, hat, u, gd, *, reml, link):
     :math:`P\circ P` (REML) the sum over the :math:`p(p+1)/2` pairs
     :math:`a \le b` of :math:`C_{ab}^\top C_{ab}` with :math:`C_{ab} = \sum_i
     \tilde x_{ia}\tilde x_{ib} w_i^2 d_i z_i^\top` (:math:`\tilde X = XF`),
-    counted twice off the diagonal.
+    counted twice off the diagonal.  ``F`` is the lower Cholesky factor of
+    :math:`A^{-1}`; ``work`` stores the temporaries (:func:`_scratch`).
     """
-    q, p = design.ZT.shape[0], design.XT.shape[0]
+    (q, k), p = design.ZT.shape, design.XT.shape[0]
     d = tau2 if link == "log" else None
-    w2 = w * w
-    dwu = w * u  # w_i d_i u_i
+    w2 = np.multiply(w, w, out=_scratch(work, "w2", (k,)))
+    dwu = np.multiply(w, u, out=_scratch(work, "dwu", (k,)))  # w_i d_i u_i
     if d is not None:
         dwu *= d
     # diagonal weights: info (1/2 D (P o P)_diag D) and the Hessian's
+    info_weight = _scratch(work, "info_weight", (k,))
     if reml:
-        info_weight = 2.0 * w2
+        np.multiply(2.0, w2, out=info_weight)
         info_weight *= hat
         np.subtract(w2, info_weight, out=info_weight)  # w^2 - 2 w^3 htil
         info_weight *= 0.5
     else:
-        info_weight = 0.5 * w2
+        np.multiply(0.5, w2, out=info_weight)
+    hess_weight = _scratch(work, "hess_weight", (k,))
     if d is not None:
-        info_weight *= d * d
-    hess_weight = u * d if d is not None else u.copy()
+        info_weight *= np.multiply(d, d, out=hess_weight)
+        np.multiply(u, d, out=hess_weight)
+    else:
+        np.copyto(hess_weight, u)
     hess_weight *= dwu
     np.subtract(info_weight, hess_weight, out=hess_weight)
     if link == "log":
         hess_weight += gd  # g_tau tau2: the link's second derivative
     Z = design.ZT.T  # column-major: the columns times the weights are contiguous
-    weighted = Z * info_weight[:, None]
+    weighted = np.multiply(
+        Z, info_weight[:, None], out=_scratch(work, "weighted", (q, k)).T
+    )
     info = weighted.T @ Z
     hess = np.multiply(Z, hess_weight[:, None], out=weighted).T @ Z
     if p:
-        F = np.linalg.cholesky(cov)
         b = F.T @ (design.XZ @ dwu).reshape(p, q)
         hess += b.T @ b
         if reml:
-            XtT = F.T @ design.XT  # rows of (X F)'
+            # rows of (X F)'
+            XtT = np.matmul(F.T, design.XT, out=_scratch(work, "XtT", (p, k)))
             if d is not None:
                 w2 *= d  # w^2 d
-            pairs = _upper_pairs(p)
-            products = np.empty((len(pairs), XtT.shape[1]))
+            pairs, twice = _upper_pairs(p)
+            products = _scratch(work, "products", (len(pairs), k))
             for j, (a, c) in enumerate(pairs):
                 np.multiply(XtT[a], XtT[c], out=products[j])
             products *= w2
             cmat = products @ design.ZT.T  # rows C_ab
-            twice = np.array([1.0 if a == c else 2.0 for a, c in pairs])
             pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
             info += pp
             hess += pp
@@ -535,9 +601,10 @@ def variance_unit(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
     top = float(np.max(v))
     if top > 0:  # the median of v / top: no overflow near the largest double
         scaled = v / top
-        if np.median(scaled) <= 0:
-            scaled = scaled[scaled > 0]
-        log_ref = np.log(float(np.median(scaled))) + np.log(top)
+        median = np.median(scaled)
+        if median <= 0:
+            median = np.median(scaled[scaled > 0])
+        log_ref = np.log(float(median)) + np.log(top)
     size = float(np.max(np.abs(y)))
     if size > 0:
         scaled = y / size
@@ -583,11 +650,16 @@ class _Problem(NamedTuple):
     upper: np.ndarray
     intercept_col: int | None
     design: DesignProducts  # of X and the standardized Z
+    unbounded: bool  # every bound infinite
+    median_v: float  # median of v
+    work: dict  # temporaries reused across evaluations (_scratch)
+    column_major: bool = False  # X column-major (evaluate's column_major)
 
 
 def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bounds):
     """The problem on the unit scale ``y / sqrt(unit)``, ``v / unit``."""
     q = Z.shape[1]
+    v_unit = v / unit
     # identity link: alpha (and its bounds) scale with the unit; log link: an offset
     alpha_unit = unit if link == "identity" else 1.0
     if bounds is not None:
@@ -604,7 +676,7 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
     pen = penalty * alpha_unit**2 * (tr.T.T @ (penalized[:, None] * tr.T))
     return _Problem(
         y=y / np.sqrt(unit),
-        v=v / unit,
+        v=v_unit,
         X=X,
         Z=tr.standardized,
         T=tr.T,
@@ -617,6 +689,9 @@ def _unit_problem(y, v, X, Z, unit, *, method, link, intercept_col, penalty, bou
         upper=upper.copy(),
         intercept_col=intercept_col,
         design=design_products(X, tr.standardized),
+        unbounded=bool(np.all(lower == -np.inf) and np.all(upper == np.inf)),
+        median_v=float(np.median(v_unit)),
+        work={},
     )
 
 
@@ -637,8 +712,10 @@ def _criterion(prob, theta, derivs):
         logdet_xtx=prob.logdet_xtx,
         offset=prob.offset,
         design=prob.design,
+        work=prob.work,
+        column_major=prob.column_major,
     )
-    if not np.isfinite(ev.loglik):
+    if not math.isfinite(ev.loglik):
         return ev, -np.inf
     return ev, ev.loglik - 0.5 * float(theta @ prob.penalty @ theta)
 
@@ -663,7 +740,7 @@ def _start_theta(prob, tau2, slopes=None):
         return np.clip(theta, prob.lower, prob.upper)
     theta = np.zeros(Z.shape[1]) if slopes is None else np.array(slopes, float)
     theta[j] = 0.0
-    theta = np.clip(theta, prob.lower, prob.upper)
+    theta = _within_bounds(prob, theta)  # a fresh array either way
     theta[j] = 0.0
     eta = Z @ theta  # the linear predictor without the intercept
     if prob.link == "log":
@@ -672,28 +749,27 @@ def _start_theta(prob, tau2, slopes=None):
         theta[j] = np.log(tau2) - prob.offset - log_mean
     else:
         theta[j] = max(tau2 - float(np.mean(eta)), -float(np.min(eta)))
-    theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
+    if not prob.unbounded:
+        theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
     return theta
 
 
-def _start_tau2(prob, how):
-    """Homogeneous starting tau^2 (unit scale) by ``how``.
+def _start_tau2s(prob):
+    """Homogeneous starting tau^2 (unit scale): ``(dl, he)``.
 
-    "dl": DerSimonian-Laird (Hedges' when some sampling variances are zero);
-    "he": Hedges (metafor's start); both floored away from zero, at the larger
-    of 1% of the median sampling variance and 1e-4 of the residual variance.
-    A number: that tau^2.
+    DerSimonian-Laird (Hedges' when some sampling variances are zero) and
+    Hedges (metafor's start), both floored away from zero, at the larger of 1%
+    of the median sampling variance and 1e-4 of the residual variance.
     """
-    if not isinstance(how, str):
-        return float(how)
     y, v, X = prob.y, prob.v, prob.X
-    if how == "dl" and np.all(v > 0):
-        tau2 = uni.tau2_genq(X, y, v, 1.0 / v)
-    else:
-        tau2 = uni.tau2_hedges(X, y, v)
-    resid = weighted_fit(X, y, np.ones_like(y)).resid if X.shape[1] else y
-    floor = max(0.01 * float(np.median(v)), 1e-4 * float(np.mean(resid * resid)))
-    return max(tau2, floor, 1e-10)
+    k, p = X.shape
+    ols = weighted_fit(X, y, np.ones(k))
+    # uni.tau2_hedges, from the least-squares fit that the floor needs too
+    he = float(uni.generalized_q_estimate(ols.rss, uni.trace_pd(X, ols, v), k - p))
+    dl = uni.tau2_genq(X, y, v, 1.0 / v) if np.all(v > 0) else he
+    resid = ols.resid
+    floor = max(0.01 * prob.median_v, 1e-4 * float(np.mean(resid * resid)))
+    return max(dl, floor, 1e-10), max(he, floor, 1e-10)
 
 
 # ---------------------------------------------------------------- Newton path
@@ -706,6 +782,8 @@ class _Path(NamedTuple):
     n_iter: int
     converged: bool
     message: str
+    #: ``_ascent_step(prob, theta, ev)`` when the run computed it (else None)
+    ascent: tuple | None = None
 
 
 def _ascent_step(prob, theta, ev):
@@ -720,18 +798,23 @@ def _ascent_step(prob, theta, ev):
     """
     g = ev.grad - prob.penalty @ theta
     negh = -ev.hess + prob.penalty
-    lo, hi = prob.lower, prob.upper
-    free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
+    if prob.unbounded and math.isfinite(theta.sum()):
+        # no bounds and a finite theta (a finite sum has no inf or NaN term):
+        # every coordinate is free
+        free = np.ones(theta.shape[0], dtype=bool)
+    else:
+        lo, hi = prob.lower, prob.upper
+        free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
     step = np.zeros_like(theta)
-    if not free.any() or not np.all(np.isfinite(g)):
+    if not free.any() or not _all_finite(g):
         return g, free, step, False
     every = bool(free.all())  # the usual case: no copies of the systems
     gf = g if every else g[free]
     hf = negh if every else negh[np.ix_(free, free)]
-    if np.all(np.isfinite(hf)):
+    if _all_finite(hf):
         try:
             np.linalg.cholesky(hf)  # raises unless positive definite
-            step[free] = np.linalg.solve(hf, gf)
+            step[free] = _solve(hf, gf)
             return g, free, step, True
         except np.linalg.LinAlgError:
             pass
@@ -752,6 +835,25 @@ def _ascent_step(prob, theta, ev):
     return g, free, step, False
 
 
+def _within_bounds(prob, theta):
+    """``np.clip(theta, prob.lower, prob.upper)`` (``theta`` itself when unbounded)."""
+    return theta if prob.unbounded else np.clip(theta, prob.lower, prob.upper)
+
+
+def _all_finite(a):
+    """``np.all(np.isfinite(a))``; a finite sum proves it at once (an inf or NaN
+    term makes the sum inf or NaN), the elementwise test runs only otherwise."""
+    return math.isfinite(a.sum()) or bool(np.isfinite(a).all())
+
+
+def _solve(A, b):
+    """``np.linalg.solve(A, b)`` (the same LAPACK routine) without its overhead."""
+    _lu, _piv, x, info = _gesv(A, b)
+    if info:
+        raise np.linalg.LinAlgError("singular matrix")
+    return x
+
+
 def _line_search(prob, theta, step, value):
     """Step halving until the criterion does not drop beyond rounding.
 
@@ -763,7 +865,7 @@ def _line_search(prob, theta, step, value):
             step = step * (_MAX_LOG_STEP / big)
     t = 1.0
     for _ in range(_LINE_SEARCH_HALVINGS):
-        cand = np.clip(theta + t * step, prob.lower, prob.upper)
+        cand = _within_bounds(prob, theta + t * step)
         ev_c, val_c = _criterion(prob, cand, 0)  # derivatives once accepted
         if val_c >= value - _ROUNDING_RTOL * max(1.0, abs(value)):
             ev_c = add_derivatives(
@@ -774,21 +876,23 @@ def _line_search(prob, theta, step, value):
                 method=prob.method,
                 link=prob.link,
                 design=prob.design,
+                work=prob.work,
             )
             return cand, ev_c, val_c, t
         t *= 0.5
     return None
 
 
-def _polish_step(prob, theta, ev):
+def _polish_step(prob, theta, ev, ascent=None):
     """Newton step within the active constraints: ``(step, decrement, ok)``.
 
     The coordinates at their bounds stay fixed and, under the identity link,
     so do the tau_i^2 that are 0 (within :data:`_ACTIVE_TAU2`): the step solves
     the Newton system in the null space of those rows of ``Z``.  ``ok`` is
-    False where the criterion is not concave there.
+    False where the criterion is not concave there.  ``ascent`` is
+    ``_ascent_step(prob, theta, ev)`` when known.
     """
-    g, free, step, newton = _ascent_step(prob, theta, ev)
+    g, free, step, newton = ascent or _ascent_step(prob, theta, ev)
     if prob.link == "identity":
         active = prob.Z @ theta <= _ACTIVE_TAU2
         if active.any() and free.any():
@@ -820,11 +924,11 @@ def _polish(prob, path):
     if not path.converged:
         return path
     theta, ev, value = path.theta, path.ev, path.value
-    step, decrement, ok = _polish_step(prob, theta, ev)
+    step, decrement, ok = _polish_step(prob, theta, ev, path.ascent)
     for _ in range(_POLISH_STEPS):
         if not ok or decrement <= 0.0:
             break
-        cand = np.clip(theta + step, prob.lower, prob.upper)
+        cand = _within_bounds(prob, theta + step)
         ev_c, val_c = _criterion(prob, cand, 2)
         if not np.isfinite(val_c):
             break
@@ -833,7 +937,7 @@ def _polish(prob, path):
         if not (val_c > value or (val_c >= value - rounding and dec_c < decrement)):
             break
         theta, ev, value, step, decrement = cand, ev_c, val_c, step_c, dec_c
-    return path._replace(theta=theta, ev=ev, value=value)
+    return path._replace(theta=theta, ev=ev, value=value, ascent=None)
 
 
 def _joins(prob, theta, value, known):
@@ -865,8 +969,10 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
     message = "maximum number of iterations reached"
     n_iter = 0
     stalls = 0
+    ascent = None  # the ascent step at theta, while the loop has not moved
     for n_iter in range(1, max_iter + 1):  # noqa: B007
-        g, free, step, newton = _ascent_step(prob, theta, ev)
+        ascent = _ascent_step(prob, theta, ev)
+        g, free, step, newton = ascent
         if not free.any():
             converged = True
             message = "converged (all coefficients at their bounds)"
@@ -892,7 +998,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
             break
         cand, ev_c, val_c, t = found
         gain = val_c - value
-        theta, ev, value = cand, ev_c, val_c
+        theta, ev, value, ascent = cand, ev_c, val_c, None
         if not newton and 0 <= gain < 1e-3 * tol and t < 1:
             message = "no further progress"
             break
@@ -903,7 +1009,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
         if stalls >= _STALL_COUNT:
             message = "stalled at the boundary tau_i^2 = 0"
             break
-    return _Path(theta, ev, value, n_iter, converged, message)
+    return _Path(theta, ev, value, n_iter, converged, message, ascent)
 
 
 def _feasible_identity(prob, theta):
@@ -980,6 +1086,7 @@ def _run(prob, theta, *, max_iter, tol, known=()):
                 value=val_c,
                 converged=True,
                 message="converged (constrained: tau_i^2 >= 0 active)",
+                ascent=None,
             )
     return path
 
@@ -1013,8 +1120,7 @@ def _homogeneous_at_zero(prob):
     )
 
 
-def _extreme_variances(v):
-    median = float(np.median(v))
+def _extreme_variances(v, median):
     if median <= 0 or v.min() <= 0:
         return True
     return bool(
@@ -1045,8 +1151,7 @@ def _peak_theta(prob, tau2):
     so that they are met (exactly when there are fewer of them than scale
     coefficients).
     """
-    median = float(np.median(prob.v))
-    tiny = prob.v < median / EXTREME_VARIANCE_RATIO
+    tiny = prob.v < prob.median_v / EXTREME_VARIANCE_RATIO
     target = np.where(tiny, np.maximum(0.01 * prob.v, _GRID_FLOOR), tau2)
     weight = np.where(tiny, 1e6, 1.0)
     if prob.link == "log":
@@ -1075,7 +1180,7 @@ def _certify(prob, best, tau2, run):
     j = int(np.argmax(values))
     if values[j] > best.value + _CERTIFY_RTOL * (1.0 + abs(best.value)):
         best = _better(best, run(thetas[j]))
-    if np.any(prob.v < float(np.median(prob.v)) / EXTREME_VARIANCE_RATIO):
+    if np.any(prob.v < prob.median_v / EXTREME_VARIANCE_RATIO):
         best = _better(
             best, run(np.clip(_peak_theta(prob, tau2), prob.lower, prob.upper))
         )
@@ -1120,11 +1225,32 @@ def _optimize(prob, *, max_iter, tol):
             found.append(path)
         return path
 
-    tau2_dl = _start_tau2(prob, "dl")
+    tau2_dl, tau2_he = _start_tau2s(prob)
     best = run(_start_theta(prob, tau2_dl))
-    tau2_he = _start_tau2(prob, "he")
-    if not _same_basin(prob, tau2_dl, tau2_he):
-        best = _better(best, run(_start_theta(prob, tau2_he)))
+    he = None if _same_basin(prob, tau2_dl, tau2_he) else _start_theta(prob, tau2_he)
+    # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
+    # optimum, the supremum is on that boundary; start next to it.
+    at_zero = _homogeneous_at_zero(prob) if np.all(prob.v > 0) else -np.inf
+
+    def beaten_at_zero(best):
+        return at_zero > best.value + _LL0_RTOL * (1.0 + abs(at_zero))
+
+    probing = prob.intercept_col is not None
+    extreme = probing and _extreme_variances(prob.v, prob.median_v)
+    # Hedges' start goes with the probing starts (log link) when, should its
+    # run join a known optimum (return None), nothing between them would run:
+    # the ll0check does not fire and no certification is needed.  If its run
+    # does not join, it is run for real in its place and the sequence resumes.
+    deferred = (
+        prob.link == "log"
+        and he is not None
+        and best is not None
+        and probing
+        and not extreme
+        and not beaten_at_zero(best)
+    )
+    if he is not None and not deferred:
+        best = _better(best, run(he))
     if best is None:
         raise NoAdmissibleStart(
             "No scale coefficients within the bounds give every study a positive "
@@ -1132,19 +1258,306 @@ def _optimize(prob, *, max_iter, tol):
             + (" with tau_i^2 >= 0" if prob.link == "identity" else "")
             + "."
         )
-    if np.all(prob.v > 0):
-        # metafor's ll0check: if the homogeneous model at tau^2 = 0 beats the
-        # optimum, the supremum is on that boundary; start next to it.
-        at_zero = _homogeneous_at_zero(prob)
-        if at_zero > best.value + _LL0_RTOL * (1.0 + abs(at_zero)):
-            near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
-            best = _better(best, run(_start_theta(prob, near)))
-    if prob.intercept_col is not None:
-        if _extreme_variances(prob.v):
+    if beaten_at_zero(best):
+        near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
+        best = _better(best, run(_start_theta(prob, near)))
+    if probing:
+        if extreme:
             best = _certify(prob, best, tau2_dl, run)
-        for theta in _probe_thetas(prob, tau2_dl):
+        probes = _probe_thetas(prob, tau2_dl)
+        starts = [he, *probes] if deferred else probes
+        # a run that returns None changes neither best nor found: the runs from
+        # the first one that does not are real
+        first = _first_real_probe(prob, starts, max_iter=max_iter, tol=tol, known=found)
+        if deferred and first == 0:  # Hedges' run is real, in its place
+            best = _better(best, run(he))
+            if beaten_at_zero(best):
+                near = _NEAR_ZERO * uni.variance_scale(prob.v, prob.y)
+                best = _better(best, run(_start_theta(prob, near)))
+            starts = probes
+            first = _first_real_probe(
+                prob, starts, max_iter=max_iter, tol=tol, known=found
+            )
+        for theta in starts[first:]:
             best = _better(best, run(theta))
     return _polish(prob, best)
+
+
+# ------------------------------------------------------ probing starts, batched
+def _first_real_probe(prob, probes, *, max_iter, tol, known):
+    """Index of the first probing start whose run may not return None.
+
+    The runs from the starts before it join a ``known`` optimum (or have no
+    admissible start), so they change nothing and need not be run for real.
+    Small problems find it side by side (:func:`_probe_side_by_side`).  Large
+    ones under the log link run :func:`_run` one by one on column-major copies
+    of the designs, where every pass over the studies is contiguous: the same
+    formulas, rounded differently, deciding only whether a run joins.  The
+    identity link runs every start for real.
+    """
+    if _batchable(prob, len(probes)):
+        try:
+            needs_run = _probe_side_by_side(
+                prob, probes, max_iter=max_iter, tol=tol, known=known
+            )
+        except np.linalg.LinAlgError:  # every run is real
+            return 0
+        return int(np.argmax(needs_run)) if needs_run.any() else len(probes)
+    if prob.link != "log":
+        return 0
+    fast = prob._replace(
+        X=np.asfortranarray(prob.X), Z=prob.design.ZT.T, column_major=True
+    )
+    for i, theta in enumerate(probes):
+        if _run(fast, theta, max_iter=max_iter, tol=tol, known=known) is not None:
+            return i
+    return len(probes)
+
+
+#: The probing starts run side by side (arrays of shape (n_starts, k)) when
+#: these arrays stay this small (256 KiB each, so they stay in cache): there a
+#: run costs numpy's per-call overhead more than arithmetic.  Larger problems
+#: run them one after the other, where each array of k values stays in cache.
+_BATCH_MAX_ELEMENTS = 2**15
+
+
+class _BatchEval(NamedTuple):
+    """The criterion at n points (rows) and what its derivatives need."""
+
+    value: np.ndarray  # (n,) penalized criterion, -inf where undefined
+    tau2: np.ndarray  # (n, k)
+    weights: np.ndarray  # (n, k)
+    design: np.ndarray  # (n, k, p) location design centred at weighted means
+    cov: np.ndarray  # (n, p, p) inverse of its weighted crossproduct
+    resid: np.ndarray  # (n, k)
+    hat: np.ndarray  # (n, k)
+
+
+def _batchable(prob, n_starts):
+    """Whether :func:`_probe_side_by_side` applies (log link, no bounds, small)."""
+    return bool(
+        prob.link == "log"
+        and prob.X.shape[1] > 0
+        and n_starts > 1
+        and n_starts * prob.y.shape[0] <= _BATCH_MAX_ELEMENTS
+        and prob.unbounded
+    )
+
+
+def _evaluate_rows(prob, theta):
+    """:func:`_criterion` (value only) at each row of ``theta`` (log link).
+
+    The weighted least-squares fits centre the location design at the
+    weighted means when its first column is the intercept, as
+    :func:`weighted_fit` does.
+    """
+    y, v, X = prob.y, prob.v, prob.X
+    (k, p), n = X.shape, theta.shape[0]
+    eta = theta @ prob.design.ZT
+    if prob.offset:
+        eta += prob.offset
+    tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
+    s = v + tau2
+    valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
+    s[~valid] = 1.0  # placeholders: these rows get -inf below
+    w = 1.0 / s
+    shift = np.zeros((n, p))
+    if p > 1 and bool(np.all(X[:, 0] == 1.0)):
+        shift[:, 1:] = (w @ X[:, 1:]) / w.sum(axis=1)[:, None]
+    Xc = X[None, :, :] - shift[:, None, :]
+    Xw = Xc * w[:, :, None]
+    A = np.matmul(Xc.transpose(0, 2, 1), Xw)
+    try:
+        chol = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:  # some rows singular: factor one by one
+        chol = np.broadcast_to(np.eye(p), A.shape).copy()
+        for i in range(n):
+            try:
+                chol[i] = np.linalg.cholesky(A[i])
+            except np.linalg.LinAlgError:
+                valid[i] = False
+    inv_chol = np.linalg.inv(chol)
+    cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
+    beta = np.matmul(cov, np.matmul(y, Xw)[:, :, None])
+    resid = y - np.matmul(Xc, beta)[:, :, 0]
+    rss = np.einsum("nk,nk,nk->n", w, resid, resid)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    loglik = profiled_loglik(
+        k,
+        p,
+        np.log(s).sum(axis=1),
+        rss,
+        reml=prob.method == "reml",
+        logdet_xtvx=logdet,
+        logdet_xtx=prob.logdet_xtx,
+    )
+    value = loglik
+    if prob.penalty.any():
+        value -= 0.5 * np.einsum("na,ab,nb->n", theta, prob.penalty, theta)
+    value[~(valid & np.isfinite(value))] = -np.inf
+    hat = np.matmul(Xc, cov)
+    hat *= Xc
+    hat = hat.sum(axis=2)
+    hat *= w
+    return _BatchEval(value, tau2, w, Xc, cov, resid, hat)
+
+
+def _derivatives_rows(prob, ev):
+    """``(grad, hess, info)`` of the rows of ``ev`` (:func:`add_derivatives`)."""
+    reml = prob.method == "reml"
+    Z, ZT = prob.Z, prob.design.ZT
+    w, hat, d, Xc, cov = ev.weights, ev.hat, ev.tau2, ev.design, ev.cov
+    u = w * ev.resid
+    w2 = w * w
+    gd = (w - w * hat if reml else w) - u * u
+    gd *= -0.5 * d
+    grad = gd @ Z
+    dwu = w * u * d
+    info_weight = 0.5 * (w2 - 2.0 * w2 * hat if reml else w2) * d * d
+    hess_weight = info_weight - u * d * dwu + gd
+    info = np.matmul(ZT[None, :, :] * info_weight[:, None, :], Z)
+    hess = np.matmul(ZT[None, :, :] * hess_weight[:, None, :], Z)
+    M = np.matmul((Xc * dwu[:, :, None]).transpose(0, 2, 1), Z)
+    hess += np.matmul(M.transpose(0, 2, 1), np.matmul(cov, M))
+    if reml:
+        # G[(a, b)] = sum_i xc_ia xc_ib w_i^2 d_i z_i; (P o P) part: G' (cov x cov) G
+        n, k, p = Xc.shape
+        outer = Xc[:, :, :, None] * Xc[:, :, None, :]
+        outer *= (w2 * d)[:, :, None, None]
+        G = np.matmul(outer.reshape(n, k, p * p).transpose(0, 2, 1), Z)
+        kron = (cov[:, :, None, :, None] * cov[:, None, :, None, :]).reshape(
+            n, p * p, p * p
+        )
+        pp = 0.5 * np.matmul(G.transpose(0, 2, 1), np.matmul(kron, G))
+        info += pp
+        hess += pp
+    return grad, 0.5 * (hess + hess.transpose(0, 2, 1)), info
+
+
+class _Rows(NamedTuple):
+    """The derivatives of one row, as :func:`_ascent_step` reads them."""
+
+    grad: np.ndarray
+    hess: np.ndarray
+    info: np.ndarray
+
+
+def _rows(ev, keep):
+    """The rows ``keep`` of a :class:`_BatchEval`."""
+    return _BatchEval(*(field[keep] for field in ev))
+
+
+def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
+    """Run :func:`_run` from each start at once; which ones need a real run.
+
+    The runs take their Newton steps in lockstep, with the criterion of every
+    run evaluated in one pass over arrays of shape (n_starts, k) (the same
+    formulas as :func:`evaluate` and :func:`add_derivatives`, rounded
+    differently), and :func:`_newton`'s rules decided for each run.  Returns a
+    boolean array: False where :func:`_run` returns None (no admissible start,
+    or the run joins a ``known`` optimum), True where the run ends otherwise
+    (it converges, stops or fails): those, and every later start (whose runs
+    would see that optimum), must be run by :func:`_run` itself.
+    """
+    needs_run = np.zeros(len(thetas), dtype=bool)
+    theta = np.array(thetas, dtype=float)
+    ev = _evaluate_rows(prob, theta)
+    active = np.flatnonzero(np.isfinite(ev.value))  # the others: no admissible start
+    if active.size < theta.shape[0]:
+        theta, ev = theta[active], _rows(ev, active)
+    if not active.size:
+        return needs_run
+    value = ev.value
+    grad, hess, info = _derivatives_rows(prob, ev)
+    pen = prob.penalty
+    penalized = bool(pen.any())
+    known = [(o.theta, pen - o.ev.hess, o.value) for o in known]
+    grad_limit = _GRAD_ATOL + 1e3 * tol
+    for _ in range(max_iter):
+        # the state holds the active runs only: ``active`` are their indices
+        g = grad - theta @ pen if penalized else grad
+        negh = pen - hess if penalized else -hess
+        step = np.zeros_like(theta)
+        newton = np.zeros(active.size, dtype=bool)
+        if _all_finite(negh) and _all_finite(g):
+            try:
+                np.linalg.cholesky(negh)  # raises unless every one is definite
+                step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
+                newton[:] = True
+            except np.linalg.LinAlgError:
+                pass
+        if not newton.all():  # one by one, as _ascent_step decides
+            g = g.copy()
+            for i in range(active.size):
+                if _all_finite(negh[i]) and _all_finite(g[i]) and _all_finite(theta[i]):
+                    try:  # _ascent_step's Newton step (every coordinate free)
+                        np.linalg.cholesky(negh[i])
+                        step[i], newton[i] = _solve(negh[i], g[i]), True
+                        continue
+                    except np.linalg.LinAlgError:
+                        pass
+                g[i], _free, step[i], newton[i] = _ascent_step(
+                    prob, theta[i], _Rows(grad[i], hess[i], info[i])
+                )
+        decrement = np.einsum("na,na->n", g, step)
+        ends = ~step.any(axis=1) | (
+            newton & (decrement < tol) & (np.abs(g) < grad_limit).all(axis=1)
+        )
+        joins = np.zeros(active.size, dtype=bool)
+        for other_theta, other_negh, other_value in known:
+            diff = theta - other_theta
+            drop = 0.5 * np.einsum("na,ab,nb->n", diff, other_negh, diff)
+            joins |= (drop <= 0.5 * _JOIN_RADIUS**2) & (
+                np.abs((other_value - value) - drop)
+                <= _JOIN_RTOL * np.maximum(drop, 1e-12)
+            )
+        needs_run[active[ends]] = True
+        go = ~(ends | (joins & newton))
+        if not go.all():
+            active, theta, value, step, newton = (
+                a[go] for a in (active, theta, value, step, newton)
+            )
+            if not active.size:
+                return needs_run
+        # line search (:func:`_line_search`), each run with its own step length
+        big = np.abs(step).max(axis=1)
+        capped = big > _MAX_LOG_STEP
+        if capped.any():
+            step[capped] *= (_MAX_LOG_STEP / big[capped])[:, None]
+        floor = value - _ROUNDING_RTOL * np.maximum(1.0, np.abs(value))
+        t = np.ones(active.size)
+        cand = theta + step
+        trial = _evaluate_rows(prob, cand)
+        accepted = trial.value >= floor
+        if not accepted.all():
+            pending = np.flatnonzero(~accepted)
+            for _ in range(_LINE_SEARCH_HALVINGS - 1):
+                t[pending] *= 0.5
+                part_cand = theta[pending] + t[pending, None] * step[pending]
+                part = _evaluate_rows(prob, part_cand)
+                ok = part.value >= floor[pending]
+                hit = pending[ok]
+                if hit.size:
+                    accepted[hit] = True
+                    cand[hit] = part_cand[ok]
+                    for field, new in zip(trial, part, strict=True):
+                        field[hit] = new[ok]
+                pending = pending[~ok]
+                if not pending.size:
+                    break
+            needs_run[active[~accepted]] = True  # line search failed
+        gain = trial.value - value
+        stalled = accepted & ~newton & (gain >= 0) & (gain < 1e-3 * tol) & (t < 1)
+        needs_run[active[stalled]] = True
+        go = accepted & ~stalled
+        if not go.all():
+            active, cand, trial = active[go], cand[go], _rows(trial, go)
+            if not active.size:
+                return needs_run
+        theta, value = cand, trial.value
+        grad, hess, info = _derivatives_rows(prob, trial)
+    needs_run[active] = True  # maximum number of iterations
+    return needs_run
 
 
 # ----------------------------------------------------------------- the result
