@@ -72,6 +72,12 @@ def cholesky_inverse(A):
     return chol, inv
 
 
+#: Up to this many columns the p x p algebra of the likelihood terms runs on
+#: Python floats: a NumPy or LAPACK call costs about a microsecond whatever its
+#: size, more than the arithmetic of a 1 x 1 or 2 x 2 system.
+SMALL_P = 2
+
+
 def weighted_fit(X, y, w):
     """Fit ``y`` on ``X`` by weighted least squares with weights ``w``.
 
@@ -182,22 +188,25 @@ def dependent_columns(X):
     """
     if X.shape[1] == 0:
         return []
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     if X.shape[1] == 1:  # one column: dependent only when zero
-        return [] if norms[0] > 0 else [0]
-    safe = np.where(norms > 0, norms, 1.0)
-    if X.shape[0] >= X.shape[1] and norms.all():
+        return [] if np.einsum("i,i->", X[:, 0], X[:, 0]) > 0 else [0]
+    if X.shape[0] >= X.shape[1]:
         # Fast path: the Cholesky pivots of the normalised Gram matrix are the
         # R_jj^2 themselves, with an absolute error of order eps; where every
-        # one is far above RANK_RTOL no column is dependent.  Otherwise (or if
-        # the factorisation fails) the backward-stable QR decides.
-        Xn = X / safe
-        try:
-            pivots = np.linalg.cholesky(Xn.T @ Xn).diagonal() ** 2
-        except np.linalg.LinAlgError:
-            pivots = None
-        if pivots is not None and pivots.min() > _CHOLESKY_CLEAR:
-            return []
+        # one is far above RANK_RTOL no column is dependent.  Otherwise (a zero
+        # or overflowing column, or a failed factorisation) the backward-stable
+        # QR decides.
+        gram = X.T @ X
+        squared_norms = gram.diagonal()
+        if squared_norms.min() > 0.0 and squared_norms.max() < np.inf:
+            inverse_norms = 1.0 / np.sqrt(squared_norms)
+            gram *= inverse_norms[:, None]
+            gram *= inverse_norms
+            chol, info = _potrf(gram, lower=1)
+            if not info and (chol.diagonal() ** 2).min() > _CHOLESKY_CLEAR:
+                return []
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    safe = np.where(norms > 0, norms, 1.0)
     if X.shape[0] < X.shape[1]:  # more columns than rows: pad with zero rows
         X = np.vstack([X, np.zeros((X.shape[1] - X.shape[0], X.shape[1]))])
     r = np.linalg.qr(X / safe, mode="r")
