@@ -48,6 +48,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from skmeta._engine._gls import (
+    SMALL_P,
     WeightedFit,
     cholesky_inverse,
     dependent_columns,
@@ -416,9 +417,13 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     np.multiply(Z[:q], w, out=Z[q : 2 * q])
     np.multiply(Z[q : 2 * q], w, out=Z[2 * q :])
     G = Z @ Z.T
+    sum_log_var = -np.log(w).sum()
+    if 0 < p <= SMALL_P:  # one or two fixed effects
+        return _small_likelihood_terms(
+            G.tolist(), p, k, w, sum_log_var, reml, logdet_xtx, intercept
+        )
     # blocks (z w, z), (z w, z w), (z w^2, z w) of G: S_1, S_2, S_3
     S = G.reshape(3, q, 3, q)[(1, 1, 2), :, (0, 1, 1), :]
-    sum_log_var = -np.log(w).sum()
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
         # are centred, so the raw LAPACK factorisation of A = X'WX is accurate.
@@ -453,6 +458,96 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
         score = 0.5 * (ypy2 - sum_w)
         expected = 0.5 * sum_w2
     return float(criterion), float(score), float(upu - expected), float(expected)
+
+
+def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept):
+    """:func:`_likelihood_terms` after the Gram product, on Python floats.
+
+    For one or two fixed effects (a meta-analysis, or a meta-regression on one
+    moderator), where each NumPy or LAPACK call on a p x p matrix would cost
+    more than the arithmetic: ``G`` is the Gram matrix of the stack as nested
+    lists, and the algebra of :func:`_likelihood_terms` is written out, with
+    the Cholesky factor :math:`A = LL^\top` and :math:`A^{-1} = L^{-\top}
+    L^{-1}` in the order of LAPACK's ``potrf`` and ``potri``.
+    """
+    q = p + 1
+    S1 = G[q][:q], G[q + 1][:q]  # rows of S_1 (the last only for p = 2)
+    S2 = G[q][q : 2 * q], G[q + 1][q : 2 * q]
+    S3 = G[2 * q][q : 2 * q], G[2 * q + 1][q : 2 * q]
+    if p == 1:
+        (a00, xty0), (s00, s01), (t00, _) = S1[0], S2[0], S3[0]
+        if not a00 > 0.0:
+            raise np.linalg.LinAlgError("singular weighted design")
+        l00 = math.sqrt(a00)
+        i00 = 1.0 / l00
+        cov00 = i00 * i00
+        c0 = -(cov00 * xty0)
+        # c'S c for S_1, S_2, S_3 with c = (c0, 1)
+        rss = (a00 * c0 + xty0) * c0 + (G[q + 1][0] * c0 + G[q + 1][1])
+        g0 = s00 * c0 + s01
+        ypy2 = g0 * c0 + (G[q + 1][q] * c0 + G[q + 1][q + 1])
+        upu = (t00 * c0 + S3[0][1]) * c0 + (G[2 * q + 1][q] * c0 + G[2 * q + 1][q + 1])
+        upu -= g0 * cov00 * g0
+        m00 = cov00 * s00
+        tr_m2, tr_m2m2, tr_cov_s3 = m00, m00 * m00, cov00 * t00
+        logdet = 2.0 * math.log(l00)
+    else:
+        (a00, a01, xty0), (a10, a11, xty1) = S1
+        if not a00 > 0.0:
+            raise np.linalg.LinAlgError("singular weighted design")
+        l00 = math.sqrt(a00)
+        l10 = a10 / l00
+        pivot = a11 - l10 * l10
+        if not pivot > 0.0:
+            raise np.linalg.LinAlgError("singular weighted design")
+        l11 = math.sqrt(pivot)
+        i00, i11 = 1.0 / l00, 1.0 / l11
+        i10 = -(l10 * i00) / l11
+        cov00, cov10, cov11 = i00 * i00 + i10 * i10, i11 * i10, i11 * i11
+        c0 = -(cov00 * xty0 + cov10 * xty1)
+        c1 = -(cov10 * xty0 + cov11 * xty1)
+        row = G[q + 2]
+        rss = (
+            (a00 * c0 + a01 * c1 + xty0) * c0
+            + (a10 * c0 + a11 * c1 + xty1) * c1
+            + (row[0] * c0 + row[1] * c1 + row[2])
+        )
+        (s00, s01, s02), (s10, s11, s12) = S2
+        g0 = s00 * c0 + s01 * c1 + s02
+        g1 = s10 * c0 + s11 * c1 + s12
+        ypy2 = g0 * c0 + g1 * c1 + (row[q] * c0 + row[q + 1] * c1 + row[q + 2])
+        (t00, t01, t02), (t10, t11, t12) = S3
+        row = G[2 * q + 2]
+        upu = (
+            (t00 * c0 + t01 * c1 + t02) * c0
+            + (t10 * c0 + t11 * c1 + t12) * c1
+            + (row[q] * c0 + row[q + 1] * c1 + row[q + 2])
+        )
+        upu -= g0 * (cov00 * g0 + cov10 * g1) + g1 * (cov10 * g0 + cov11 * g1)
+        # M_2 = A^{-1} S_{2,xx}: its trace and the trace of its square
+        m00, m01 = cov00 * s00 + cov10 * s10, cov00 * s01 + cov10 * s11
+        m10, m11 = cov10 * s00 + cov11 * s10, cov10 * s01 + cov11 * s11
+        tr_m2 = m00 + m11
+        tr_m2m2 = m00 * m00 + m01 * m10 + m10 * m01 + m11 * m11
+        tr_cov_s3 = cov00 * t00 + cov10 * t01 + cov10 * t10 + cov11 * t11
+        logdet = 2.0 * (math.log(l00) + math.log(l11))
+    if intercept:
+        sum_w, sum_w2 = S1[0][0], S2[0][0]
+    else:
+        sum_w, sum_w2 = float(w.sum()), float(w @ w)
+    trp = sum_w - tr_m2
+    trpp = sum_w2 - 2.0 * tr_cov_s3 + tr_m2m2
+    criterion = profiled_loglik(
+        k, p, float(sum_log_var), rss, reml=reml, logdet_xtvx=logdet,
+        logdet_xtx=logdet_xtx,
+    )  # fmt: skip
+    if reml:
+        score = 0.5 * (ypy2 - trp)
+        expected = 0.5 * trpp
+    else:
+        score = 0.5 * (ypy2 - sum_w)
+        expected = 0.5 * sum_w2
+    return float(criterion), score, upu - expected, expected
 
 
 #: Certification of the (RE)ML maximum. When the total variances
