@@ -267,7 +267,8 @@ def _trace_pdpd_rows(X, w, cov, d1, d2):
     total = float(e12.sum())
     if X.shape[1]:
         total -= 2.0 * float((cov * _weighted_gram(X, w * e12)).sum())
-        M1 = cov @ _weighted_gram(X, w * e1)
+        # (w * e1 is w * w = e12 when both diagonals are the identity)
+        M1 = cov @ _weighted_gram(X, e12 if d1 is None and d2 is None else w * e1)
         M2 = M1 if d2 is d1 else cov @ _weighted_gram(X, w * e2)
         total += float((M1 * M2.T).sum())
     return total
@@ -950,16 +951,19 @@ def tau2_hedges(X, y, v):
     return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), k - p))
 
 
-def tau2_genq(X, y, v, a, fit=None):
+def tau2_genq(X, y, v, a, fit=None, trace=None):
     r"""Generalised Q estimator with fixed weights ``a`` (DerSimonian & Kacker 2007).
 
     :func:`generalized_q_estimate` from the fit with weights ``a``.  DL is
-    ``a = 1/v``; HE is ``a = 1``.  ``fit`` is ``weighted_fit(X, y, a)`` when
-    the caller has it already.
+    ``a = 1/v``; HE is ``a = 1``.  ``fit`` is ``weighted_fit(X, y, a)`` and
+    ``trace`` its :math:`\operatorname{tr}(P_A)` (``trace_pd(X, fit)``) when the
+    caller has them already.
     """
     if fit is None:
         fit = stable_weighted_fit(X, y, a)
-    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), trace_pd(X, fit)))
+    if trace is None:
+        trace = trace_pd(X, fit)
+    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), trace))
 
 
 def tau2_sidik_jonkman(X, y, v, tau2_init=None):
@@ -1049,23 +1053,25 @@ class Heterogeneity(NamedTuple):
     typical_var: float
 
 
-def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None):
+def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None, fe_trace=None):
     r"""Return :math:`Q_E`, its p-value, :math:`I^2` and :math:`H^2`.
 
     :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}` with the shares of
     :func:`heterogeneity_shares`. Undefined (``nan``) when some sampling
-    variances are zero.  ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` when the
-    caller has it already.
+    variances are zero.  ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` and
+    ``fe_trace`` its :math:`\operatorname{tr}(P_{FE})` when the caller has them
+    already.
     """
     k, p = X.shape
-    if not np.all(v > 0):
+    if not v.min() > 0:  # (also NaN)
         nan = float("nan")
         return Heterogeneity(nan, nan, nan, nan, nan)
     fit = stable_weighted_fit(X, y, 1.0 / v) if fe_fit is None else fe_fit
     q = fit.rss
     df = k - p
     q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
-    i2, h2, vt = heterogeneity_shares(q, df, trace_pd(X, fit), tau2, fixed_effect)
+    trp = trace_pd(X, fit) if fe_trace is None else fe_trace
+    i2, h2, vt = heterogeneity_shares(q, df, trp, tau2, fixed_effect)
     return Heterogeneity(q, q_pvalue, float(i2), float(h2), float(vt))
 
 
