@@ -15,6 +15,7 @@ DerSimonian & Kacker (2007), maximum likelihood and restricted maximum likelihoo
 Viechtbauer 2005, 2007).
 """
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -209,6 +210,8 @@ def information_se(information):
     r""":math:`\sqrt{2/I}` for :math:`I` = :math:`\operatorname{tr}(P^2)` (REML) or
     :math:`\sum_i w_i^2` (ML): the inverse of the expected information of
     :math:`\tau^2`; NaN where :math:`I` is not positive (not computable)."""
+    if isinstance(information, float):  # one model: no array machinery
+        return math.sqrt(2.0 / information) if information > 0 else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(information > 0, np.sqrt(2.0 / information), np.nan)
 

@@ -1100,6 +1100,9 @@ def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
     -------
     i2, h2, typical_var : float or ndarray
     """
+    if all(isinstance(a, float | int) for a in (q, df, trp, tau2)) and trp != 0:
+        # (tr P = 0 would divide by zero: the array path gives inf there)
+        return _heterogeneity_shares_scalar(q, df, trp, tau2, fixed_effect)
     q, df, trp, tau2 = (np.asarray(a, dtype=float) for a in (q, df, trp, tau2))
     with np.errstate(divide="ignore", invalid="ignore"):
         typical = np.where(df > 0, df / trp, 0.0)
@@ -1109,6 +1112,21 @@ def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
         else:
             i2 = np.where(typical + tau2 > 0, 100.0 * tau2 / (typical + tau2), 0.0)
             h2 = np.where(typical > 0, tau2 / typical + 1.0, np.inf)
+    return i2, h2, typical
+
+
+def _heterogeneity_shares_scalar(q, df, trp, tau2, fixed_effect):
+    """:func:`heterogeneity_shares` of one model, on Python floats (the same
+    expressions and cases; NaN propagates as through ``np.maximum``)."""
+    q, df, trp, tau2 = float(q), float(df), float(trp), float(tau2)
+    typical = df / trp if df > 0 else 0.0
+    if fixed_effect:
+        share = 100.0 * (q - df) / q if q > 0 else 0.0
+        i2 = 0.0 if share < 0.0 else share
+        h2 = q / df if df > 0 else math.nan
+    else:
+        i2 = 100.0 * tau2 / (typical + tau2) if typical + tau2 > 0 else 0.0
+        h2 = tau2 / typical + 1.0 if typical > 0 else math.inf
     return i2, h2, typical
 
 
