@@ -525,7 +525,7 @@ class RandomEffectsMeta(_BaseMeta):
             test = _sandwich.cluster_wald_test(self._robust, beta, index)
             omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
         else:
-            test = wald_test(self._beta, self.cov_params_, index, self._test_dof())
+            test = wald_test(beta, self.cov_params_, index, self._test_dof())
             omnibus = (test.statistic, test.p_value, test.df1, test.df2)
         self.qm_, self.qm_pvalue_ = omnibus[:2]
         self._qm_df = omnibus[2:]

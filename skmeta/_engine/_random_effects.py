@@ -207,7 +207,7 @@ def _fixed_effects(X, y, v, tau2, inference, sample_weight):
     Hartung's factor always comes from the :math:`1/(v_i + \tau^2)` fit (as
     metafor).
     """
-    re_fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2))
+    re_fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2), scalar_algebra=True)
     s2, exact_fit = _knapp_hartung(re_fit, y, inference)
     if sample_weight is None:
         beta, cov, resid, weights = (
@@ -368,7 +368,7 @@ def fit_random_effects(
     # the REML
     fe_fit, fe_trace = None, None
     if v.min() > 0:
-        fe_fit = uni.stable_weighted_fit(X, y, 1.0 / v)
+        fe_fit = uni.stable_weighted_fit(X, y, 1.0 / v, scalar_algebra=True)
         fe_trace = uni.trace_pd(X, fe_fit)
     logdet_xtx = logdet_crossprod(X)
     step = _estimate(

@@ -53,6 +53,7 @@ from skmeta._engine._gls import (
     cholesky_inverse,
     dependent_columns,
     profiled_loglik,
+    small_cholesky_inverse,
     weighted_fit,
 )
 
@@ -194,7 +195,7 @@ def _dominant_blocks(X, w, y=None):
     )
 
 
-def stable_weighted_fit(X, y, w):
+def stable_weighted_fit(X, y, w, *, scalar_algebra=False):
     """:func:`~skmeta._engine._gls.weighted_fit`, exact when some weights dominate.
 
     Studies whose weights exceed :data:`DOMINANT_WEIGHT_RATIO` times the median
@@ -203,9 +204,11 @@ def stable_weighted_fit(X, y, w):
     :math:`r_B = W_B^{-1} M^{-1}(y_B - X_B\\hat\\beta_R)`, not from a difference
     of nearly equal numbers, so the residual sum of squares and
     :math:`\\log|X^\\top W X|` keep full precision at any weight.
+    ``scalar_algebra`` is passed on to ``weighted_fit`` when no weight
+    dominates.
     """
     if X.shape[1] == 0 or _dominant_studies(w) is None:
-        return weighted_fit(X, y, w)._replace(plain=True)
+        return weighted_fit(X, y, w, plain=True, scalar_algebra=scalar_algebra)
     blocks = _dominant_blocks(X, w, y)
     if blocks is None:
         return weighted_fit(X, y, w)
@@ -386,8 +389,9 @@ def centered_stack(X, y, copies=1):
     Z = np.empty((copies * q, X.shape[0]))
     Z[: q - 1] = X.T
     Z[q - 1] = y
-    if X.shape[1] and np.all(X[:, 0] == 1.0):
-        Z[1:q] -= Z[1:q].mean(axis=1, keepdims=True)
+    if X.shape[1] and (X[:, 0] == 1.0).all():
+        # (the mean as ndarray.mean computes it: the sum divided by k)
+        Z[1:q] -= np.add.reduce(Z[1:q], axis=1, keepdims=True) / X.shape[0]
     return Z
 
 
@@ -467,21 +471,17 @@ def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept
     For one or two fixed effects (a meta-analysis, or a meta-regression on one
     moderator), where each NumPy or LAPACK call on a p x p matrix would cost
     more than the arithmetic: ``G`` is the Gram matrix of the stack as nested
-    lists, and the algebra of :func:`_likelihood_terms` is written out, with
-    the Cholesky factor :math:`A = LL^\top` and :math:`A^{-1} = L^{-\top}
-    L^{-1}` in the order of LAPACK's ``potrf`` and ``potri``.
+    lists, and the algebra of :func:`_likelihood_terms` is written out (with
+    :func:`~skmeta._engine._gls.small_cholesky_inverse` for :math:`A^{-1}`).
     """
     q = p + 1
     S1 = G[q][:q], G[q + 1][:q]  # rows of S_1 (the last only for p = 2)
     S2 = G[q][q : 2 * q], G[q + 1][q : 2 * q]
     S3 = G[2 * q][q : 2 * q], G[2 * q + 1][q : 2 * q]
+    diagonal, cov = small_cholesky_inverse(S1[:p])  # (reads the leading p x p block)
     if p == 1:
         (a00, xty0), (s00, s01), (t00, _) = S1[0], S2[0], S3[0]
-        if not a00 > 0.0:
-            raise np.linalg.LinAlgError("singular weighted design")
-        l00 = math.sqrt(a00)
-        i00 = 1.0 / l00
-        cov00 = i00 * i00
+        cov00 = cov[0][0]
         c0 = -(cov00 * xty0)
         # c'S c for S_1, S_2, S_3 with c = (c0, 1)
         rss = (a00 * c0 + xty0) * c0 + (G[q + 1][0] * c0 + G[q + 1][1])
@@ -491,20 +491,9 @@ def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept
         upu -= g0 * cov00 * g0
         m00 = cov00 * s00
         tr_m2, tr_m2m2, tr_cov_s3 = m00, m00 * m00, cov00 * t00
-        logdet = 2.0 * math.log(l00)
     else:
         (a00, a01, xty0), (a10, a11, xty1) = S1
-        if not a00 > 0.0:
-            raise np.linalg.LinAlgError("singular weighted design")
-        l00 = math.sqrt(a00)
-        l10 = a10 / l00
-        pivot = a11 - l10 * l10
-        if not pivot > 0.0:
-            raise np.linalg.LinAlgError("singular weighted design")
-        l11 = math.sqrt(pivot)
-        i00, i11 = 1.0 / l00, 1.0 / l11
-        i10 = -(l10 * i00) / l11
-        cov00, cov10, cov11 = i00 * i00 + i10 * i10, i11 * i10, i11 * i11
+        (cov00, _), (cov10, cov11) = cov
         c0 = -(cov00 * xty0 + cov10 * xty1)
         c1 = -(cov10 * xty0 + cov11 * xty1)
         row = G[q + 2]
@@ -531,7 +520,7 @@ def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept
         tr_m2 = m00 + m11
         tr_m2m2 = m00 * m00 + m01 * m10 + m10 * m01 + m11 * m11
         tr_cov_s3 = cov00 * t00 + cov10 * t01 + cov10 * t10 + cov11 * t11
-        logdet = 2.0 * (math.log(l00) + math.log(l11))
+    logdet = 2.0 * sum(math.log(d) for d in diagonal)
     if intercept:
         sum_w, sum_w2 = S1[0][0], S2[0][0]
     else:
@@ -651,7 +640,7 @@ def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
         if (tau2 <= lower and step <= 0) or (tau2 >= upper and step >= 0):
             converged = True
             break
-        if abs(step) <= np.sqrt(tol) * (tau2 + scale) and observed > 0:
+        if abs(step) <= math.sqrt(tol) * (tau2 + scale) and observed > 0:
             # Newton converges quadratically where the criterion is concave: after
             # a step below sqrt(tol) the error is O(tol), so take it unevaluated.
             tau2 = min(max(tau2 + step, lower), upper)
@@ -852,7 +841,7 @@ def maximize_likelihood(
     """
     Z = centered_stack(X, y, copies=3)
     scale = newton_scale(v, lower)
-    intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
+    intercept = bool(X.shape[1]) and bool((X[:, 0] == 1.0).all())
     evaluated = {}
 
     def terms_at(t):
