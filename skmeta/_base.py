@@ -95,7 +95,9 @@ def _is_clean_float_array(a, ndim):
         type(a) is np.ndarray
         and a.dtype == np.float64
         and a.ndim == ndim
-        and bool(np.isfinite(a).all())
+        # a finite sum proves that there is no NaN or infinity (one pass, no
+        # temporary); a sum that overflows falls back to the elementwise check
+        and (bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all()))
     )
 
 

@@ -416,13 +416,14 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     q = Z.shape[0] // 3
     k = Z.shape[1]
     p = q - 1
-    w = 1.0 / (v + tau2)
+    total = v + tau2
+    w = 1.0 / total
     # Z holds [x, y] in its first q rows; fill z*w and z*w^2 below it and take the
     # three moment matrices from one Gram product (one pass over the data).
     np.multiply(Z[:q], w, out=Z[q : 2 * q])
     np.multiply(Z[q : 2 * q], w, out=Z[2 * q :])
     G = Z @ Z.T
-    sum_log_var = -np.log(w).sum()
+    sum_log_var = -np.log(w, out=total).sum()  # (total is no longer needed)
     if 0 < p <= SMALL_P:  # one or two fixed effects
         return _small_likelihood_terms(
             G.tolist(), p, k, w, sum_log_var, reml, logdet_xtx, intercept
@@ -840,7 +841,10 @@ def maximize_likelihood(
     Tau2Fit
     """
     Z = centered_stack(X, y, copies=3)
-    scale = newton_scale(v, lower)
+    if lower == 0.0 and fe_fit is not None:  # its weights are 1 / v already
+        scale = v.shape[0] / float(np.sum(fe_fit.weights))
+    else:
+        scale = newton_scale(v, lower)
     intercept = bool(X.shape[1]) and bool((X[:, 0] == 1.0).all())
     evaluated = {}
 
