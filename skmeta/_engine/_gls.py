@@ -73,9 +73,10 @@ def cholesky_inverse(A):
     return chol, inv
 
 
-#: Up to this many columns the p x p algebra of the likelihood terms runs on
-#: Python floats: a NumPy or LAPACK call costs about a microsecond whatever its
-#: size, more than the arithmetic of a 1 x 1 or 2 x 2 system.
+#: Up to this many columns the p x p algebra of the random-effects likelihood
+#: terms (and of ``weighted_fit(..., scalar_algebra=True)``) runs on Python
+#: floats: a NumPy or LAPACK call costs about a microsecond whatever its size,
+#: more than the arithmetic of a 1 x 1 or 2 x 2 system.
 SMALL_P = 2
 
 
