@@ -95,8 +95,20 @@ def _is_clean_float_array(a, ndim):
         type(a) is np.ndarray
         and a.dtype == np.float64
         and a.ndim == ndim
-        and bool(np.isfinite(a).all())
+        # a finite sum proves that there is no NaN or infinity (one pass, no
+        # temporary); a sum that overflows falls back to the elementwise check
+        and (bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all()))
     )
+
+
+#: Parameter values whose validation verdict :meth:`_BaseMeta._validate_params`
+#: remembers (immutable, compared by value; NaN never compares equal, so it is
+#: validated every time).
+_PLAIN_PARAM_TYPES = frozenset({str, bool, int, float, type(None)})
+#: Combinations of such values (keyed by class) that passed validation; bounded
+#: so that a loop over many hyperparameter values cannot grow it without end.
+_VALID_PARAMS: set = set()
+_VALID_PARAMS_MAX = 1024
 
 
 class _BaseMeta(RegressorMixin, BaseEstimator):
@@ -119,6 +131,27 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
             cached = super()._get_param_names()
             cls._param_names = cached
         return cached
+
+    def _validate_params(self):
+        """scikit-learn's parameter validation, remembered for plain values.
+
+        The verdict of ``validate_parameter_constraints`` depends only on the
+        class (its constraints) and the parameter values. A combination of
+        immutable scalars (str, bool, int, float, None: compared with their
+        types, so that ``True`` is not ``1``) that passed once passes again,
+        so it is checked once per class and combination (cross-validation fits
+        one clone per fold); anything else (arrays, callables) is validated on
+        every call, and a failure is never remembered.
+        """
+        params = [getattr(self, name) for name in self._get_param_names()]
+        key = None
+        if all(type(value) in _PLAIN_PARAM_TYPES for value in params):
+            key = (type(self), *((type(value), value) for value in params))
+            if key in _VALID_PARAMS:
+                return
+        super()._validate_params()
+        if key is not None and len(_VALID_PARAMS) < _VALID_PARAMS_MAX:
+            _VALID_PARAMS.add(key)
 
     # ------------------------------------------------------------------ validation
     def _validate_training_data(self, X, y, sample_var, **metadata):
@@ -261,7 +294,10 @@ class _BaseMeta(RegressorMixin, BaseEstimator):
 
     def _design(self, X):
         if self.fit_intercept:
-            return np.column_stack([np.ones(X.shape[0]), X])
+            design = np.empty((X.shape[0], X.shape[1] + 1))
+            design[:, 0] = 1.0
+            design[:, 1:] = X
+            return design
         return X
 
     @property

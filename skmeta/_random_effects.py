@@ -18,6 +18,7 @@ from skmeta._engine._gls import dependent_columns
 from skmeta._engine._inference import coefficient_table, wald_test
 from skmeta._engine._multioutput import LIMITS, q_profile_intervals
 from skmeta._engine._multioutput import fit_random_effects as fit_many
+from skmeta._engine._random_effects import blups as random_effects_blups
 from skmeta._engine._random_effects import fit_random_effects
 from skmeta._engine._tau2 import TAU2_METHODS, tau2_method
 from skmeta._summary import COLUMNS
@@ -309,6 +310,7 @@ class RandomEffectsMeta(_BaseMeta):
             clusters=clusters,
             cluster_robust=self.cluster_robust,
             sample_weight=sample_weight,
+            with_blups=False,  # computed on access of random_effects_
         )
         self._warn_about(result)
         self._store(result, design, y, v)
@@ -377,8 +379,9 @@ class RandomEffectsMeta(_BaseMeta):
         )
         # r2_ needs a second fit (the intercept-only model): computed on first use.
         self.__dict__.pop("_r2", None)
-        self._blups = result.blups
-        self._blup_se = result.blup_se
+        # The BLUPs (random_effects_) are computed on first access from the fit.
+        self._fit_result = result
+        self._blups = None
         # Sufficient data for tau2_confint at any confidence level (O(k) memory).
         self._profile_data = (design, y, v)
 
@@ -522,7 +525,7 @@ class RandomEffectsMeta(_BaseMeta):
             test = _sandwich.cluster_wald_test(self._robust, beta, index)
             omnibus = (test.statistic, test.p_value, test.df_num, test.df_denom)
         else:
-            test = wald_test(self._beta, self.cov_params_, index, self._test_dof())
+            test = wald_test(beta, self.cov_params_, index, self._test_dof())
             omnibus = (test.statistic, test.p_value, test.df1, test.df2)
         self.qm_, self.qm_pvalue_ = omnibus[:2]
         self._qm_df = omnibus[2:]
@@ -592,7 +595,8 @@ class RandomEffectsMeta(_BaseMeta):
         """
         check_is_fitted(self)
         if not self._multi:
-            return pd.DataFrame({"estimate": self._blups, "se": self._blup_se})
+            estimate, se = self._single_blups()
+            return pd.DataFrame({"estimate": estimate, "se": se})
         estimate, se = self._blups_of_outputs()
         index = pd.MultiIndex.from_product(
             [self._outputs, pd.RangeIndex(estimate.shape[1], name="study")]
@@ -605,8 +609,16 @@ class RandomEffectsMeta(_BaseMeta):
         n_samples) for 2-D ``y``."""
         check_is_fitted(self)
         if not self._multi:
-            return self._blup_se
+            return self._single_blups()[1]
         return self._blups_of_outputs()[1]
+
+    def _single_blups(self):
+        """BLUPs and their standard errors of a single fit, computed on first
+        access from the fit and cached."""
+        if self._blups is None:
+            design, y, v = self._profile_data
+            self._blups = random_effects_blups(design, y, v, self._fit_result)
+        return self._blups
 
     @property
     def r2_(self) -> float | None:

@@ -23,6 +23,7 @@ above, from its sufficient quantities), the per-study Gaussian log-density and
 the rank check of a design.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -72,7 +73,51 @@ def cholesky_inverse(A):
     return chol, inv
 
 
-def weighted_fit(X, y, w):
+#: Up to this many columns the p x p algebra of the random-effects likelihood
+#: terms (and of ``weighted_fit(..., scalar_algebra=True)``) runs on Python
+#: floats: a NumPy or LAPACK call costs about a microsecond whatever its size,
+#: more than the arithmetic of a 1 x 1 or 2 x 2 system.
+SMALL_P = 2
+
+
+def small_cholesky_inverse(A):
+    """:func:`cholesky_inverse` of a 1 x 1 or 2 x 2 matrix on Python floats.
+
+    ``A`` is a nested list (its lower triangle is read). The factor
+    :math:`A = LL^\top` and :math:`A^{-1} = L^{-\top}L^{-1}` are computed in
+    the order of LAPACK's ``potrf`` and ``potri``.
+
+    Returns
+    -------
+    diagonal : tuple of float
+        The diagonal of :math:`L`.
+    inverse : list of list of float
+        :math:`A^{-1}`.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When ``A`` is not positive definite.
+    """
+    a00 = A[0][0]
+    if not a00 > 0.0:
+        raise np.linalg.LinAlgError("singular weighted design")
+    l00 = math.sqrt(a00)
+    i00 = 1.0 / l00
+    if len(A) == 1:
+        return (l00,), [[i00 * i00]]
+    l10 = A[1][0] / l00
+    pivot = A[1][1] - l10 * l10
+    if not pivot > 0.0:
+        raise np.linalg.LinAlgError("singular weighted design")
+    l11 = math.sqrt(pivot)
+    i11 = 1.0 / l11
+    i10 = -(l10 * i00) / l11
+    c10 = i11 * i10
+    return (l00, l11), [[i00 * i00 + i10 * i10, c10], [c10, i11 * i11]]
+
+
+def weighted_fit(X, y, w, *, plain=False, scalar_algebra=False):
     """Fit ``y`` on ``X`` by weighted least squares with weights ``w``.
 
     Parameters
@@ -83,6 +128,13 @@ def weighted_fit(X, y, w):
         Outcomes.
     w : ndarray of shape (k,)
         Positive, finite weights.
+    plain : bool, default=False
+        The ``plain`` flag of the result (set by a caller that has checked that
+        no weight dominates).
+    scalar_algebra : bool, default=False
+        For at most :data:`SMALL_P` columns, do the p x p algebra on Python
+        floats (:func:`small_cholesky_inverse`; the same operations, without
+        the cost of a NumPy or LAPACK call per step; the last bits may differ).
 
     Returns
     -------
@@ -94,7 +146,7 @@ def weighted_fit(X, y, w):
     p = X.shape[1]
     if p == 0:
         rss = float(w @ (y * y))
-        return WeightedFit(np.zeros(0), np.zeros((0, 0)), y.copy(), w, rss, 0.0)
+        return WeightedFit(np.zeros(0), np.zeros((0, 0)), y.copy(), w, rss, 0.0, plain)
     # With an intercept column, centre the other columns at their weighted means
     # (a unit-triangular reparametrisation T: beta = T beta_c, |T| = 1). Offsets
     # such as calendar years then cost no precision in X'WX.
@@ -105,6 +157,8 @@ def weighted_fit(X, y, w):
     else:
         Xc = X
     Xw = Xc * w[:, None]
+    if scalar_algebra and p <= SMALL_P:
+        return _small_weighted_fit(Xc, Xw, y, w, means if centred else None, plain)
     chol, cov = cholesky_inverse(Xc.T @ Xw)
     beta = cov @ (Xw.T @ y)
     resid = y - Xc @ beta
@@ -115,7 +169,31 @@ def weighted_fit(X, y, w):
         cov = T @ cov @ T.T
     rss = float(w @ (resid * resid))
     logdet = 2.0 * float(np.log(chol.diagonal()).sum())
-    return WeightedFit(beta, cov, resid, w, rss, logdet)
+    return WeightedFit(beta, cov, resid, w, rss, logdet, plain)
+
+
+def _small_weighted_fit(Xc, Xw, y, w, means, plain):
+    """The end of :func:`weighted_fit` for one or two columns: the p x p
+    algebra on Python floats (:func:`small_cholesky_inverse`), the same
+    operations as the general path. ``means`` is the weighted mean of the
+    second column when the design was centred (else None)."""
+    diagonal, cov = small_cholesky_inverse((Xc.T @ Xw).tolist())
+    xty = (Xw.T @ y).tolist()
+    if len(xty) == 1:
+        beta = [cov[0][0] * xty[0]]
+    else:
+        beta = [row[0] * xty[0] + row[1] * xty[1] for row in cov]
+    resid = y - Xc @ np.array(beta)
+    logdet = 2.0 * sum(math.log(d) for d in diagonal)
+    if means is not None:
+        # beta = T beta_c and cov = T cov_c T' with T = [[1, -m], [0, 1]]
+        m = float(means[0])
+        (c00, c01), (c10, c11) = cov
+        t00, t01 = c00 - m * c10, c01 - m * c11
+        beta[0] -= m * beta[1]
+        cov = [[t00 - t01 * m, t01], [c10 - c11 * m, c11]]
+    rss = float(w @ (resid * resid))
+    return WeightedFit(np.array(beta), np.array(cov), resid, w, rss, logdet, plain)
 
 
 def logdet_crossprod(X):
@@ -182,22 +260,31 @@ def dependent_columns(X):
     """
     if X.shape[1] == 0:
         return []
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     if X.shape[1] == 1:  # one column: dependent only when zero
-        return [] if norms[0] > 0 else [0]
-    safe = np.where(norms > 0, norms, 1.0)
-    if X.shape[0] >= X.shape[1] and norms.all():
+        return [] if np.einsum("i,i->", X[:, 0], X[:, 0]) > 0 else [0]
+    if X.shape[0] >= X.shape[1]:
         # Fast path: the Cholesky pivots of the normalised Gram matrix are the
         # R_jj^2 themselves, with an absolute error of order eps; where every
-        # one is far above RANK_RTOL no column is dependent.  Otherwise (or if
-        # the factorisation fails) the backward-stable QR decides.
-        Xn = X / safe
-        try:
-            pivots = np.linalg.cholesky(Xn.T @ Xn).diagonal() ** 2
-        except np.linalg.LinAlgError:
-            pivots = None
-        if pivots is not None and pivots.min() > _CHOLESKY_CLEAR:
-            return []
+        # one is far above RANK_RTOL no column is dependent.  Otherwise (a zero
+        # or overflowing column, or a failed factorisation) the backward-stable
+        # QR decides.
+        gram = X.T @ X
+        if X.shape[1] == 2:  # the second pivot is 1 - r^2 (r: the cosine)
+            (g00, _), (g10, g11) = gram.tolist()
+            if 0.0 < g00 < math.inf and 0.0 < g11 < math.inf:
+                cosine = g10 / math.sqrt(g00) / math.sqrt(g11)
+                if 1.0 - cosine * cosine > _CHOLESKY_CLEAR:
+                    return []
+        squared_norms = gram.diagonal()
+        if squared_norms.min() > 0.0 and squared_norms.max() < np.inf:
+            inverse_norms = 1.0 / np.sqrt(squared_norms)
+            gram *= inverse_norms[:, None]
+            gram *= inverse_norms
+            chol, info = _potrf(gram, lower=1)
+            if not info and (chol.diagonal() ** 2).min() > _CHOLESKY_CLEAR:
+                return []
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    safe = np.where(norms > 0, norms, 1.0)
     if X.shape[0] < X.shape[1]:  # more columns than rows: pad with zero rows
         X = np.vstack([X, np.zeros((X.shape[1] - X.shape[0], X.shape[1]))])
     r = np.linalg.qr(X / safe, mode="r")

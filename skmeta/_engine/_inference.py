@@ -8,6 +8,7 @@ referred to :math:`\chi^2_m`, or :math:`F = Q_M/m` referred to
 :math:`F_{m,\mathrm{dof}}`.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -118,12 +119,19 @@ def wald_test(beta, cov, index, dof):
     if m == 0:
         return WaldTest(float("nan"), 0, float(dof), float("nan"))
     b = beta[index]
-    sub = cov[np.ix_(index, index)]
-    try:
-        qm = float(b @ np.linalg.solve(sub, b))
-    except np.linalg.LinAlgError:  # a zero covariance (exact fit): undefined
-        nan = float("nan")
-        return WaldTest(nan, m, float(dof), nan)
+    if m == 1:  # b (b / c): what solve computes for a 1 x 1 matrix, without LAPACK
+        variance = float(cov[index[0], index[0]])
+        if variance == 0.0:  # a zero covariance (exact fit): undefined
+            nan = float("nan")
+            return WaldTest(nan, m, float(dof), nan)
+        qm = float(b[0] * (b[0] / variance))
+    else:
+        sub = cov[np.ix_(index, index)]
+        try:
+            qm = float(b @ np.linalg.solve(sub, b))
+        except np.linalg.LinAlgError:  # a zero covariance (exact fit): undefined
+            nan = float("nan")
+            return WaldTest(nan, m, float(dof), nan)
     if np.isfinite(dof):
         f = qm / m
         return WaldTest(f, m, float(dof), float(special.fdtrc(m, dof, f)))
@@ -137,6 +145,14 @@ def information_criteria(loglik, n_params, k, p, reml):
     ``loglik`` and ``k`` may be arrays (one model per entry, e.g. many outputs).
     Returns ``(aic, bic, aicc)``: floats, or arrays for array arguments.
     """
+    if np.ndim(loglik) == 0 and np.ndim(k) == 0:  # one model: Python floats
+        loglik = float(loglik)
+        n = int(k - p if reml else k)
+        aic = -2.0 * loglik + 2.0 * n_params
+        bic = -2.0 * loglik + n_params * math.log(n) if n > 0 else math.nan
+        n_eff = max(n, n_params + 2)
+        aicc = -2.0 * loglik + 2.0 * n_params * n_eff / (n_eff - n_params - 1)
+        return aic, bic, aicc
     n = np.asarray(k - p if reml else k)
     aic = -2.0 * loglik + 2.0 * n_params
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -25,7 +25,7 @@ from skmeta._engine import _univariate as uni
 from skmeta._engine._gls import logdet_crossprod
 from skmeta._engine._tau2 import estimate_tau2, tau2_method, tau2_standard_error
 
-__all__ = ["RandomEffectsFit", "fit_random_effects", "standardise"]
+__all__ = ["RandomEffectsFit", "blups", "fit_random_effects", "standardise"]
 
 #: Inference settings that scale the covariance by Knapp and Hartung's factor.
 KNAPP_HARTUNG = ("knapp-hartung", "knapp-hartung-adhoc")
@@ -101,10 +101,15 @@ class RandomEffectsFit(NamedTuple):
     loglik : float
         The restricted log-likelihood (with metafor's constant) for REML, the
         log-likelihood otherwise (``inf`` for a diverging limit).
-    blups, blup_se : ndarray of shape (k,)
-        BLUPs of the :math:`u_i` and their standard errors (metafor's ``ranef``).
+    blups, blup_se : ndarray of shape (k,) or None
+        BLUPs of the :math:`u_i` and their standard errors (metafor's ``ranef``);
+        None when the fit was asked not to compute them (:func:`blups` does,
+        from this result).
     robust : ClusterRobustResult or None
         The cluster-robust covariance when clusters are given.
+    fit_tau2 : float
+        The tau^2 of the weights :math:`1/(v_i + \tau^2)` of the fit: ``tau2``,
+        or the lower bound of tau^2 at a degenerate ``limit``.
     """
 
     tau2: float
@@ -123,9 +128,10 @@ class RandomEffectsFit(NamedTuple):
     h2: float
     typical_var: float
     loglik: float
-    blups: np.ndarray
-    blup_se: np.ndarray
+    blups: np.ndarray | None
+    blup_se: np.ndarray | None
     robust: object
+    fit_tau2: float = math.nan
 
 
 class _Tau2Step(NamedTuple):
@@ -137,8 +143,9 @@ class _Tau2Step(NamedTuple):
 
 
 def _estimate(
-    X, y, v, *, method, tau2, genq_weights, max_iter, tol, fe_fit, logdet_xtx
-):
+    X, y, v, *, method, tau2, genq_weights, max_iter, tol, fe_fit, logdet_xtx,
+    fe_trace,
+):  # fmt: skip
     """tau^2 (estimated or fixed) and its degenerate-limit status."""
     if tau2 is not None:
         if np.any(v + tau2 <= 0):
@@ -149,7 +156,7 @@ def _estimate(
         return _Tau2Step(float(tau2), float(tau2), 1, True, None)
     est = estimate_tau2(
         X, y, v, method, weights=genq_weights, max_iter=max_iter, tol=tol,
-        fe_fit=fe_fit, logdet_xtx=logdet_xtx,
+        fe_fit=fe_fit, logdet_xtx=logdet_xtx, fe_trace=fe_trace,
     )  # fmt: skip
     lower = uni.variance_floor(v, y)
     if lower == 0.0 or est.tau2 > lower:
@@ -200,7 +207,7 @@ def _fixed_effects(X, y, v, tau2, inference, sample_weight):
     Hartung's factor always comes from the :math:`1/(v_i + \tau^2)` fit (as
     metafor).
     """
-    re_fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2))
+    re_fit = uni.stable_weighted_fit(X, y, 1.0 / (v + tau2), scalar_algebra=True)
     s2, exact_fit = _knapp_hartung(re_fit, y, inference)
     if sample_weight is None:
         beta, cov, resid, weights = (
@@ -276,16 +283,37 @@ def _in_data_units(fit, unit, k, p, method):
         resid=fit.resid * unit,
         typical_var=fit.typical_var * u2,
         loglik=fit.loglik - n_eff * np.log(unit),
-        blups=fit.blups * unit,
-        blup_se=fit.blup_se * unit,
+        blups=None if fit.blups is None else fit.blups * unit,
+        blup_se=None if fit.blup_se is None else fit.blup_se * unit,
         robust=robust,
+        fit_tau2=fit.fit_tau2 * u2,
     )
+
+
+def blups(X, y, v, fit):
+    """BLUPs of the :math:`u_i` and their standard errors from a fit.
+
+    The values :func:`fit_random_effects` returns with ``with_blups=True``,
+    computed afterwards from ``fit`` (made with ``with_blups=False`` on the same
+    ``X``, ``y`` and ``v``) in the same standardised units, so that they are
+    the same numbers.
+
+    Returns
+    -------
+    blups, blup_se : ndarray of shape (k,)
+    """
+    unit, _, v = standardise(y, v)
+    u2 = unit * unit
+    estimate, se = _blups(X, v, fit.fit_tau2 / u2, fit.resid / unit, fit.cov / u2)
+    if unit == 1.0:
+        return estimate, se
+    return estimate * unit, se * unit
 
 
 def fit_random_effects(
     X, y, v, *, method="reml", tau2=None, genq_weights=None, inference="z",
     max_iter=100, tol=1e-10, clusters=None, cluster_robust="cr1",
-    sample_weight=None,
+    sample_weight=None, with_blups=True,
 ):  # fmt: skip
     """Fit the random-effects meta-regression of ``y`` on ``X``.
 
@@ -313,6 +341,9 @@ def fit_random_effects(
         Q and I^2 are as without them; beta is their weighted least squares
         estimate with the sandwich covariance of :func:`_fixed_effects`, and the
         log-likelihood is evaluated at that beta. CR2 is not available with them.
+    with_blups : bool, default=True
+        Compute the BLUPs (else ``blups`` and ``blup_se`` are None: :func:`blups`
+        computes them when needed, which saves their O(k) temporaries).
 
     Returns
     -------
@@ -333,12 +364,17 @@ def fit_random_effects(
             f"method={method!r} weights studies by 1/sample_var, so sample_var must "
             "be > 0; use method='reml', 'ml', 'he' or 'sj' for zero variances."
         )
-    # the fixed-effect fit serves the DL start, Q and I^2; log|X'X| the REML
-    fe_fit = uni.stable_weighted_fit(X, y, 1.0 / v) if v.min() > 0 else None
+    # the fixed-effect fit and its tr(P) serve the DL start, Q and I^2; log|X'X|
+    # the REML
+    fe_fit, fe_trace = None, None
+    if v.min() > 0:
+        fe_fit = uni.stable_weighted_fit(X, y, 1.0 / v, scalar_algebra=True)
+        fe_trace = uni.trace_pd(X, fe_fit)
     logdet_xtx = logdet_crossprod(X)
     step = _estimate(
         X, y, v, method=method, tau2=tau2, genq_weights=genq_weights,
         max_iter=max_iter, tol=tol, fe_fit=fe_fit, logdet_xtx=logdet_xtx,
+        fe_trace=fe_trace,
     )  # fmt: skip
     fixed = _fixed_effects(X, y, v, step.tau2, inference, sample_weight)
     estimated = tau2 is None and record.standard_error is not None
@@ -352,19 +388,22 @@ def fit_random_effects(
             weights=genq_weights,
             fit=fixed.re_fit,
             fe_fit=fe_fit,
+            fe_trace=fe_trace,
         )
         if estimated
         else float("nan")
     )
     het = uni.heterogeneity(
         X, y, v, step.reported, fixed_effect=step.reported == 0 and not estimated,
-        fe_fit=fe_fit,
+        fe_fit=fe_fit, fe_trace=fe_trace,
     )  # fmt: skip
     cov, robust = fixed.cov, None
     if clusters is not None:
         robust = _cluster_robust(X, fixed, clusters, cluster_robust)
         cov = robust.cov
-    blups, blup_se = _blups(X, v, step.tau2, fixed.resid, cov)
+    blups, blup_se = (
+        _blups(X, v, step.tau2, fixed.resid, cov) if with_blups else (None, None)
+    )
     result = RandomEffectsFit(
         tau2=step.reported,
         tau2_se=tau2_se,
@@ -385,5 +424,6 @@ def fit_random_effects(
         blups=blups,
         blup_se=blup_se,
         robust=robust,
+        fit_tau2=step.tau2,
     )
     return _in_data_units(result, unit, k, p, method)

@@ -15,6 +15,7 @@ DerSimonian & Kacker (2007), maximum likelihood and restricted maximum likelihoo
 Viechtbauer 2005, 2007).
 """
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -64,6 +65,9 @@ class Tau2Problem(NamedTuple):
         ``weighted_fit(X, y, 1 / v)`` when the caller has it already.
     logdet_xtx : float or None
         :math:`\\log|X^\\top X|` when the caller has it already.
+    fe_trace : float or None
+        :math:`\\operatorname{tr}(P_{FE})` of ``fe_fit`` when the caller has it
+        already.
     """
 
     X: np.ndarray
@@ -74,6 +78,7 @@ class Tau2Problem(NamedTuple):
     tol: float = 1e-10
     fe_fit: object = None
     logdet_xtx: float | None = None
+    fe_trace: float | None = None
 
     @property
     def lower(self):
@@ -85,6 +90,13 @@ class Tau2Problem(NamedTuple):
         if self.fe_fit is not None:
             return self.fe_fit
         return stable_weighted_fit(self.X, self.y, 1.0 / self.v)
+
+    def fixed_effect_trace(self, fit):
+        """:math:`\\operatorname{tr}(P_{FE})` of ``fit`` (``fixed_effect_fit()``):
+        ``fe_trace`` if given with ``fe_fit``."""
+        if self.fe_trace is not None and fit is self.fe_fit:
+            return self.fe_trace
+        return trace_pd(self.X, fit)
 
 
 class Tau2Method(NamedTuple):
@@ -125,11 +137,7 @@ def _estimate_likelihood(problem, *, reml):
     lower = problem.lower
     # DL is usually closer to the (RE)ML optimum than metafor's HE start; when
     # both are 0, start on the bound (converged at once if the score is <= 0).
-    start = (
-        tau2_genq(X, y, v, 1.0 / v, fit=problem.fixed_effect_fit())
-        if lower == 0.0
-        else 0.0
-    )
+    start = _estimate_dl(problem).tau2 if lower == 0.0 else 0.0
     if start <= lower:
         start = max(tau2_hedges(X, y, v), lower)
     logdet_xtx = 0.0
@@ -149,6 +157,13 @@ def _estimate_likelihood(problem, *, reml):
         logdet_xtx=logdet_xtx,
         fe_fit=problem.fe_fit,
     )
+
+
+def _estimate_dl(problem):
+    fit = problem.fixed_effect_fit()
+    w = fit.weights  # 1 / v
+    trace = problem.fixed_effect_trace(fit)
+    return _closed_form(tau2_genq(problem.X, problem.y, problem.v, w, fit, trace))
 
 
 def hunter_schmidt_estimate(q, k, p, sum_inverse_var, *, corrected):
@@ -195,6 +210,8 @@ def information_se(information):
     r""":math:`\sqrt{2/I}` for :math:`I` = :math:`\operatorname{tr}(P^2)` (REML) or
     :math:`\sum_i w_i^2` (ML): the inverse of the expected information of
     :math:`\tau^2`; NaN where :math:`I` is not positive (not computable)."""
+    if isinstance(information, float):  # one model: no array machinery
+        return math.sqrt(2.0 / information) if information > 0 else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(information > 0, np.sqrt(2.0 / information), np.nan)
 
@@ -255,7 +272,7 @@ def _se_inverse_variance(problem, tau2, fit, *, denominator):
     X = problem.X
     k, p = X.shape
     fit_fe = problem.fixed_effect_fit()
-    trp = trace_pd(X, fit_fe)
+    trp = problem.fixed_effect_trace(fit_fe)
     pp = trace_pdpd(X, fit_fe, None, None)
     sum_inverse_var = float(np.sum(1.0 / problem.v))
     return float(inverse_variance_se(k, p, trp, pp, sum_inverse_var, tau2, denominator))
@@ -299,9 +316,7 @@ TAU2_METHODS: dict[str, Tau2Method] = dict(
         _method(
             "dl",
             "DerSimonian-Laird",
-            lambda pr: _closed_form(
-                tau2_genq(pr.X, pr.y, pr.v, 1.0 / pr.v, fit=pr.fixed_effect_fit())
-            ),
+            _estimate_dl,
             lambda pr, t, f: _se_inverse_variance(pr, t, f, denominator="trace"),
             needs_positive_var=True,
         ),
@@ -387,13 +402,14 @@ def tau2_method(method):
 
 def estimate_tau2(
     X, y, v, method, *, weights=None, max_iter=100, tol=1e-10, fe_fit=None,
-    logdet_xtx=None,
+    logdet_xtx=None, fe_trace=None,
 ):  # fmt: skip
     """Estimate tau^2 by ``method`` (one of :data:`ALL_METHODS`).
 
-    ``fe_fit`` (``weighted_fit(X, y, 1 / v)``) and ``logdet_xtx``
-    (``logdet_crossprod(X)``) may be passed when the caller has them already;
-    ``weights`` are the fixed weights of ``"genq"`` (required there).
+    ``fe_fit`` (``weighted_fit(X, y, 1 / v)``), its ``fe_trace``
+    (``trace_pd(X, fe_fit)``) and ``logdet_xtx`` (``logdet_crossprod(X)``) may
+    be passed when the caller has them already; ``weights`` are the fixed
+    weights of ``"genq"`` (required there).
 
     Returns
     -------
@@ -415,16 +431,19 @@ def estimate_tau2(
         )
     if method == "genq" and weights is None:
         raise ValueError("method='genq' needs its fixed weights.")
-    problem = Tau2Problem(X, y, v, weights, max_iter, tol, fe_fit, logdet_xtx)
+    problem = Tau2Problem(X, y, v, weights, max_iter, tol, fe_fit, logdet_xtx, fe_trace)
     fit = record.estimate(problem)
     return fit._replace(tau2=max(fit.tau2, problem.lower))
 
 
-def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None, fe_fit=None):
+def tau2_standard_error(
+    X, y, v, method, tau2, *, weights=None, fit=None, fe_fit=None, fe_trace=None
+):
     """Standard error of the tau^2 estimate, by metafor's formula for ``method``.
 
-    ``fit`` is ``weighted_fit`` at ``tau2`` (weights ``1 / (v + tau2)``) and
-    ``fe_fit`` the one with weights ``1 / v``, when the caller has them already.
+    ``fit`` is ``weighted_fit`` at ``tau2`` (weights ``1 / (v + tau2)``),
+    ``fe_fit`` the one with weights ``1 / v`` and ``fe_trace`` its
+    :math:`\\operatorname{tr}(P_{FE})`, when the caller has them already.
     Returns NaN for ``"fe"``, which estimates nothing.
 
     Raises
@@ -437,5 +456,5 @@ def tau2_standard_error(X, y, v, method, tau2, *, weights=None, fit=None, fe_fit
         return float("nan")
     if fit is None:
         fit = stable_weighted_fit(X, y, 1.0 / (v + tau2))
-    problem = Tau2Problem(X, y, v, weights, fe_fit=fe_fit)
+    problem = Tau2Problem(X, y, v, weights, fe_fit=fe_fit, fe_trace=fe_trace)
     return record.standard_error(problem, tau2, fit)

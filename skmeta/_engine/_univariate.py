@@ -48,10 +48,12 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from skmeta._engine._gls import (
+    SMALL_P,
     WeightedFit,
     cholesky_inverse,
     dependent_columns,
     profiled_loglik,
+    small_cholesky_inverse,
     weighted_fit,
 )
 
@@ -193,7 +195,7 @@ def _dominant_blocks(X, w, y=None):
     )
 
 
-def stable_weighted_fit(X, y, w):
+def stable_weighted_fit(X, y, w, *, scalar_algebra=False):
     """:func:`~skmeta._engine._gls.weighted_fit`, exact when some weights dominate.
 
     Studies whose weights exceed :data:`DOMINANT_WEIGHT_RATIO` times the median
@@ -202,9 +204,11 @@ def stable_weighted_fit(X, y, w):
     :math:`r_B = W_B^{-1} M^{-1}(y_B - X_B\\hat\\beta_R)`, not from a difference
     of nearly equal numbers, so the residual sum of squares and
     :math:`\\log|X^\\top W X|` keep full precision at any weight.
+    ``scalar_algebra`` is passed on to ``weighted_fit`` when no weight
+    dominates.
     """
     if X.shape[1] == 0 or _dominant_studies(w) is None:
-        return weighted_fit(X, y, w)._replace(plain=True)
+        return weighted_fit(X, y, w, plain=True, scalar_algebra=scalar_algebra)
     blocks = _dominant_blocks(X, w, y)
     if blocks is None:
         return weighted_fit(X, y, w)
@@ -266,7 +270,8 @@ def _trace_pdpd_rows(X, w, cov, d1, d2):
     total = float(e12.sum())
     if X.shape[1]:
         total -= 2.0 * float((cov * _weighted_gram(X, w * e12)).sum())
-        M1 = cov @ _weighted_gram(X, w * e1)
+        # (w * e1 is w * w = e12 when both diagonals are the identity)
+        M1 = cov @ _weighted_gram(X, e12 if d1 is None and d2 is None else w * e1)
         M2 = M1 if d2 is d1 else cov @ _weighted_gram(X, w * e2)
         total += float((M1 * M2.T).sum())
     return total
@@ -384,8 +389,9 @@ def centered_stack(X, y, copies=1):
     Z = np.empty((copies * q, X.shape[0]))
     Z[: q - 1] = X.T
     Z[q - 1] = y
-    if X.shape[1] and np.all(X[:, 0] == 1.0):
-        Z[1:q] -= Z[1:q].mean(axis=1, keepdims=True)
+    if X.shape[1] and (X[:, 0] == 1.0).all():
+        # (the mean as ndarray.mean computes it: the sum divided by k)
+        Z[1:q] -= np.add.reduce(Z[1:q], axis=1, keepdims=True) / X.shape[0]
     return Z
 
 
@@ -410,15 +416,20 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     q = Z.shape[0] // 3
     k = Z.shape[1]
     p = q - 1
-    w = 1.0 / (v + tau2)
+    total = v + tau2
+    w = 1.0 / total
     # Z holds [x, y] in its first q rows; fill z*w and z*w^2 below it and take the
     # three moment matrices from one Gram product (one pass over the data).
     np.multiply(Z[:q], w, out=Z[q : 2 * q])
     np.multiply(Z[q : 2 * q], w, out=Z[2 * q :])
     G = Z @ Z.T
+    sum_log_var = -np.log(w, out=total).sum()  # (total is no longer needed)
+    if 0 < p <= SMALL_P:  # one or two fixed effects
+        return _small_likelihood_terms(
+            G.tolist(), p, k, w, sum_log_var, reml, logdet_xtx, intercept
+        )
     # blocks (z w, z), (z w, z w), (z w^2, z w) of G: S_1, S_2, S_3
     S = G.reshape(3, q, 3, q)[(1, 1, 2), :, (0, 1, 1), :]
-    sum_log_var = -np.log(w).sum()
     if p:
         # Cholesky is invariant to diagonal scaling (van der Sluis) and the columns
         # are centred, so the raw LAPACK factorisation of A = X'WX is accurate.
@@ -453,6 +464,81 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
         score = 0.5 * (ypy2 - sum_w)
         expected = 0.5 * sum_w2
     return float(criterion), float(score), float(upu - expected), float(expected)
+
+
+def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept):
+    """:func:`_likelihood_terms` after the Gram product, on Python floats.
+
+    For one or two fixed effects (a meta-analysis, or a meta-regression on one
+    moderator), where each NumPy or LAPACK call on a p x p matrix would cost
+    more than the arithmetic: ``G`` is the Gram matrix of the stack as nested
+    lists, and the algebra of :func:`_likelihood_terms` is written out (with
+    :func:`~skmeta._engine._gls.small_cholesky_inverse` for :math:`A^{-1}`).
+    """
+    q = p + 1
+    S1 = G[q][:q], G[q + 1][:q]  # rows of S_1 (the last only for p = 2)
+    S2 = G[q][q : 2 * q], G[q + 1][q : 2 * q]
+    S3 = G[2 * q][q : 2 * q], G[2 * q + 1][q : 2 * q]
+    diagonal, cov = small_cholesky_inverse(S1[:p])  # (reads the leading p x p block)
+    if p == 1:
+        (a00, xty0), (s00, s01), (t00, _) = S1[0], S2[0], S3[0]
+        cov00 = cov[0][0]
+        c0 = -(cov00 * xty0)
+        # c'S c for S_1, S_2, S_3 with c = (c0, 1)
+        rss = (a00 * c0 + xty0) * c0 + (G[q + 1][0] * c0 + G[q + 1][1])
+        g0 = s00 * c0 + s01
+        ypy2 = g0 * c0 + (G[q + 1][q] * c0 + G[q + 1][q + 1])
+        upu = (t00 * c0 + S3[0][1]) * c0 + (G[2 * q + 1][q] * c0 + G[2 * q + 1][q + 1])
+        upu -= g0 * cov00 * g0
+        m00 = cov00 * s00
+        tr_m2, tr_m2m2, tr_cov_s3 = m00, m00 * m00, cov00 * t00
+    else:
+        (a00, a01, xty0), (a10, a11, xty1) = S1
+        (cov00, _), (cov10, cov11) = cov
+        c0 = -(cov00 * xty0 + cov10 * xty1)
+        c1 = -(cov10 * xty0 + cov11 * xty1)
+        row = G[q + 2]
+        rss = (
+            (a00 * c0 + a01 * c1 + xty0) * c0
+            + (a10 * c0 + a11 * c1 + xty1) * c1
+            + (row[0] * c0 + row[1] * c1 + row[2])
+        )
+        (s00, s01, s02), (s10, s11, s12) = S2
+        g0 = s00 * c0 + s01 * c1 + s02
+        g1 = s10 * c0 + s11 * c1 + s12
+        ypy2 = g0 * c0 + g1 * c1 + (row[q] * c0 + row[q + 1] * c1 + row[q + 2])
+        (t00, t01, t02), (t10, t11, t12) = S3
+        row = G[2 * q + 2]
+        upu = (
+            (t00 * c0 + t01 * c1 + t02) * c0
+            + (t10 * c0 + t11 * c1 + t12) * c1
+            + (row[q] * c0 + row[q + 1] * c1 + row[q + 2])
+        )
+        upu -= g0 * (cov00 * g0 + cov10 * g1) + g1 * (cov10 * g0 + cov11 * g1)
+        # M_2 = A^{-1} S_{2,xx}: its trace and the trace of its square
+        m00, m01 = cov00 * s00 + cov10 * s10, cov00 * s01 + cov10 * s11
+        m10, m11 = cov10 * s00 + cov11 * s10, cov10 * s01 + cov11 * s11
+        tr_m2 = m00 + m11
+        tr_m2m2 = m00 * m00 + m01 * m10 + m10 * m01 + m11 * m11
+        tr_cov_s3 = cov00 * t00 + cov10 * t01 + cov10 * t10 + cov11 * t11
+    logdet = 2.0 * sum(math.log(d) for d in diagonal)
+    if intercept:
+        sum_w, sum_w2 = S1[0][0], S2[0][0]
+    else:
+        sum_w, sum_w2 = float(w.sum()), float(w @ w)
+    trp = sum_w - tr_m2
+    trpp = sum_w2 - 2.0 * tr_cov_s3 + tr_m2m2
+    criterion = profiled_loglik(
+        k, p, float(sum_log_var), rss, reml=reml, logdet_xtvx=logdet,
+        logdet_xtx=logdet_xtx,
+    )  # fmt: skip
+    if reml:
+        score = 0.5 * (ypy2 - trp)
+        expected = 0.5 * trpp
+    else:
+        score = 0.5 * (ypy2 - sum_w)
+        expected = 0.5 * sum_w2
+    return float(criterion), score, upu - expected, expected
 
 
 #: Certification of the (RE)ML maximum. When the total variances
@@ -555,7 +641,7 @@ def _newton(terms_at, tau2, lower, upper, *, max_iter, tol, scale):
         if (tau2 <= lower and step <= 0) or (tau2 >= upper and step >= 0):
             converged = True
             break
-        if abs(step) <= np.sqrt(tol) * (tau2 + scale) and observed > 0:
+        if abs(step) <= math.sqrt(tol) * (tau2 + scale) and observed > 0:
             # Newton converges quadratically where the criterion is concave: after
             # a step below sqrt(tol) the error is O(tol), so take it unevaluated.
             tau2 = min(max(tau2 + step, lower), upper)
@@ -755,8 +841,11 @@ def maximize_likelihood(
     Tau2Fit
     """
     Z = centered_stack(X, y, copies=3)
-    scale = newton_scale(v, lower)
-    intercept = bool(X.shape[1]) and bool(np.all(X[:, 0] == 1.0))
+    if lower == 0.0 and fe_fit is not None:  # its weights are 1 / v already
+        scale = v.shape[0] / float(np.sum(fe_fit.weights))
+    else:
+        scale = newton_scale(v, lower)
+    intercept = bool(X.shape[1]) and bool((X[:, 0] == 1.0).all())
     evaluated = {}
 
     def terms_at(t):
@@ -855,16 +944,19 @@ def tau2_hedges(X, y, v):
     return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), k - p))
 
 
-def tau2_genq(X, y, v, a, fit=None):
+def tau2_genq(X, y, v, a, fit=None, trace=None):
     r"""Generalised Q estimator with fixed weights ``a`` (DerSimonian & Kacker 2007).
 
     :func:`generalized_q_estimate` from the fit with weights ``a``.  DL is
-    ``a = 1/v``; HE is ``a = 1``.  ``fit`` is ``weighted_fit(X, y, a)`` when
-    the caller has it already.
+    ``a = 1/v``; HE is ``a = 1``.  ``fit`` is ``weighted_fit(X, y, a)`` and
+    ``trace`` its :math:`\operatorname{tr}(P_A)` (``trace_pd(X, fit)``) when the
+    caller has them already.
     """
     if fit is None:
         fit = stable_weighted_fit(X, y, a)
-    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), trace_pd(X, fit)))
+    if trace is None:
+        trace = trace_pd(X, fit)
+    return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), trace))
 
 
 def tau2_sidik_jonkman(X, y, v, tau2_init=None):
@@ -954,23 +1046,25 @@ class Heterogeneity(NamedTuple):
     typical_var: float
 
 
-def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None):
+def heterogeneity(X, y, v, tau2, *, fixed_effect, fe_fit=None, fe_trace=None):
     r"""Return :math:`Q_E`, its p-value, :math:`I^2` and :math:`H^2`.
 
     :math:`Q_E = y^\top P_{FE} y \sim \chi^2_{k-p}` with the shares of
     :func:`heterogeneity_shares`. Undefined (``nan``) when some sampling
-    variances are zero.  ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` when the
-    caller has it already.
+    variances are zero.  ``fe_fit`` is ``weighted_fit(X, y, 1 / v)`` and
+    ``fe_trace`` its :math:`\operatorname{tr}(P_{FE})` when the caller has them
+    already.
     """
     k, p = X.shape
-    if not np.all(v > 0):
+    if not v.min() > 0:  # (also NaN)
         nan = float("nan")
         return Heterogeneity(nan, nan, nan, nan, nan)
     fit = stable_weighted_fit(X, y, 1.0 / v) if fe_fit is None else fe_fit
     q = fit.rss
     df = k - p
     q_pvalue = float(special.chdtrc(df, q)) if df > 0 else 1.0
-    i2, h2, vt = heterogeneity_shares(q, df, trace_pd(X, fit), tau2, fixed_effect)
+    trp = trace_pd(X, fit) if fe_trace is None else fe_trace
+    i2, h2, vt = heterogeneity_shares(q, df, trp, tau2, fixed_effect)
     return Heterogeneity(q, q_pvalue, float(i2), float(h2), float(vt))
 
 
@@ -999,6 +1093,9 @@ def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
     -------
     i2, h2, typical_var : float or ndarray
     """
+    if all(isinstance(a, float | int) for a in (q, df, trp, tau2)) and trp != 0:
+        # (tr P = 0 would divide by zero: the array path gives inf there)
+        return _heterogeneity_shares_scalar(q, df, trp, tau2, fixed_effect)
     q, df, trp, tau2 = (np.asarray(a, dtype=float) for a in (q, df, trp, tau2))
     with np.errstate(divide="ignore", invalid="ignore"):
         typical = np.where(df > 0, df / trp, 0.0)
@@ -1008,6 +1105,21 @@ def heterogeneity_shares(q, df, trp, tau2, fixed_effect):
         else:
             i2 = np.where(typical + tau2 > 0, 100.0 * tau2 / (typical + tau2), 0.0)
             h2 = np.where(typical > 0, tau2 / typical + 1.0, np.inf)
+    return i2, h2, typical
+
+
+def _heterogeneity_shares_scalar(q, df, trp, tau2, fixed_effect):
+    """:func:`heterogeneity_shares` of one model, on Python floats (the same
+    expressions and cases; NaN propagates as through ``np.maximum``)."""
+    q, df, trp, tau2 = float(q), float(df), float(trp), float(tau2)
+    typical = df / trp if df > 0 else 0.0
+    if fixed_effect:
+        share = 100.0 * (q - df) / q if q > 0 else 0.0
+        i2 = 0.0 if share < 0.0 else share
+        h2 = q / df if df > 0 else math.nan
+    else:
+        i2 = 100.0 * tau2 / (typical + tau2) if typical + tau2 > 0 else 0.0
+        h2 = tau2 / typical + 1.0 if typical > 0 else math.inf
     return i2, h2, typical
 
 

@@ -142,7 +142,19 @@ def check_sample_var(sample_var, shape, *, allow_nan=False):
     -------
     ndarray of float64 of shape ``shape``
     """
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    shape = tuple(shape) if isinstance(shape, tuple | list) else (int(shape),)
+    if (
+        type(sample_var) is np.ndarray
+        and sample_var.dtype == np.float64
+        and sample_var.shape == shape
+        and sample_var.size
+        and sample_var.min() >= 0
+        and np.isfinite(sample_var.sum())
+    ):
+        # Fast path: a float64 array of y's shape whose minimum is >= 0 (so no
+        # NaN and no negative value) and whose sum is finite (no infinity) is
+        # what the checks below return unchanged.
+        return sample_var
     if sample_var is None:
         return np.zeros(shape)
     if np.ndim(sample_var) == 0 and not isinstance(sample_var, str):
