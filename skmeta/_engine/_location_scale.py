@@ -762,10 +762,9 @@ def _start_tau2s(prob):
     of the median sampling variance and 1e-4 of the residual variance.
     """
     y, v, X = prob.y, prob.v, prob.X
-    k, p = X.shape
+    k = X.shape[0]
     ols = weighted_fit(X, y, np.ones(k))
-    # uni.tau2_hedges, from the least-squares fit that the floor needs too
-    he = float(uni.generalized_q_estimate(ols.rss, uni.trace_pd(X, ols, v), k - p))
+    he = uni.tau2_hedges(X, y, v, fit=ols)  # the floor needs the fit too
     dl = uni.tau2_genq(X, y, v, 1.0 / v) if np.all(v > 0) else he
     resid = ols.resid
     floor = max(0.01 * prob.median_v, 1e-4 * float(np.mean(resid * resid)))

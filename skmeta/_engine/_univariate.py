@@ -937,10 +937,15 @@ def sidik_jonkman_estimate(tau2_init, q, df):
         return np.where(tau2_init > 0, tau2_init * q / df, 0.0)
 
 
-def tau2_hedges(X, y, v):
-    """Hedges (HE) estimator: unweighted residuals minus the average variance."""
+def tau2_hedges(X, y, v, fit=None):
+    """Hedges (HE) estimator: unweighted residuals minus the average variance.
+
+    ``fit`` is the least-squares fit ``weighted_fit(X, y, 1)`` when the caller
+    has it already.
+    """
     k, p = X.shape
-    fit = weighted_fit(X, y, np.ones(k))
+    if fit is None:
+        fit = weighted_fit(X, y, np.ones(k))
     return float(generalized_q_estimate(fit.rss, trace_pd(X, fit, v), k - p))
 
 
