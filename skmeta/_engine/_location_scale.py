@@ -369,7 +369,10 @@ def evaluate(
     w = 1.0 / s
     reml = method == "reml"
     try:
-        fit = weighted_fit(X, y, w)
+        # the log link's fits take the p x p algebra of one or two location
+        # columns on Python floats (the identity link's constrained search keeps
+        # the array arithmetic its results were certified with)
+        fit = weighted_fit(X, y, w, scalar_algebra=link == "log")
         # cov = F F' (F lower triangular): the leverages and the REML terms
         # below are sums of squares of the rows of X F
         F = np.linalg.cholesky(fit.cov) if p else np.zeros((0, 0))
