@@ -395,6 +395,16 @@ def centered_stack(X, y, copies=1):
     return Z
 
 
+def _score_terms(reml, ypy2, upu, trp, trpp, sum_w, sum_w2):
+    """``(score, observed - expected information, expected information)`` in
+    tau^2 from the traces: REML uses tr(P) and tr(P^2), ML tr(W) and tr(W^2)."""
+    if reml:
+        score, expected = 0.5 * (ypy2 - trp), 0.5 * trpp
+    else:
+        score, expected = 0.5 * (ypy2 - sum_w), 0.5 * sum_w2
+    return float(score), float(upu - expected), float(expected)
+
+
 def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     r"""Criterion, score and informations at ``tau2`` from weighted moments.
 
@@ -457,13 +467,7 @@ def _likelihood_terms(Z, v, tau2, reml, logdet_xtx, intercept):
     criterion = profiled_loglik(
         k, p, sum_log_var, rss, reml=reml, logdet_xtvx=logdet, logdet_xtx=logdet_xtx
     )
-    if reml:
-        score = 0.5 * (ypy2 - trp)
-        expected = 0.5 * trpp
-    else:
-        score = 0.5 * (ypy2 - sum_w)
-        expected = 0.5 * sum_w2
-    return float(criterion), float(score), float(upu - expected), float(expected)
+    return (float(criterion), *_score_terms(reml, ypy2, upu, trp, trpp, sum_w, sum_w2))
 
 
 def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept):
@@ -532,13 +536,7 @@ def _small_likelihood_terms(G, p, k, w, sum_log_var, reml, logdet_xtx, intercept
         k, p, float(sum_log_var), rss, reml=reml, logdet_xtvx=logdet,
         logdet_xtx=logdet_xtx,
     )  # fmt: skip
-    if reml:
-        score = 0.5 * (ypy2 - trp)
-        expected = 0.5 * trpp
-    else:
-        score = 0.5 * (ypy2 - sum_w)
-        expected = 0.5 * sum_w2
-    return float(criterion), score, upu - expected, expected
+    return (float(criterion), *_score_terms(reml, ypy2, upu, trp, trpp, sum_w, sum_w2))
 
 
 #: Certification of the (RE)ML maximum. When the total variances
