@@ -13,12 +13,16 @@ from skmeta.utils._validation import as_float_array, check_sample_var
 __all__ = ["impute_covariance"]
 
 
-def _labels(values, name, k):
-    """Integer codes of per-effect-size labels (any hashable; no missing)."""
+def _label_array(values, name, k, *, outermost=True):
+    """Per-effect-size labels as a 1-D object array (any hashable; no missing).
+
+    A 2-D array (multilevel ``groups``) gives its first, outermost column when
+    ``outermost``; otherwise it is an error.
+    """
     if isinstance(values, pd.DataFrame | pd.Series):
         values = values.to_numpy()
     arr = np.asarray(values, dtype=object)
-    if arr.ndim == 2:
+    if outermost and arr.ndim == 2:
         arr = arr[:, 0]  # the outermost level of multilevel groups
     if arr.ndim != 1 or arr.shape[0] != k:
         raise ValueError(
@@ -27,7 +31,17 @@ def _labels(values, name, k):
         )
     if np.any(pd.isna(arr)):
         raise ValueError(f"{name} contains missing labels (None or NaN).")
-    return pd.factorize(pd.Series(arr, dtype=object), sort=False)[0]
+    return arr
+
+
+def _codes(labels):
+    """Integer codes of labels, in order of first appearance."""
+    return pd.factorize(pd.Series(labels, dtype=object), sort=False)[0]
+
+
+def _labels(values, name, k):
+    """Integer codes of per-effect-size labels (any hashable; no missing)."""
+    return _codes(_label_array(values, name, k))
 
 
 def _correlation(value, name, *, required):
@@ -82,15 +96,13 @@ def _contrasts(k, condition1, condition2, time1, time2, weight1, weight2):
         return None
     if time2 is not None and time1 is None:
         raise ValueError("time2 needs time (the time points of condition1) and phi.")
-    both = _labels(
+    both = _codes(
         np.concatenate(
             [
-                _labels_array(condition1, "condition1", k),
-                _labels_array(condition2, "condition2", k),
+                _label_array(condition1, "condition1", k, outermost=False),
+                _label_array(condition2, "condition2", k, outermost=False),
             ]
-        ),
-        "condition1 and condition2",
-        2 * k,
+        )
     )
     time1 = np.zeros(k) if time1 is None else time1
     weight1 = np.ones(k) if weight1 is None else _weights(weight1, "weight1", k)
@@ -103,19 +115,6 @@ def _contrasts(k, condition1, condition2, time1, time2, weight1, weight2):
         weight1=weight1,
         weight2=weight2,
     )
-
-
-def _labels_array(values, name, k):
-    """Labels as a 1-D object array of length ``k`` (codes come later)."""
-    if isinstance(values, pd.Series):
-        values = values.to_numpy()
-    arr = np.asarray(values, dtype=object)
-    if arr.shape != (k,):
-        raise ValueError(
-            f"{name} must have one label per effect size ({k}); got shape "
-            f"{np.shape(values)}."
-        )
-    return arr
 
 
 def _weights(values, name, k):
