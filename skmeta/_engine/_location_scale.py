@@ -375,7 +375,7 @@ def evaluate(
         fit = weighted_fit(X, y, w, scalar_algebra=link == "log")
         # cov = F F' (F lower triangular): the leverages and the REML terms
         # below are sums of squares of the rows of X F
-        F = np.linalg.cholesky(fit.cov) if p else np.zeros((0, 0))
+        F = _cholesky(fit.cov) if p else np.zeros((0, 0))
     except np.linalg.LinAlgError:
         return _invalid_eval(p, tau2)
     ll = profiled_loglik(
@@ -485,7 +485,7 @@ def add_derivatives(
         return ev._replace(grad=grad)
     F = ev.chol_cov
     if F is None:
-        F = np.linalg.cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
+        F = _cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
     hess, info = _second_derivatives(
         design, F, tau2, w, hat, u, gd, reml=reml, link=link, work=work
     )
@@ -813,9 +813,8 @@ def _ascent_step(prob, theta, ev):
     every = bool(free.all())  # the usual case: no copies of the systems
     gf = g if every else g[free]
     hf = negh if every else negh[np.ix_(free, free)]
-    if _all_finite(hf):
+    if _all_finite(hf) and _is_definite(hf):
         try:
-            np.linalg.cholesky(hf)  # raises unless positive definite
             step[free] = _solve(hf, gf)
             return g, free, step, True
         except np.linalg.LinAlgError:
@@ -846,6 +845,67 @@ def _all_finite(a):
     """``np.all(np.isfinite(a))``; a finite sum proves it at once (an inf or NaN
     term makes the sum inf or NaN), the elementwise test runs only otherwise."""
     return math.isfinite(a.sum()) or bool(np.isfinite(a).all())
+
+
+def _small_factor(A):
+    """The lower Cholesky factor of a 1 x 1 or 2 x 2 matrix on Python floats.
+
+    ``A`` is a nested list (its lower triangle is read).  Returns
+    ``(l00, l10, l11)`` (``(l00,)`` for one row), or None where
+    ``np.linalg.cholesky`` raises.  The arithmetic is LAPACK's ``potf2`` as
+    OpenBLAS runs it -- ``l10 = a10 * (1 / l00)``, ``l11 = sqrt(a11 - l10^2)``,
+    failing at a pivot ``<= 0`` (a NaN pivot passes) -- so the factor is
+    numpy's bit for bit, without numpy.linalg's per-call overhead (which is
+    most of a fit's time at small k).
+    """
+    a00 = A[0][0]
+    if a00 <= 0.0:
+        return None
+    l00 = math.sqrt(a00)
+    if len(A) == 1:
+        return (l00,)
+    scale = 1.0 / l00
+    # OpenBLAS scales by zero (l00 = inf) by setting +0.0, whatever a10
+    l10 = A[1][0] * scale if scale else 0.0
+    pivot = A[1][1] - l10 * l10
+    if pivot <= 0.0:
+        return None
+    return l00, l10, math.sqrt(pivot)
+
+
+def _cholesky(A):
+    """``np.linalg.cholesky(A)``, for one or two rows by :func:`_small_factor`."""
+    if A.shape[0] > 2:
+        return np.linalg.cholesky(A)
+    factor = _small_factor(A.tolist())
+    if factor is None:
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+    if len(factor) == 1:
+        return np.array([factor])
+    l00, l10, l11 = factor
+    return np.array([[l00, 0.0], [l10, l11]])
+
+
+def _is_definite(A):
+    """Whether ``np.linalg.cholesky(A)`` succeeds (:func:`_small_factor`)."""
+    if A.shape[0] > 2:
+        try:
+            np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return _small_factor(A.tolist()) is not None
+
+
+def _all_definite(stack):
+    """Whether ``np.linalg.cholesky(stack)`` succeeds (every matrix definite)."""
+    if stack.shape[-1] > 2:
+        try:
+            np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return all(_small_factor(A) is not None for A in stack.tolist())
 
 
 def _solve(A, b):
@@ -1346,6 +1406,39 @@ def _batchable(prob, n_starts):
     )
 
 
+def _cholesky_rows(A, valid):
+    """``np.linalg.cholesky`` of each matrix of the stack ``A`` (n, p, p).
+
+    Where a factorization fails, the identity, and ``valid`` (n,) is set to
+    False there.  One or two rows: :func:`_small_factor` (numpy's factor).
+    """
+    n, p = A.shape[0], A.shape[-1]
+    if p > 2:
+        try:
+            return np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:  # some rows singular: factor one by one
+            chol = np.broadcast_to(np.eye(p), A.shape).copy()
+            for i in range(n):
+                try:
+                    chol[i] = np.linalg.cholesky(A[i])
+                except np.linalg.LinAlgError:
+                    valid[i] = False
+            return chol
+    identity = (1.0, 0.0, 1.0) if p == 2 else (1.0,)
+    factors = []
+    for i, matrix in enumerate(A.tolist()):
+        factor = _small_factor(matrix)
+        if factor is None:
+            valid[i] = False
+            factor = identity
+        factors.append(factor)
+    if p == 1:
+        return np.array(factors).reshape(n, 1, 1)
+    chol = np.zeros((n, 2, 2))
+    chol[:, 0, 0], chol[:, 1, 0], chol[:, 1, 1] = np.array(factors).T
+    return chol
+
+
 def _evaluate_rows(prob, theta):
     """:func:`_criterion` (value only) at each row of ``theta`` (log link).
 
@@ -1369,15 +1462,7 @@ def _evaluate_rows(prob, theta):
     Xc = X[None, :, :] - shift[:, None, :]
     Xw = Xc * w[:, :, None]
     A = np.matmul(Xc.transpose(0, 2, 1), Xw)
-    try:
-        chol = np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:  # some rows singular: factor one by one
-        chol = np.broadcast_to(np.eye(p), A.shape).copy()
-        for i in range(n):
-            try:
-                chol[i] = np.linalg.cholesky(A[i])
-            except np.linalg.LinAlgError:
-                valid[i] = False
+    chol = _cholesky_rows(A, valid)
     inv_chol = np.linalg.inv(chol)
     cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
     beta = np.matmul(cov, np.matmul(y, Xw)[:, :, None])
@@ -1481,9 +1566,8 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
         negh = pen - hess if penalized else -hess
         step = np.zeros_like(theta)
         newton = np.zeros(active.size, dtype=bool)
-        if _all_finite(negh) and _all_finite(g):
+        if _all_finite(negh) and _all_finite(g) and _all_definite(negh):
             try:
-                np.linalg.cholesky(negh)  # raises unless every one is definite
                 step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
                 newton[:] = True
             except np.linalg.LinAlgError:
@@ -1491,9 +1575,13 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
         if not newton.all():  # one by one, as _ascent_step decides
             g = g.copy()
             for i in range(active.size):
-                if _all_finite(negh[i]) and _all_finite(g[i]) and _all_finite(theta[i]):
+                if (
+                    _all_finite(negh[i])
+                    and _all_finite(g[i])
+                    and _all_finite(theta[i])
+                    and _is_definite(negh[i])
+                ):
                     try:  # _ascent_step's Newton step (every coordinate free)
-                        np.linalg.cholesky(negh[i])
                         step[i], newton[i] = _solve(negh[i], g[i]), True
                         continue
                     except np.linalg.LinAlgError:
