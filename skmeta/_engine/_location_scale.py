@@ -826,7 +826,7 @@ def _ascent_step(prob, theta, ev):
     if np.all(np.isfinite(info)):
         ridge = _FISHER_RIDGE * max(float(diagonal.sum()), 1e-300)
         try:
-            step[free] = np.linalg.solve(info + ridge * np.eye(gf.size), gf)
+            step[free] = _linalg_solve(info + ridge * np.eye(gf.size), gf)
             if np.all(np.isfinite(step)):
                 return g, free, step, False
         except np.linalg.LinAlgError:
@@ -914,6 +914,18 @@ def _solve(A, b):
     if info:
         raise np.linalg.LinAlgError("singular matrix")
     return x
+
+
+#: Up to this many unknowns numpy's and scipy's LAPACK (two OpenBLAS builds)
+#: solve a system with the same rounding; for six or more their kernels differ.
+_SAME_GESV_MAX = 4
+
+
+def _linalg_solve(A, b):
+    """``np.linalg.solve(A, b)`` bit for bit: :func:`_solve` for small systems."""
+    if A.shape[0] <= _SAME_GESV_MAX:
+        return _solve(A, b)
+    return np.linalg.solve(A, b)
 
 
 def _line_search(prob, theta, step, value):
@@ -1684,7 +1696,7 @@ def _result(prob, path):
     g = ev.grad - prob.penalty @ theta
     negh = -ev.hess + prob.penalty
     try:
-        cov_theta = np.linalg.inv(negh)
+        cov_theta = _linalg_solve(negh, np.eye(q))  # np.linalg.inv's LAPACK call
         if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
@@ -1700,8 +1712,8 @@ def _result(prob, path):
         resid=ev.resid,
         n_iter=path.n_iter,
         converged=path.converged,
-        grad=np.linalg.solve(T.T, g) if q else g,
-        hessian=(-np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh),
+        grad=_linalg_solve(T.T, g) if q else g,
+        hessian=(-_linalg_solve(T.T, _linalg_solve(T.T, negh).T).T if q else negh),
         message=path.message,
         diverging=_diverging(ev.tau2, prob.v, negh, T, prob.link),
     )
