@@ -897,15 +897,15 @@ def _is_definite(A):
     return _small_factor(A.tolist()) is not None
 
 
-def _all_definite(stack):
-    """Whether ``np.linalg.cholesky(stack)`` succeeds (every matrix definite)."""
+def _definite_rows(stack):
+    """For each matrix of ``stack``, whether ``np.linalg.cholesky`` succeeds."""
     if stack.shape[-1] > 2:
         try:
             np.linalg.cholesky(stack)
         except np.linalg.LinAlgError:
-            return False
-        return True
-    return all(_small_factor(A) is not None for A in stack.tolist())
+            return [_is_definite(A) for A in stack]
+        return [True] * stack.shape[0]
+    return [_small_factor(A) is not None for A in stack.tolist()]
 
 
 def _solve(A, b):
@@ -1418,16 +1418,27 @@ def _batchable(prob, n_starts):
     )
 
 
+#: The smallest normal double: LAPACK's ``gesv`` divides by smaller pivots
+#: instead of multiplying by their reciprocal.
+_TINY = float(np.finfo(float).tiny)
+
+
 def _cholesky_rows(A, valid):
-    """``np.linalg.cholesky`` of each matrix of the stack ``A`` (n, p, p).
+    r"""``np.linalg.cholesky`` of each matrix of the stack ``A`` (n, p, p) and
+    ``np.linalg.inv`` of the factors.
 
     Where a factorization fails, the identity, and ``valid`` (n,) is set to
-    False there.  One or two rows: :func:`_small_factor` (numpy's factor).
+    False there.  One or two rows: :func:`_small_factor` (numpy's factor), and
+    the inverse :math:`L^{-1} = [[1/l_{00}, 0], [-(l_{10}/l_{00})/l_{11},
+    1/l_{11}]]` in the arithmetic of LAPACK's ``gesv`` (numpy's inverse bit for
+    bit) where it needs no row exchange (:math:`|l_{10}| \le l_{00}`) and
+    every pivot is a normal number (its reciprocal is then finite and used);
+    numpy.linalg otherwise.
     """
     n, p = A.shape[0], A.shape[-1]
     if p > 2:
         try:
-            return np.linalg.cholesky(A)
+            chol = np.linalg.cholesky(A)
         except np.linalg.LinAlgError:  # some rows singular: factor one by one
             chol = np.broadcast_to(np.eye(p), A.shape).copy()
             for i in range(n):
@@ -1435,7 +1446,7 @@ def _cholesky_rows(A, valid):
                     chol[i] = np.linalg.cholesky(A[i])
                 except np.linalg.LinAlgError:
                     valid[i] = False
-            return chol
+        return chol, np.linalg.inv(chol)
     identity = (1.0, 0.0, 1.0) if p == 2 else (1.0,)
     factors = []
     for i, matrix in enumerate(A.tolist()):
@@ -1445,10 +1456,22 @@ def _cholesky_rows(A, valid):
             factor = identity
         factors.append(factor)
     if p == 1:
-        return np.array(factors).reshape(n, 1, 1)
-    chol = np.zeros((n, 2, 2))
-    chol[:, 0, 0], chol[:, 1, 0], chol[:, 1, 1] = np.array(factors).T
-    return chol
+        chol = np.array(factors).reshape(n, 1, 1)
+        if all(_TINY <= l00 < math.inf for (l00,) in factors):
+            return chol, np.array([1.0 / l00 for (l00,) in factors]).reshape(n, 1, 1)
+        return chol, np.linalg.inv(chol)
+    chol = np.array([(l00, 0.0, l10, l11) for l00, l10, l11 in factors])
+    chol = chol.reshape(n, 2, 2)
+    if not all(
+        _TINY <= l00 < math.inf and _TINY <= l11 < math.inf and abs(l10) <= l00
+        for l00, l10, l11 in factors
+    ):
+        return chol, np.linalg.inv(chol)
+    inverse = []
+    for l00, l10, l11 in factors:
+        r00, r11 = 1.0 / l00, 1.0 / l11
+        inverse.append((r00, 0.0, (0.0 - l10 * r00) * r11, r11))
+    return chol, np.array(inverse).reshape(n, 2, 2)
 
 
 def _evaluate_rows(prob, theta):
@@ -1465,8 +1488,12 @@ def _evaluate_rows(prob, theta):
         eta += prob.offset
     tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
     s = v + tau2
-    valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
-    s[~valid] = 1.0  # placeholders: these rows get -inf below
+    # min and max propagate NaN, which fails both comparisons
+    if s.min() > 0 and s.max() < np.inf:  # the usual case: every row is valid
+        valid = np.ones(n, dtype=bool)
+    else:
+        valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
+        s[~valid] = 1.0  # placeholders: these rows get -inf below
     w = 1.0 / s
     shift = np.zeros((n, p))
     if p > 1 and bool(np.all(X[:, 0] == 1.0)):
@@ -1474,8 +1501,7 @@ def _evaluate_rows(prob, theta):
     Xc = X[None, :, :] - shift[:, None, :]
     Xw = Xc * w[:, :, None]
     A = np.matmul(Xc.transpose(0, 2, 1), Xw)
-    chol = _cholesky_rows(A, valid)
-    inv_chol = np.linalg.inv(chol)
+    chol, inv_chol = _cholesky_rows(A, valid)
     cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
     beta = np.matmul(cov, np.matmul(y, Xw)[:, :, None])
     resid = y - np.matmul(Xc, beta)[:, :, 0]
@@ -1578,7 +1604,9 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
         negh = pen - hess if penalized else -hess
         step = np.zeros_like(theta)
         newton = np.zeros(active.size, dtype=bool)
-        if _all_finite(negh) and _all_finite(g) and _all_definite(negh):
+        finite = _all_finite(negh) and _all_finite(g)
+        definite = _definite_rows(negh)
+        if finite and all(definite):
             try:
                 step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
                 newton[:] = True
@@ -1586,12 +1614,13 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
                 pass
         if not newton.all():  # one by one, as _ascent_step decides
             g = g.copy()
+            # every row is finite where the whole array is
+            finite_theta = _all_finite(theta)
             for i in range(active.size):
                 if (
-                    _all_finite(negh[i])
-                    and _all_finite(g[i])
-                    and _all_finite(theta[i])
-                    and _is_definite(negh[i])
+                    definite[i]
+                    and (finite or (_all_finite(negh[i]) and _all_finite(g[i])))
+                    and (finite_theta or _all_finite(theta[i]))
                 ):
                     try:  # _ascent_step's Newton step (every coordinate free)
                         step[i], newton[i] = _solve(negh[i], g[i]), True
