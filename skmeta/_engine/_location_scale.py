@@ -423,11 +423,19 @@ class DesignProducts(NamedTuple):
 
 @functools.lru_cache(maxsize=16)
 def _upper_pairs(n):
-    """The pairs ``a <= b`` below ``n`` and their count in a symmetric sum."""
+    """The pairs ``a <= b`` below ``n``: ``(first, second, twice)``.
+
+    ``first`` and ``second`` index the two members of each pair, ``twice``
+    (a column) is the pair's count in a symmetric sum (1 on the diagonal, 2
+    off it).
+    """
     pairs = [(a, b) for a in range(n) for b in range(a, n)]
-    twice = np.array([1.0 if a == b else 2.0 for a, b in pairs])
-    twice.flags.writeable = False
-    return pairs, twice
+    first = np.array([a for a, _ in pairs], dtype=np.intp)
+    second = np.array([b for _, b in pairs], dtype=np.intp)
+    twice = np.array([[1.0 if a == b else 2.0] for a, b in pairs])
+    for array in (first, second, twice):
+        array.flags.writeable = False
+    return first, second, twice
 
 
 def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
@@ -550,13 +558,15 @@ def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link, work=None
             XtT = np.matmul(F.T, design.XT, out=_scratch(work, "XtT", (p, k)))
             if d is not None:
                 w2 *= d  # w^2 d
-            pairs, twice = _upper_pairs(p)
-            products = _scratch(work, "products", (len(pairs), k))
-            for j, (a, c) in enumerate(pairs):
-                np.multiply(XtT[a], XtT[c], out=products[j])
+            first, second, twice = _upper_pairs(p)
+            # products[j] = XtT[first[j]] * XtT[second[j]] (the indices are in
+            # range: mode="clip" only spares np.take a buffered copy)
+            shape = (first.shape[0], k)
+            products = np.take(XtT, first, 0, _scratch(work, "products", shape), "clip")
+            products *= np.take(XtT, second, 0, _scratch(work, "second", shape), "clip")
             products *= w2
             cmat = products @ design.ZT.T  # rows C_ab
-            pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
+            pp = 0.5 * (cmat.T @ (cmat * twice))
             info += pp
             hess += pp
     return 0.5 * (hess + hess.T), info
@@ -746,12 +756,14 @@ def _start_theta(prob, tau2, slopes=None):
     theta = _within_bounds(prob, theta)  # a fresh array either way
     theta[j] = 0.0
     eta = Z @ theta  # the linear predictor without the intercept
+    # means as np.mean forms them (the sum over the count), without its overhead
     if prob.link == "log":
-        top = float(np.max(eta))  # log mean exp(eta), without overflow
-        log_mean = top + np.log(np.mean(np.exp(eta - top)))
+        top = float(eta.max())  # log mean exp(eta), without overflow
+        exp = np.exp(eta - top, out=eta)
+        log_mean = top + np.log(exp.sum() / exp.size)
         theta[j] = np.log(tau2) - prob.offset - log_mean
     else:
-        theta[j] = max(tau2 - float(np.mean(eta)), -float(np.min(eta)))
+        theta[j] = max(tau2 - float(eta.sum() / eta.size), -float(eta.min()))
     if not prob.unbounded:
         theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
     return theta
@@ -804,13 +816,14 @@ def _ascent_step(prob, theta, ev):
         # no bounds and a finite theta (a finite sum has no inf or NaN term):
         # every coordinate is free
         free = np.ones(theta.shape[0], dtype=bool)
+        every = True  # the usual case: no copies of the systems
     else:
         lo, hi = prob.lower, prob.upper
         free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
-    step = np.zeros_like(theta)
-    if not free.any() or not _all_finite(g):
+        every = bool(free.all())
+    step = np.zeros(theta.shape[0])
+    if not (every or free.any()) or not _all_finite(g):
         return g, free, step, False
-    every = bool(free.all())  # the usual case: no copies of the systems
     gf = g if every else g[free]
     hf = negh if every else negh[np.ix_(free, free)]
     if _all_finite(hf) and _is_definite(hf):
@@ -934,7 +947,7 @@ def _line_search(prob, theta, step, value):
     Returns ``(theta, ev, value, t)`` or None when every halving fails.
     """
     if prob.link == "log":
-        big = np.max(np.abs(step))
+        big = np.abs(step).max()
         if big > _MAX_LOG_STEP:
             step = step * (_MAX_LOG_STEP / big)
     t = 1.0
@@ -1060,7 +1073,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
             converged = True
             message = "converged"
             break
-        if not np.any(step):
+        if not step.any():
             message = "no ascent direction"
             break
         if newton and known and _joins(prob, theta, value, known):
