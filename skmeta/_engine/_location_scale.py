@@ -423,19 +423,11 @@ class DesignProducts(NamedTuple):
 
 @functools.lru_cache(maxsize=16)
 def _upper_pairs(n):
-    """The pairs ``a <= b`` below ``n``: ``(first, second, twice)``.
-
-    ``first`` and ``second`` index the two members of each pair, ``twice``
-    (a column) is the pair's count in a symmetric sum (1 on the diagonal, 2
-    off it).
-    """
+    """The pairs ``a <= b`` below ``n`` and their count in a symmetric sum."""
     pairs = [(a, b) for a in range(n) for b in range(a, n)]
-    first = np.array([a for a, _ in pairs], dtype=np.intp)
-    second = np.array([b for _, b in pairs], dtype=np.intp)
-    twice = np.array([[1.0 if a == b else 2.0] for a, b in pairs])
-    for array in (first, second, twice):
-        array.flags.writeable = False
-    return first, second, twice
+    twice = np.array([1.0 if a == b else 2.0 for a, b in pairs])
+    twice.flags.writeable = False
+    return pairs, twice
 
 
 def design_products(X: np.ndarray, Z: np.ndarray) -> DesignProducts:
@@ -558,15 +550,13 @@ def _second_derivatives(design, F, tau2, w, hat, u, gd, *, reml, link, work=None
             XtT = np.matmul(F.T, design.XT, out=_scratch(work, "XtT", (p, k)))
             if d is not None:
                 w2 *= d  # w^2 d
-            first, second, twice = _upper_pairs(p)
-            # products[j] = XtT[first[j]] * XtT[second[j]] (the indices are in
-            # range: mode="clip" only spares np.take a buffered copy)
-            shape = (first.shape[0], k)
-            products = np.take(XtT, first, 0, _scratch(work, "products", shape), "clip")
-            products *= np.take(XtT, second, 0, _scratch(work, "second", shape), "clip")
+            pairs, twice = _upper_pairs(p)
+            products = _scratch(work, "products", (len(pairs), k))
+            for j, (a, c) in enumerate(pairs):
+                np.multiply(XtT[a], XtT[c], out=products[j])
             products *= w2
             cmat = products @ design.ZT.T  # rows C_ab
-            pp = 0.5 * (cmat.T @ (cmat * twice))
+            pp = 0.5 * (cmat.T @ (cmat * twice[:, None]))
             info += pp
             hess += pp
     return 0.5 * (hess + hess.T), info
