@@ -627,8 +627,10 @@ def variance_unit(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
     # v / unit must stay finite (the largest double is ~e^709.8)
     if top > 0:
         log_ref = max(log_ref, np.log(top) - 700.0)
-    exponent = int(np.clip(np.round(log_ref / np.log(2.0)), -1000, 1000))
-    return float(np.ldexp(1.0, exponent))
+    # as np.clip(np.round(...)), without its overhead: round() also rounds half
+    # to even
+    exponent = min(max(round(log_ref / np.log(2.0)), -1000), 1000)
+    return math.ldexp(1.0, exponent)
 
 
 # ------------------------------------------------------------------ the problem
@@ -1729,7 +1731,7 @@ def _result(prob, path):
     negh = -ev.hess + prob.penalty
     try:
         cov_theta = _linalg_solve(negh, np.eye(q))  # np.linalg.inv's LAPACK call
-        if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
+        if not _all_finite(cov_theta) or (cov_theta.diagonal() < 0).any():
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov_theta = np.full((q, q), np.nan)
