@@ -751,8 +751,8 @@ def _start_theta(prob, tau2, slopes=None):
     # means as np.mean forms them (the sum over the count), without its overhead
     if prob.link == "log":
         top = float(eta.max())  # log mean exp(eta), without overflow
-        exp = np.exp(eta - top, out=eta)
-        log_mean = top + np.log(exp.sum() / exp.size)
+        scaled = np.exp(eta - top, out=eta)
+        log_mean = top + np.log(scaled.sum() / scaled.size)
         theta[j] = np.log(tau2) - prob.offset - log_mean
     else:
         theta[j] = max(tau2 - float(eta.sum() / eta.size), -float(eta.min()))
@@ -860,8 +860,8 @@ def _small_factor(A):
     ``np.linalg.cholesky`` raises.  The arithmetic is LAPACK's ``potf2`` as
     OpenBLAS runs it -- ``l10 = a10 * (1 / l00)``, ``l11 = sqrt(a11 - l10^2)``,
     failing at a pivot ``<= 0`` (a NaN pivot passes) -- so the factor is
-    numpy's bit for bit, without numpy.linalg's per-call overhead (which is
-    most of a fit's time at small k).
+    numpy's bit for bit, without numpy.linalg's per-call overhead (several
+    microseconds, far more than the arithmetic of a 2 x 2 system).
     """
     a00 = A[0][0]
     if a00 <= 0.0:
