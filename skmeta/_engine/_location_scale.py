@@ -375,7 +375,7 @@ def evaluate(
         fit = weighted_fit(X, y, w, scalar_algebra=link == "log")
         # cov = F F' (F lower triangular): the leverages and the REML terms
         # below are sums of squares of the rows of X F
-        F = np.linalg.cholesky(fit.cov) if p else np.zeros((0, 0))
+        F = _cholesky(fit.cov) if p else np.zeros((0, 0))
     except np.linalg.LinAlgError:
         return _invalid_eval(p, tau2)
     ll = profiled_loglik(
@@ -485,7 +485,7 @@ def add_derivatives(
         return ev._replace(grad=grad)
     F = ev.chol_cov
     if F is None:
-        F = np.linalg.cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
+        F = _cholesky(ev.cov_beta) if ev.cov_beta.size else ev.cov_beta
     hess, info = _second_derivatives(
         design, F, tau2, w, hat, u, gd, reml=reml, link=link, work=work
     )
@@ -627,8 +627,10 @@ def variance_unit(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> float:
     # v / unit must stay finite (the largest double is ~e^709.8)
     if top > 0:
         log_ref = max(log_ref, np.log(top) - 700.0)
-    exponent = int(np.clip(np.round(log_ref / np.log(2.0)), -1000, 1000))
-    return float(np.ldexp(1.0, exponent))
+    # as np.clip(np.round(...)), without its overhead: round() also rounds half
+    # to even
+    exponent = min(max(round(log_ref / np.log(2.0)), -1000), 1000)
+    return math.ldexp(1.0, exponent)
 
 
 # ------------------------------------------------------------------ the problem
@@ -746,12 +748,14 @@ def _start_theta(prob, tau2, slopes=None):
     theta = _within_bounds(prob, theta)  # a fresh array either way
     theta[j] = 0.0
     eta = Z @ theta  # the linear predictor without the intercept
+    # means as np.mean forms them (the sum over the count), without its overhead
     if prob.link == "log":
-        top = float(np.max(eta))  # log mean exp(eta), without overflow
-        log_mean = top + np.log(np.mean(np.exp(eta - top)))
+        top = float(eta.max())  # log mean exp(eta), without overflow
+        scaled = np.exp(eta - top, out=eta)
+        log_mean = top + np.log(scaled.sum() / scaled.size)
         theta[j] = np.log(tau2) - prob.offset - log_mean
     else:
-        theta[j] = max(tau2 - float(np.mean(eta)), -float(np.min(eta)))
+        theta[j] = max(tau2 - float(eta.sum() / eta.size), -float(eta.min()))
     if not prob.unbounded:
         theta[j] = np.clip(theta[j], prob.lower[j], prob.upper[j])
     return theta
@@ -804,18 +808,18 @@ def _ascent_step(prob, theta, ev):
         # no bounds and a finite theta (a finite sum has no inf or NaN term):
         # every coordinate is free
         free = np.ones(theta.shape[0], dtype=bool)
+        every = True  # the usual case: no copies of the systems
     else:
         lo, hi = prob.lower, prob.upper
         free = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)) | (lo == hi))
-    step = np.zeros_like(theta)
-    if not free.any() or not _all_finite(g):
+        every = bool(free.all())
+    step = np.zeros(theta.shape[0])
+    if not (every or free.any()) or not _all_finite(g):
         return g, free, step, False
-    every = bool(free.all())  # the usual case: no copies of the systems
     gf = g if every else g[free]
     hf = negh if every else negh[np.ix_(free, free)]
-    if _all_finite(hf):
+    if _all_finite(hf) and _is_definite(hf):
         try:
-            np.linalg.cholesky(hf)  # raises unless positive definite
             step[free] = _solve(hf, gf)
             return g, free, step, True
         except np.linalg.LinAlgError:
@@ -827,7 +831,7 @@ def _ascent_step(prob, theta, ev):
     if np.all(np.isfinite(info)):
         ridge = _FISHER_RIDGE * max(float(diagonal.sum()), 1e-300)
         try:
-            step[free] = np.linalg.solve(info + ridge * np.eye(gf.size), gf)
+            step[free] = _linalg_solve(info + ridge * np.eye(gf.size), gf)
             if np.all(np.isfinite(step)):
                 return g, free, step, False
         except np.linalg.LinAlgError:
@@ -848,6 +852,67 @@ def _all_finite(a):
     return math.isfinite(a.sum()) or bool(np.isfinite(a).all())
 
 
+def _small_factor(A):
+    """The lower Cholesky factor of a 1 x 1 or 2 x 2 matrix on Python floats.
+
+    ``A`` is a nested list (its lower triangle is read).  Returns
+    ``(l00, l10, l11)`` (``(l00,)`` for one row), or None where
+    ``np.linalg.cholesky`` raises.  The arithmetic is LAPACK's ``potf2`` as
+    OpenBLAS runs it -- ``l10 = a10 * (1 / l00)``, ``l11 = sqrt(a11 - l10^2)``,
+    failing at a pivot ``<= 0`` (a NaN pivot passes) -- so the factor is
+    numpy's bit for bit, without numpy.linalg's per-call overhead (several
+    microseconds, far more than the arithmetic of a 2 x 2 system).
+    """
+    a00 = A[0][0]
+    if a00 <= 0.0:
+        return None
+    l00 = math.sqrt(a00)
+    if len(A) == 1:
+        return (l00,)
+    scale = 1.0 / l00
+    # OpenBLAS scales by zero (l00 = inf) by setting +0.0, whatever a10
+    l10 = A[1][0] * scale if scale else 0.0
+    pivot = A[1][1] - l10 * l10
+    if pivot <= 0.0:
+        return None
+    return l00, l10, math.sqrt(pivot)
+
+
+def _cholesky(A):
+    """``np.linalg.cholesky(A)``, for one or two rows by :func:`_small_factor`."""
+    if A.shape[0] > 2:
+        return np.linalg.cholesky(A)
+    factor = _small_factor(A.tolist())
+    if factor is None:
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+    if len(factor) == 1:
+        return np.array([factor])
+    l00, l10, l11 = factor
+    return np.array([[l00, 0.0], [l10, l11]])
+
+
+def _is_definite(A):
+    """Whether ``np.linalg.cholesky(A)`` succeeds (:func:`_small_factor`)."""
+    if A.shape[0] > 2:
+        try:
+            np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return _small_factor(A.tolist()) is not None
+
+
+def _definite_rows(stack):
+    """For each matrix of ``stack``, whether ``np.linalg.cholesky`` succeeds."""
+    if stack.shape[-1] > 2:
+        try:
+            np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            return [_is_definite(A) for A in stack]
+        return [True] * stack.shape[0]
+    return [_small_factor(A) is not None for A in stack.tolist()]
+
+
 def _solve(A, b):
     """``np.linalg.solve(A, b)`` (the same LAPACK routine) without its overhead."""
     _lu, _piv, x, info = _gesv(A, b)
@@ -856,13 +921,25 @@ def _solve(A, b):
     return x
 
 
+#: Up to this many unknowns numpy's and scipy's LAPACK (two OpenBLAS builds)
+#: solve a system with the same rounding; for six or more their kernels differ.
+_SAME_GESV_MAX = 4
+
+
+def _linalg_solve(A, b):
+    """``np.linalg.solve(A, b)`` bit for bit: :func:`_solve` for small systems."""
+    if A.shape[0] <= _SAME_GESV_MAX:
+        return _solve(A, b)
+    return np.linalg.solve(A, b)
+
+
 def _line_search(prob, theta, step, value):
     """Step halving until the criterion does not drop beyond rounding.
 
     Returns ``(theta, ev, value, t)`` or None when every halving fails.
     """
     if prob.link == "log":
-        big = np.max(np.abs(step))
+        big = np.abs(step).max()
         if big > _MAX_LOG_STEP:
             step = step * (_MAX_LOG_STEP / big)
     t = 1.0
@@ -988,7 +1065,7 @@ def _newton(prob, theta, ev, value, *, max_iter, tol, known=()):
             converged = True
             message = "converged"
             break
-        if not np.any(step):
+        if not step.any():
             message = "no ascent direction"
             break
         if newton and known and _joins(prob, theta, value, known):
@@ -1346,6 +1423,62 @@ def _batchable(prob, n_starts):
     )
 
 
+#: The smallest normal double: LAPACK's ``gesv`` divides by smaller pivots
+#: instead of multiplying by their reciprocal.
+_TINY = float(np.finfo(float).tiny)
+
+
+def _cholesky_rows(A, valid):
+    r"""``np.linalg.cholesky`` of each matrix of the stack ``A`` (n, p, p) and
+    ``np.linalg.inv`` of the factors.
+
+    Where a factorization fails, the identity, and ``valid`` (n,) is set to
+    False there.  One or two rows: :func:`_small_factor` (numpy's factor), and
+    the inverse :math:`L^{-1} = [[1/l_{00}, 0], [-(l_{10}/l_{00})/l_{11},
+    1/l_{11}]]` in the arithmetic of LAPACK's ``gesv`` (numpy's inverse bit for
+    bit) where it needs no row exchange (:math:`|l_{10}| \le l_{00}`) and
+    every pivot is a normal number (its reciprocal is then finite and used);
+    numpy.linalg otherwise.
+    """
+    n, p = A.shape[0], A.shape[-1]
+    if p > 2:
+        try:
+            chol = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:  # some rows singular: factor one by one
+            chol = np.broadcast_to(np.eye(p), A.shape).copy()
+            for i in range(n):
+                try:
+                    chol[i] = np.linalg.cholesky(A[i])
+                except np.linalg.LinAlgError:
+                    valid[i] = False
+        return chol, np.linalg.inv(chol)
+    identity = (1.0, 0.0, 1.0) if p == 2 else (1.0,)
+    factors = []
+    for i, matrix in enumerate(A.tolist()):
+        factor = _small_factor(matrix)
+        if factor is None:
+            valid[i] = False
+            factor = identity
+        factors.append(factor)
+    if p == 1:
+        chol = np.array(factors).reshape(n, 1, 1)
+        if all(_TINY <= l00 < math.inf for (l00,) in factors):
+            return chol, np.array([1.0 / l00 for (l00,) in factors]).reshape(n, 1, 1)
+        return chol, np.linalg.inv(chol)
+    chol = np.array([(l00, 0.0, l10, l11) for l00, l10, l11 in factors])
+    chol = chol.reshape(n, 2, 2)
+    if not all(
+        _TINY <= l00 < math.inf and _TINY <= l11 < math.inf and abs(l10) <= l00
+        for l00, l10, l11 in factors
+    ):
+        return chol, np.linalg.inv(chol)
+    inverse = []
+    for l00, l10, l11 in factors:
+        r00, r11 = 1.0 / l00, 1.0 / l11
+        inverse.append((r00, 0.0, (0.0 - l10 * r00) * r11, r11))
+    return chol, np.array(inverse).reshape(n, 2, 2)
+
+
 def _evaluate_rows(prob, theta):
     """:func:`_criterion` (value only) at each row of ``theta`` (log link).
 
@@ -1360,8 +1493,12 @@ def _evaluate_rows(prob, theta):
         eta += prob.offset
     tau2 = np.exp(np.clip(eta, -_ETA_CLIP, _ETA_CLIP, out=eta), out=eta)
     s = v + tau2
-    valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
-    s[~valid] = 1.0  # placeholders: these rows get -inf below
+    # min and max propagate NaN, which fails both comparisons
+    if s.min() > 0 and s.max() < np.inf:  # the usual case: every row is valid
+        valid = np.ones(n, dtype=bool)
+    else:
+        valid = (s.min(axis=1) > 0) & (s.max(axis=1) < np.inf)
+        s[~valid] = 1.0  # placeholders: these rows get -inf below
     w = 1.0 / s
     shift = np.zeros((n, p))
     if p > 1 and bool(np.all(X[:, 0] == 1.0)):
@@ -1369,16 +1506,7 @@ def _evaluate_rows(prob, theta):
     Xc = X[None, :, :] - shift[:, None, :]
     Xw = Xc * w[:, :, None]
     A = np.matmul(Xc.transpose(0, 2, 1), Xw)
-    try:
-        chol = np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:  # some rows singular: factor one by one
-        chol = np.broadcast_to(np.eye(p), A.shape).copy()
-        for i in range(n):
-            try:
-                chol[i] = np.linalg.cholesky(A[i])
-            except np.linalg.LinAlgError:
-                valid[i] = False
-    inv_chol = np.linalg.inv(chol)
+    chol, inv_chol = _cholesky_rows(A, valid)
     cov = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
     beta = np.matmul(cov, np.matmul(y, Xw)[:, :, None])
     resid = y - np.matmul(Xc, beta)[:, :, 0]
@@ -1481,19 +1609,25 @@ def _probe_side_by_side(prob, thetas, *, max_iter, tol, known):
         negh = pen - hess if penalized else -hess
         step = np.zeros_like(theta)
         newton = np.zeros(active.size, dtype=bool)
-        if _all_finite(negh) and _all_finite(g):
+        finite = _all_finite(negh) and _all_finite(g)
+        definite = _definite_rows(negh)
+        if finite and all(definite):
             try:
-                np.linalg.cholesky(negh)  # raises unless every one is definite
                 step = np.linalg.solve(negh, g[:, :, None])[:, :, 0]
                 newton[:] = True
             except np.linalg.LinAlgError:
                 pass
         if not newton.all():  # one by one, as _ascent_step decides
             g = g.copy()
+            # every row is finite where the whole array is
+            finite_theta = _all_finite(theta)
             for i in range(active.size):
-                if _all_finite(negh[i]) and _all_finite(g[i]) and _all_finite(theta[i]):
+                if (
+                    definite[i]
+                    and (finite or (_all_finite(negh[i]) and _all_finite(g[i])))
+                    and (finite_theta or _all_finite(theta[i]))
+                ):
                     try:  # _ascent_step's Newton step (every coordinate free)
-                        np.linalg.cholesky(negh[i])
                         step[i], newton[i] = _solve(negh[i], g[i]), True
                         continue
                     except np.linalg.LinAlgError:
@@ -1596,8 +1730,8 @@ def _result(prob, path):
     g = ev.grad - prob.penalty @ theta
     negh = -ev.hess + prob.penalty
     try:
-        cov_theta = np.linalg.inv(negh)
-        if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
+        cov_theta = _linalg_solve(negh, np.eye(q))  # np.linalg.inv's LAPACK call
+        if not _all_finite(cov_theta) or (cov_theta.diagonal() < 0).any():
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov_theta = np.full((q, q), np.nan)
@@ -1612,8 +1746,8 @@ def _result(prob, path):
         resid=ev.resid,
         n_iter=path.n_iter,
         converged=path.converged,
-        grad=np.linalg.solve(T.T, g) if q else g,
-        hessian=(-np.linalg.solve(T.T, np.linalg.solve(T.T, negh).T).T if q else negh),
+        grad=_linalg_solve(T.T, g) if q else g,
+        hessian=(-_linalg_solve(T.T, _linalg_solve(T.T, negh).T).T if q else negh),
         message=path.message,
         diverging=_diverging(ev.tau2, prob.v, negh, T, prob.link),
     )
