@@ -86,15 +86,19 @@ def fit_skmeta(y, v, method):
         return fit_outputs(RandomEffectsMeta(method=method), None, y, sample_var=v)
 
 
-def fit_pymare(y, v, method):
+def pymare_estimator(method):
+    """PyMARE's estimator of ``method`` with Wald inference (as skmeta's)."""
     from pymare.estimators import DerSimonianLaird, VarianceBasedLikelihoodEstimator
 
     if method == "dl":
-        est = DerSimonianLaird(small_sample_correction="wald")
-    else:
-        est = VarianceBasedLikelihoodEstimator(
-            method=method.upper(), small_sample_correction="wald"
-        )
+        return DerSimonianLaird(small_sample_correction="wald")
+    return VarianceBasedLikelihoodEstimator(
+        method=method.upper(), small_sample_correction="wald"
+    )
+
+
+def fit_pymare(y, v, method):
+    est = pymare_estimator(method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(y, v, np.ones((y.shape[0], 1)))
@@ -107,14 +111,8 @@ def fit_pymare_with_statistics(y, v, method):
     (``get_fe_stats``) and Q, its p-value, I^2 and H (``get_heterogeneity_stats``,
     which needs the fit to hold a ``Dataset``)."""
     from pymare import Dataset
-    from pymare.estimators import DerSimonianLaird, VarianceBasedLikelihoodEstimator
 
-    if method == "dl":
-        est = DerSimonianLaird(small_sample_correction="wald")
-    else:
-        est = VarianceBasedLikelihoodEstimator(
-            method=method.upper(), small_sample_correction="wald"
-        )
+    est = pymare_estimator(method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit_dataset(Dataset(y, v, add_intercept=True))
