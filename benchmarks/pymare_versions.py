@@ -18,27 +18,16 @@ machine.
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from importlib.metadata import version
 
 import numpy as np
 
+from benchmarks._common import best_time
 from benchmarks.bench_many import many_data
 
 #: Studies and outputs of the benchmark data.
 K, M = 20, 100_000
-
-
-def best_seconds(fn, repeat):
-    """Best wall time of ``repeat`` calls after one warm-up call."""
-    fn()
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None):
@@ -50,13 +39,14 @@ def main(argv=None):
     y, v = many_data(K, M)
     warnings.simplefilter("ignore")
     print(f"PyMARE {version('pymare')}")
-    dl = best_seconds(lambda: DerSimonianLaird().fit(y=y, v=v, X=X), 5)
+    dl = best_time(lambda: DerSimonianLaird().fit(y=y, v=v, X=X)).seconds
     print(f"DerSimonian-Laird, {M:,} outputs x {K}: {dl * 1e3:.1f} ms")
     ys, vs = np.ascontiguousarray(y[:, :m]), np.ascontiguousarray(v[:, :m])
-    reml = best_seconds(
+    # one call (seconds each): no budget for repeats
+    reml = best_time(
         lambda: VarianceBasedLikelihoodEstimator(method="REML").fit(y=ys, v=vs, X=X),
-        1,
-    )
+        budget=0.0,
+    ).seconds
     print(
         f"REML, first {m:,} outputs: {reml:.2f} s = {reml / m * 1e3:.3f} ms per "
         f"output, {reml / m * M:.1f} s for {M:,} outputs"
